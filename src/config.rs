@@ -1,0 +1,496 @@
+//! `proxy.toml`: schema, `${VAR}` expansion, validation.
+//!
+//! Loading is parse → expand environment → deserialize (unknown keys and wrong
+//! types are errors naming the key) → validate. The result is immutable and is
+//! shared as `Arc<Config>` through an `ArcSwap` so a reload can replace it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the MySQL front end listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub phase: Phase,
+    /// Accounts clients log in with (checked by the proxy, not the backend).
+    #[serde(default)]
+    pub users: Vec<User>,
+    pub backends: Backends,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:3307".into()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Only the old backend is used; the proxy is transparent.
+    #[default]
+    PrimaryOnly,
+    DualWrite,
+    NewPrimary,
+    NewOnly,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::PrimaryOnly => "primary_only",
+            Phase::DualWrite => "dual_write",
+            Phase::NewPrimary => "new_primary",
+            Phase::NewOnly => "new_only",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    /// Plain password (usually `${ENV_VAR}`).
+    pub password: Option<String>,
+    /// Or the server-style hash `*` + 40 hex digits (`SELECT PASSWORD('…')`),
+    /// so no clear password has to exist anywhere.
+    pub password_sha1: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Backends {
+    pub old: BackendConfig,
+    pub new: Option<BackendConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    Mysql,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub kind: BackendKind,
+    pub url: String,
+    /// Most connections open to this backend at once. Each client session pins
+    /// one, so this also caps concurrent client sessions.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// How long a new client waits for a free backend connection before it
+    /// gets ERROR 1040 (Too many connections).
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+    /// Idle pooled connections older than this are closed instead of reused.
+    #[serde(default = "default_idle_timeout_s")]
+    pub idle_timeout_s: u64,
+}
+
+fn default_pool_size() -> u32 {
+    100
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_acquire_timeout_ms() -> u64 {
+    5_000
+}
+fn default_idle_timeout_s() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most client connections served at once; more wait in the accept queue.
+    pub max_clients: u32,
+    /// Largest command a client may send (memory guard); the server's own
+    /// max_allowed_packet still applies.
+    pub max_packet_bytes: u64,
+    pub handshake_timeout_ms: u64,
+    /// On SIGTERM, how long running statements may take to finish.
+    pub shutdown_timeout_ms: u64,
+    /// Distinct statement shapes whose classification is cached.
+    pub statement_cache_size: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_clients: 4096,
+            max_packet_bytes: 256 << 20,
+            handshake_timeout_ms: 10_000,
+            shutdown_timeout_ms: 30_000,
+            statement_cache_size: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `tandem=debug,info`, …
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A backend URL taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub database: Option<String>,
+}
+
+impl BackendTarget {
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl BackendConfig {
+    pub fn target(&self) -> Result<BackendTarget, String> {
+        let url = url::Url::parse(&self.url).map_err(|e| format!("not a URL: {e}"))?;
+        let (scheme, default_port) = match self.kind {
+            BackendKind::Mysql => ("mysql", 3306),
+            BackendKind::Postgres => ("postgres", 5432),
+        };
+        if url.scheme() != scheme && !(scheme == "postgres" && url.scheme() == "postgresql") {
+            return Err(format!(
+                "scheme `{}` does not match kind (expected {scheme}://)",
+                url.scheme()
+            ));
+        }
+        let decode = |s: &str| {
+            percent_decode(s).ok_or_else(|| "bad percent-encoding in URL credentials".to_string())
+        };
+        let host = url.host_str().ok_or("URL has no host")?.to_string();
+        let database = url.path().trim_start_matches('/');
+        Ok(BackendTarget {
+            host,
+            port: url.port().unwrap_or(default_port),
+            user: decode(url.username())?,
+            password: decode(url.password().unwrap_or(""))?,
+            database: (!database.is_empty()).then(|| database.to_string()),
+        })
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, |k| std::env::var(k).ok())
+    }
+
+    /// Parses and validates; `env` resolves `${VAR}` references.
+    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut value: toml::Value =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        expand_env(&mut value, &mut String::new(), &env)?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            invalid(if key == "." { "config".into() } else { key }, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|e| invalid("listen", format!("`{}` is not an address:port ({e})", self.listen)))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.phase != Phase::PrimaryOnly {
+            return Err(invalid(
+                "phase",
+                format!(
+                    "phase `{}` is not available in this version; only `primary_only` is implemented",
+                    self.phase.as_str()
+                ),
+            ));
+        }
+        if self.users.is_empty() {
+            return Err(invalid("users", "at least one [[users]] entry is required"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            let key = format!("users[{i}]");
+            if u.name.is_empty() {
+                return Err(invalid(format!("{key}.name"), "must not be empty"));
+            }
+            if !seen.insert(&u.name) {
+                return Err(invalid(format!("{key}.name"), format!("duplicate user `{}`", u.name)));
+            }
+            match (&u.password, &u.password_sha1) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(&key, "set either `password` or `password_sha1`, not both"))
+                }
+                (None, None) => {
+                    return Err(invalid(&key, "needs `password` or `password_sha1`"))
+                }
+                (None, Some(h)) if crate::auth::parse_native_hash(h).is_none() => {
+                    return Err(invalid(
+                        format!("{key}.password_sha1"),
+                        "expected `*` followed by 40 hex digits (as SELECT PASSWORD('…') prints)",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        for (name, b) in [("old", Some(&self.backends.old)), ("new", self.backends.new.as_ref())] {
+            let Some(b) = b else { continue };
+            let key = format!("backends.{name}");
+            b.target().map_err(|m| invalid(format!("{key}.url"), m))?;
+            if b.pool_size == 0 {
+                return Err(invalid(format!("{key}.pool_size"), "must be at least 1"));
+            }
+        }
+        if self.backends.old.kind != BackendKind::Mysql {
+            return Err(invalid(
+                "backends.old.kind",
+                "the old (authoritative) backend must be `mysql` in this version",
+            ));
+        }
+        if self.limits.max_clients == 0 {
+            return Err(invalid("limits.max_clients", "must be at least 1"));
+        }
+        if self.limits.max_packet_bytes < 1024 {
+            return Err(invalid("limits.max_packet_bytes", "must be at least 1024"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", format!("not a valid filter: {e}")))?;
+        Ok(())
+    }
+}
+
+/// Replaces `${VAR}` in every string value; `$$` stands for a literal `$`.
+fn expand_env(
+    value: &mut toml::Value,
+    path: &mut String,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) if s.contains('$') => {
+            *s = expand_str(s, env).map_err(|m| invalid(path.clone(), m))?;
+        }
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                expand_env(v, path, env)?;
+                path.truncate(len);
+            }
+        }
+        toml::Value::Array(a) => {
+            for (i, v) in a.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                expand_env(v, path, env)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(s: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let end = r.find('}').ok_or("unterminated `${` (write `$$` for a literal `$`)")?;
+            let name = &r[..end];
+            let val = env(name)
+                .ok_or_else(|| format!("environment variable `{name}` is not set"))?;
+            out.push_str(&val);
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        listen = "127.0.0.1:3307"
+        phase = "primary_only"
+        [[users]]
+        name = "app"
+        password = "${APP_PASSWORD}"
+        [backends.old]
+        kind = "mysql"
+        url = "mysql://app:${OLD_PASSWORD}@127.0.0.1:3306/app"
+        [backends.new]
+        kind = "postgres"
+        url = "postgres://app:${NEW_PASSWORD}@127.0.0.1:5432/app"
+    "#;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "APP_PASSWORD" => Some("s3cret".into()),
+            "OLD_PASSWORD" => Some("p%40ss".into()),
+            "NEW_PASSWORD" => Some("pg".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn example_config_parses_with_env() {
+        let c = Config::from_toml(BASE, env).expect("valid");
+        assert_eq!(c.users[0].password.as_deref(), Some("s3cret"));
+        let t = c.backends.old.target().unwrap();
+        assert_eq!(t.password, "p@ss");
+        assert_eq!(t.port, 3306);
+        assert_eq!(t.database.as_deref(), Some("app"));
+        assert_eq!(c.backends.old.pool_size, 100);
+        assert_eq!(c.backends.new.unwrap().kind, BackendKind::Postgres);
+    }
+
+    #[test]
+    fn the_shipped_proxy_toml_is_valid() {
+        let text = include_str!("../proxy.toml");
+        Config::from_toml(text, |_| Some("x".into())).expect("proxy.toml must stay valid");
+    }
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text, env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err(&BASE.replace("pool_size", "x").replace(
+            "kind = \"mysql\"",
+            "kind = \"mysql\"\npool_sise = 3",
+        ));
+        assert!(e.contains("backends.old") && e.contains("pool_sise"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = err(&BASE.replace("kind = \"mysql\"", "kind = \"mysql\"\npool_size = \"ten\""));
+        assert!(e.contains("backends.old.pool_size"), "{e}");
+    }
+
+    #[test]
+    fn missing_env_var_is_named() {
+        let e = err(&BASE.replace("${APP_PASSWORD}", "${NOPE}"));
+        assert!(e.contains("users[0].password") && e.contains("NOPE"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(err(&BASE.replace("127.0.0.1:3307", "nowhere")).starts_with("listen:"));
+        assert!(err(&BASE.replace("\"primary_only\"", "\"dual_write\"")).contains("phase"));
+        assert!(err(&BASE.replace("\"primary_only\"", "\"sideways\"")).contains("phase"));
+        assert!(err(&BASE.replace("mysql://", "postgres://")).contains("backends.old.url"));
+        assert!(err("listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"")
+            .contains("users"));
+        assert!(err(&BASE.replace("password = \"${APP_PASSWORD}\"", "password_sha1 = \"abc\""))
+            .contains("password_sha1"));
+        assert!(err("listen = [").contains("TOML") || err("listen = [").contains("line"));
+    }
+
+    #[test]
+    fn dollar_escapes() {
+        assert_eq!(expand_str("a$$b${X}$", &|_| Some("v".into())).unwrap(), "a$bv$");
+        assert!(expand_str("${X", &|_| Some("v".into())).is_err());
+    }
+}

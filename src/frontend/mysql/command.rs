@@ -1,0 +1,276 @@
+//! The command loop: read a command, classify it, relay it to the session's
+//! backend connection, pass the response back, repeat.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::handshake::access_denied;
+use super::relay::{self, RelayError};
+use crate::auth::verify_native;
+use crate::backend::mysql::BackendConn;
+use crate::backend::pool::LeasePermit;
+use crate::metrics::Metrics;
+use crate::server::AppState;
+use crate::session::{Prepared, Session};
+use crate::sql::classify::Classified;
+use crate::wire::buf::Reader;
+use crate::wire::cmd;
+use crate::wire::handshake::{ChangeUser, NATIVE_PASSWORD};
+use crate::wire::io::{PacketIo, WireError};
+use crate::wire::packets::{auth_switch_request, ServerError};
+use crate::wire::response::Expect;
+
+/// How a session ended, which decides what happens to its backend connection.
+enum End {
+    /// Between commands: the backend connection is clean and can be pooled.
+    Clean,
+    /// Mid-command or protocol state unknown: close the backend connection.
+    Dirty,
+}
+
+pub async fn run(
+    mut client: PacketIo,
+    mut backend: BackendConn,
+    permit: LeasePermit,
+    mut session: Session,
+    state: &Arc<AppState>,
+    shutdown: &CancellationToken,
+) {
+    let end = loop {
+        let pkt = tokio::select! {
+            biased;
+            r = client.read_packet() => r,
+            _ = shutdown.cancelled() => break End::Clean,
+        };
+        let pkt = match pkt {
+            Ok(p) => p,
+            Err(WireError::TooLarge { len, max }) => {
+                tracing::warn!(len, max, "client packet over limits.max_packet_bytes");
+                let err = ServerError::new(
+                    1153,
+                    b"08S01",
+                    "Got a packet bigger than 'max_allowed_packet' bytes",
+                );
+                let _ = client.write_and_flush(1, &err.encode()).await;
+                break End::Clean;
+            }
+            Err(e) => {
+                if !e.is_disconnect() {
+                    tracing::info!(error = %e, "client connection failed");
+                }
+                break End::Clean;
+            }
+        };
+        match dispatch(&mut client, &mut backend, &mut session, state, &pkt.payload).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Quit) => break End::Clean,
+            Err(RelayError::Client(e)) => {
+                tracing::info!(error = %e, "client went away during a response");
+                break End::Dirty;
+            }
+            Err(RelayError::Backend(e)) => {
+                Metrics::incr(&state.metrics.backend_errors);
+                tracing::warn!(error = %e, "backend connection failed; closing the client session");
+                break End::Dirty;
+            }
+        }
+    };
+    client.shutdown().await;
+    match end {
+        End::Clean if !session.protocol_changed => state.old.release(backend, permit),
+        _ => {
+            drop(backend);
+            drop(permit);
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+async fn dispatch(
+    client: &mut PacketIo,
+    backend: &mut BackendConn,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    payload: &[u8],
+) -> Result<Flow, RelayError> {
+    let deprecate_eof = session.deprecate_eof();
+    let Some(&command) = payload.first() else {
+        reply_error(client, 1, &ServerError::new(1047, b"08S01", "Unknown command")).await?;
+        return Ok(Flow::Continue);
+    };
+    let expect = match command {
+        cmd::QUIT => return Ok(Flow::Quit),
+        cmd::QUERY => {
+            let classified = classify(state, &payload[1..]);
+            state.metrics.count_statement(classified.class);
+            let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
+            let w = relay::command(&mut backend.io, client, payload, Expect::Results, deprecate_eof)
+                .instrument(span)
+                .await?;
+            session.note_status(w.status);
+            return Ok(Flow::Continue);
+        }
+        cmd::STMT_PREPARE => {
+            let classified = classify(state, &payload[1..]);
+            let w = relay::command(&mut backend.io, client, payload, Expect::Prepare, deprecate_eof).await?;
+            if let Some(ok) = w.prepare_ok {
+                session.prepared.insert(
+                    ok.statement_id,
+                    Prepared {
+                        classified,
+                        params: ok.params,
+                    },
+                );
+            }
+            return Ok(Flow::Continue);
+        }
+        cmd::STMT_EXECUTE => {
+            let class = statement_id(payload)
+                .and_then(|id| session.prepared.get(&id))
+                .map(|p| p.classified.class);
+            if let Some(class) = class {
+                state.metrics.count_statement(class);
+            }
+            Expect::Results
+        }
+        cmd::STMT_FETCH => Expect::Fetch,
+        cmd::STMT_CLOSE => {
+            if let Some(id) = statement_id(payload) {
+                session.prepared.remove(&id);
+            }
+            relay::command_no_response(&mut backend.io, payload).await?;
+            return Ok(Flow::Continue);
+        }
+        cmd::STMT_SEND_LONG_DATA => {
+            relay::command_no_response(&mut backend.io, payload).await?;
+            return Ok(Flow::Continue);
+        }
+        cmd::RESET_CONNECTION => {
+            session.prepared.clear();
+            Expect::Single
+        }
+        cmd::SET_OPTION => {
+            session.protocol_changed = true;
+            Expect::Single
+        }
+        cmd::CHANGE_USER => return change_user(client, backend, session, state, payload).await,
+        cmd::FIELD_LIST => Expect::FieldList,
+        cmd::PROCESS_INFO => Expect::Results,
+        cmd::INIT_DB
+        | cmd::PING
+        | cmd::STMT_RESET
+        | cmd::REFRESH
+        | cmd::STATISTICS
+        | cmd::PROCESS_KILL
+        | cmd::DEBUG => Expect::Single,
+        other => {
+            // Replication and other commands a proxy cannot pass on safely.
+            tracing::info!(command = other, "unsupported command refused");
+            reply_error(client, 1, &ServerError::new(1047, b"08S01", "Unknown command")).await?;
+            return Ok(Flow::Continue);
+        }
+    };
+    let w = relay::command(&mut backend.io, client, payload, expect, deprecate_eof).await?;
+    session.note_status(w.status);
+    Ok(Flow::Continue)
+}
+
+fn classify(state: &AppState, sql: &[u8]) -> Arc<Classified> {
+    // Statements in a non-UTF-8 client charset are classified on a lossy copy;
+    // the backend always receives the original bytes.
+    match std::str::from_utf8(sql) {
+        Ok(s) => state.classifier.classify(s),
+        Err(_) => state.classifier.classify(&String::from_utf8_lossy(sql)),
+    }
+}
+
+fn statement_id(payload: &[u8]) -> Option<u32> {
+    Reader::new(payload.get(1..)?).u32()
+}
+
+async fn reply_error(client: &mut PacketIo, seq: u8, err: &ServerError) -> Result<(), RelayError> {
+    client
+        .write_and_flush(seq, &err.encode())
+        .await
+        .map(|_| ())
+        .map_err(RelayError::Client)
+}
+
+/// COM_CHANGE_USER: the new user is checked against the proxy's users (with
+/// the salt of our greeting), then the backend connection is switched too,
+/// which resets its session exactly as the server does.
+async fn change_user(
+    client: &mut PacketIo,
+    backend: &mut BackendConn,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    payload: &[u8],
+) -> Result<Flow, RelayError> {
+    let Ok(request) = ChangeUser::parse(payload, session.client_caps) else {
+        reply_error(client, 1, &ServerError::new(1047, b"08S01", "Malformed COM_CHANGE_USER")).await?;
+        return Ok(Flow::Quit);
+    };
+    let mut seq = 1u8;
+    let mut token = request.auth_response.clone();
+    if request.auth_plugin.as_deref().is_some_and(|p| p != NATIVE_PASSWORD) {
+        client
+            .write_and_flush(seq, &auth_switch_request(NATIVE_PASSWORD, &session.salt))
+            .await
+            .map_err(RelayError::Client)?;
+        let reply = client.read_packet().await.map_err(RelayError::Client)?;
+        token = reply.payload.to_vec();
+        seq = reply.seq.wrapping_add(1);
+    }
+    let user = String::from_utf8_lossy(&request.user).into_owned();
+    let snapshot = state.snapshot.load();
+    let ok = snapshot
+        .users
+        .get(&user)
+        .is_some_and(|c| verify_native(c, &session.salt, &token));
+    if !ok {
+        Metrics::incr(&state.metrics.auth_failures);
+        tracing::warn!(user, "COM_CHANGE_USER authentication failed");
+        reply_error(client, seq, &access_denied(&user, session.peer, !token.is_empty())).await?;
+        return Ok(Flow::Quit);
+    }
+    let collation = request
+        .collation
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(session.collation);
+    let database = request
+        .database
+        .clone()
+        .or_else(|| state.old.target.database.as_ref().map(|d| d.as_bytes().to_vec()));
+    match backend.change_user(&state.old.target, collation, database).await {
+        Ok(ok) => {
+            client
+                .write_and_flush(seq, &ok.payload)
+                .await
+                .map_err(RelayError::Client)?;
+            session.user = user;
+            session.collation = collation;
+            session.prepared.clear();
+            session.note_status(crate::wire::packets::OkInfo::parse(&ok.payload).map(|o| o.status));
+            tracing::Span::current().record("user", session.user.as_str());
+            Ok(Flow::Continue)
+        }
+        Err(crate::backend::BackendError::Server(e)) => {
+            reply_error(client, seq, &e).await?;
+            Ok(Flow::Quit)
+        }
+        Err(crate::backend::BackendError::Wire(e)) => Err(RelayError::Backend(e)),
+        Err(e) => Err(RelayError::Backend(WireError::Malformed(
+            // Keep the reason in the log; the client sees the connection close.
+            {
+                tracing::warn!(error = %e, "backend COM_CHANGE_USER failed");
+                "backend COM_CHANGE_USER failed"
+            },
+        ))),
+    }
+}

@@ -1,0 +1,163 @@
+//! The connection phase as the server: greet with the backend's identity,
+//! authenticate the client against the configured users, then log the leased
+//! backend connection in with the client's options and pass its OK on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::auth::verify_native;
+use crate::backend::mysql::{negotiate, BackendConn, SessionOpts, SUPPORTED_MARIADB_CAPS, UNSUPPORTED_CAPS};
+use crate::backend::pool::{Checkout, LeasePermit};
+use crate::backend::BackendError;
+use crate::metrics::Metrics;
+use crate::server::AppState;
+use crate::session::Session;
+use crate::wire::handshake::{random_salt, Greeting, HandshakeResponse, NATIVE_PASSWORD};
+use crate::wire::io::PacketIo;
+use crate::wire::packets::{auth_switch_request, ServerError};
+use crate::wire::CapabilityFlags as Caps;
+
+/// Runs the handshake. On failure the client has been sent an ERR packet (when
+/// it is still there) and `None` is returned.
+pub async fn accept(
+    client: &mut PacketIo,
+    id: u64,
+    peer: SocketAddr,
+    state: &Arc<AppState>,
+) -> Option<(Session, BackendConn, LeasePermit)> {
+    let pool = &state.old;
+    // The backend connection comes first: its greeting (version, connection
+    // id, status, charset) is what the client must see.
+    let mut lease = match pool.lease().await {
+        Ok(l) => l,
+        Err(e) => {
+            Metrics::incr(&state.metrics.backend_errors);
+            tracing::warn!(error = %e, "no backend connection for new client");
+            let _ = client.write_and_flush(0, &e.to_mysql_error().encode()).await;
+            return None;
+        }
+    };
+    let backend_greeting = lease.checkout.greeting().clone();
+    let salt = random_salt();
+    let advertised = backend_greeting.capabilities.bits() & !UNSUPPORTED_CAPS;
+    let greeting = Greeting {
+        salt: salt.clone(),
+        capabilities: Caps::from_bits_truncate(advertised),
+        mariadb_caps: backend_greeting.mariadb_caps & SUPPORTED_MARIADB_CAPS,
+        auth_plugin: NATIVE_PASSWORD.to_vec(),
+        ..backend_greeting.clone()
+    };
+    client.write_and_flush(0, &greeting.encode()).await.ok()?;
+
+    let pkt = client.read_packet().await.ok()?;
+    if HandshakeResponse::is_ssl_request(&pkt.payload) {
+        // We never offer CLIENT_SSL; a client that insists gets a clear error.
+        let err = ServerError::new(1043, b"08S01", "Bad handshake: TLS is not supported by tandem");
+        let _ = client.write_and_flush(pkt.seq.wrapping_add(1), &err.encode()).await;
+        return None;
+    }
+    let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
+        let err = ServerError::new(1043, b"08S01", "Bad handshake");
+        let _ = client.write_and_flush(pkt.seq.wrapping_add(1), &err.encode()).await;
+        return None;
+    };
+    let mut seq = pkt.seq.wrapping_add(1);
+    let mut token = response.auth_response.clone();
+    if response.auth_plugin.as_deref().is_some_and(|p| p != NATIVE_PASSWORD) {
+        client
+            .write_and_flush(seq, &auth_switch_request(NATIVE_PASSWORD, &salt))
+            .await
+            .ok()?;
+        let reply = client.read_packet().await.ok()?;
+        token = reply.payload.to_vec();
+        seq = reply.seq.wrapping_add(1);
+    }
+
+    let user = String::from_utf8_lossy(&response.user).into_owned();
+    let snapshot = state.snapshot.load();
+    let authorized = snapshot
+        .users
+        .get(&user)
+        .is_some_and(|cred| verify_native(cred, &salt, &token));
+    if !authorized {
+        Metrics::incr(&state.metrics.auth_failures);
+        tracing::warn!(user, "authentication failed");
+        let _ = client.write_and_flush(seq, &access_denied(&user, peer, !token.is_empty()).encode()).await;
+        return None;
+    }
+
+    let client_caps = response.capabilities & (advertised | Caps::CLIENT_LONG_PASSWORD.bits());
+    let opts = SessionOpts {
+        capabilities: client_caps,
+        mariadb_caps: response.mariadb_caps,
+        collation: response.collation,
+        database: response
+            .database
+            .clone()
+            .or_else(|| pool.target.database.as_ref().map(|d| d.as_bytes().to_vec())),
+        max_packet: response.max_packet,
+    };
+    let wanted = negotiate(opts.clone(), &backend_greeting).shape();
+    pool.note_shape(wanted);
+    if matches!(&lease.checkout, Checkout::Idle(c) if c.opts.shape() != wanted) {
+        // The idle connection speaks a different protocol dialect: open one
+        // that matches. The greeting's connection id is then stale (rare: only
+        // when clients with different capabilities share the pool).
+        if let Err(e) = pool.replace(&mut lease).await {
+            let _ = client.write_and_flush(seq, &e.to_mysql_error().encode()).await;
+            return None;
+        }
+    }
+    let (checkout, permit) = lease.into_parts();
+    let login = match checkout {
+        Checkout::Idle(mut conn) => conn
+            .change_user(&pool.target, opts.collation, opts.database.clone())
+            .await
+            .map(|ok| (conn, ok)),
+        Checkout::Fresh(greeted) => greeted.authenticate(&pool.target, opts).await,
+    };
+    let (backend, ok) = match login {
+        Ok(x) => x,
+        Err(e) => {
+            // A server error (unknown database, …) reaches the client as is.
+            if !matches!(e, BackendError::Server(_)) {
+                Metrics::incr(&state.metrics.backend_errors);
+                tracing::warn!(error = %e, "backend login failed");
+            }
+            let _ = client.write_and_flush(seq, &e.to_mysql_error().encode()).await;
+            return None;
+        }
+    };
+    client.write_and_flush(seq, &ok.payload).await.ok()?;
+    let status = crate::wire::packets::OkInfo::parse(&ok.payload)
+        .map(|o| o.status)
+        .unwrap_or(backend_greeting.status);
+    Some((
+        Session {
+            id,
+            peer,
+            user,
+            client_caps: Caps::from_bits_truncate(client_caps),
+            salt,
+            collation: response.collation,
+            status,
+            prepared: Default::default(),
+            protocol_changed: false,
+        },
+        backend,
+        permit,
+    ))
+}
+
+/// The server's wording for a failed login (ERROR 1045, SQLSTATE 28000).
+pub fn access_denied(user: &str, peer: SocketAddr, with_password: bool) -> ServerError {
+    ServerError::new(
+        1045,
+        b"28000",
+        format!(
+            "Access denied for user '{user}'@'{}' (using password: {})",
+            peer.ip(),
+            if with_password { "YES" } else { "NO" }
+        ),
+    )
+}

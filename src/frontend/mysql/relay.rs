@@ -1,0 +1,56 @@
+//! Sends one command to the backend and copies its response to the client
+//! packet by packet, unchanged: column definitions, rows, OK/ERR/EOF with their
+//! flags and warnings all reach the client exactly as the server wrote them.
+
+use crate::wire::io::{PacketIo, WireError};
+use crate::wire::response::{Expect, ResponseWalker, Step};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The backend failed or sent something unparsable: the connection (and
+    /// the client's session) cannot continue.
+    #[error("backend: {0}")]
+    Backend(WireError),
+    /// The client went away mid-response: the backend connection holds an
+    /// unread remainder and must not be reused.
+    #[error("client: {0}")]
+    Client(WireError),
+}
+
+/// Writes `payload` as a command (sequence 0) and relays the whole response.
+pub async fn command(
+    backend: &mut PacketIo,
+    client: &mut PacketIo,
+    payload: &[u8],
+    expect: Expect,
+    deprecate_eof: bool,
+) -> Result<ResponseWalker, RelayError> {
+    backend.write_packet(0, payload);
+    backend.flush().await.map_err(RelayError::Backend)?;
+    let mut walker = ResponseWalker::new(expect, deprecate_eof);
+    loop {
+        if !backend.has_complete_packet() {
+            // Don't hold relayed bytes while waiting for more.
+            client.flush().await.map_err(RelayError::Client)?;
+        }
+        let h = backend.fill_physical().await.map_err(RelayError::Backend)?;
+        let step = walker
+            .feed(h.len, backend.raw_payload(h))
+            .map_err(RelayError::Backend)?;
+        backend
+            .relay_physical(h, client)
+            .await
+            .map_err(RelayError::Client)?;
+        if step == Step::Done {
+            break;
+        }
+    }
+    client.flush().await.map_err(RelayError::Client)?;
+    Ok(walker)
+}
+
+/// Writes a command that gets no response (COM_STMT_CLOSE, SEND_LONG_DATA).
+pub async fn command_no_response(backend: &mut PacketIo, payload: &[u8]) -> Result<(), RelayError> {
+    backend.write_packet(0, payload);
+    backend.flush().await.map_err(RelayError::Backend)
+}

@@ -1,0 +1,18 @@
+//! Tandem: a zero-downtime database migration proxy speaking the MySQL
+//! protocol.
+//!
+//! Dataflow, top to bottom: `server` accepts a client and hands it to
+//! `frontend::mysql` (handshake, command loop, relay), which asks `sql` what a
+//! statement is and `route` where it goes, and talks to `backend` connections.
+
+pub mod auth;
+pub mod backend;
+pub mod check;
+pub mod config;
+pub mod frontend;
+pub mod metrics;
+pub mod route;
+pub mod server;
+pub mod session;
+pub mod sql;
+pub mod wire;

@@ -1,0 +1,133 @@
+//! The accept loop and everything a connection task needs (`AppState`).
+//!
+//! No process-global state: tests start many proxies in one process.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{parse_native_hash, Credential};
+use crate::backend::pool::MysqlPool;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::sql::classify::Classifier;
+
+/// One validated configuration with what is derived from it.
+pub struct Snapshot {
+    pub config: Config,
+    pub users: HashMap<String, Credential>,
+}
+
+impl Snapshot {
+    pub fn new(config: Config) -> Self {
+        let users = config
+            .users
+            .iter()
+            .map(|u| {
+                let cred = match (&u.password, &u.password_sha1) {
+                    (Some(p), _) => Credential::Plain(p.clone()),
+                    // Validation guarantees the hash parses.
+                    (None, Some(h)) => Credential::NativeHash(parse_native_hash(h).unwrap_or([0; 20])),
+                    (None, None) => Credential::NativeHash([0; 20]),
+                };
+                (u.name.clone(), cred)
+            })
+            .collect();
+        Self { config, users }
+    }
+}
+
+pub struct AppState {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub old: Arc<MysqlPool>,
+    pub classifier: Classifier,
+    pub metrics: Metrics,
+    next_session: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Result<Arc<Self>, String> {
+        let max_packet = config.limits.max_packet_bytes as usize;
+        let old = MysqlPool::new(&config.backends.old, max_packet)
+            .map_err(|e| format!("backends.old.url: {e}"))?;
+        let classifier = Classifier::new(config.limits.statement_cache_size as usize);
+        Ok(Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(Snapshot::new(config)),
+            old: Arc::new(old),
+            classifier,
+            metrics: Metrics::default(),
+            next_session: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Serves clients until `shutdown` is cancelled, then waits up to the
+/// configured shutdown timeout for running statements to finish.
+pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: CancellationToken) {
+    let limits = state.snapshot.load().config.limits.clone();
+    let slots = Arc::new(Semaphore::new(limits.max_clients as usize));
+    let tracker = TaskTracker::new();
+    // Sessions stop between statements when this fires; a second token lets
+    // the hard deadline cut statements still running.
+    let sessions_stop = shutdown.child_token();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let state = Arc::clone(&state);
+        let stop = sessions_stop.clone();
+        tracker.spawn(async move {
+            crate::frontend::mysql::serve(stream, peer, state, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracker.close();
+    let n = tracker.len();
+    if n > 0 {
+        tracing::info!(sessions = n, "shutting down: waiting for running statements");
+    }
+    let grace = Duration::from_millis(limits.shutdown_timeout_ms);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            sessions = tracker.len(),
+            "shutdown timeout reached; closing remaining sessions"
+        );
+    }
+    state.old.close_idle().await;
+}
+
+/// Binds the configured address and returns the listener and its real address.
+pub async fn bind(config: &Config) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let addr = config
+        .listen_addr()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,57 @@
+//! Per-client state.
+//!
+//! A session moves through: handshake → authenticated (backend leased and
+//! logged in with the client's capabilities, charset and database) → command
+//! loop → closed (backend reset and returned to the pool, or dropped if its
+//! state is unknown). Transaction and autocommit state are the backend's own
+//! (tracked from the status flags of every OK/EOF it sends), because the
+//! session is pinned to one backend connection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::sql::classify::Classified;
+use crate::wire::{CapabilityFlags as Caps, StatusFlags};
+
+pub struct Prepared {
+    pub classified: Arc<Classified>,
+    pub params: u16,
+}
+
+pub struct Session {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub user: String,
+    /// Capabilities negotiated with the client.
+    pub client_caps: Caps,
+    /// The salt sent in our greeting; COM_CHANGE_USER answers are made with it.
+    pub salt: Vec<u8>,
+    pub collation: u8,
+    /// Status flags from the backend's last OK/EOF.
+    pub status: u16,
+    pub prepared: HashMap<u32, Prepared>,
+    /// Set when the client changed protocol options (COM_SET_OPTION): the
+    /// backend connection is then not reused after this session.
+    pub protocol_changed: bool,
+}
+
+impl Session {
+    pub fn deprecate_eof(&self) -> bool {
+        self.client_caps.contains(Caps::CLIENT_DEPRECATE_EOF)
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
+    }
+
+    pub fn autocommit(&self) -> bool {
+        self.status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() != 0
+    }
+
+    pub fn note_status(&mut self, status: Option<u16>) {
+        if let Some(s) = status {
+            self.status = s;
+        }
+    }
+}

@@ -1,0 +1,1 @@
+pub fn fingerprint(sql: &str) -> String { sql.to_string() }

@@ -1,0 +1,223 @@
+//! Packet framing over one TCP stream: a read buffer we parse packets out of and
+//! a write buffer we flush explicitly, so a whole response leaves in one write.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::MAX_PAYLOAD;
+
+/// Flush the write buffer once it holds this much, even mid-response, so large
+/// results stream through with bounded memory.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("connection closed by peer")]
+    Closed,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("packet of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("malformed packet: {0}")]
+    Malformed(&'static str),
+}
+
+impl WireError {
+    /// True when the peer went away (as opposed to sending garbage).
+    pub fn is_disconnect(&self) -> bool {
+        match self {
+            WireError::Closed => true,
+            WireError::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionAborted
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// One logical packet: physical packets of `MAX_PAYLOAD` bytes joined together.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// Sequence id of the last physical packet; the reply continues from it.
+    pub seq: u8,
+    pub payload: Bytes,
+}
+
+/// Header of the next buffered physical packet, for verbatim relaying.
+#[derive(Debug, Clone, Copy)]
+pub struct RawHeader {
+    pub len: usize,
+    pub seq: u8,
+}
+
+pub struct PacketIo {
+    stream: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    max_packet: usize,
+}
+
+impl PacketIo {
+    pub fn new(stream: TcpStream, max_packet: usize) -> Self {
+        let _ = stream.set_nodelay(true);
+        Self {
+            stream,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            wbuf: BytesMut::with_capacity(16 * 1024),
+            max_packet,
+        }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// True when bytes are buffered that no packet has consumed yet.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.rbuf.is_empty()
+    }
+
+    async fn read_more(&mut self) -> Result<(), WireError> {
+        self.rbuf.reserve(READ_CHUNK);
+        let n = self.stream.read_buf(&mut self.rbuf).await?;
+        if n == 0 {
+            return Err(WireError::Closed);
+        }
+        Ok(())
+    }
+
+    fn buffered_header(&self) -> Option<RawHeader> {
+        let h = self.rbuf.get(..4)?;
+        Some(RawHeader {
+            len: usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16,
+            seq: h[3],
+        })
+    }
+
+    /// True when a whole physical packet is buffered (reading it won't block).
+    pub fn has_complete_packet(&self) -> bool {
+        self.buffered_header()
+            .is_some_and(|h| self.rbuf.len() >= 4 + h.len)
+    }
+
+    /// Waits until one whole physical packet is buffered and returns its header.
+    pub async fn fill_physical(&mut self) -> Result<RawHeader, WireError> {
+        loop {
+            if let Some(h) = self.buffered_header() {
+                if self.rbuf.len() >= 4 + h.len {
+                    return Ok(h);
+                }
+            }
+            self.read_more().await?;
+        }
+    }
+
+    /// Payload of the buffered physical packet described by `h`.
+    pub fn raw_payload(&self, h: RawHeader) -> &[u8] {
+        &self.rbuf[4..4 + h.len]
+    }
+
+    /// Moves the buffered physical packet `h` (header included) to `dst`'s write
+    /// buffer unchanged, flushing `dst` when its buffer is large.
+    pub async fn relay_physical(
+        &mut self,
+        h: RawHeader,
+        dst: &mut PacketIo,
+    ) -> Result<(), WireError> {
+        dst.wbuf.extend_from_slice(&self.rbuf[..4 + h.len]);
+        self.rbuf.advance(4 + h.len);
+        if dst.wbuf.len() >= FLUSH_THRESHOLD {
+            dst.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads one logical packet, joining continuation packets.
+    pub async fn read_packet(&mut self) -> Result<Packet, WireError> {
+        let h = self.fill_physical().await?;
+        if h.len < MAX_PAYLOAD {
+            let mut frame = self.rbuf.split_to(4 + h.len);
+            frame.advance(4);
+            return Ok(Packet {
+                seq: h.seq,
+                payload: frame.freeze(),
+            });
+        }
+        let mut joined = BytesMut::new();
+        let mut h = h;
+        loop {
+            if joined.len() + h.len > self.max_packet {
+                return Err(WireError::TooLarge {
+                    len: joined.len() + h.len,
+                    max: self.max_packet,
+                });
+            }
+            joined.extend_from_slice(&self.rbuf[4..4 + h.len]);
+            self.rbuf.advance(4 + h.len);
+            if h.len < MAX_PAYLOAD {
+                return Ok(Packet {
+                    seq: h.seq,
+                    payload: joined.freeze(),
+                });
+            }
+            h = self.fill_physical().await?;
+        }
+    }
+
+    /// Buffers `payload` as one logical packet starting at sequence id `seq`,
+    /// splitting it as the protocol requires. Returns the next sequence id.
+    pub fn write_packet(&mut self, mut seq: u8, payload: &[u8]) -> u8 {
+        let mut rest = payload;
+        loop {
+            let n = rest.len().min(MAX_PAYLOAD);
+            let len = (n as u32).to_le_bytes();
+            self.wbuf.extend_from_slice(&[len[0], len[1], len[2], seq]);
+            self.wbuf.extend_from_slice(&rest[..n]);
+            seq = seq.wrapping_add(1);
+            rest = &rest[n..];
+            if n < MAX_PAYLOAD {
+                return seq;
+            }
+        }
+    }
+
+    pub async fn flush(&mut self) -> Result<(), WireError> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+            // Don't keep a huge buffer alive after one large result.
+            if self.wbuf.capacity() > 4 * FLUSH_THRESHOLD {
+                self.wbuf = BytesMut::with_capacity(16 * 1024);
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn write_and_flush(&mut self, seq: u8, payload: &[u8]) -> Result<u8, WireError> {
+        let next = self.write_packet(seq, payload);
+        self.flush().await?;
+        Ok(next)
+    }
+
+    /// Non-blocking liveness probe for an idle connection: a closed socket reads
+    /// EOF at once, a live idle one would block. Unexpected bytes also count as
+    /// not reusable.
+    pub fn is_idle_and_alive(&self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+}

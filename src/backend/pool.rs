@@ -171,6 +171,39 @@ impl MysqlPool {
     }
 }
 
+impl MysqlPool {
+    /// Gives back a lease that no session used (the client failed to log in or
+    /// went away). A fresh connection is logged in anyway and kept idle:
+    /// abandoning it mid-handshake would count against the proxy host in the
+    /// server's `max_connect_errors` and could get the proxy blocked.
+    pub fn recycle(self: &Arc<Self>, lease: Lease) {
+        let (checkout, permit) = lease.into_parts();
+        match checkout {
+            Checkout::Idle(conn) => {
+                self.push_idle(conn);
+                drop(permit);
+            }
+            Checkout::Fresh(greeted) => {
+                let pool = Arc::clone(self);
+                tokio::spawn(async move {
+                    let opts = mysql::default_opts(pool.target.database.as_deref());
+                    let login = tokio::time::timeout(
+                        pool.connect_timeout,
+                        greeted.authenticate(&pool.target, opts),
+                    )
+                    .await;
+                    match login {
+                        Ok(Ok((conn, _))) => pool.push_idle(conn),
+                        Ok(Err(e)) => tracing::debug!(error = %e, "unused backend connection not kept"),
+                        Err(_) => tracing::debug!("unused backend connection timed out logging in"),
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
 /// The slot of a lease, held by the session until its connection is released.
 pub struct LeasePermit(#[allow(dead_code)] OwnedSemaphorePermit);
 

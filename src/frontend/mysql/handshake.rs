@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::auth::verify_native;
 use crate::backend::mysql::{negotiate, BackendConn, SessionOpts, SUPPORTED_MARIADB_CAPS, UNSUPPORTED_CAPS};
-use crate::backend::pool::{Checkout, LeasePermit};
+use crate::backend::pool::{Checkout, Lease, LeasePermit, MysqlPool};
 use crate::backend::BackendError;
 use crate::metrics::Metrics;
 use crate::server::AppState;
@@ -28,7 +28,7 @@ pub async fn accept(
     let pool = &state.old;
     // The backend connection comes first: its greeting (version, connection
     // id, status, charset) is what the client must see.
-    let mut lease = match pool.lease().await {
+    let lease = match pool.lease().await {
         Ok(l) => l,
         Err(e) => {
             Metrics::incr(&state.metrics.backend_errors);
@@ -37,7 +37,8 @@ pub async fn accept(
             return None;
         }
     };
-    let backend_greeting = lease.checkout.greeting().clone();
+    let mut lease = UnusedLease(Some(lease), pool);
+    let backend_greeting = lease.get().checkout.greeting().clone();
     let salt = random_salt();
     let advertised = backend_greeting.capabilities.bits() & !UNSUPPORTED_CAPS;
     let greeting = Greeting {
@@ -99,16 +100,16 @@ pub async fn accept(
     };
     let wanted = negotiate(opts.clone(), &backend_greeting).shape();
     pool.note_shape(wanted);
-    if matches!(&lease.checkout, Checkout::Idle(c) if c.opts.shape() != wanted) {
+    if matches!(&lease.get().checkout, Checkout::Idle(c) if c.opts.shape() != wanted) {
         // The idle connection speaks a different protocol dialect: open one
         // that matches. The greeting's connection id is then stale (rare: only
         // when clients with different capabilities share the pool).
-        if let Err(e) = pool.replace(&mut lease).await {
+        if let Err(e) = pool.replace(lease.get()).await {
             let _ = client.write_and_flush(seq, &e.to_mysql_error().encode()).await;
             return None;
         }
     }
-    let (checkout, permit) = lease.into_parts();
+    let (checkout, permit) = lease.take().into_parts();
     let login = match checkout {
         Checkout::Idle(mut conn) => conn
             .change_user(&pool.target, opts.collation, opts.database.clone())
@@ -147,6 +148,29 @@ pub async fn accept(
         backend,
         permit,
     ))
+}
+
+/// Hands a lease back to the pool unless the session took it, whatever way
+/// `accept` returns.
+struct UnusedLease<'a>(Option<Lease>, &'a Arc<MysqlPool>);
+
+impl UnusedLease<'_> {
+    fn get(&mut self) -> &mut Lease {
+        // Present until `take`, which is the last use.
+        self.0.as_mut().expect("lease taken twice")
+    }
+
+    fn take(&mut self) -> Lease {
+        self.0.take().expect("lease taken twice")
+    }
+}
+
+impl Drop for UnusedLease<'_> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.0.take() {
+            self.1.recycle(lease);
+        }
+    }
 }
 
 /// The server's wording for a failed login (ERROR 1045, SQLSTATE 28000).

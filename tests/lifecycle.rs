@@ -221,6 +221,12 @@ fn raw_session_checks(port: u16, db: &str) {
     write(&mut s, 0, &[]);
     let err = read(&mut s);
     assert_eq!(err[0], 0xff);
+    // This client did not negotiate CLIENT_MULTI_STATEMENTS: the server
+    // refuses a multi-statement text exactly as it would directly.
+    write(&mut s, 0, b"\x03SELECT 1; SELECT 2");
+    let err = read(&mut s);
+    assert_eq!(err[0], 0xff, "multi-statement refused: {err:?}");
+    assert_eq!(u16::from_le_bytes([err[1], err[2]]), 1064);
     // Still alive: COM_PING.
     write(&mut s, 0, &[0x0e]);
     assert_eq!(read(&mut s)[0], 0);

@@ -46,6 +46,17 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Threads serving connections: 0 = one per CPU core; 1 = a single-threaded
+    /// event loop (the least CPU per statement when the proxy shares a small
+    /// machine with the database). Read at start only.
+    pub worker_threads: u32,
 }
 
 fn default_listen() -> String {

@@ -39,7 +39,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The runtime's size comes from the config; a config that doesn't load is
+    // reported by the command itself.
+    let threads = match &cli.command {
+        Command::Serve { config, .. } => Config::load(config).map(|c| c.runtime.worker_threads).unwrap_or(0),
+        Command::Check { .. } => 1,
+    };
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads as usize);
+        }
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -48,6 +48,54 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub mirror: MirrorConfig,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MirrorMode {
+    /// The client gets the primary's answer at once; the secondary catches up.
+    #[default]
+    Async,
+    /// The client's answer waits until the secondary applied the write too
+    /// (its failures are still drift, never client errors).
+    Sync,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// A full queue records the write as drift and lets the client go on.
+    #[default]
+    Drop,
+    /// A full queue makes the client wait (backpressure).
+    Block,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorConfig {
+    pub mode: MirrorMode,
+    /// Writes queued per client session before `overflow` applies.
+    pub queue_capacity: u32,
+    pub overflow: OverflowPolicy,
+    /// Secondary failures and skipped writes, one JSON object per line.
+    pub drift_log: PathBuf,
+    /// Most reconnect backoff after the secondary fails, in milliseconds.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        Self {
+            mode: MirrorMode::Async,
+            queue_capacity: 1024,
+            overflow: OverflowPolicy::Drop,
+            drift_log: PathBuf::from("tandem-drift.jsonl"),
+            max_backoff_ms: 5_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -294,14 +342,28 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
-        if self.phase != Phase::PrimaryOnly {
-            return Err(invalid(
-                "phase",
-                format!(
-                    "phase `{}` is not available in this version; only `primary_only` is implemented",
-                    self.phase.as_str()
-                ),
-            ));
+        match self.phase {
+            Phase::PrimaryOnly => {}
+            Phase::DualWrite => {
+                if self.backends.new.is_none() {
+                    return Err(invalid(
+                        "phase",
+                        "`dual_write` mirrors writes to [backends.new], which is not configured",
+                    ));
+                }
+            }
+            Phase::NewPrimary | Phase::NewOnly => {
+                return Err(invalid(
+                    "phase",
+                    format!(
+                        "phase `{}` is not available in this version; `primary_only` and `dual_write` are implemented",
+                        self.phase.as_str()
+                    ),
+                ))
+            }
+        }
+        if self.mirror.queue_capacity == 0 {
+            return Err(invalid("mirror.queue_capacity", "must be at least 1"));
         }
         if self.users.is_empty() {
             return Err(invalid("users", "at least one [[users]] entry is required"));
@@ -489,7 +551,9 @@ mod tests {
     #[test]
     fn bad_values_are_rejected() {
         assert!(err(&BASE.replace("127.0.0.1:3307", "nowhere")).starts_with("listen:"));
-        assert!(err(&BASE.replace("\"primary_only\"", "\"dual_write\"")).contains("phase"));
+        assert!(err(&BASE.replace("\"primary_only\"", "\"new_only\"")).contains("phase"));
+        let no_new = BASE.split("[backends.new]").next().unwrap().replace("\"primary_only\"", "\"dual_write\"");
+        assert!(err(&no_new).contains("backends.new"));
         assert!(err(&BASE.replace("\"primary_only\"", "\"sideways\"")).contains("phase"));
         assert!(err(&BASE.replace("mysql://", "postgres://")).contains("backends.old.url"));
         assert!(err("listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"")

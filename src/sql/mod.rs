@@ -1,2 +1,3 @@
 pub mod classify;
 pub mod fingerprint;
+pub mod pin;

@@ -5,6 +5,7 @@
 //! constants come from `mysql_common`.
 
 pub mod buf;
+pub mod execute;
 pub mod handshake;
 pub mod io;
 pub mod packets;

@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark (run by hand, not in CI).
+#
+# Starts a private MariaDB, HAProxy in TCP mode in front of it (the baseline
+# for "a proxy that only forwards bytes") and Tandem in front of it, then runs
+# sysbench against all three, interleaved and repeated, and reports medians:
+# throughput of each path, the ratios, and Tandem's CPU cost per statement.
+# Results are printed and written to benches/results/e2e-<date>.txt.
+#
+# Usage: benches/e2e.sh
+# Environment (defaults in brackets):
+#   DURATION    seconds per sysbench run                    [10]
+#   ROUNDS      repetitions of the whole matrix             [3]
+#   THREADS     sysbench client threads                     [4]
+#   TABLE_SIZE  rows in sbtest1                             [10000]
+#   TANDEM_BIN  proxy command to measure; must accept `serve --config FILE`.
+#               Default: target/release/tandem, built first with cargo.
+#   KEEP=1      keep the work directory (logs, configs) for inspection
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-4}
+TABLE_SIZE=${TABLE_SIZE:-10000}
+WORKLOADS=(oltp_point_select oltp_read_only)
+PS_MODES=(auto disable)
+TARGETS=(direct haproxy tandem)
+DB_USER=app
+DB_PASSWORD=bench
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf 'e2e: %s\n' "$*" >&2; }
+die() {
+    say "$*"
+    exit 1
+}
+
+for v in DURATION ROUNDS THREADS TABLE_SIZE; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+done
+
+PREREQ_NAME=e2e
+# shellcheck source=scripts/install-prereqs.sh
+source "$repo/scripts/install-prereqs.sh"
+install_prereqs
+
+if [[ -n ${TANDEM_BIN:-} ]]; then
+    tandem_cmd=$TANDEM_BIN
+    say "measuring TANDEM_BIN=$tandem_cmd"
+else
+    say "building tandem (cargo build --release)"
+    (cd "$repo" && cargo build --release --quiet)
+    tandem_cmd=$repo/target/release/tandem
+fi
+[[ -x $tandem_cmd ]] || tandem_cmd=$(command -v "$tandem_cmd") || die "cannot run $TANDEM_BIN"
+
+find_program() {
+    local dir
+    command -v "$1" 2>/dev/null && return 0
+    for dir in /usr/sbin /usr/local/sbin /sbin; do
+        [[ -x $dir/$1 ]] && { printf '%s\n' "$dir/$1"; return 0; }
+    done
+    die "cannot find $1"
+}
+
+# ---------------------------------------------------------------------------
+# work directory and cleanup
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-e2e-XXXXXX")
+pids=()
+cleanup() {
+    local pid i
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [[ -n ${KEEP:-} ]]; then
+        say "work directory kept: $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Three distinct free loopback ports (held together while picking).
+read -r mariadb_port haproxy_port tandem_port < <(python3 - <<'PY'
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+PY
+)
+
+# Waits until `mariadb` can run a query through 127.0.0.1:PORT as the app user.
+wait_for_sql() {
+    local port=$1 what=$2 pid=$3 log=$4 i
+    for ((i = 0; i < 600; i++)); do
+        if mariadb --no-defaults -h127.0.0.1 -P"$port" -u"$DB_USER" -p"$DB_PASSWORD" \
+            -e 'SELECT 1' sbtest >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 30 "$log" >&2 || true
+    die "$what did not accept connections on 127.0.0.1:$port (log: $log)"
+}
+
+# ---------------------------------------------------------------------------
+# MariaDB
+
+say "starting MariaDB on 127.0.0.1:$mariadb_port"
+root_args=()
+[[ $(id -u) -eq 0 ]] && root_args=(--user=root)
+"$(find_program mariadb-install-db)" --no-defaults "${root_args[@]}" --datadir="$work/mysql" \
+    --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
+    --innodb-log-file-size=256M >"$work/install.log" 2>&1 ||
+    die "mariadb-install-db failed; see $work/install.log"
+setsid "$(find_program mariadbd)" --no-defaults "${root_args[@]}" \
+    --datadir="$work/mysql" --socket="$work/mysqld.sock" --port="$mariadb_port" \
+    --bind-address=127.0.0.1 --pid-file="$work/mysqld.pid" --log-error="$work/mariadb.log" \
+    --skip-name-resolve --skip-log-bin --max-connections=500 \
+    --innodb-buffer-pool-size=256M --innodb-log-file-size=256M \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+    </dev/null >>"$work/mariadb.log" 2>&1 &
+mariadb_pid=$!
+pids+=("$mariadb_pid")
+for ((i = 0; i < 600; i++)); do
+    mariadb --no-defaults --socket="$work/mysqld.sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
+    kill -0 "$mariadb_pid" 2>/dev/null || { tail -n 30 "$work/mariadb.log" >&2; die "mariadbd exited"; }
+    sleep 0.1
+done
+mariadb --no-defaults --socket="$work/mysqld.sock" -uroot <<EOF
+CREATE DATABASE sbtest;
+CREATE USER '$DB_USER'@'%' IDENTIFIED BY '$DB_PASSWORD';
+CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
+GRANT ALL PRIVILEGES ON sbtest.* TO '$DB_USER'@'%';
+GRANT ALL PRIVILEGES ON sbtest.* TO '$DB_USER'@'localhost';
+EOF
+
+sb_common=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-user="$DB_USER"
+    --mysql-password="$DB_PASSWORD" --mysql-db=sbtest --tables=1 --table-size="$TABLE_SIZE")
+say "sysbench prepare (1 table, $TABLE_SIZE rows)"
+sysbench oltp_read_only "${sb_common[@]}" --mysql-port="$mariadb_port" prepare >"$work/prepare.log" 2>&1 ||
+    { cat "$work/prepare.log" >&2; die "sysbench prepare failed"; }
+
+# ---------------------------------------------------------------------------
+# HAProxy (byte-forwarding baseline)
+
+cat >"$work/haproxy.cfg" <<EOF
+global
+    maxconn 2000
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+
+listen mariadb
+    bind 127.0.0.1:$haproxy_port
+    server backend 127.0.0.1:$mariadb_port
+EOF
+haproxy_bin=$(find_program haproxy)
+"$haproxy_bin" -c -q -f "$work/haproxy.cfg" || die "invalid generated haproxy.cfg"
+say "starting HAProxy on 127.0.0.1:$haproxy_port"
+setsid "$haproxy_bin" -db -f "$work/haproxy.cfg" </dev/null >"$work/haproxy.log" 2>&1 &
+haproxy_pid=$!
+pids+=("$haproxy_pid")
+wait_for_sql "$haproxy_port" HAProxy "$haproxy_pid" "$work/haproxy.log"
+
+# ---------------------------------------------------------------------------
+# Tandem
+
+cat >"$work/proxy.toml" <<EOF
+listen = "127.0.0.1:$tandem_port"
+phase = "primary_only"
+
+[[users]]
+name = "$DB_USER"
+password = "\${APP_PASSWORD}"
+
+[backends.old]
+kind = "mysql"
+url = "mysql://$DB_USER:\${OLD_PASSWORD}@127.0.0.1:$mariadb_port/sbtest"
+
+[log]
+level = "warn"
+EOF
+say "starting tandem on 127.0.0.1:$tandem_port"
+APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
+    setsid "$tandem_cmd" serve --config "$work/proxy.toml" </dev/null >"$work/tandem.log" 2>&1 &
+tandem_pid=$!
+pids+=("$tandem_pid")
+wait_for_sql "$tandem_port" tandem "$tandem_pid" "$work/tandem.log"
+
+# ---------------------------------------------------------------------------
+# measurements
+
+clk_tck=$(getconf CLK_TCK)
+
+# utime + stime of a process, in clock ticks (fields 14 and 15 of stat; the
+# command name in field 2 may hold spaces, so split after its closing paren).
+cpu_ticks() {
+    local stat rest
+    stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+    rest=${stat##*) }
+    local -a f
+    read -ra f <<<"$rest"
+    echo $((f[11] + f[12]))
+}
+
+port_of() {
+    case $1 in
+        direct) echo "$mariadb_port" ;;
+        haproxy) echo "$haproxy_port" ;;
+        tandem) echo "$tandem_port" ;;
+    esac
+}
+pid_of() {
+    case $1 in
+        haproxy) echo "$haproxy_pid" ;;
+        tandem) echo "$tandem_pid" ;;
+        *) echo "" ;;
+    esac
+}
+
+raw=$work/raw.tsv
+printf 'round\tworkload\tmode\ttarget\ttps\tqueries\tcpu_ticks\n' >"$raw"
+total_runs=$((ROUNDS * ${#WORKLOADS[@]} * ${#PS_MODES[@]} * ${#TARGETS[@]}))
+say "running $total_runs sysbench runs of ${DURATION}s, $THREADS threads (about $((total_runs * (DURATION + 1) / 60 + 1)) min)"
+run=0
+for ((round = 1; round <= ROUNDS; round++)); do
+    # Rotate the target order each round so no path always runs first.
+    order=()
+    for ((k = 0; k < ${#TARGETS[@]}; k++)); do
+        order+=("${TARGETS[(k + round - 1) % ${#TARGETS[@]}]}")
+    done
+    for workload in "${WORKLOADS[@]}"; do
+        for mode in "${PS_MODES[@]}"; do
+            for target in "${order[@]}"; do
+                run=$((run + 1))
+                pid=$(pid_of "$target")
+                before=0
+                [[ -n $pid ]] && before=$(cpu_ticks "$pid")
+                out=$work/run-$round-$workload-$mode-$target.log
+                if sysbench "$workload" "${sb_common[@]}" --mysql-port="$(port_of "$target")" \
+                    --threads="$THREADS" --time="$DURATION" --events=0 --report-interval=0 \
+                    --db-ps-mode="$mode" run >"$out" 2>&1; then
+                    ticks=-1
+                    [[ -n $pid ]] && ticks=$(($(cpu_ticks "$pid") - before))
+                    read -r tps queries < <(awk '
+                        /^ *transactions:/ { gsub(/\(/, ""); tps = $3 }
+                        /^ *queries:/      { q = $2 }
+                        END { print (tps == "" ? "nan" : tps), (q == "" ? "nan" : q) }' "$out")
+                else
+                    say "run failed: $workload $mode $target (round $round); last lines of $out:"
+                    tail -n 5 "$out" >&2
+                    tps=nan queries=nan ticks=-1
+                fi
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+                    "$round" "$workload" "$mode" "$target" "$tps" "$queries" "$ticks" >>"$raw"
+                say "[$run/$total_runs] round $round $workload ps=$mode $target: $tps tps"
+            done
+        done
+    done
+done
+
+# ---------------------------------------------------------------------------
+# report
+
+mkdir -p "$repo/benches/results"
+result=$repo/benches/results/e2e-$(date +%Y-%m-%d-%H%M%S).txt
+{
+    echo "Tandem end-to-end benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "commit:    $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
+    echo "machine:   $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "mariadb:   $("$(find_program mariadbd)" --version | sed 's/^.*Ver //')"
+    echo "haproxy:   $("$haproxy_bin" -v | head -n1)"
+    echo "sysbench:  $(sysbench --version)"
+    echo "proxy:     $tandem_cmd"
+    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE;" \
+        "sysbench, servers and proxies share the machine"
+    echo "ps-mode:   auto = server-side prepared statements, disable = text protocol"
+    echo "values:    medians over rounds; ratios are of the medians;" \
+        "CPU = proxy process utime+stime / statements sent"
+    echo
+    python3 - "$raw" "$clk_tck" <<'PY'
+import csv, statistics, sys
+
+raw, clk_tck = sys.argv[1], int(sys.argv[2])
+runs = {}
+with open(raw) as f:
+    for r in csv.DictReader(f, delimiter="\t"):
+        runs.setdefault((r["workload"], r["mode"], r["target"]), []).append(r)
+
+def median(values):
+    values = [v for v in values if v == v]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+def tps(key):
+    return median([float(r["tps"]) for r in runs.get(key, [])])
+
+def cpu_us_per_stmt(key):
+    vals = []
+    for r in runs.get(key, []):
+        ticks, queries = int(r["cpu_ticks"]), float(r["queries"])
+        if ticks >= 0 and queries > 0:
+            vals.append(ticks / clk_tck * 1e6 / queries)
+    return median(vals)
+
+def fmt(x, spec):
+    return "-" if x != x else format(x, spec)
+
+cols = ["workload", "mode", "direct TPS", "haproxy TPS", "tandem TPS", "tandem/haproxy",
+        "haproxy/direct", "tandem/direct", "tandem CPU us/stmt", "haproxy CPU us/stmt"]
+rows = []
+seen = []
+for r in runs:
+    if r[:2] not in seen:
+        seen.append(r[:2])
+for workload, mode in seen:
+    d, h, t = (tps((workload, mode, x)) for x in ("direct", "haproxy", "tandem"))
+    rows.append([workload, mode, fmt(d, ".0f"), fmt(h, ".0f"), fmt(t, ".0f"),
+                 fmt(t / h if h else float("nan"), ".3f"),
+                 fmt(h / d if d else float("nan"), ".3f"),
+                 fmt(t / d if d else float("nan"), ".3f"),
+                 fmt(cpu_us_per_stmt((workload, mode, "tandem")), ".1f"),
+                 fmt(cpu_us_per_stmt((workload, mode, "haproxy")), ".1f")])
+widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+line = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+print(line(cols))
+print(line(["-" * w for w in widths]))
+for r in rows:
+    print(line(r))
+PY
+    echo
+    echo "raw runs (round, workload, mode, target, tps, queries, proxy cpu ticks @ $clk_tck/s):"
+    tail -n +2 "$raw" | sed 's/^/  /'
+} >"$result"
+
+echo
+cat "$result"
+echo
+say "written to ${result#"$repo"/}"

@@ -1,0 +1,417 @@
+//! Making one write store the same values on both backends.
+//!
+//! A mirrored write must not be re-evaluated on the secondary: `NOW()`,
+//! `UUID()`, `RAND()`, `LAST_INSERT_ID()` … would give other values there, and
+//! an auto-increment column would be numbered by the secondary's own counter.
+//! This module finds those places in the original MySQL text (by the token
+//! spans sqlparser reports) and edits the text there. The statement sent to
+//! MySQL is never re-printed from the AST: sqlparser's printer changes meaning
+//! for MySQL (escapes, `||`, `BINARY`), so only the spans we replace change.
+
+use std::ops::Range;
+
+use sqlparser::ast::{
+    Expr, FunctionArguments, Insert, SetExpr, Spanned, Statement, Visit, Visitor,
+};
+use sqlparser::dialect::MySqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Location;
+
+/// The SQL type of a pinned value, which decides how its literal is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinKind {
+    DateTime,
+    Date,
+    Time,
+    Number,
+    Str,
+}
+
+/// A call whose value the proxy fixes before the write runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// Byte range of the whole call in the statement text.
+    pub range: Range<usize>,
+    /// The call as written (evaluated as is on the primary: same session, same
+    /// time zone, same precision).
+    pub expr: String,
+    pub kind: PinKind,
+}
+
+/// An `INSERT`/`REPLACE … VALUES` whose auto-increment ids may need pinning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertShape {
+    pub table: String,
+    /// Column names as written (unquoted), empty when the statement has none.
+    pub columns: Vec<String>,
+    /// Byte offset of the first column name, to insert one before it.
+    pub first_column_at: Option<usize>,
+    /// Per row, byte ranges of its value expressions.
+    pub rows: Vec<Vec<Range<usize>>>,
+    /// Per row, the byte offset of its first value (to insert one before it).
+    pub row_starts: Vec<usize>,
+    pub on_duplicate_key_update: bool,
+    pub replace: bool,
+}
+
+/// What the write path needs to know about one statement's text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteShape {
+    pub pins: Vec<Pin>,
+    /// Byte ranges of `?` placeholders, in order.
+    pub placeholders: Vec<Range<usize>>,
+    pub insert: Option<InsertShape>,
+    /// Text that held more than one statement.
+    pub multi: bool,
+}
+
+/// Parses `sql` (MySQL) and finds pins, placeholders and the INSERT shape.
+pub fn analyze(sql: &str) -> Result<WriteShape, String> {
+    let statements = Parser::new(&MySqlDialect {})
+        .with_recursion_limit(64)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| e.to_string())?;
+    let lines = LineIndex::new(sql);
+    let mut finder = Finder {
+        sql,
+        lines: &lines,
+        pins: Vec::new(),
+        placeholders: Vec::new(),
+    };
+    for s in &statements {
+        let _ = s.visit(&mut finder);
+    }
+    let Finder {
+        mut pins,
+        mut placeholders,
+        ..
+    } = finder;
+    pins.sort_by_key(|p| p.range.start);
+    pins.dedup_by(|a, b| a.range.start < b.range.end);
+    placeholders.sort_by_key(|r| r.start);
+    let insert = match statements.as_slice() {
+        [Statement::Insert(ins)] => insert_shape(ins, &lines, sql),
+        _ => None,
+    };
+    Ok(WriteShape {
+        pins,
+        placeholders,
+        insert,
+        multi: statements.len() > 1,
+    })
+}
+
+/// Functions whose value differs per evaluation or per server.
+fn pin_kind(name: &str, has_args: bool) -> Option<PinKind> {
+    let upper = name.to_ascii_uppercase();
+    Some(match upper.as_str() {
+        "NOW" | "CURRENT_TIMESTAMP" | "LOCALTIME" | "LOCALTIMESTAMP" | "SYSDATE" | "UTC_TIMESTAMP" => {
+            PinKind::DateTime
+        }
+        "CURDATE" | "CURRENT_DATE" | "UTC_DATE" => PinKind::Date,
+        "CURTIME" | "CURRENT_TIME" | "UTC_TIME" => PinKind::Time,
+        "UNIX_TIMESTAMP" if !has_args => PinKind::Number,
+        "RAND" | "UUID_SHORT" => PinKind::Number,
+        "LAST_INSERT_ID" if !has_args => PinKind::Number,
+        "UUID" | "SYS_GUID" => PinKind::Str,
+        _ => return None,
+    })
+}
+
+struct Finder<'a> {
+    sql: &'a str,
+    lines: &'a LineIndex,
+    pins: Vec<Pin>,
+    placeholders: Vec<Range<usize>>,
+}
+
+impl Visitor for Finder<'_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<()> {
+        match expr {
+            Expr::Function(f) => {
+                let has_args = match &f.args {
+                    FunctionArguments::List(l) => !l.args.is_empty(),
+                    FunctionArguments::Subquery(_) => true,
+                    FunctionArguments::None => false,
+                };
+                let name = f.name.to_string();
+                if let Some(kind) = pin_kind(&name, has_args) {
+                    if let Some(range) = self.lines.range(expr.span()) {
+                        // The span ends at the last argument (or the name):
+                        // extend it over the closing parenthesis.
+                        let end = call_end(self.sql, range.end, has_args);
+                        self.pins.push(Pin {
+                            expr: self.sql[range.start..end].to_string(),
+                            range: range.start..end,
+                            kind,
+                        });
+                    }
+                }
+            }
+            Expr::Value(v) if v.value == sqlparser::ast::Value::Placeholder("?".into()) => {
+                if let Some(r) = self.lines.range(expr.span()) {
+                    self.placeholders.push(r);
+                }
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// From `pos` (just after a function name, or after its last argument when it
+/// has some), the end of the call: past optional whitespace and a balanced
+/// `( … )`.
+fn call_end(sql: &str, pos: usize, inside_args: bool) -> usize {
+    let bytes = sql.as_bytes();
+    let mut i = pos;
+    let mut depth = usize::from(inside_args);
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\r' | b'\n' if depth == 0 => i += 1,
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' if depth > 0 => {
+                depth -= 1;
+                i += 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ if depth > 0 => i += 1,
+            _ => break,
+        }
+    }
+    pos
+}
+
+fn insert_shape(ins: &Insert, lines: &LineIndex, _sql: &str) -> Option<InsertShape> {
+    let source = ins.source.as_ref()?;
+    let SetExpr::Values(values) = source.body.as_ref() else {
+        return None;
+    };
+    let mut rows = Vec::with_capacity(values.rows.len());
+    let mut row_starts = Vec::with_capacity(values.rows.len());
+    for row in &values.rows {
+        let ranges: Vec<Range<usize>> = row.iter().filter_map(|e| lines.range(e.span())).collect();
+        if ranges.len() != row.len() {
+            return None;
+        }
+        row_starts.push(ranges.first()?.start);
+        rows.push(ranges);
+    }
+    let first_column_at = ins
+        .columns
+        .first()
+        .and_then(|c| lines.range(c.span()))
+        .map(|r| r.start);
+    Some(InsertShape {
+        table: ins.table.to_string().trim_matches('`').to_string(),
+        columns: ins.columns.iter().map(|c| c.to_string().trim_matches('`').to_string()).collect(),
+        first_column_at,
+        rows,
+        row_starts,
+        on_duplicate_key_update: ins.on.is_some(),
+        replace: ins.replace_into,
+    })
+}
+
+/// Maps sqlparser's 1-based (line, character column) locations to byte
+/// offsets.
+struct LineIndex {
+    /// Byte offset where each line starts.
+    starts: Vec<usize>,
+    text: String,
+}
+
+impl LineIndex {
+    fn new(sql: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+        Self {
+            starts,
+            text: sql.to_string(),
+        }
+    }
+
+    fn offset(&self, loc: Location) -> Option<usize> {
+        let line_start = *self.starts.get(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
+        let col = usize::try_from(loc.column).ok()?.checked_sub(1)?;
+        let line = &self.text[line_start..];
+        if col == 0 {
+            return Some(line_start);
+        }
+        line.char_indices()
+            .nth(col)
+            .map(|(i, _)| line_start + i)
+            .or_else(|| (line.chars().count() == col).then(|| line_start + line.len()))
+    }
+
+    fn range(&self, span: sqlparser::tokenizer::Span) -> Option<Range<usize>> {
+        if span.start.line == 0 {
+            return None;
+        }
+        Some(self.offset(span.start)?..self.offset(span.end)?)
+    }
+}
+
+/// Replaces byte ranges of `sql`; `edits` may be in any order but must not
+/// overlap. An empty range inserts.
+pub fn apply_edits(sql: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
+    edits.sort_by_key(|(r, _)| (r.start, r.end));
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut at = 0;
+    for (r, text) in edits {
+        if r.start < at || r.end > sql.len() {
+            continue; // overlapping or out of range: keep the original text
+        }
+        out.push_str(&sql[at..r.start]);
+        out.push_str(&text);
+        at = r.end;
+    }
+    out.push_str(&sql[at..]);
+    out
+}
+
+/// A MySQL literal for a value the primary computed (text protocol form).
+/// Pinned values (dates, numbers, UUIDs) never hold quotes or backslashes.
+pub fn literal(kind: PinKind, value: Option<&str>) -> String {
+    let Some(v) = value else {
+        return "NULL".into();
+    };
+    match kind {
+        PinKind::DateTime => format!("TIMESTAMP'{v}'"),
+        PinKind::Date => format!("DATE'{v}'"),
+        PinKind::Time => format!("TIME'{v}'"),
+        PinKind::Number if is_number(v) => v.to_string(),
+        PinKind::Number | PinKind::Str => quote_string(v.as_bytes(), true),
+    }
+}
+
+fn is_number(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+}
+
+/// A MySQL literal that means exactly the bytes `b`: a quoted string when they
+/// are UTF-8, else a hex literal. `backslash_escapes` is the session's mode
+/// (false under sql_mode NO_BACKSLASH_ESCAPES, which the server reports in
+/// every OK packet's status flags).
+pub fn quote_string(b: &[u8], backslash_escapes: bool) -> String {
+    let Ok(s) = std::str::from_utf8(b) else {
+        let mut out = String::with_capacity(b.len() * 2 + 3);
+        out.push_str("X'");
+        for byte in b {
+            out.push_str(&format!("{byte:02X}"));
+        }
+        out.push('\'');
+        return out;
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' if backslash_escapes => out.push_str("\\\\"),
+            '\0' if backslash_escapes => out.push_str("\\0"),
+            _ => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pins(sql: &str) -> Vec<(String, PinKind)> {
+        analyze(sql).unwrap().pins.into_iter().map(|p| (sql[p.range].to_string(), p.kind)).collect()
+    }
+
+    #[test]
+    fn finds_calls_with_their_parentheses() {
+        let sql = "INSERT INTO t (a, b, c) VALUES (NOW(), UUID( ), CURRENT_TIMESTAMP)";
+        assert_eq!(
+            pins(sql),
+            vec![
+                ("NOW()".into(), PinKind::DateTime),
+                ("UUID( )".into(), PinKind::Str),
+                ("CURRENT_TIMESTAMP".into(), PinKind::DateTime)
+            ]
+        );
+        let sql = "UPDATE t SET at = now(6), r = RAND(), d = CURDATE(),\n u = UNIX_TIMESTAMP() WHERE id = LAST_INSERT_ID()";
+        let found = pins(sql);
+        assert_eq!(found[0].0, "now(6)");
+        assert_eq!(found[1].0, "RAND()");
+        assert_eq!(found[2], ("CURDATE()".into(), PinKind::Date));
+        assert_eq!(found[3], ("UNIX_TIMESTAMP()".into(), PinKind::Number));
+        assert_eq!(found[4].0, "LAST_INSERT_ID()");
+    }
+
+    #[test]
+    fn deterministic_calls_are_left_alone() {
+        assert!(pins("UPDATE t SET a = UNIX_TIMESTAMP('2024-01-01'), b = LAST_INSERT_ID(5)").is_empty());
+        assert!(pins("INSERT INTO t VALUES (CONCAT('a', 'b'), 'NOW()')").is_empty());
+    }
+
+    #[test]
+    fn unicode_before_a_call_keeps_byte_offsets_right() {
+        let sql = "INSERT INTO t (a, b) VALUES ('ünïcødé ✓', NOW())";
+        assert_eq!(pins(sql)[0].0, "NOW()");
+    }
+
+    #[test]
+    fn placeholders_in_order() {
+        let sql = "UPDATE t SET a = ?, b = 'x?' WHERE id = ? LIMIT ?";
+        let s = analyze(sql).unwrap();
+        let texts: Vec<&str> = s.placeholders.iter().map(|r| &sql[r.clone()]).collect();
+        assert_eq!(texts, vec!["?", "?", "?"]);
+        assert!(s.placeholders[0].start < s.placeholders[1].start);
+    }
+
+    #[test]
+    fn insert_shape_has_columns_and_rows() {
+        let sql = "INSERT INTO `orders` (`customer`, total) VALUES (1, 2.5), (3, NULL)";
+        let ins = analyze(sql).unwrap().insert.unwrap();
+        assert_eq!(ins.table, "orders");
+        assert_eq!(ins.columns, vec!["customer", "total"]);
+        assert_eq!(&sql[ins.first_column_at.unwrap()..][..10], "`customer`");
+        assert_eq!(ins.rows.len(), 2);
+        assert_eq!(&sql[ins.rows[1][1].clone()], "NULL");
+        assert_eq!(&sql[ins.row_starts[1]..][..1], "3");
+        assert!(!ins.on_duplicate_key_update);
+    }
+
+    #[test]
+    fn edits_replace_and_insert() {
+        let sql = "INSERT INTO t (a) VALUES (NOW())";
+        let s = analyze(sql).unwrap();
+        let p = &s.pins[0];
+        let ins = s.insert.unwrap();
+        let out = apply_edits(
+            sql,
+            vec![
+                (p.range.clone(), literal(p.kind, Some("2024-01-01 10:00:00"))),
+                (ins.first_column_at.unwrap()..ins.first_column_at.unwrap(), "id, ".into()),
+                (ins.row_starts[0]..ins.row_starts[0], "7, ".into()),
+            ],
+        );
+        assert_eq!(out, "INSERT INTO t (id, a) VALUES (7, TIMESTAMP'2024-01-01 10:00:00')");
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(literal(PinKind::Str, Some("it's")), "'it''s'");
+        assert_eq!(quote_string(b"a\\b\0", true), "'a\\\\b\\0'");
+        assert_eq!(quote_string(b"a\\b", false), "'a\\b'");
+        assert_eq!(quote_string(&[0xff, 0x00], true), "X'FF00'");
+        assert_eq!(literal(PinKind::Number, Some("0.5")), "0.5");
+        assert_eq!(literal(PinKind::Number, Some("1; DROP")), "'1; DROP'");
+        assert_eq!(literal(PinKind::Date, None), "NULL");
+    }
+}

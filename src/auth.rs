@@ -81,7 +81,11 @@ fn check_against_stage2(stage2: &[u8; 20], salt: &[u8], token: &[u8]) -> bool {
     }
     let candidate = sha1(&[&stage1]);
     // Constant-time comparison.
-    candidate.iter().zip(stage2).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    candidate
+        .iter()
+        .zip(stage2)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 #[cfg(test)]

@@ -20,7 +20,10 @@ pub async fn run(config: &Config) -> Report {
         config.listen,
         config.users.len()
     ));
-    for (name, backend) in [("old", Some(&config.backends.old)), ("new", config.backends.new.as_ref())] {
+    for (name, backend) in [
+        ("old", Some(&config.backends.old)),
+        ("new", config.backends.new.as_ref()),
+    ] {
         let Some(b) = backend else {
             lines.push(format!("backends.{name}: not configured"));
             continue;
@@ -43,7 +46,9 @@ async fn probe(b: &BackendConfig, max_packet: usize) -> Result<String, String> {
     match b.kind {
         BackendKind::Mysql => {
             let work = async {
-                let greeted = mysql::connect(&target, max_packet).await.map_err(|e| e.to_string())?;
+                let greeted = mysql::connect(&target, max_packet)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let opts = mysql::default_opts(target.database.as_deref());
                 let (mut conn, _) = greeted
                     .authenticate(&target, opts)
@@ -62,9 +67,18 @@ async fn probe(b: &BackendConfig, max_packet: usize) -> Result<String, String> {
                         r.first().cloned().flatten().unwrap_or_default(),
                         r.get(1).cloned().flatten().unwrap_or_default()
                     );
-                    let max: u32 = r.get(1).cloned().flatten().and_then(|v| v.parse().ok()).unwrap_or(u32::MAX);
+                    let max: u32 = r
+                        .get(1)
+                        .cloned()
+                        .flatten()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(u32::MAX);
                     if b.pool_size > max {
-                        let _ = write!(out, "; WARNING pool_size {} exceeds the server's max_connections", b.pool_size);
+                        let _ = write!(
+                            out,
+                            "; WARNING pool_size {} exceeds the server's max_connections",
+                            b.pool_size
+                        );
                     }
                 }
                 Ok::<_, String>(out)

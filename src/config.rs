@@ -322,22 +322,31 @@ impl Config {
     }
 
     /// Parses and validates; `env` resolves `${VAR}` references.
-    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_toml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let mut value: toml::Value =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         expand_env(&mut value, &mut String::new(), &env)?;
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
-            invalid(if key == "." { "config".into() } else { key }, e.into_inner().to_string())
+            invalid(
+                if key == "." { "config".into() } else { key },
+                e.into_inner().to_string(),
+            )
         })?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen
-            .parse()
-            .map_err(|e| invalid("listen", format!("`{}` is not an address:port ({e})", self.listen)))
+        self.listen.parse().map_err(|e| {
+            invalid(
+                "listen",
+                format!("`{}` is not an address:port ({e})", self.listen),
+            )
+        })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -375,15 +384,19 @@ impl Config {
                 return Err(invalid(format!("{key}.name"), "must not be empty"));
             }
             if !seen.insert(&u.name) {
-                return Err(invalid(format!("{key}.name"), format!("duplicate user `{}`", u.name)));
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("duplicate user `{}`", u.name),
+                ));
             }
             match (&u.password, &u.password_sha1) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid(&key, "set either `password` or `password_sha1`, not both"))
+                    return Err(invalid(
+                        &key,
+                        "set either `password` or `password_sha1`, not both",
+                    ))
                 }
-                (None, None) => {
-                    return Err(invalid(&key, "needs `password` or `password_sha1`"))
-                }
+                (None, None) => return Err(invalid(&key, "needs `password` or `password_sha1`")),
                 (None, Some(h)) if crate::auth::parse_native_hash(h).is_none() => {
                     return Err(invalid(
                         format!("{key}.password_sha1"),
@@ -393,7 +406,10 @@ impl Config {
                 _ => {}
             }
         }
-        for (name, b) in [("old", Some(&self.backends.old)), ("new", self.backends.new.as_ref())] {
+        for (name, b) in [
+            ("old", Some(&self.backends.old)),
+            ("new", self.backends.new.as_ref()),
+        ] {
             let Some(b) = b else { continue };
             let key = format!("backends.{name}");
             b.target().map_err(|m| invalid(format!("{key}.url"), m))?;
@@ -463,10 +479,12 @@ fn expand_str(s: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, 
             out.push('$');
             rest = r;
         } else if let Some(r) = after.strip_prefix('{') {
-            let end = r.find('}').ok_or("unterminated `${` (write `$$` for a literal `$`)")?;
+            let end = r
+                .find('}')
+                .ok_or("unterminated `${` (write `$$` for a literal `$`)")?;
             let name = &r[..end];
-            let val = env(name)
-                .ok_or_else(|| format!("environment variable `{name}` is not set"))?;
+            let val =
+                env(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
             out.push_str(&val);
             rest = &r[end + 1..];
         } else {
@@ -529,10 +547,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = err(&BASE.replace("pool_size", "x").replace(
-            "kind = \"mysql\"",
-            "kind = \"mysql\"\npool_sise = 3",
-        ));
+        let e = err(&BASE
+            .replace("pool_size", "x")
+            .replace("kind = \"mysql\"", "kind = \"mysql\"\npool_sise = 3"));
         assert!(e.contains("backends.old") && e.contains("pool_sise"), "{e}");
     }
 
@@ -552,20 +569,31 @@ mod tests {
     fn bad_values_are_rejected() {
         assert!(err(&BASE.replace("127.0.0.1:3307", "nowhere")).starts_with("listen:"));
         assert!(err(&BASE.replace("\"primary_only\"", "\"new_only\"")).contains("phase"));
-        let no_new = BASE.split("[backends.new]").next().unwrap().replace("\"primary_only\"", "\"dual_write\"");
+        let no_new = BASE
+            .split("[backends.new]")
+            .next()
+            .unwrap()
+            .replace("\"primary_only\"", "\"dual_write\"");
         assert!(err(&no_new).contains("backends.new"));
         assert!(err(&BASE.replace("\"primary_only\"", "\"sideways\"")).contains("phase"));
         assert!(err(&BASE.replace("mysql://", "postgres://")).contains("backends.old.url"));
-        assert!(err("listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"")
-            .contains("users"));
-        assert!(err(&BASE.replace("password = \"${APP_PASSWORD}\"", "password_sha1 = \"abc\""))
-            .contains("password_sha1"));
+        assert!(err(
+            "listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\""
+        )
+        .contains("users"));
+        assert!(
+            err(&BASE.replace("password = \"${APP_PASSWORD}\"", "password_sha1 = \"abc\""))
+                .contains("password_sha1")
+        );
         assert!(err("listen = [").contains("TOML") || err("listen = [").contains("line"));
     }
 
     #[test]
     fn dollar_escapes() {
-        assert_eq!(expand_str("a$$b${X}$", &|_| Some("v".into())).unwrap(), "a$bv$");
+        assert_eq!(
+            expand_str("a$$b${X}$", &|_| Some("v".into())).unwrap(),
+            "a$bv$"
+        );
         assert!(expand_str("${X", &|_| Some("v".into())).is_err());
     }
 }

@@ -8,7 +8,11 @@ use tokio_util::sync::CancellationToken;
 use tandem::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "Zero-downtime database migration proxy (MySQL protocol)")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Zero-downtime database migration proxy (MySQL protocol)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,9 @@ fn main() -> ExitCode {
     // The runtime's size comes from the config; a config that doesn't load is
     // reported by the command itself.
     let threads = match &cli.command {
-        Command::Serve { config, .. } => Config::load(config).map(|c| c.runtime.worker_threads).unwrap_or(0),
+        Command::Serve { config, .. } => Config::load(config)
+            .map(|c| c.runtime.worker_threads)
+            .unwrap_or(0),
         Command::Check { .. } => 1,
     };
     let mut builder = if threads == 1 {
@@ -88,7 +94,9 @@ fn init_logging(config: &Config, format: Option<LogFormatArg>) {
         Some(LogFormatArg::Text) => false,
         None => config.log.format == LogFormat::Json,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -103,6 +111,12 @@ async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<Ex
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let state = tandem::server::AppState::new(config).map_err(anyhow::Error::msg)?;
+    if state.mirror.is_some() {
+        // Auto-increment columns and keys, for mirroring with identical ids.
+        if let Err(e) = state.refresh_schema().await {
+            tracing::warn!(error = %e, "cannot read the schema from the old backend yet; ids are pinned once it is readable");
+        }
+    }
     tracing::info!(%addr, phase = state.snapshot.load().config.phase.as_str(), "tandem listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
@@ -137,5 +151,9 @@ async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     for line in &report.lines {
         println!("{line}");
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -18,8 +18,12 @@ pub struct Route {
 
 pub fn route(phase: Phase, _class: StatementClass) -> Route {
     match phase {
-        Phase::PrimaryOnly | Phase::DualWrite => Route { primary: Target::Old },
-        Phase::NewPrimary | Phase::NewOnly => Route { primary: Target::New },
+        Phase::PrimaryOnly | Phase::DualWrite => Route {
+            primary: Target::Old,
+        },
+        Phase::NewPrimary | Phase::NewOnly => Route {
+            primary: Target::New,
+        },
     }
 }
 

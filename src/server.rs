@@ -16,9 +16,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{parse_native_hash, Credential};
 use crate::backend::pool::MysqlPool;
-use crate::config::Config;
+use crate::config::{Config, Phase};
 use crate::metrics::Metrics;
+use crate::mirror::Mirror;
 use crate::sql::classify::Classifier;
+use crate::sql::schema::Schema;
 
 /// One validated configuration with what is derived from it.
 pub struct Snapshot {
@@ -35,7 +37,9 @@ impl Snapshot {
                 let cred = match (&u.password, &u.password_sha1) {
                     (Some(p), _) => Credential::Plain(p.clone()),
                     // Validation guarantees the hash parses.
-                    (None, Some(h)) => Credential::NativeHash(parse_native_hash(h).unwrap_or([0; 20])),
+                    (None, Some(h)) => {
+                        Credential::NativeHash(parse_native_hash(h).unwrap_or([0; 20]))
+                    }
                     (None, None) => Credential::NativeHash([0; 20]),
                 };
                 (u.name.clone(), cred)
@@ -48,6 +52,8 @@ impl Snapshot {
 pub struct AppState {
     pub snapshot: ArcSwap<Snapshot>,
     pub old: Arc<MysqlPool>,
+    /// Set in `dual_write`: the secondary and its per-session queues.
+    pub mirror: Option<Arc<Mirror>>,
     pub classifier: Classifier,
     pub metrics: Metrics,
     next_session: AtomicU64,
@@ -59,13 +65,39 @@ impl AppState {
         let old = MysqlPool::new(&config.backends.old, max_packet)
             .map_err(|e| format!("backends.old.url: {e}"))?;
         let classifier = Classifier::new(config.limits.statement_cache_size as usize);
+        let mirror = match (config.phase, &config.backends.new) {
+            (Phase::DualWrite, Some(new)) => Some(Arc::new(
+                Mirror::new(new, config.mirror.clone(), max_packet)
+                    .map_err(|e| format!("backends.new.url: {e}"))?,
+            )),
+            _ => None,
+        };
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot::new(config)),
             old: Arc::new(old),
+            mirror,
             classifier,
             metrics: Metrics::default(),
             next_session: AtomicU64::new(1),
         }))
+    }
+
+    /// Reads table definitions (auto-increment columns, keys, types) from the
+    /// primary into the mirror's schema cache. Called at start and after DDL.
+    pub async fn refresh_schema(&self) -> Result<(), crate::backend::BackendError> {
+        let Some(mirror) = &self.mirror else {
+            return Ok(());
+        };
+        let greeted = self.old.connect().await?;
+        let opts = crate::backend::mysql::default_opts(self.old.target.database.as_deref());
+        let (mut conn, _) = greeted.authenticate(&self.old.target, opts).await?;
+        let columns = conn.query_rows(Schema::COLUMNS_QUERY).await?;
+        let keys = conn.query_rows(Schema::KEYS_QUERY).await?;
+        conn.close().await;
+        mirror
+            .schema
+            .store(Arc::new(Schema::from_rows(&columns, &keys)));
+        Ok(())
     }
 
     pub fn next_session_id(&self) -> u64 {
@@ -110,7 +142,10 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: Cancella
     tracker.close();
     let n = tracker.len();
     if n > 0 {
-        tracing::info!(sessions = n, "shutting down: waiting for running statements");
+        tracing::info!(
+            sessions = n,
+            "shutting down: waiting for running statements"
+        );
     }
     let grace = Duration::from_millis(limits.shutdown_timeout_ms);
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {

@@ -11,12 +11,20 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::mirror::SessionMirror;
 use crate::sql::classify::Classified;
+use crate::wire::execute::ParamType;
 use crate::wire::{CapabilityFlags as Caps, StatusFlags};
 
 pub struct Prepared {
     pub classified: Arc<Classified>,
     pub params: u16,
+    /// The statement text (needed to mirror its executions as text).
+    pub sql: String,
+    /// Parameter types bound by the last execute (clients may omit them).
+    pub param_types: Vec<ParamType>,
+    /// Parameters sent with COM_STMT_SEND_LONG_DATA since the last execute.
+    pub long_data: Vec<bool>,
 }
 
 pub struct Session {
@@ -34,6 +42,12 @@ pub struct Session {
     /// Set when the client changed protocol options (COM_SET_OPTION): the
     /// backend connection is then not reused after this session.
     pub protocol_changed: bool,
+    /// This session's queue to the secondary (dual_write).
+    pub mirror: Option<SessionMirror>,
+    /// A transaction is open on the secondary for this session.
+    pub mirror_txn_open: bool,
+    /// The primary's @@auto_increment_increment, fetched when first needed.
+    pub auto_increment_increment: Option<u64>,
 }
 
 impl Session {
@@ -47,6 +61,11 @@ impl Session {
 
     pub fn autocommit(&self) -> bool {
         self.status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() != 0
+    }
+
+    /// False under sql_mode NO_BACKSLASH_ESCAPES.
+    pub fn backslash_escapes(&self) -> bool {
+        self.status & StatusFlags::SERVER_STATUS_NO_BACKSLASH_ESCAPES.bits() == 0
     }
 
     pub fn note_status(&mut self, status: Option<u16>) {

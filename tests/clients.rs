@@ -14,7 +14,9 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn run_bytes(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -45,18 +47,38 @@ async fn python_clients_see_the_same_as_direct() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/probe.py");
     let port = servers::mariadb().port;
     let direct = tokio::task::spawn_blocking(move || {
-        run(Command::new("python3").args([script, "127.0.0.1", &port.to_string(), "app", "apppass", &db_d]))
+        run(Command::new("python3").args([
+            script,
+            "127.0.0.1",
+            &port.to_string(),
+            "app",
+            "apppass",
+            &db_d,
+        ]))
     });
     let pport = proxy.port();
     let proxied = tokio::task::spawn_blocking(move || {
-        run(Command::new("python3").args([script, "127.0.0.1", &pport.to_string(), PROXY_USER, PROXY_PASSWORD, &db_p]))
+        run(Command::new("python3").args([
+            script,
+            "127.0.0.1",
+            &pport.to_string(),
+            PROXY_USER,
+            PROXY_PASSWORD,
+            &db_p,
+        ]))
     });
     let (direct, proxied) = (direct.await.unwrap(), proxied.await.unwrap());
     let d: serde_json::Value = serde_json::from_str(&direct).unwrap();
     let p: serde_json::Value = serde_json::from_str(&proxied).unwrap();
     // Facts that must hold, then full equality with direct.
-    assert_eq!(p["balance_after_rollback"], 100, "rollback with autocommit off lost data: {p}");
-    assert_eq!(p["blob_types"], serde_json::json!(["bytes", "bytes", "str"]));
+    assert_eq!(
+        p["balance_after_rollback"], 100,
+        "rollback with autocommit off lost data: {p}"
+    );
+    assert_eq!(
+        p["blob_types"],
+        serde_json::json!(["bytes", "bytes", "str"])
+    );
     assert_eq!(p["call_sets"], serde_json::json!([[[1]], [["x", 2]], []]));
     assert_eq!(p["signal"][0], 1644);
     assert_eq!(p["insert_warnings"], 1);
@@ -87,10 +109,17 @@ SELECT DATABASE();
     let out = |p: u16, user: &str, pass: &str, db: &str| {
         let mut c = cli(p, user, pass, db);
         c.args(["--column-type-info", "-vvv", "--table"]);
-        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let mut child = c.spawn().expect("mariadb CLI");
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
         let o = child.wait_with_output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         // Timings differ from run to run.
@@ -108,11 +137,18 @@ SELECT DATABASE();
             .join("\n")
     };
     let (dd, dp) = (db_d.clone(), db_p.clone());
-    let direct = tokio::task::spawn_blocking(move || out(port, "app", "apppass", &dd)).await.unwrap();
+    let direct = tokio::task::spawn_blocking(move || out(port, "app", "apppass", &dd))
+        .await
+        .unwrap();
     let pport = proxy.port();
-    let proxied = tokio::task::spawn_blocking(move || out(pport, PROXY_USER, PROXY_PASSWORD, &dp)).await.unwrap();
+    let proxied = tokio::task::spawn_blocking(move || out(pport, PROXY_USER, PROXY_PASSWORD, &dp))
+        .await
+        .unwrap();
     assert!(proxied.contains("NEWDECIMAL"), "{proxied}");
-    assert!(proxied.lines().any(|l| l == "| mysql |"), "COM_INIT_DB through the CLI use: {proxied}");
+    assert!(
+        proxied.lines().any(|l| l == "| mysql |"),
+        "COM_INIT_DB through the CLI use: {proxied}"
+    );
     assert_eq!(direct, proxied);
 }
 
@@ -132,9 +168,13 @@ async fn mysqldump_through_the_proxy_matches_and_restores() {
     let (db, proxy) = setup("dump").await;
     let mut p = via(&proxy, &db).await;
     use mysql_async::prelude::*;
-    p.query_drop("CREATE TABLE c (id INT PRIMARY KEY, name VARCHAR(20), data BLOB, at DATETIME)").await.unwrap();
+    p.query_drop("CREATE TABLE c (id INT PRIMARY KEY, name VARCHAR(20), data BLOB, at DATETIME)")
+        .await
+        .unwrap();
     p.query_drop("INSERT INTO c SELECT seq, CONCAT('n', seq), UNHEX(MD5(seq)), '2024-01-01' + INTERVAL seq MINUTE FROM seq_1_to_2000").await.unwrap();
-    p.query_drop("CREATE VIEW cv AS SELECT id, name FROM c WHERE id < 10").await.unwrap();
+    p.query_drop("CREATE VIEW cv AS SELECT id, name FROM c WHERE id < 10")
+        .await
+        .unwrap();
     let port = servers::mariadb().port;
     let pport = proxy.port();
     let dbc = db.clone();
@@ -157,7 +197,10 @@ async fn mysqldump_through_the_proxy_matches_and_restores() {
                 .collect::<Vec<_>>()
                 .join(&b'\n')
         };
-        (dump(port, "app", "apppass"), dump(pport, PROXY_USER, PROXY_PASSWORD))
+        (
+            dump(port, "app", "apppass"),
+            dump(pport, PROXY_USER, PROXY_PASSWORD),
+        )
     })
     .await
     .unwrap();
@@ -171,19 +214,28 @@ async fn mysqldump_through_the_proxy_matches_and_restores() {
     let copy2 = copy.clone();
     tokio::task::spawn_blocking(move || {
         let mut c = cli(pport, PROXY_USER, PROXY_PASSWORD, &copy2);
-        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let mut child = c.spawn().unwrap();
         use std::io::Write;
         child.stdin.take().unwrap().write_all(&proxied).unwrap();
         let o = child.wait_with_output().unwrap();
-        assert!(o.status.success(), "restore failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "restore failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     })
     .await
     .unwrap();
     let sums = servers::mariadb().root_sql(&format!(
         "CHECKSUM TABLE `{db}`.c, `{copy}`.c; SELECT COUNT(*) FROM `{copy}`.cv"
     ));
-    let vals: Vec<&str> = sums.lines().map(|l| l.split('\t').last().unwrap_or("")).collect();
+    let vals: Vec<&str> = sums
+        .lines()
+        .map(|l| l.split('\t').last().unwrap_or(""))
+        .collect();
     assert_eq!(vals.len(), 3, "{sums}");
     let diff = servers::mariadb().root_sql(&format!("SELECT * FROM `{db}`.c EXCEPT SELECT * FROM `{copy}`.c LIMIT 2; SELECT * FROM `{copy}`.c EXCEPT SELECT * FROM `{db}`.c LIMIT 2; SHOW CREATE TABLE `{db}`.c; SHOW CREATE TABLE `{copy}`.c"));
     assert_eq!(vals[0], vals[1], "restored table differs: {sums}\n{diff}");

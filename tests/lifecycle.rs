@@ -28,8 +28,13 @@ async fn pool_limit_gives_1040_after_acquire_timeout() {
     let mut a = via(&proxy, &db).await;
     let _b = via(&proxy, &db).await;
     let started = Instant::now();
-    let err = mysql_async::Conn::new(proxy_opts(&proxy, &db)).await.expect_err("third client must wait and fail");
-    assert!(matches!(err, mysql_async::Error::Server(ref e) if e.code == 1040), "{err:?}");
+    let err = mysql_async::Conn::new(proxy_opts(&proxy, &db))
+        .await
+        .expect_err("third client must wait and fail");
+    assert!(
+        matches!(err, mysql_async::Error::Server(ref e) if e.code == 1040),
+        "{err:?}"
+    );
     assert!(started.elapsed() >= Duration::from_millis(250));
     // A freed slot is usable again.
     a.disconnect().await.unwrap();
@@ -53,7 +58,10 @@ async fn shutdown_lets_running_statements_finish() {
     proxy.shutdown.cancel();
     // The statement in flight completes with its real result.
     assert_eq!(running.await.unwrap(), Some(7));
-    tokio::time::timeout(Duration::from_secs(5), proxy.task).await.expect("proxy stops").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), proxy.task)
+        .await
+        .expect("proxy stops")
+        .unwrap();
     // New connections are refused, idle sessions are closed.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     assert!(idle.query_drop("SELECT 1").await.is_err());
@@ -92,7 +100,9 @@ connect_timeout_ms = 500
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_backend_ends_sessions_and_recovers_after_restart() {
-    let mut server = tokio::task::spawn_blocking(servers::start_private_mariadb).await.unwrap();
+    let mut server = tokio::task::spawn_blocking(servers::start_private_mariadb)
+        .await
+        .unwrap();
     let toml = format!(
         r#"listen = "127.0.0.1:0"
 [[users]]
@@ -118,8 +128,13 @@ connect_timeout_ms = 1000
     // The session's backend is gone: the client sees its connection drop.
     assert!(c.query_drop("SELECT 1").await.is_err());
     // New clients get a clear error while the backend is down.
-    let err = mysql_async::Conn::new(proxy_opts(&proxy, "mysql")).await.expect_err("backend down");
-    assert!(matches!(err, mysql_async::Error::Server(ref e) if e.code == 2003), "{err:?}");
+    let err = mysql_async::Conn::new(proxy_opts(&proxy, "mysql"))
+        .await
+        .expect_err("backend down");
+    assert!(
+        matches!(err, mysql_async::Error::Server(ref e) if e.code == 2003),
+        "{err:?}"
+    );
     let mut server = server;
     let server = tokio::task::spawn_blocking(move || {
         server.restart();
@@ -154,8 +169,14 @@ async fn malformed_packets_get_errors_not_crashes() {
     })
     .await
     .unwrap();
-    assert!(handshake_reply.len() > 7 && handshake_reply[4] == 0xff, "ERR packet: {handshake_reply:?}");
-    assert_eq!(u16::from_le_bytes([handshake_reply[5], handshake_reply[6]]), 1043);
+    assert!(
+        handshake_reply.len() > 7 && handshake_reply[4] == 0xff,
+        "ERR packet: {handshake_reply:?}"
+    );
+    assert_eq!(
+        u16::from_le_bytes([handshake_reply[5], handshake_reply[6]]),
+        1043
+    );
     // A logged-in client sending a truncated COM_STMT_EXECUTE and an unknown
     // command: the server's error / 1047, and the session goes on.
     let mut c = via(&proxy, &db).await;
@@ -164,7 +185,9 @@ async fn malformed_packets_get_errors_not_crashes() {
     // mysql_async has no raw packet API; use a raw socket for the rest.
     let port = proxy.port();
     let db2 = db.clone();
-    tokio::task::spawn_blocking(move || raw_session_checks(port, &db2)).await.unwrap();
+    tokio::task::spawn_blocking(move || raw_session_checks(port, &db2))
+        .await
+        .unwrap();
     let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1), "proxy still serves other sessions");
 }
@@ -193,7 +216,8 @@ fn raw_session_checks(port: u16, db: &str) {
     let mut salt = rest[4..12].to_vec();
     salt.extend_from_slice(&rest[31..43]);
     let token = tandem::auth::native_token(&salt, PROXY_PASSWORD);
-    let caps: u32 = 0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0000_0008 | 0x0002_0000 | 0x0100_0000;
+    let caps: u32 =
+        0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0000_0008 | 0x0002_0000 | 0x0100_0000;
     let mut resp = caps.to_le_bytes().to_vec();
     resp.extend_from_slice(&(16u32 << 20).to_le_bytes());
     resp.push(45);
@@ -235,7 +259,9 @@ fn raw_session_checks(port: u16, db: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_command_reports_each_backend() {
     let m = servers::mariadb();
-    let pg = tokio::task::spawn_blocking(servers::postgres).await.unwrap();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let good = format!(
         r#"[[users]]
@@ -252,27 +278,62 @@ url = "{}"
         pg.url("postgres")
     );
     let path = write_config(&dir, &good);
-    let out = tandem().args(["check", "--config"]).arg(&path).env("APP_PASSWORD", "x").output().unwrap();
+    let out = tandem()
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("APP_PASSWORD", "x")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("backends.old: ok (10."), "{text}");
     assert!(text.contains("backends.new: ok (PostgreSQL"), "{text}");
 
     let bad = good.replace(":apppass@", ":wrong@");
     let path = write_config(&dir, &bad);
-    let out = tandem().args(["check", "--config"]).arg(&path).env("APP_PASSWORD", "x").output().unwrap();
+    let out = tandem()
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("APP_PASSWORD", "x")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(text.contains("backends.old: FAILED") && text.contains("1045"), "{text}");
-    assert!(text.contains("backends.new: FAILED") && text.contains("password authentication failed"), "{text}");
+    assert!(
+        text.contains("backends.old: FAILED") && text.contains("1045"),
+        "{text}"
+    );
+    assert!(
+        text.contains("backends.new: FAILED") && text.contains("password authentication failed"),
+        "{text}"
+    );
 
     // Config problems name the key and exit non-zero.
-    let out = tandem().args(["check", "--config"]).arg(&path).output().unwrap();
+    let out = tandem()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(text.contains("users[0].password") && text.contains("APP_PASSWORD"), "{text}");
-    let path = write_config(&dir, &good.replace("kind = \"mysql\"", "kind = \"mysql\"\npool_size = -1"));
-    let out = tandem().args(["check", "--config"]).arg(&path).env("APP_PASSWORD", "x").output().unwrap();
+    assert!(
+        text.contains("users[0].password") && text.contains("APP_PASSWORD"),
+        "{text}"
+    );
+    let path = write_config(
+        &dir,
+        &good.replace("kind = \"mysql\"", "kind = \"mysql\"\npool_size = -1"),
+    );
+    let out = tandem()
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("APP_PASSWORD", "x")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("backends.old.pool_size"));
 }
 
@@ -316,7 +377,12 @@ async fn serve_binary_logs_json_and_stops_on_sigterm() {
         loop {
             if let Some(s) = child.try_wait().unwrap() {
                 let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 return (s, err);
             }
             assert!(Instant::now() < deadline, "tandem did not stop on SIGTERM");
@@ -329,7 +395,8 @@ async fn serve_binary_logs_json_and_stops_on_sigterm() {
     let lines: Vec<&str> = status.1.lines().collect();
     assert!(lines.len() >= 2, "{}", status.1);
     for l in &lines {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
         assert!(v.get("level").is_some());
     }
     assert!(status.1.contains("SIGTERM"));

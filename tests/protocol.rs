@@ -31,8 +31,14 @@ async fn pair(prefix: &str) -> (Pair, Proxy) {
 
 impl Pair {
     async fn both(&mut self, sql: &str) {
-        self.d.query_drop(sql).await.unwrap_or_else(|e| panic!("direct {sql}: {e}"));
-        self.p.query_drop(sql).await.unwrap_or_else(|e| panic!("proxy {sql}: {e}"));
+        self.d
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("direct {sql}: {e}"));
+        self.p
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("proxy {sql}: {e}"));
     }
 
     async fn same(&mut self, sql: &str) -> Vec<Vec<String>> {
@@ -52,14 +58,26 @@ async fn same_text(
     sql: &str,
     dbs: (&str, &str),
 ) -> Vec<Vec<String>> {
-    let mut rd = d.query_iter(sql).await.unwrap_or_else(|e| panic!("direct {sql}: {e}"));
-    let cols_d: Vec<String> =
-        rd.columns_ref().iter().map(|c| column_meta(c).replace(dbs.0, "<db>")).collect();
+    let mut rd = d
+        .query_iter(sql)
+        .await
+        .unwrap_or_else(|e| panic!("direct {sql}: {e}"));
+    let cols_d: Vec<String> = rd
+        .columns_ref()
+        .iter()
+        .map(|c| column_meta(c).replace(dbs.0, "<db>"))
+        .collect();
     let rows_d: Vec<mysql_async::Row> = rd.collect().await.unwrap();
     drop(rd);
-    let mut rp = p.query_iter(sql).await.unwrap_or_else(|e| panic!("proxy {sql}: {e}"));
-    let cols_p: Vec<String> =
-        rp.columns_ref().iter().map(|c| column_meta(c).replace(dbs.1, "<db>")).collect();
+    let mut rp = p
+        .query_iter(sql)
+        .await
+        .unwrap_or_else(|e| panic!("proxy {sql}: {e}"));
+    let cols_p: Vec<String> = rp
+        .columns_ref()
+        .iter()
+        .map(|c| column_meta(c).replace(dbs.1, "<db>"))
+        .collect();
     let rows_p: Vec<mysql_async::Row> = rp.collect().await.unwrap();
     drop(rp);
     assert_eq!(cols_d, cols_p, "column metadata differs for {sql}");
@@ -68,8 +86,16 @@ async fn same_text(
         rows_p.into_iter().map(row_text).collect(),
     );
     assert_eq!(rd, rp, "rows differ for {sql}");
-    assert_eq!(d.affected_rows(), p.affected_rows(), "affected rows for {sql}");
-    assert_eq!(d.last_insert_id(), p.last_insert_id(), "insert id for {sql}");
+    assert_eq!(
+        d.affected_rows(),
+        p.affected_rows(),
+        "affected rows for {sql}"
+    );
+    assert_eq!(
+        d.last_insert_id(),
+        p.last_insert_id(),
+        "insert id for {sql}"
+    );
     assert_eq!(d.get_warnings(), p.get_warnings(), "warnings for {sql}");
     assert_eq!(d.info(), p.info(), "info for {sql}");
     rd
@@ -85,7 +111,10 @@ async fn same_error(
     let ep = p.query_drop(sql).await.expect_err("proxy should fail");
     match (ed, ep) {
         (mysql_async::Error::Server(a), mysql_async::Error::Server(b)) => {
-            let (ma, mb) = (a.message.replace(dbs.0, "<db>"), b.message.replace(dbs.1, "<db>"));
+            let (ma, mb) = (
+                a.message.replace(dbs.0, "<db>"),
+                b.message.replace(dbs.1, "<db>"),
+            );
             assert_eq!((a.code, &a.state, ma), (b.code, &b.state, mb), "{sql}");
             (b.code, b.state)
         }
@@ -126,7 +155,10 @@ async fn every_common_type_round_trips_text_and_binary() {
     let sd = d.prep(sql).await.unwrap();
     let sp = p.prep(sql).await.unwrap();
     let meta = |s: &mysql_async::Statement, db: &str| {
-        s.columns().iter().map(|c| column_meta(c).replace(db, "<db>")).collect::<Vec<_>>()
+        s.columns()
+            .iter()
+            .map(|c| column_meta(c).replace(db, "<db>"))
+            .collect::<Vec<_>>()
     };
     assert_eq!(meta(&sd, &x.db_d), meta(&sp, &x.db_p));
     assert_eq!(sd.num_params(), sp.num_params());
@@ -135,7 +167,11 @@ async fn every_common_type_round_trips_text_and_binary() {
     let vd: Vec<_> = vd.into_iter().map(row_text).collect();
     let vp: Vec<_> = vp.into_iter().map(row_text).collect();
     assert_eq!(vd, vp);
-    assert!(vp[1].iter().skip(1).all(|v| v == "NULL"), "NULL row: {:?}", vp[1]);
+    assert!(
+        vp[1].iter().skip(1).all(|v| v == "NULL"),
+        "NULL row: {:?}",
+        vp[1]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,15 +207,21 @@ async fn prepared_parameters_of_every_common_type() {
     ];
     let insert = "INSERT INTO all_types (ti, tb, si, mi, bi, bu, de, fl, db, bt, dt, dtt, ts, tm, yr, ch, vc, vb, bl, tx, en, st, js)
                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-    p.exec_drop(insert, Params::Positional(params)).await.unwrap();
+    p.exec_drop(insert, Params::Positional(params))
+        .await
+        .unwrap();
     assert_eq!(p.affected_rows(), 1);
     assert_eq!(p.last_insert_id(), Some(1));
     let row: mysql_async::Row = p
-        .exec_first("SELECT bi, bu, dtt, ts, tm, vc, bl FROM all_types WHERE id = ?", (1,))
+        .exec_first(
+            "SELECT bi, bu, dtt, ts, tm, vc, bl FROM all_types WHERE id = ?",
+            (1,),
+        )
         .await
         .unwrap()
         .unwrap();
-    let (bi, bu, dtt, ts, tm, vc, bl): (i64, u64, Value, Option<String>, Value, String, Vec<u8>) = mysql_async::from_row(row);
+    let (bi, bu, dtt, ts, tm, vc, bl): (i64, u64, Value, Option<String>, Value, String, Vec<u8>) =
+        mysql_async::from_row(row);
     assert_eq!(bi, i64::MIN);
     assert_eq!(bu, u64::MAX);
     assert_eq!(dtt, Value::Date(1999, 12, 31, 23, 59, 58, 999_999));
@@ -192,7 +234,8 @@ async fn prepared_parameters_of_every_common_type() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_keep_code_sqlstate_and_message() {
     let (mut x, _proxy) = pair("errors").await;
-    x.both("CREATE TABLE u (id INT PRIMARY KEY, n INT CHECK (n > 0))").await;
+    x.both("CREATE TABLE u (id INT PRIMARY KEY, n INT CHECK (n > 0))")
+        .await;
     x.both("INSERT INTO u VALUES (1, 1)").await;
     assert_eq!(x.same_error("INSERT INTO u VALUES (1, 2)").await.0, 1062);
     let (code, state) = x.same_error("SELEC 1").await;
@@ -202,14 +245,24 @@ async fn errors_keep_code_sqlstate_and_message() {
     // Codes above 1885 (MariaDB's CHECK constraint violation).
     let (code, state) = x.same_error("INSERT INTO u VALUES (2, -1)").await;
     assert_eq!((code, state.as_str()), (4025, "23000"));
-    let (code, state) = x.same_error("SIGNAL SQLSTATE '45001' SET MESSAGE_TEXT = 'custom'").await;
+    let (code, state) = x
+        .same_error("SIGNAL SQLSTATE '45001' SET MESSAGE_TEXT = 'custom'")
+        .await;
     assert_eq!((code, state.as_str()), (1644, "45001"));
-    let (_, state) = x.same_error("SIGNAL SQLSTATE 'HY123' SET MYSQL_ERRNO = 1234").await;
+    let (_, state) = x
+        .same_error("SIGNAL SQLSTATE 'HY123' SET MYSQL_ERRNO = 1234")
+        .await;
     assert_eq!(state, "HY123");
     let p = &mut x.p;
     // Errors in prepared statements too.
-    let ep = p.exec_drop("INSERT INTO u VALUES (?, ?)", (1, 1)).await.unwrap_err();
-    assert!(matches!(ep, mysql_async::Error::Server(ref e) if e.code == 1062), "{ep:?}");
+    let ep = p
+        .exec_drop("INSERT INTO u VALUES (?, ?)", (1, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(ep, mysql_async::Error::Server(ref e) if e.code == 1062),
+        "{ep:?}"
+    );
     // The session is still usable after errors.
     let one: Option<i64> = p.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
@@ -218,10 +271,12 @@ async fn errors_keep_code_sqlstate_and_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ok_packets_carry_counts_ids_warnings_and_info() {
     let (mut x, _proxy) = pair("okpkt").await;
-    x.both("CREATE TABLE w (id INT AUTO_INCREMENT PRIMARY KEY, s VARCHAR(3), n TINYINT)").await;
+    x.both("CREATE TABLE w (id INT AUTO_INCREMENT PRIMARY KEY, s VARCHAR(3), n TINYINT)")
+        .await;
     x.both("SET SESSION sql_mode = ''").await;
     // Truncation warnings after an INSERT.
-    x.same("INSERT INTO w (s, n) VALUES ('abcdef', 1000), ('x', 1)").await;
+    x.same("INSERT INTO w (s, n) VALUES ('abcdef', 1000), ('x', 1)")
+        .await;
     assert_eq!(x.p.get_warnings(), 2);
     assert_eq!(x.p.last_insert_id(), Some(1));
     x.same("SHOW WARNINGS").await;
@@ -239,7 +294,9 @@ async fn call_with_two_result_sets_and_multi_statements() {
     let (db, proxy) = setup("multi").await;
     let mut d = direct(&db).await;
     let mut p = via(&proxy, &db).await;
-    d.query_drop("CREATE PROCEDURE two() BEGIN SELECT 1 AS a; SELECT 'x' AS b, 2 AS c; END").await.unwrap();
+    d.query_drop("CREATE PROCEDURE two() BEGIN SELECT 1 AS a; SELECT 'x' AS b, 2 AS c; END")
+        .await
+        .unwrap();
     for conn in [&mut d, &mut p] {
         let mut r = conn.query_iter("CALL two()").await.unwrap();
         let first: Vec<i64> = r.collect().await.unwrap();
@@ -263,21 +320,31 @@ async fn transactions_commit_and_rollback() {
     let (db, proxy) = setup("txn").await;
     let mut p = via(&proxy, &db).await;
     let mut check = direct(&db).await;
-    p.query_drop("CREATE TABLE acct (id INT PRIMARY KEY, bal INT) ENGINE=InnoDB").await.unwrap();
-    p.query_drop("INSERT INTO acct VALUES (1, 100)").await.unwrap();
+    p.query_drop("CREATE TABLE acct (id INT PRIMARY KEY, bal INT) ENGINE=InnoDB")
+        .await
+        .unwrap();
+    p.query_drop("INSERT INTO acct VALUES (1, 100)")
+        .await
+        .unwrap();
     p.query_drop("START TRANSACTION").await.unwrap();
-    p.query_drop("UPDATE acct SET bal = 0 WHERE id = 1").await.unwrap();
+    p.query_drop("UPDATE acct SET bal = 0 WHERE id = 1")
+        .await
+        .unwrap();
     p.query_drop("ROLLBACK").await.unwrap();
     let bal: Option<i64> = check.query_first("SELECT bal FROM acct").await.unwrap();
     assert_eq!(bal, Some(100));
     let mut tx = p.start_transaction(Default::default()).await.unwrap();
-    tx.query_drop("UPDATE acct SET bal = 50 WHERE id = 1").await.unwrap();
+    tx.query_drop("UPDATE acct SET bal = 50 WHERE id = 1")
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let bal: Option<i64> = check.query_first("SELECT bal FROM acct").await.unwrap();
     assert_eq!(bal, Some(50));
     // autocommit off: nothing is visible until COMMIT.
     p.query_drop("SET autocommit = 0").await.unwrap();
-    p.query_drop("UPDATE acct SET bal = 7 WHERE id = 1").await.unwrap();
+    p.query_drop("UPDATE acct SET bal = 7 WHERE id = 1")
+        .await
+        .unwrap();
     let seen: Option<i64> = check.query_first("SELECT bal FROM acct").await.unwrap();
     assert_eq!(seen, Some(50));
     p.query_drop("ROLLBACK").await.unwrap();
@@ -291,21 +358,35 @@ async fn session_state_persists_on_the_pinned_connection() {
     let other = servers::mariadb().create_database("pin_other");
     let mut p = via(&proxy, &db).await;
     p.query_drop(format!("USE `{other}`")).await.unwrap();
-    p.query_drop("SET @v = 42, SESSION sql_mode = 'ANSI_QUOTES'").await.unwrap();
-    p.query_drop("CREATE TEMPORARY TABLE tmp (x INT)").await.unwrap();
-    p.query_drop("CREATE TABLE auto (id INT AUTO_INCREMENT PRIMARY KEY)").await.unwrap();
-    p.query_drop("INSERT INTO auto VALUES (NULL), (NULL)").await.unwrap();
+    p.query_drop("SET @v = 42, SESSION sql_mode = 'ANSI_QUOTES'")
+        .await
+        .unwrap();
+    p.query_drop("CREATE TEMPORARY TABLE tmp (x INT)")
+        .await
+        .unwrap();
+    p.query_drop("CREATE TABLE auto (id INT AUTO_INCREMENT PRIMARY KEY)")
+        .await
+        .unwrap();
+    p.query_drop("INSERT INTO auto VALUES (NULL), (NULL)")
+        .await
+        .unwrap();
     p.query_drop("INSERT INTO tmp VALUES (1)").await.unwrap();
     for _ in 0..20 {
         let row: (String, i64, String, i64, i64) = p
-            .query_first("SELECT DATABASE(), @v, @@sql_mode, (SELECT COUNT(*) FROM tmp), LAST_INSERT_ID()")
+            .query_first(
+                "SELECT DATABASE(), @v, @@sql_mode, (SELECT COUNT(*) FROM tmp), LAST_INSERT_ID()",
+            )
             .await
             .unwrap()
             .unwrap();
         assert_eq!(row, (other.clone(), 42, "ANSI_QUOTES".to_string(), 1, 1));
     }
     // CONNECTION_ID() is the id the client was given in the handshake.
-    let id: u32 = p.query_first("SELECT CONNECTION_ID()").await.unwrap().unwrap();
+    let id: u32 = p
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(id, p.id());
     // COM_PING keeps the session (COM_INIT_DB is covered by the CLI tests).
     p.ping().await.unwrap();
@@ -319,20 +400,42 @@ async fn large_blob_and_large_result_stream() {
     servers::mariadb().root_sql("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024");
     let (db, proxy) = setup("large").await;
     let mut p = via(&proxy, &db).await;
-    p.query_drop("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)").await.unwrap();
+    p.query_drop("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)")
+        .await
+        .unwrap();
     let blob: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    p.exec_drop("INSERT INTO big VALUES (1, ?)", (blob.clone(),)).await.unwrap();
-    let back: Vec<u8> = p.query_first("SELECT b FROM big WHERE id = 1").await.unwrap().unwrap();
+    p.exec_drop("INSERT INTO big VALUES (1, ?)", (blob.clone(),))
+        .await
+        .unwrap();
+    let back: Vec<u8> = p
+        .query_first("SELECT b FROM big WHERE id = 1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back.len(), blob.len());
     assert!(back == blob, "10 MB blob changed on the way");
-    let stmt_back: Vec<u8> = p.exec_first("SELECT b FROM big WHERE id = ?", (1,)).await.unwrap().unwrap();
+    let stmt_back: Vec<u8> = p
+        .exec_first("SELECT b FROM big WHERE id = ?", (1,))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stmt_back == blob);
     // A row larger than one 16 MiB packet, in both directions.
     let huge: Vec<u8> = vec![0xfe; 17 * 1024 * 1024];
-    p.exec_drop("INSERT INTO big VALUES (2, ?)", (huge.clone(),)).await.unwrap();
-    let len: i64 = p.query_first("SELECT LENGTH(b) FROM big WHERE id = 2").await.unwrap().unwrap();
+    p.exec_drop("INSERT INTO big VALUES (2, ?)", (huge.clone(),))
+        .await
+        .unwrap();
+    let len: i64 = p
+        .query_first("SELECT LENGTH(b) FROM big WHERE id = 2")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(len as usize, huge.len());
-    let back: Vec<u8> = p.query_first("SELECT b FROM big WHERE id = 2").await.unwrap().unwrap();
+    let back: Vec<u8> = p
+        .query_first("SELECT b FROM big WHERE id = 2")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(back == huge, "17 MiB row changed on the way");
     // 100k rows streamed.
     let mut r = p
@@ -364,18 +467,33 @@ async fn wrong_password_is_1045_and_never_reaches_the_backend() {
         mysql_async::Error::Server(e) => {
             assert_eq!(e.code, 1045);
             assert_eq!(e.state, "28000");
-            assert!(e.message.starts_with("Access denied for user 'app'@'127.0.0.1'"), "{}", e.message);
+            assert!(
+                e.message
+                    .starts_with("Access denied for user 'app'@'127.0.0.1'"),
+                "{}",
+                e.message
+            );
         }
         other => panic!("expected 1045, got {other:?}"),
     }
     let err = mysql_async::Conn::new(proxy_opts(&proxy, &db).user(Some("nobody")))
         .await
         .expect_err("unknown user must fail");
-    assert!(matches!(err, mysql_async::Error::Server(ref e) if e.code == 1045), "{err:?}");
+    assert!(
+        matches!(err, mysql_async::Error::Server(ref e) if e.code == 1045),
+        "{err:?}"
+    );
     // No failed login reached MariaDB: its aborted-connect counter did not move.
     let after = servers::mariadb().root_sql("SHOW GLOBAL STATUS LIKE 'Aborted_connects'");
     assert_eq!(before, after);
-    assert_eq!(proxy.state.metrics.auth_failures.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(
+        proxy
+            .state
+            .metrics
+            .auth_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +508,11 @@ async fn password_hash_in_config_authenticates() {
     let mut p = via(&proxy, &db).await;
     let one: Option<i64> = p.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
-    assert!(mysql_async::Conn::new(proxy_opts(&proxy, &db).pass(Some("nope"))).await.is_err());
+    assert!(
+        mysql_async::Conn::new(proxy_opts(&proxy, &db).pass(Some("nope")))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,7 +520,9 @@ async fn change_user_and_reset_connection_do_what_the_server_does() {
     let (db, proxy) = setup("reset").await;
     let mut p = via(&proxy, &db).await;
     p.query_drop("SET @x = 1").await.unwrap();
-    p.query_drop("CREATE TEMPORARY TABLE t1 (a INT)").await.unwrap();
+    p.query_drop("CREATE TEMPORARY TABLE t1 (a INT)")
+        .await
+        .unwrap();
     // COM_RESET_CONNECTION clears user variables and temporary tables.
     p.reset().await.unwrap();
     let x: Option<Option<i64>> = p.query_first("SELECT @x").await.unwrap();
@@ -420,22 +544,54 @@ async fn change_user_and_reset_connection_do_what_the_server_does() {
         .with_user(Some(PROXY_USER.into()))
         .with_pass(Some("bad".into()));
     let e = p.change_user(bad).await.unwrap_err();
-    assert!(matches!(e, mysql_async::Error::Server(ref s) if s.code == 1045), "{e:?}");
+    assert!(
+        matches!(e, mysql_async::Error::Server(ref s) if s.code == 1045),
+        "{e:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn found_rows_and_charset_follow_the_client() {
     let (db, proxy) = setup("flags").await;
     let mut plain = via(&proxy, &db).await;
-    let mut found = mysql_async::Conn::new(proxy_opts(&proxy, &db).client_found_rows(true)).await.unwrap();
-    plain.query_drop("CREATE TABLE f (id INT PRIMARY KEY, v INT)").await.unwrap();
-    plain.query_drop("INSERT INTO f VALUES (1, 1)").await.unwrap();
-    plain.query_drop("UPDATE f SET v = 1 WHERE id = 1").await.unwrap();
-    assert_eq!(plain.affected_rows(), 0, "changed rows without CLIENT_FOUND_ROWS");
-    found.query_drop("UPDATE f SET v = 1 WHERE id = 1").await.unwrap();
-    assert_eq!(found.affected_rows(), 1, "matched rows with CLIENT_FOUND_ROWS");
-    let cs: Option<String> = plain.query_first("SELECT @@character_set_client").await.unwrap();
-    assert_eq!(cs.as_deref(), Some("utf8mb4"), "mysql_async asks for utf8mb4");
+    let mut found = mysql_async::Conn::new(proxy_opts(&proxy, &db).client_found_rows(true))
+        .await
+        .unwrap();
+    plain
+        .query_drop("CREATE TABLE f (id INT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    plain
+        .query_drop("INSERT INTO f VALUES (1, 1)")
+        .await
+        .unwrap();
+    plain
+        .query_drop("UPDATE f SET v = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.affected_rows(),
+        0,
+        "changed rows without CLIENT_FOUND_ROWS"
+    );
+    found
+        .query_drop("UPDATE f SET v = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        found.affected_rows(),
+        1,
+        "matched rows with CLIENT_FOUND_ROWS"
+    );
+    let cs: Option<String> = plain
+        .query_first("SELECT @@character_set_client")
+        .await
+        .unwrap();
+    assert_eq!(
+        cs.as_deref(),
+        Some("utf8mb4"),
+        "mysql_async asks for utf8mb4"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,18 +600,30 @@ async fn pooled_connections_are_reset_between_clients() {
     for round in 0..3 {
         let mut p = via(&proxy, &db).await;
         let leaked: Option<Option<i64>> = p.query_first("SELECT @leak").await.unwrap();
-        assert_eq!(leaked, Some(None), "round {round}: user variable leaked from a previous client");
-        assert!(p.query_drop("SELECT * FROM leaked_tmp").await.is_err(), "round {round}: temp table leaked");
+        assert_eq!(
+            leaked,
+            Some(None),
+            "round {round}: user variable leaked from a previous client"
+        );
+        assert!(
+            p.query_drop("SELECT * FROM leaked_tmp").await.is_err(),
+            "round {round}: temp table leaked"
+        );
         let in_txn: Option<i64> = p.query_first("SELECT @@in_transaction").await.unwrap();
         assert_eq!(in_txn, Some(0));
         p.query_drop("SET @leak = 1").await.unwrap();
-        p.query_drop("CREATE TEMPORARY TABLE leaked_tmp (a INT)").await.unwrap();
+        p.query_drop("CREATE TEMPORARY TABLE leaked_tmp (a INT)")
+            .await
+            .unwrap();
         p.query_drop("BEGIN").await.unwrap();
         p.disconnect().await.unwrap();
         // Let the background reset finish so the next client reuses it.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(proxy.state.old.idle_count() >= 1, "connection went back to the pool");
+    assert!(
+        proxy.state.old.idle_count() >= 1,
+        "connection went back to the pool"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,11 +633,20 @@ async fn unparsable_sql_is_forwarded_and_counted() {
     p.query_drop("CREATE TABLE m (a INT)").await.unwrap();
     p.query_drop("INSERT INTO m VALUES (7)").await.unwrap();
     // Valid MariaDB that sqlparser does not parse.
-    let v: Option<i64> = p.query_first("SELECT a MOD 4 FROM m LOCK IN SHARE MODE").await.unwrap();
+    let v: Option<i64> = p
+        .query_first("SELECT a MOD 4 FROM m LOCK IN SHARE MODE")
+        .await
+        .unwrap();
     assert_eq!(v, Some(3));
     p.query_drop("DO 1").await.unwrap();
     assert!(proxy.state.classifier.parse_failures() >= 2);
-    assert!(proxy.state.metrics.statements(tandem::sql::classify::StatementClass::Write) >= 3);
+    assert!(
+        proxy
+            .state
+            .metrics
+            .statements(tandem::sql::classify::StatementClass::Write)
+            >= 3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,9 @@ use super::BackendError;
 use crate::auth::native_token;
 use crate::config::BackendTarget;
 use crate::wire::buf::Reader;
-use crate::wire::handshake::{ChangeUser, Greeting, HandshakeResponse, CACHING_SHA2, NATIVE_PASSWORD};
+use crate::wire::handshake::{
+    ChangeUser, Greeting, HandshakeResponse, CACHING_SHA2, NATIVE_PASSWORD,
+};
 use crate::wire::io::{Packet, PacketIo};
 use crate::wire::packets::{self, ServerError};
 use crate::wire::{cmd, CapabilityFlags as Caps, MariadbCapabilities};
@@ -50,7 +52,8 @@ pub const UNSUPPORTED_CAPS: u32 = Caps::CLIENT_SSL.bits()
 
 /// MariaDB extensions relayed as-is. Bulk execution, metadata caching and
 /// progress packets change the command/response layouts and are not offered.
-pub const SUPPORTED_MARIADB_CAPS: u32 = MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA.bits();
+pub const SUPPORTED_MARIADB_CAPS: u32 =
+    MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA.bits();
 
 /// What a client session wants from its backend connection.
 #[derive(Debug, Clone)]
@@ -164,9 +167,11 @@ fn auth_token(plugin: &[u8], salt: &[u8], password: &str) -> Result<Vec<u8>, Bac
     if plugin == NATIVE_PASSWORD {
         Ok(native_token(salt, password))
     } else if plugin == CACHING_SHA2 {
-        Ok(mysql_common::scramble::scramble_sha256(salt, password.as_bytes())
-            .map(|t| t.to_vec())
-            .unwrap_or_default())
+        Ok(
+            mysql_common::scramble::scramble_sha256(salt, password.as_bytes())
+                .map(|t| t.to_vec())
+                .unwrap_or_default(),
+        )
     } else {
         Err(BackendError::Auth(format!(
             "backend asks for auth plugin `{}`; tandem supports mysql_native_password and caching_sha2_password (fast path)",
@@ -260,7 +265,10 @@ impl BackendConn {
 
     /// Runs one statement with the text protocol and returns its rows as
     /// strings (NULL as None). For the proxy's own small queries only.
-    pub async fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, BackendError> {
+    pub async fn query_rows(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, BackendError> {
         let mut payload = Vec::with_capacity(sql.len() + 1);
         payload.push(cmd::QUERY);
         payload.extend_from_slice(sql.as_bytes());
@@ -289,7 +297,9 @@ impl BackendConn {
             if p.first() == Some(&packets::EOF) && p.len() < 0xff_ffff {
                 let status = packets::terminator_status(p, self.deprecate_eof()).unwrap_or(0);
                 if status & crate::wire::StatusFlags::SERVER_MORE_RESULTS_EXISTS.bits() != 0 {
-                    return Err(BackendError::Auth("query_rows expects one result set".into()));
+                    return Err(BackendError::Auth(
+                        "query_rows expects one result set".into(),
+                    ));
                 }
                 return Ok(rows);
             }
@@ -300,11 +310,43 @@ impl BackendConn {
                     r.u8();
                     row.push(None);
                 } else {
-                    let v = r.lenenc_bytes().ok_or(crate::wire::io::WireError::Malformed("bad text row"))?;
+                    let v = r
+                        .lenenc_bytes()
+                        .ok_or(crate::wire::io::WireError::Malformed("bad text row"))?;
                     row.push(Some(String::from_utf8_lossy(v).into_owned()));
                 }
             }
             rows.push(row);
+        }
+    }
+
+    /// Runs `sql` with the text protocol and discards any rows. Returns the
+    /// last OK packet's fields; an ERR anywhere is the error.
+    pub async fn execute(&mut self, sql: &str) -> Result<packets::OkInfo, BackendError> {
+        use crate::wire::response::{Expect, ResponseWalker, Step};
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(cmd::QUERY);
+        payload.extend_from_slice(sql.as_bytes());
+        self.io.write_and_flush(0, &payload).await?;
+        let mut walker = ResponseWalker::new(Expect::Results, self.deprecate_eof());
+        let mut error = None;
+        loop {
+            let pkt = self.io.read_packet().await?;
+            if pkt.payload.first() == Some(&packets::ERR) {
+                error = ServerError::parse(&pkt.payload);
+            }
+            // Logical packets: feed as one physical packet of their length.
+            if walker.feed(
+                pkt.payload.len().min(crate::wire::MAX_PAYLOAD - 1),
+                &pkt.payload,
+            )? == Step::Done
+            {
+                break;
+            }
+        }
+        match error {
+            Some(e) => Err(BackendError::Server(e)),
+            None => Ok(walker.ok.unwrap_or_default()),
         }
     }
 

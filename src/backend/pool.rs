@@ -81,9 +81,12 @@ impl MysqlPool {
     }
 
     pub async fn connect(&self) -> Result<Greeted, BackendError> {
-        tokio::time::timeout(self.connect_timeout, mysql::connect(&self.target, self.max_packet))
-            .await
-            .map_err(|_| BackendError::Timeout("connecting to the backend"))?
+        tokio::time::timeout(
+            self.connect_timeout,
+            mysql::connect(&self.target, self.max_packet),
+        )
+        .await
+        .map_err(|_| BackendError::Timeout("connecting to the backend"))?
     }
 
     /// Waits (up to `acquire_timeout`) for a slot, then hands out an idle
@@ -111,7 +114,9 @@ impl MysqlPool {
     fn take_idle(&self, shape: u64) -> Option<BackendConn> {
         let mut idle = self.lock_idle();
         let now = Instant::now();
-        idle.retain(|c| now.duration_since(c.idle_since) < self.idle_timeout && c.io.is_idle_and_alive());
+        idle.retain(|c| {
+            now.duration_since(c.idle_since) < self.idle_timeout && c.io.is_idle_and_alive()
+        });
         let pos = idle
             .iter()
             .rposition(|c| c.opts.shape() == shape)
@@ -128,7 +133,9 @@ impl MysqlPool {
     /// wrong shape; the mismatched one goes back to the idle list.
     pub async fn replace(&self, lease: &mut Lease) -> Result<(), BackendError> {
         let greeted = self.connect().await?;
-        if let Checkout::Idle(old) = std::mem::replace(&mut lease.checkout, Checkout::Fresh(greeted)) {
+        if let Checkout::Idle(old) =
+            std::mem::replace(&mut lease.checkout, Checkout::Fresh(greeted))
+        {
             self.push_idle(old);
         }
         Ok(())
@@ -194,7 +201,9 @@ impl MysqlPool {
                     .await;
                     match login {
                         Ok(Ok((conn, _))) => pool.push_idle(conn),
-                        Ok(Err(e)) => tracing::debug!(error = %e, "unused backend connection not kept"),
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "unused backend connection not kept")
+                        }
                         Err(_) => tracing::debug!("unused backend connection timed out logging in"),
                     }
                     drop(permit);

@@ -1,1 +1,3 @@
-pub fn fingerprint(sql: &str) -> String { sql.to_string() }
+pub fn fingerprint(sql: &str) -> String {
+    sql.to_string()
+}

@@ -1,3 +1,5 @@
 pub mod classify;
 pub mod fingerprint;
 pub mod pin;
+pub mod schema;
+pub mod translate;

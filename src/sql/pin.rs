@@ -106,9 +106,8 @@ pub fn analyze(sql: &str) -> Result<WriteShape, String> {
 fn pin_kind(name: &str, has_args: bool) -> Option<PinKind> {
     let upper = name.to_ascii_uppercase();
     Some(match upper.as_str() {
-        "NOW" | "CURRENT_TIMESTAMP" | "LOCALTIME" | "LOCALTIMESTAMP" | "SYSDATE" | "UTC_TIMESTAMP" => {
-            PinKind::DateTime
-        }
+        "NOW" | "CURRENT_TIMESTAMP" | "LOCALTIME" | "LOCALTIMESTAMP" | "SYSDATE"
+        | "UTC_TIMESTAMP" => PinKind::DateTime,
         "CURDATE" | "CURRENT_DATE" | "UTC_DATE" => PinKind::Date,
         "CURTIME" | "CURRENT_TIME" | "UTC_TIME" => PinKind::Time,
         "UNIX_TIMESTAMP" if !has_args => PinKind::Number,
@@ -212,7 +211,11 @@ fn insert_shape(ins: &Insert, lines: &LineIndex, _sql: &str) -> Option<InsertSha
         .map(|r| r.start);
     Some(InsertShape {
         table: ins.table.to_string().trim_matches('`').to_string(),
-        columns: ins.columns.iter().map(|c| c.to_string().trim_matches('`').to_string()).collect(),
+        columns: ins
+            .columns
+            .iter()
+            .map(|c| c.to_string().trim_matches('`').to_string())
+            .collect(),
         first_column_at,
         rows,
         row_starts,
@@ -240,7 +243,9 @@ impl LineIndex {
     }
 
     fn offset(&self, loc: Location) -> Option<usize> {
-        let line_start = *self.starts.get(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
+        let line_start = *self
+            .starts
+            .get(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
         let col = usize::try_from(loc.column).ok()?.checked_sub(1)?;
         let line = &self.text[line_start..];
         if col == 0 {
@@ -294,7 +299,9 @@ pub fn literal(kind: PinKind, value: Option<&str>) -> String {
 }
 
 fn is_number(v: &str) -> bool {
-    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
 }
 
 /// A MySQL literal that means exactly the bytes `b`: a quoted string when they
@@ -330,7 +337,12 @@ mod tests {
     use super::*;
 
     fn pins(sql: &str) -> Vec<(String, PinKind)> {
-        analyze(sql).unwrap().pins.into_iter().map(|p| (sql[p.range].to_string(), p.kind)).collect()
+        analyze(sql)
+            .unwrap()
+            .pins
+            .into_iter()
+            .map(|p| (sql[p.range].to_string(), p.kind))
+            .collect()
     }
 
     #[test]
@@ -355,7 +367,9 @@ mod tests {
 
     #[test]
     fn deterministic_calls_are_left_alone() {
-        assert!(pins("UPDATE t SET a = UNIX_TIMESTAMP('2024-01-01'), b = LAST_INSERT_ID(5)").is_empty());
+        assert!(
+            pins("UPDATE t SET a = UNIX_TIMESTAMP('2024-01-01'), b = LAST_INSERT_ID(5)").is_empty()
+        );
         assert!(pins("INSERT INTO t VALUES (CONCAT('a', 'b'), 'NOW()')").is_empty());
     }
 
@@ -396,12 +410,21 @@ mod tests {
         let out = apply_edits(
             sql,
             vec![
-                (p.range.clone(), literal(p.kind, Some("2024-01-01 10:00:00"))),
-                (ins.first_column_at.unwrap()..ins.first_column_at.unwrap(), "id, ".into()),
+                (
+                    p.range.clone(),
+                    literal(p.kind, Some("2024-01-01 10:00:00")),
+                ),
+                (
+                    ins.first_column_at.unwrap()..ins.first_column_at.unwrap(),
+                    "id, ".into(),
+                ),
                 (ins.row_starts[0]..ins.row_starts[0], "7, ".into()),
             ],
         );
-        assert_eq!(out, "INSERT INTO t (id, a) VALUES (7, TIMESTAMP'2024-01-01 10:00:00')");
+        assert_eq!(
+            out,
+            "INSERT INTO t (id, a) VALUES (7, TIMESTAMP'2024-01-01 10:00:00')"
+        );
     }
 
     #[test]

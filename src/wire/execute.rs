@@ -44,7 +44,10 @@ pub fn parse_params(
     if num_params == 0 {
         return Ok(Vec::new());
     }
-    let null_bitmap = r.take(num_params.div_ceil(8)).ok_or_else(malformed)?.to_vec();
+    let null_bitmap = r
+        .take(num_params.div_ceil(8))
+        .ok_or_else(malformed)?
+        .to_vec();
     if r.u8().ok_or_else(malformed)? == 1 {
         types.clear();
         for _ in 0..num_params {
@@ -54,7 +57,9 @@ pub fn parse_params(
         }
     }
     if types.len() != num_params {
-        return Err(WireError::Malformed("COM_STMT_EXECUTE without parameter types"));
+        return Err(WireError::Malformed(
+            "COM_STMT_EXECUTE without parameter types",
+        ));
     }
     let mut values = Vec::with_capacity(num_params);
     for (i, &(t, unsigned)) in types.iter().enumerate() {
@@ -72,7 +77,13 @@ pub fn parse_params(
 }
 
 fn read_value(r: &mut Reader<'_>, t: u8, unsigned: bool) -> Option<Result<ParamValue, WireError>> {
-    let int = |v: i64, u: u64| if unsigned { ParamValue::UInt(u) } else { ParamValue::Int(v) };
+    let int = |v: i64, u: u64| {
+        if unsigned {
+            ParamValue::UInt(u)
+        } else {
+            ParamValue::Int(v)
+        }
+    };
     Some(Ok(match t {
         0x06 => ParamValue::Null,
         0x01 => {
@@ -122,7 +133,15 @@ fn read_value(r: &mut Reader<'_>, t: u8, unsigned: bool) -> Option<Result<ParamV
             if t == 0x0a {
                 ParamValue::Date(f[0] as u16, f[1] as u8, f[2] as u8)
             } else {
-                ParamValue::DateTime(f[0] as u16, f[1] as u8, f[2] as u8, f[3] as u8, f[4] as u8, f[5] as u8, f[6])
+                ParamValue::DateTime(
+                    f[0] as u16,
+                    f[1] as u8,
+                    f[2] as u8,
+                    f[3] as u8,
+                    f[4] as u8,
+                    f[5] as u8,
+                    f[6],
+                )
             }
         }
         0x0b => {
@@ -166,7 +185,10 @@ impl ParamValue {
             }
             ParamValue::Time(neg, days, h, m, s, us) => {
                 let hours = u64::from(*days) * 24 + u64::from(*h);
-                format!("'{}{hours:02}:{m:02}:{s:02}.{us:06}'", if *neg { "-" } else { "" })
+                format!(
+                    "'{}{hours:02}:{m:02}:{s:02}.{us:06}'",
+                    if *neg { "-" } else { "" }
+                )
             }
             ParamValue::LongData => return None,
         })
@@ -195,13 +217,28 @@ mod tests {
         vals.extend_from_slice(&[11, 0xe8, 0x07, 2, 29, 23, 59, 58, 0xe8, 0x03, 0, 0]);
         vals.extend_from_slice(&[8, 1, 1, 0, 0, 0, 2, 3, 4]);
         vals.extend_from_slice(&1.5f64.to_le_bytes());
-        let p = execute(&[(0x08, 0), (0x01, 0x80), (0xfd, 0), (0x0c, 0), (0x0b, 0), (0x05, 0), (0x06, 0)], 0, &vals);
+        let p = execute(
+            &[
+                (0x08, 0),
+                (0x01, 0x80),
+                (0xfd, 0),
+                (0x0c, 0),
+                (0x0b, 0),
+                (0x05, 0),
+                (0x06, 0),
+            ],
+            0,
+            &vals,
+        );
         let mut types = vec![];
         let v = parse_params(&p, 7, &mut types, &[]).unwrap();
         assert_eq!(v[0], ParamValue::Int(-5));
         assert_eq!(v[1], ParamValue::UInt(255));
         assert_eq!(v[2].to_literal(true).unwrap(), "'a''b'");
-        assert_eq!(v[3].to_literal(true).unwrap(), "'2024-02-29 23:59:58.001000'");
+        assert_eq!(
+            v[3].to_literal(true).unwrap(),
+            "'2024-02-29 23:59:58.001000'"
+        );
         assert_eq!(v[4].to_literal(true).unwrap(), "'-26:03:04.000000'");
         assert_eq!(v[5].to_literal(true).unwrap(), "1.5e0");
         assert_eq!(v[6], ParamValue::Null);
@@ -218,7 +255,10 @@ mod tests {
         let mut p2 = vec![0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0];
         p2.extend_from_slice(&1i32.to_le_bytes());
         p2.extend_from_slice(&2i32.to_le_bytes());
-        assert_eq!(parse_params(&p2, 2, &mut types, &[]).unwrap(), vec![ParamValue::Int(1), ParamValue::Int(2)]);
+        assert_eq!(
+            parse_params(&p2, 2, &mut types, &[]).unwrap(),
+            vec![ParamValue::Int(1), ParamValue::Int(2)]
+        );
     }
 
     #[test]
@@ -231,7 +271,11 @@ mod tests {
         let mut none = vec![];
         assert!(parse_params(&[0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0], 1, &mut none, &[]).is_err());
         for cut in 0..20 {
-            let p = execute(&[(0x0c, 0)], 0, &[11, 0xe8, 0x07, 2, 29, 23, 59, 58, 0, 0, 0, 0]);
+            let p = execute(
+                &[(0x0c, 0)],
+                0,
+                &[11, 0xe8, 0x07, 2, 29, 23, 59, 58, 0, 0, 0, 0],
+            );
             let _ = parse_params(&p[..cut.min(p.len())], 1, &mut vec![], &[]);
         }
     }

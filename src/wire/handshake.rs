@@ -35,7 +35,9 @@ pub struct Greeting {
 impl Greeting {
     pub fn parse(payload: &[u8]) -> Result<Self, WireError> {
         if payload.first() == Some(&0xff) {
-            return Err(WireError::Malformed("server sent an error instead of a greeting"));
+            return Err(WireError::Malformed(
+                "server sent an error instead of a greeting",
+            ));
         }
         let mut pb = mysql_common::io::ParseBuf(payload);
         let hs = HandshakePacket::deserialize((), &mut pb)
@@ -156,7 +158,11 @@ impl HandshakeResponse {
         let collation = r.u8()?;
         r.take(19)?;
         let ext = r.u32()?;
-        let mariadb_caps = if caps.contains(Caps::CLIENT_LONG_PASSWORD) { 0 } else { ext };
+        let mariadb_caps = if caps.contains(Caps::CLIENT_LONG_PASSWORD) {
+            0
+        } else {
+            ext
+        };
         let user = r.null_terminated().to_vec();
         let auth_response = if caps.contains(Caps::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA) {
             r.lenenc_bytes()?.to_vec()
@@ -206,16 +212,32 @@ impl HandshakeResponse {
                 *caps &= !flag.bits()
             }
         };
-        set(&mut caps, Caps::CLIENT_CONNECT_WITH_DB, self.database.is_some());
-        set(&mut caps, Caps::CLIENT_PLUGIN_AUTH, self.auth_plugin.is_some());
-        set(&mut caps, Caps::CLIENT_CONNECT_ATTRS, self.attributes.is_some());
+        set(
+            &mut caps,
+            Caps::CLIENT_CONNECT_WITH_DB,
+            self.database.is_some(),
+        );
+        set(
+            &mut caps,
+            Caps::CLIENT_PLUGIN_AUTH,
+            self.auth_plugin.is_some(),
+        );
+        set(
+            &mut caps,
+            Caps::CLIENT_CONNECT_ATTRS,
+            self.attributes.is_some(),
+        );
         let caps_f = Caps::from_bits_truncate(caps);
         let mut out = Vec::with_capacity(64 + self.user.len());
         out.extend_from_slice(&caps.to_le_bytes());
         out.extend_from_slice(&self.max_packet.to_le_bytes());
         out.push(self.collation);
         out.extend_from_slice(&[0; 19]);
-        let ext = if caps_f.contains(Caps::CLIENT_LONG_PASSWORD) { 0 } else { self.mariadb_caps };
+        let ext = if caps_f.contains(Caps::CLIENT_LONG_PASSWORD) {
+            0
+        } else {
+            self.mariadb_caps
+        };
         out.extend_from_slice(&ext.to_le_bytes());
         out.extend_from_slice(&self.user);
         out.push(0);
@@ -262,13 +284,20 @@ impl ChangeUser {
         }
         let user = r.null_terminated().to_vec();
         let auth_response = if client_caps.contains(Caps::CLIENT_SECURE_CONNECTION) {
-            let n = usize::from(r.u8().ok_or(WireError::Malformed("truncated COM_CHANGE_USER"))?);
+            let n = usize::from(
+                r.u8()
+                    .ok_or(WireError::Malformed("truncated COM_CHANGE_USER"))?,
+            );
             r.take(n).ok_or(malformed)?.to_vec()
         } else {
             r.null_terminated().to_vec()
         };
         let database = Some(r.null_terminated().to_vec()).filter(|d| !d.is_empty());
-        let collation = if r.remaining().len() >= 2 { r.u16() } else { None };
+        let collation = if r.remaining().len() >= 2 {
+            r.u16()
+        } else {
+            None
+        };
         let auth_plugin = if client_caps.contains(Caps::CLIENT_PLUGIN_AUTH) && !r.is_empty() {
             Some(r.null_terminated().to_vec())
         } else {

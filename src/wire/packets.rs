@@ -63,7 +63,13 @@ impl ServerError {
 
 impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ERROR {} ({}): {}", self.code, self.state_str(), self.message)
+        write!(
+            f,
+            "ERROR {} ({}): {}",
+            self.code,
+            self.state_str(),
+            self.message
+        )
     }
 }
 

@@ -95,7 +95,11 @@ impl ResponseWalker {
     /// first length-encoded value starts with 0xfe?
     fn is_terminator(&self, len: usize, payload: &[u8]) -> bool {
         payload.first() == Some(&packets::EOF)
-            && if self.deprecate_eof { len < MAX_PAYLOAD } else { len < 9 }
+            && if self.deprecate_eof {
+                len < MAX_PAYLOAD
+            } else {
+                len < 9
+            }
     }
 
     fn end_of_result(&mut self, payload: &[u8]) -> Result<Step, WireError> {
@@ -130,7 +134,9 @@ impl ResponseWalker {
                 Step::More
             });
         }
-        let first = *payload.first().ok_or(WireError::Malformed("empty packet in response"))?;
+        let first = *payload
+            .first()
+            .ok_or(WireError::Malformed("empty packet in response"))?;
         if self.expect == Expect::Single {
             match first {
                 packets::OK => {
@@ -206,8 +212,9 @@ impl ResponseWalker {
                 Ok(Step::More)
             }
             State::ColumnsEof => {
-                let status = packets::terminator_status(payload, false)
-                    .ok_or(WireError::Malformed("expected EOF after column definitions"))?;
+                let status = packets::terminator_status(payload, false).ok_or(
+                    WireError::Malformed("expected EOF after column definitions"),
+                )?;
                 self.status = Some(status);
                 // A cursor was opened (COM_STMT_EXECUTE with a cursor type): rows
                 // come later through COM_STMT_FETCH.
@@ -245,11 +252,12 @@ impl ResponseWalker {
             self.finish()
         }
     }
-
 }
 
 fn err_code(payload: &[u8]) -> u16 {
-    Reader::new(payload.get(1..).unwrap_or(&[])).u16().unwrap_or(0)
+    Reader::new(payload.get(1..).unwrap_or(&[]))
+        .u16()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -271,7 +279,10 @@ mod tests {
     }
 
     fn ok(status: u16) -> Vec<u8> {
-        ok_packet(OkInfo { status, ..Default::default() })
+        ok_packet(OkInfo {
+            status,
+            ..Default::default()
+        })
     }
 
     fn ok_eof(status: u16) -> Vec<u8> {
@@ -294,7 +305,14 @@ mod tests {
         let mut w = ResponseWalker::new(Expect::Results, false);
         let steps = feed_all(
             &mut w,
-            &[vec![2], b"coldef1".to_vec(), b"coldef2".to_vec(), eof(2), vec![1, b'a', 0xfb], eof(3)],
+            &[
+                vec![2],
+                b"coldef1".to_vec(),
+                b"coldef2".to_vec(),
+                eof(2),
+                vec![1, b'a', 0xfb],
+                eof(3),
+            ],
         );
         assert_eq!(steps.last(), Some(&Step::Done));
         assert!(steps[..5].iter().all(|s| *s == Step::More));
@@ -309,8 +327,14 @@ mod tests {
         let steps = feed_all(
             &mut w,
             &[
-                vec![1], b"c".to_vec(), vec![1, b'x'], ok_eof(2 | MORE),
-                vec![1], b"c".to_vec(), vec![1, b'y'], ok_eof(2 | MORE),
+                vec![1],
+                b"c".to_vec(),
+                vec![1, b'x'],
+                ok_eof(2 | MORE),
+                vec![1],
+                b"c".to_vec(),
+                vec![1, b'y'],
+                ok_eof(2 | MORE),
                 ok(2),
             ],
         );
@@ -355,7 +379,11 @@ mod tests {
             assert_eq!(steps.iter().filter(|s| **s == Step::Done).count(), 1);
             assert_eq!(
                 w.prepare_ok,
-                Some(PrepareOk { statement_id: 7, columns: 1, params: 2 })
+                Some(PrepareOk {
+                    statement_id: 7,
+                    columns: 1,
+                    params: 2
+                })
             );
             pok.clear();
         }

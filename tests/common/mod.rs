@@ -59,14 +59,36 @@ pub async fn start_proxy_with(toml: &str) -> Proxy {
     let config = Config::from_toml(toml, |k| std::env::var(k).ok()).expect("test config is valid");
     let (listener, addr) = tandem::server::bind(&config).await.expect("bind");
     let state = AppState::new(config).expect("state");
+    state
+        .refresh_schema()
+        .await
+        .expect("schema from the primary");
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(tandem::server::run(listener, state.clone(), shutdown.clone()));
+    let task = tokio::spawn(tandem::server::run(
+        listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
     Proxy {
         addr,
         state,
         shutdown,
         task,
     }
+}
+
+/// Waits until every session's mirror queue is empty (dual_write).
+pub async fn wait_mirrored(proxy: &Proxy) {
+    let Some(m) = proxy.state.mirror.as_ref() else {
+        return;
+    };
+    for _ in 0..600 {
+        if m.stats.queued.load(std::sync::atomic::Ordering::Relaxed) <= 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("mirror queues did not drain");
 }
 
 /// A fresh database on the shared MariaDB and a proxy in front of it.
@@ -100,26 +122,31 @@ pub fn proxy_opts(proxy: &Proxy, db: &str) -> mysql_async::OptsBuilder {
 }
 
 pub async fn direct(db: &str) -> mysql_async::Conn {
-    mysql_async::Conn::new(direct_opts(db)).await.expect("direct connection")
+    mysql_async::Conn::new(direct_opts(db))
+        .await
+        .expect("direct connection")
 }
 
 pub async fn via(proxy: &Proxy, db: &str) -> mysql_async::Conn {
-    mysql_async::Conn::new(proxy_opts(proxy, db)).await.expect("proxy connection")
+    mysql_async::Conn::new(proxy_opts(proxy, db))
+        .await
+        .expect("proxy connection")
 }
 
 /// Runs `sql` and returns every row as text (NULL as "NULL"), for comparisons.
 pub async fn rows_text(conn: &mut mysql_async::Conn, sql: &str) -> Vec<Vec<String>> {
-    let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let rows: Vec<mysql_async::Row> = conn
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     rows.into_iter().map(row_text).collect()
 }
 
 pub fn row_text(row: mysql_async::Row) -> Vec<String> {
     row.unwrap()
         .into_iter()
-        .map(|v| match v {
-            mysql_async::Value::NULL => "NULL".to_string(),
-            other => format!("{other:?}"),
-        })
+        // as_sql prints the whole value (Debug truncates long bytes).
+        .map(|v| v.as_sql(false))
         .collect()
 }
 

@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use super::handshake::access_denied;
 use super::relay::{self, RelayError};
+use super::write;
 use crate::auth::verify_native;
 use crate::backend::mysql::BackendConn;
 use crate::backend::pool::LeasePermit;
@@ -87,7 +88,7 @@ pub async fn run(
     }
 }
 
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Quit,
 }
@@ -101,7 +102,12 @@ async fn dispatch(
 ) -> Result<Flow, RelayError> {
     let deprecate_eof = session.deprecate_eof();
     let Some(&command) = payload.first() else {
-        reply_error(client, 1, &ServerError::new(1047, b"08S01", "Unknown command")).await?;
+        reply_error(
+            client,
+            1,
+            &ServerError::new(1047, b"08S01", "Unknown command"),
+        )
+        .await?;
         return Ok(Flow::Continue);
     };
     let expect = match command {
@@ -110,36 +116,86 @@ async fn dispatch(
             let classified = classify(state, &payload[1..]);
             state.metrics.count_statement(classified.class);
             let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
-            let w = relay::command(&mut backend.io, client, payload, Expect::Results, deprecate_eof)
-                .instrument(span)
-                .await?;
+            if session.mirror.is_some() && write::mirrors(&classified, &payload[1..]) {
+                return write::query(client, backend, session, state, payload, &classified)
+                    .instrument(span)
+                    .await;
+            }
+            let w = relay::command(
+                &mut backend.io,
+                client,
+                payload,
+                Expect::Results,
+                deprecate_eof,
+            )
+            .instrument(span)
+            .await?;
             session.note_status(w.status);
+            write::after_other(session, &payload[1..]).await;
             return Ok(Flow::Continue);
         }
         cmd::STMT_PREPARE => {
             let classified = classify(state, &payload[1..]);
-            let w = relay::command(&mut backend.io, client, payload, Expect::Prepare, deprecate_eof).await?;
+            let w = relay::command(
+                &mut backend.io,
+                client,
+                payload,
+                Expect::Prepare,
+                deprecate_eof,
+            )
+            .await?;
             if let Some(ok) = w.prepare_ok {
                 session.prepared.insert(
                     ok.statement_id,
                     Prepared {
                         classified,
                         params: ok.params,
+                        sql: String::from_utf8_lossy(&payload[1..]).into_owned(),
+                        param_types: Vec::new(),
+                        long_data: vec![false; usize::from(ok.params)],
                     },
                 );
             }
             return Ok(Flow::Continue);
         }
         cmd::STMT_EXECUTE => {
-            let class = statement_id(payload)
+            let id = statement_id(payload);
+            let classified = id
                 .and_then(|id| session.prepared.get(&id))
-                .map(|p| p.classified.class);
-            if let Some(class) = class {
-                state.metrics.count_statement(class);
+                .map(|p| p.classified.clone());
+            if let Some(c) = &classified {
+                state.metrics.count_statement(c.class);
             }
-            Expect::Results
+            if let (Some(id), Some(c)) = (id, &classified) {
+                if session.mirror.is_some()
+                    && write::mirrors(c, session.prepared[&id].sql.as_bytes())
+                {
+                    return write::execute(client, backend, session, state, payload, id).await;
+                }
+            }
+            let w = relay::command(
+                &mut backend.io,
+                client,
+                payload,
+                Expect::Results,
+                deprecate_eof,
+            )
+            .await?;
+            session.note_status(w.status);
+            if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
+                p.long_data.iter_mut().for_each(|l| *l = false);
+                let sql = p.sql.clone();
+                write::after_other(session, sql.as_bytes()).await;
+            }
+            return Ok(Flow::Continue);
         }
         cmd::STMT_FETCH => Expect::Fetch,
+        cmd::STMT_RESET => {
+            if let Some(p) = statement_id(payload).and_then(|id| session.prepared.get_mut(&id)) {
+                p.long_data.iter_mut().for_each(|l| *l = false);
+            }
+            Expect::Single
+        }
         cmd::STMT_CLOSE => {
             if let Some(id) = statement_id(payload) {
                 session.prepared.remove(&id);
@@ -148,6 +204,17 @@ async fn dispatch(
             return Ok(Flow::Continue);
         }
         cmd::STMT_SEND_LONG_DATA => {
+            // Remember which parameter came this way: it is not in the execute.
+            let mut r = Reader::new(&payload[1..]);
+            if let (Some(id), Some(param)) = (r.u32(), r.u16()) {
+                if let Some(flag) = session
+                    .prepared
+                    .get_mut(&id)
+                    .and_then(|p| p.long_data.get_mut(usize::from(param)))
+                {
+                    *flag = true;
+                }
+            }
             relay::command_no_response(&mut backend.io, payload).await?;
             return Ok(Flow::Continue);
         }
@@ -164,7 +231,6 @@ async fn dispatch(
         cmd::PROCESS_INFO => Expect::Results,
         cmd::INIT_DB
         | cmd::PING
-        | cmd::STMT_RESET
         | cmd::REFRESH
         | cmd::STATISTICS
         | cmd::PROCESS_KILL
@@ -172,7 +238,12 @@ async fn dispatch(
         other => {
             // Replication and other commands a proxy cannot pass on safely.
             tracing::info!(command = other, "unsupported command refused");
-            reply_error(client, 1, &ServerError::new(1047, b"08S01", "Unknown command")).await?;
+            reply_error(
+                client,
+                1,
+                &ServerError::new(1047, b"08S01", "Unknown command"),
+            )
+            .await?;
             return Ok(Flow::Continue);
         }
     };
@@ -181,7 +252,7 @@ async fn dispatch(
     Ok(Flow::Continue)
 }
 
-fn classify(state: &AppState, sql: &[u8]) -> Arc<Classified> {
+pub(super) fn classify(state: &AppState, sql: &[u8]) -> Arc<Classified> {
     // Statements in a non-UTF-8 client charset are classified on a lossy copy;
     // the backend always receives the original bytes.
     match std::str::from_utf8(sql) {
@@ -194,7 +265,11 @@ fn statement_id(payload: &[u8]) -> Option<u32> {
     Reader::new(payload.get(1..)?).u32()
 }
 
-async fn reply_error(client: &mut PacketIo, seq: u8, err: &ServerError) -> Result<(), RelayError> {
+pub(super) async fn reply_error(
+    client: &mut PacketIo,
+    seq: u8,
+    err: &ServerError,
+) -> Result<(), RelayError> {
     client
         .write_and_flush(seq, &err.encode())
         .await
@@ -213,12 +288,21 @@ async fn change_user(
     payload: &[u8],
 ) -> Result<Flow, RelayError> {
     let Ok(request) = ChangeUser::parse(payload, session.client_caps) else {
-        reply_error(client, 1, &ServerError::new(1047, b"08S01", "Malformed COM_CHANGE_USER")).await?;
+        reply_error(
+            client,
+            1,
+            &ServerError::new(1047, b"08S01", "Malformed COM_CHANGE_USER"),
+        )
+        .await?;
         return Ok(Flow::Quit);
     };
     let mut seq = 1u8;
     let mut token = request.auth_response.clone();
-    if request.auth_plugin.as_deref().is_some_and(|p| p != NATIVE_PASSWORD) {
+    if request
+        .auth_plugin
+        .as_deref()
+        .is_some_and(|p| p != NATIVE_PASSWORD)
+    {
         client
             .write_and_flush(seq, &auth_switch_request(NATIVE_PASSWORD, &session.salt))
             .await
@@ -236,18 +320,30 @@ async fn change_user(
     if !ok {
         Metrics::incr(&state.metrics.auth_failures);
         tracing::warn!(user, "COM_CHANGE_USER authentication failed");
-        reply_error(client, seq, &access_denied(&user, session.peer, !token.is_empty())).await?;
+        reply_error(
+            client,
+            seq,
+            &access_denied(&user, session.peer, !token.is_empty()),
+        )
+        .await?;
         return Ok(Flow::Quit);
     }
     let collation = request
         .collation
         .and_then(|c| u8::try_from(c).ok())
         .unwrap_or(session.collation);
-    let database = request
-        .database
-        .clone()
-        .or_else(|| state.old.target.database.as_ref().map(|d| d.as_bytes().to_vec()));
-    match backend.change_user(&state.old.target, collation, database).await {
+    let database = request.database.clone().or_else(|| {
+        state
+            .old
+            .target
+            .database
+            .as_ref()
+            .map(|d| d.as_bytes().to_vec())
+    });
+    match backend
+        .change_user(&state.old.target, collation, database)
+        .await
+    {
         Ok(ok) => {
             client
                 .write_and_flush(seq, &ok.payload)

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::verify_native;
-use crate::backend::mysql::{negotiate, BackendConn, SessionOpts, SUPPORTED_MARIADB_CAPS, UNSUPPORTED_CAPS};
+use crate::backend::mysql::{
+    negotiate, BackendConn, SessionOpts, SUPPORTED_MARIADB_CAPS, UNSUPPORTED_CAPS,
+};
 use crate::backend::pool::{Checkout, Lease, LeasePermit, MysqlPool};
 use crate::backend::BackendError;
 use crate::metrics::Metrics;
@@ -33,7 +35,9 @@ pub async fn accept(
         Err(e) => {
             Metrics::incr(&state.metrics.backend_errors);
             tracing::warn!(error = %e, "no backend connection for new client");
-            let _ = client.write_and_flush(0, &e.to_mysql_error().encode()).await;
+            let _ = client
+                .write_and_flush(0, &e.to_mysql_error().encode())
+                .await;
             return None;
         }
     };
@@ -53,18 +57,30 @@ pub async fn accept(
     let pkt = client.read_packet().await.ok()?;
     if HandshakeResponse::is_ssl_request(&pkt.payload) {
         // We never offer CLIENT_SSL; a client that insists gets a clear error.
-        let err = ServerError::new(1043, b"08S01", "Bad handshake: TLS is not supported by tandem");
-        let _ = client.write_and_flush(pkt.seq.wrapping_add(1), &err.encode()).await;
+        let err = ServerError::new(
+            1043,
+            b"08S01",
+            "Bad handshake: TLS is not supported by tandem",
+        );
+        let _ = client
+            .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
+            .await;
         return None;
     }
     let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
         let err = ServerError::new(1043, b"08S01", "Bad handshake");
-        let _ = client.write_and_flush(pkt.seq.wrapping_add(1), &err.encode()).await;
+        let _ = client
+            .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
+            .await;
         return None;
     };
     let mut seq = pkt.seq.wrapping_add(1);
     let mut token = response.auth_response.clone();
-    if response.auth_plugin.as_deref().is_some_and(|p| p != NATIVE_PASSWORD) {
+    if response
+        .auth_plugin
+        .as_deref()
+        .is_some_and(|p| p != NATIVE_PASSWORD)
+    {
         client
             .write_and_flush(seq, &auth_switch_request(NATIVE_PASSWORD, &salt))
             .await
@@ -83,7 +99,9 @@ pub async fn accept(
     if !authorized {
         Metrics::incr(&state.metrics.auth_failures);
         tracing::warn!(user, "authentication failed");
-        let _ = client.write_and_flush(seq, &access_denied(&user, peer, !token.is_empty()).encode()).await;
+        let _ = client
+            .write_and_flush(seq, &access_denied(&user, peer, !token.is_empty()).encode())
+            .await;
         return None;
     }
 
@@ -105,7 +123,9 @@ pub async fn accept(
         // that matches. The greeting's connection id is then stale (rare: only
         // when clients with different capabilities share the pool).
         if let Err(e) = pool.replace(lease.get()).await {
-            let _ = client.write_and_flush(seq, &e.to_mysql_error().encode()).await;
+            let _ = client
+                .write_and_flush(seq, &e.to_mysql_error().encode())
+                .await;
             return None;
         }
     }
@@ -125,7 +145,9 @@ pub async fn accept(
                 Metrics::incr(&state.metrics.backend_errors);
                 tracing::warn!(error = %e, "backend login failed");
             }
-            let _ = client.write_and_flush(seq, &e.to_mysql_error().encode()).await;
+            let _ = client
+                .write_and_flush(seq, &e.to_mysql_error().encode())
+                .await;
             return None;
         }
     };
@@ -144,6 +166,9 @@ pub async fn accept(
             status,
             prepared: Default::default(),
             protocol_changed: false,
+            mirror: state.mirror.as_ref().map(|m| m.session(id)),
+            mirror_txn_open: false,
+            auto_increment_increment: None,
         },
         backend,
         permit,

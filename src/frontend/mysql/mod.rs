@@ -5,6 +5,7 @@
 mod command;
 mod handshake;
 pub mod relay;
+mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,21 +21,33 @@ use crate::wire::io::PacketIo;
 use crate::wire::packets::ServerError;
 
 /// Serves one client connection from accept to close.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<AppState>, shutdown: CancellationToken) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) {
     let id = state.next_session_id();
     let span = tracing::info_span!("session", id, %peer, user = tracing::field::Empty);
     async move {
         Metrics::incr(&state.metrics.connections_accepted);
-        state.metrics.connections_active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .metrics
+            .connections_active
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let snapshot = state.snapshot.load_full();
         let limits = &snapshot.config.limits;
         let mut client = PacketIo::new(stream, limits.max_packet_bytes as usize);
         let timeout = Duration::from_millis(limits.handshake_timeout_ms);
-        let accepted = tokio::time::timeout(timeout, handshake::accept(&mut client, id, peer, &state)).await;
+        let accepted =
+            tokio::time::timeout(timeout, handshake::accept(&mut client, id, peer, &state)).await;
         match accepted {
             Ok(Some((session, backend, permit))) => {
                 tracing::Span::current().record("user", session.user.as_str());
-                tracing::debug!(backend_connection = backend.connection_id(), "session started");
+                tracing::debug!(
+                    backend_connection = backend.connection_id(),
+                    "session started"
+                );
                 command::run(client, backend, permit, session, &state, &shutdown).await;
             }
             Ok(None) => {}
@@ -44,7 +57,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<AppState>, sh
                 let _ = client.write_and_flush(2, &err.encode()).await;
             }
         }
-        state.metrics.connections_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .metrics
+            .connections_active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
     .instrument(span)
     .await

@@ -25,6 +25,20 @@ pub async fn command(
     expect: Expect,
     deprecate_eof: bool,
 ) -> Result<ResponseWalker, RelayError> {
+    let walker = command_held(backend, client, payload, expect, deprecate_eof).await?;
+    client.flush().await.map_err(RelayError::Client)?;
+    Ok(walker)
+}
+
+/// Like `command`, but the end of the response stays in the client's buffer
+/// until the caller flushes (sync mirroring answers only after the secondary).
+pub async fn command_held(
+    backend: &mut PacketIo,
+    client: &mut PacketIo,
+    payload: &[u8],
+    expect: Expect,
+    deprecate_eof: bool,
+) -> Result<ResponseWalker, RelayError> {
     backend.write_packet(0, payload);
     backend.flush().await.map_err(RelayError::Backend)?;
     let mut walker = ResponseWalker::new(expect, deprecate_eof);
@@ -45,7 +59,6 @@ pub async fn command(
             break;
         }
     }
-    client.flush().await.map_err(RelayError::Client)?;
     Ok(walker)
 }
 

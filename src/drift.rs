@@ -1,0 +1,178 @@
+//! The drift log: every write the secondary did not apply as the primary did
+//! (an error there, an untranslatable statement, a full queue, a secondary
+//! that was down), one JSON object per line, written by one background task
+//! so that sessions never wait on the disk.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// Why a write is drift.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// The secondary returned an error.
+    Error,
+    /// The statement cannot be translated for the secondary.
+    Untranslatable,
+    /// The session's mirror queue was full (overflow = "drop").
+    QueueFull,
+    /// The secondary was unreachable.
+    SecondaryDown,
+    /// Skipped because an earlier statement of the same transaction failed on
+    /// the secondary (PostgreSQL aborts the whole transaction).
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftEvent {
+    pub time: String,
+    pub session: u64,
+    pub phase: &'static str,
+    pub kind: DriftKind,
+    pub statement: String,
+    pub translated: Option<String>,
+    pub error: String,
+}
+
+/// Handle to the drift log writer. Cheap to clone.
+#[derive(Clone)]
+pub struct DriftLog {
+    tx: mpsc::Sender<DriftEvent>,
+    pub recorded: Arc<AtomicU64>,
+    /// Events lost because the writer could not keep up (bounded channel).
+    pub lost: Arc<AtomicU64>,
+}
+
+const CHANNEL: usize = 10_000;
+
+impl DriftLog {
+    /// Starts the writer task appending to `path`.
+    pub fn start(path: PathBuf) -> Self {
+        let (tx, mut rx) = mpsc::channel::<DriftEvent>(CHANNEL);
+        let log = Self {
+            tx,
+            recorded: Arc::new(AtomicU64::new(0)),
+            lost: Arc::new(AtomicU64::new(0)),
+        };
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path);
+            let mut out = match file {
+                Ok(f) => std::io::BufWriter::new(f),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot open the drift log; drift is only counted");
+                    while rx.blocking_recv().is_some() {}
+                    return;
+                }
+            };
+            while let Some(ev) = rx.blocking_recv() {
+                let mut batch = vec![ev];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                    if batch.len() >= 256 {
+                        break;
+                    }
+                }
+                for ev in batch {
+                    if let Ok(line) = serde_json::to_string(&ev) {
+                        let _ = writeln!(out, "{line}");
+                    }
+                }
+                if let Err(e) = out.flush() {
+                    tracing::warn!(error = %e, "drift log write failed");
+                }
+            }
+        });
+        log
+    }
+
+    pub fn record(&self, ev: DriftEvent) {
+        self.recorded.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(session = ev.session, kind = ?ev.kind, error = %ev.error, "drift");
+        if self.tx.try_send(ev).is_err() {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn recorded(&self) -> u64 {
+        self.recorded.load(Ordering::Relaxed)
+    }
+}
+
+/// RFC 3339 UTC timestamp with microseconds, without a date-time crate.
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_shape() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 27, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'));
+        assert_eq!(&t[10..11], "T");
+    }
+
+    #[tokio::test]
+    async fn events_reach_the_file_as_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drift.jsonl");
+        let log = DriftLog::start(path.clone());
+        for i in 0..3 {
+            log.record(DriftEvent {
+                time: now_rfc3339(),
+                session: i,
+                phase: "dual_write",
+                kind: DriftKind::Error,
+                statement: "INSERT INTO t VALUES (1)".into(),
+                translated: Some("INSERT INTO t VALUES (1)".into()),
+                error: "duplicate key".into(),
+            });
+        }
+        let mut lines = Vec::new();
+        for _ in 0..100 {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            lines = text.lines().map(String::from).collect();
+            if lines.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(lines.len(), 3);
+        let v: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+        assert_eq!(v["session"], 2);
+        assert_eq!(v["kind"], "error");
+        assert_eq!(log.recorded(), 3);
+    }
+}

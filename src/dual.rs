@@ -1,0 +1,298 @@
+//! The dual-write path of one statement: pin its non-deterministic values
+//! before the primary runs it, then build the text the secondary gets from the
+//! primary's answer (explicit auto-increment ids).
+//!
+//! Order of events for a write in `dual_write`:
+//! 1. `plan`: find pins (`NOW()`, `UUID()`, …) and, if any, evaluate them on
+//!    the primary connection itself (`SELECT NOW(), UUID()` — same session, so
+//!    the session time zone and precision are respected) and substitute the
+//!    literals: both backends get the same value.
+//! 2. The primary runs the pinned text; its response is relayed to the client.
+//! 3. `mirror_text`: if it succeeded, the same text plus the ids the primary
+//!    assigned (from the OK packet) is queued for the secondary.
+
+use std::ops::Range;
+
+use crate::backend::mysql::BackendConn;
+use crate::backend::BackendError;
+use crate::sql::pin::{self, InsertShape, WriteShape};
+use crate::sql::schema::TableInfo;
+use crate::wire::execute::ParamValue;
+use crate::wire::packets::OkInfo;
+
+/// A write ready to run on the primary.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The original statement text.
+    pub original: String,
+    /// Edits that turn `original` into the text both backends run.
+    pub edits: Vec<(Range<usize>, String)>,
+    pub shape: WriteShape,
+    /// @@auto_increment_increment when it was fetched with the pins.
+    pub increment: Option<u64>,
+}
+
+impl Plan {
+    /// True when the primary must run a rewritten text (pins were found, or
+    /// parameters were inlined).
+    pub fn rewrites(&self) -> bool {
+        !self.edits.is_empty()
+    }
+
+    /// The text the primary runs.
+    pub fn primary_text(&self) -> String {
+        pin::apply_edits(&self.original, self.edits.clone())
+    }
+
+    /// The text the secondary runs: the primary's, plus explicit
+    /// auto-increment ids taken from the primary's OK packet.
+    pub fn mirror_text(&self, ok: &OkInfo, table: Option<&TableInfo>, increment: u64) -> String {
+        let mut edits = self.edits.clone();
+        if let (Some(ins), Some(table)) = (&self.shape.insert, table) {
+            if let Some(ids) = id_edits(&self.original, ins, table, ok, increment, &self.edits) {
+                edits.extend(ids);
+            }
+        }
+        pin::apply_edits(&self.original, edits)
+    }
+}
+
+/// Analyzes `sql`, inlines `params` (prepared statements) and evaluates pins on
+/// the primary. `backslash_escapes` is the session's string-literal mode.
+/// With `want_increment`, an INSERT also fetches @@auto_increment_increment in
+/// the same round trip (before the write, so the client's ROW_COUNT() and
+/// SHOW WARNINGS still describe its own statement).
+///
+/// The outer error is a broken primary connection; the inner one a reason the
+/// statement cannot be mirrored (it still runs on the primary unchanged).
+pub async fn plan(
+    primary: &mut BackendConn,
+    sql: &str,
+    params: Option<&[ParamValue]>,
+    backslash_escapes: bool,
+    want_increment: bool,
+) -> Result<Result<Plan, String>, BackendError> {
+    let shape = match pin::analyze(sql) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut edits = Vec::new();
+    if let Some(values) = params {
+        if values.len() != shape.placeholders.len() {
+            return Ok(Err(format!(
+                "{} parameters for {} placeholders",
+                values.len(),
+                shape.placeholders.len()
+            )));
+        }
+        for (range, v) in shape.placeholders.iter().zip(values) {
+            match v.to_literal(backslash_escapes) {
+                Some(lit) => edits.push((range.clone(), lit)),
+                None => return Ok(Err("parameter sent with COM_STMT_SEND_LONG_DATA".into())),
+            }
+        }
+    }
+    let fetch_increment = want_increment && shape.insert.is_some();
+    let mut increment = None;
+    if !shape.pins.is_empty() || fetch_increment {
+        let mut exprs: Vec<&str> = shape.pins.iter().map(|p| p.expr.as_str()).collect();
+        if fetch_increment {
+            exprs.push("@@auto_increment_increment");
+        }
+        let rows = match primary
+            .query_rows(&format!("SELECT {}", exprs.join(", ")))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(BackendError::Server(e)) => {
+                return Ok(Err(format!("evaluating pinned values failed: {e}")))
+            }
+            Err(other) => return Err(other),
+        };
+        let row = rows.into_iter().next().unwrap_or_default();
+        for (i, p) in shape.pins.iter().enumerate() {
+            let value = row.get(i).cloned().flatten();
+            edits.push((p.range.clone(), pin::literal(p.kind, value.as_deref())));
+        }
+        if fetch_increment {
+            increment = row.last().cloned().flatten().and_then(|v| v.parse().ok());
+        }
+    }
+    Ok(Ok(Plan {
+        original: sql.to_string(),
+        edits,
+        shape,
+        increment,
+    }))
+}
+
+fn is_generated(value: &str) -> bool {
+    let v = value.trim();
+    v.eq_ignore_ascii_case("NULL") || v == "0" || v.eq_ignore_ascii_case("DEFAULT")
+}
+
+/// Edits that write the ids the primary generated explicitly, or `None` when
+/// they cannot be known for certain (the secondary then numbers the rows
+/// itself, which the verify step would catch).
+fn id_edits(
+    sql: &str,
+    ins: &InsertShape,
+    table: &TableInfo,
+    ok: &OkInfo,
+    increment: u64,
+    existing: &[(Range<usize>, String)],
+) -> Option<Vec<(Range<usize>, String)>> {
+    let col = table.auto_increment_column()?;
+    if ok.last_insert_id == 0 {
+        return None;
+    }
+    let rows = ins.rows.len();
+    let certain = if ins.on_duplicate_key_update {
+        // One row, and it was inserted (1), not updated (2).
+        rows == 1 && ok.affected_rows == 1
+    } else if ins.replace {
+        rows == 1
+    } else {
+        // INSERT IGNORE may have skipped rows: then ids are ambiguous.
+        ok.affected_rows == rows as u64
+    };
+    if !certain {
+        return None;
+    }
+    let value_at =
+        |row: &[Range<usize>], pos: usize| -> Option<Range<usize>> { row.get(pos).cloned() };
+    let position = if ins.columns.is_empty() {
+        Some(
+            table
+                .columns
+                .iter()
+                .position(|c| c.name.eq_ignore_ascii_case(&col.name))?,
+        )
+    } else {
+        ins.columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(&col.name))
+    };
+    let step = increment.max(1);
+    let mut next = ok.last_insert_id;
+    let mut out = Vec::new();
+    match position {
+        Some(pos) => {
+            for row in &ins.rows {
+                let r = value_at(row, pos)?;
+                // A value the proxy already replaced (a parameter or a pin).
+                let replaced = existing
+                    .iter()
+                    .find(|(er, _)| *er == r)
+                    .map(|(_, t)| t.as_str());
+                let text = replaced.unwrap_or(&sql[r.clone()]);
+                if is_generated(text) {
+                    out.push((r, next.to_string()));
+                    next += step;
+                }
+            }
+        }
+        None => {
+            let at = ins.first_column_at?;
+            out.push((at..at, format!("`{}`, ", col.name.replace('`', "``"))));
+            for &start in &ins.row_starts {
+                out.push((start..start, format!("{next}, ")));
+                next += step;
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::schema::ColumnInfo;
+
+    fn table() -> TableInfo {
+        let col = |n: &str, ai: bool| ColumnInfo {
+            name: n.into(),
+            column_type: "int(11)".into(),
+            nullable: !ai,
+            auto_increment: ai,
+        };
+        TableInfo {
+            name: "t".into(),
+            columns: vec![col("id", true), col("a", false), col("b", false)],
+            primary_key: vec!["id".into()],
+            unique_keys: vec![],
+        }
+    }
+
+    fn mirror(sql: &str, ok: OkInfo) -> String {
+        let plan = Plan {
+            original: sql.into(),
+            edits: vec![],
+            shape: pin::analyze(sql).unwrap(),
+            increment: None,
+        };
+        plan.mirror_text(&ok, Some(&table()), 1)
+    }
+
+    fn ok(affected: u64, id: u64) -> OkInfo {
+        OkInfo {
+            affected_rows: affected,
+            last_insert_id: id,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ids_added_when_the_column_is_omitted() {
+        assert_eq!(
+            mirror("INSERT INTO t (a, b) VALUES (1, 2), (3, 4)", ok(2, 41)),
+            "INSERT INTO t (`id`, a, b) VALUES (41, 1, 2), (42, 3, 4)"
+        );
+    }
+
+    #[test]
+    fn null_and_zero_ids_replaced_explicit_kept() {
+        assert_eq!(
+            mirror("INSERT INTO t (id, a) VALUES (NULL, 1), (0, 2)", ok(2, 10)),
+            "INSERT INTO t (id, a) VALUES (10, 1), (11, 2)"
+        );
+        assert_eq!(
+            mirror("INSERT INTO t VALUES (NULL, 1, 2)", ok(1, 5)),
+            "INSERT INTO t VALUES (5, 1, 2)"
+        );
+        let explicit = "INSERT INTO t (id, a) VALUES (99, 1)";
+        assert_eq!(mirror(explicit, ok(1, 99)), explicit);
+    }
+
+    #[test]
+    fn ambiguous_cases_are_left_alone() {
+        let ignore = "INSERT IGNORE INTO t (a) VALUES (1), (2)";
+        assert_eq!(
+            mirror(ignore, ok(1, 7)),
+            ignore,
+            "one row skipped: which id went where?"
+        );
+        let odku = "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2";
+        assert_eq!(mirror(odku, ok(2, 7)), odku, "updated, not inserted");
+        assert_eq!(
+            mirror(odku, ok(1, 7)),
+            "INSERT INTO t (`id`, a) VALUES (7, 1) ON DUPLICATE KEY UPDATE a = 2"
+        );
+        let update = "UPDATE t SET a = 1";
+        assert_eq!(mirror(update, ok(3, 0)), update);
+    }
+
+    #[test]
+    fn increment_is_respected() {
+        let plan = Plan {
+            original: "INSERT INTO t (a) VALUES (1), (2)".into(),
+            edits: vec![],
+            shape: pin::analyze("INSERT INTO t (a) VALUES (1), (2)").unwrap(),
+            increment: None,
+        };
+        assert_eq!(
+            plan.mirror_text(&ok(2, 3), Some(&table()), 10),
+            "INSERT INTO t (`id`, a) VALUES (3, 1), (13, 2)"
+        );
+    }
+}

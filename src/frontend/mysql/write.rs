@@ -1,0 +1,252 @@
+//! Writes in `dual_write`: run on the primary (pinned, see `dual`), relay its
+//! answer, then queue the same write — and the transaction boundaries the
+//! primary went through — for the secondary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::command::Flow;
+use super::relay::{self, RelayError};
+use crate::backend::mysql::BackendConn;
+use crate::backend::BackendError;
+use crate::drift::DriftKind;
+use crate::mirror::Op;
+use crate::server::AppState;
+use crate::session::Session;
+use crate::sql::classify::{Classified, StatementClass};
+use crate::wire::cmd;
+use crate::wire::execute::parse_params;
+use crate::wire::io::{PacketIo, WireError};
+use crate::wire::response::Expect;
+use crate::wire::StatusFlags;
+
+/// How long a sync-mode client waits for the secondary before it gets its
+/// answer anyway (the write is then still applied or recorded as drift).
+const SYNC_WAIT: Duration = Duration::from_secs(30);
+
+/// Does this statement go to the secondary too? Writes, DDL and savepoints
+/// (so that `ROLLBACK TO` works there as well).
+pub fn mirrors(classified: &Classified, sql: &[u8]) -> bool {
+    match classified.class {
+        StatementClass::Write | StatementClass::Ddl => true,
+        StatementClass::Transaction => savepoint_statement(sql),
+        _ => false,
+    }
+}
+
+fn first_word(sql: &[u8]) -> String {
+    let text = String::from_utf8_lossy(sql);
+    text.split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(';')
+        .to_ascii_uppercase()
+}
+
+/// SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK [WORK] TO [SAVEPOINT] run on the
+/// secondary too; other transaction statements become boundaries.
+fn savepoint_statement(sql: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(sql).to_ascii_uppercase();
+    let mut words = text.split_whitespace();
+    match words.next() {
+        Some("SAVEPOINT") | Some("RELEASE") => true,
+        Some("ROLLBACK") => words.take(2).any(|w| w == "TO"),
+        _ => false,
+    }
+}
+
+fn in_trans(status: u16) -> bool {
+    status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
+}
+
+/// After a statement that is not mirrored itself: if the primary's
+/// transaction ended (COMMIT, ROLLBACK, an implicit commit), end the
+/// secondary's too.
+pub async fn after_other(session: &mut Session, sql: &[u8]) {
+    if session.mirror_txn_open && !in_trans(session.status) {
+        session.mirror_txn_open = false;
+        let op = if first_word(sql) == "ROLLBACK" {
+            Op::Rollback
+        } else {
+            Op::Commit
+        };
+        if let Some(m) = &session.mirror {
+            m.send(op).await;
+        }
+    }
+}
+
+/// A COM_QUERY write.
+pub async fn query(
+    client: &mut PacketIo,
+    backend: &mut BackendConn,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    payload: &[u8],
+    classified: &Classified,
+) -> Result<Flow, RelayError> {
+    let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+    let want_increment = session.auto_increment_increment.is_none();
+    let plan = crate::dual::plan(
+        backend,
+        &sql,
+        None,
+        session.backslash_escapes(),
+        want_increment,
+    )
+    .await
+    .map_err(backend_failure)?;
+    let rewritten;
+    let to_primary: &[u8] = match &plan {
+        Ok(p) if p.rewrites() => {
+            rewritten = [&[cmd::QUERY][..], p.primary_text().as_bytes()].concat();
+            &rewritten
+        }
+        _ => payload,
+    };
+    finish(
+        client, backend, session, state, to_primary, plan, &sql, classified,
+    )
+    .await
+}
+
+/// A COM_STMT_EXECUTE of a prepared write: its parameters are decoded so the
+/// secondary gets the write as text with the same values.
+pub async fn execute(
+    client: &mut PacketIo,
+    backend: &mut BackendConn,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    payload: &[u8],
+    id: u32,
+) -> Result<Flow, RelayError> {
+    let escapes = session.backslash_escapes();
+    let want_increment = session.auto_increment_increment.is_none();
+    let Some(prepared) = session.prepared.get_mut(&id) else {
+        return Ok(Flow::Continue);
+    };
+    let sql = prepared.sql.clone();
+    let classified = prepared.classified.clone();
+    let params = parse_params(
+        payload,
+        usize::from(prepared.params),
+        &mut prepared.param_types,
+        &prepared.long_data,
+    );
+    prepared.long_data.iter_mut().for_each(|l| *l = false);
+    let plan = match params {
+        Ok(values) => crate::dual::plan(backend, &sql, Some(&values), escapes, want_increment)
+            .await
+            .map_err(backend_failure)?,
+        Err(e) => Err(format!("cannot decode the execute parameters: {e}")),
+    };
+    // With pinned values the primary must run the text (a prepared statement
+    // cannot take them); a write's answer is an OK packet either way.
+    let rewritten;
+    let to_primary: &[u8] = match &plan {
+        Ok(p) if !p.shape.pins.is_empty() => {
+            rewritten = [&[cmd::QUERY][..], p.primary_text().as_bytes()].concat();
+            &rewritten
+        }
+        _ => payload,
+    };
+    finish(
+        client,
+        backend,
+        session,
+        state,
+        to_primary,
+        plan,
+        &sql,
+        &classified,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    client: &mut PacketIo,
+    backend: &mut BackendConn,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    to_primary: &[u8],
+    plan: Result<crate::dual::Plan, String>,
+    sql: &str,
+    classified: &Classified,
+) -> Result<Flow, RelayError> {
+    let Some(mirror) = state.mirror.as_ref() else {
+        return Ok(Flow::Continue);
+    };
+    let sync = mirror.is_sync();
+    let w = relay::command_held(
+        &mut backend.io,
+        client,
+        to_primary,
+        Expect::Results,
+        session.deprecate_eof(),
+    )
+    .await?;
+    session.note_status(w.status);
+    if w.error.is_none() {
+        // An implicit commit (DDL) ends the secondary's transaction first.
+        after_other(session, b"").await;
+        if in_trans(session.status) && !session.mirror_txn_open {
+            session.mirror_txn_open = true;
+            if let Some(m) = &session.mirror {
+                m.send(Op::Begin).await;
+            }
+        }
+        match plan {
+            Ok(plan) => {
+                let schema = mirror.schema.load();
+                let table = plan
+                    .shape
+                    .insert
+                    .as_ref()
+                    .and_then(|i| schema.table(&i.table));
+                if plan.increment.is_some() {
+                    session.auto_increment_increment = plan.increment;
+                }
+                let increment = session.auto_increment_increment.unwrap_or(1);
+                let text = plan.mirror_text(&w.ok.unwrap_or_default(), table, increment);
+                if let Some(m) = &session.mirror {
+                    m.send(Op::Write(text)).await;
+                }
+            }
+            Err(reason) => mirror.record(
+                session.id,
+                DriftKind::Untranslatable,
+                sql,
+                None,
+                format!("cannot mirror: {reason}"),
+            ),
+        }
+        if classified.class == StatementClass::Ddl {
+            let state = Arc::clone(state);
+            tokio::spawn(async move {
+                if let Err(e) = state.refresh_schema().await {
+                    tracing::warn!(error = %e, "schema refresh after DDL failed");
+                }
+            });
+        }
+    }
+    if sync {
+        if let Some(m) = &session.mirror {
+            if !m.barrier(SYNC_WAIT).await {
+                tracing::warn!("secondary did not confirm a sync write in time");
+            }
+        }
+    }
+    client.flush().await.map_err(RelayError::Client)?;
+    Ok(Flow::Continue)
+}
+
+fn backend_failure(e: BackendError) -> RelayError {
+    match e {
+        BackendError::Wire(w) => RelayError::Backend(w),
+        other => {
+            tracing::warn!(error = %other, "primary failed while pinning values");
+            RelayError::Backend(WireError::Malformed("primary failed while pinning values"))
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! dual_write: writes through the proxy land on both backends with identical
+//! rows (pinned NOW()/UUID()/RAND(), the primary's auto-increment ids,
+//! transactions committed and rolled back, prepared statements), and a
+//! secondary that fails never reaches the client.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mysql_async::prelude::*;
+
+fn dual_config(
+    primary_db: &str,
+    secondary_url: &str,
+    drift: &std::path::Path,
+    extra: &str,
+) -> String {
+    config_for(primary_db, "")
+        .replace("listen = ", "phase = \"dual_write\"\nlisten = ")
+        + &format!(
+            "[backends.new]\nkind = \"mysql\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\ndrift_log = \"{}\"\n{extra}\n",
+            drift.display()
+        )
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(100) UNIQUE, name VARCHAR(50),
+        created DATETIME(6), token CHAR(36), score DOUBLE, active TINYINT(1) DEFAULT 1)",
+    "CREATE TABLE orders (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, customer_id INT, total DECIMAL(12,2),
+        note TEXT, placed DATE, updated DATETIME)",
+    "CREATE TABLE counters (name VARCHAR(20) PRIMARY KEY, n INT)",
+];
+
+/// A write workload for one session; `k` keeps sessions' keys apart.
+async fn workload(mut c: mysql_async::Conn, k: usize) {
+    for i in 0..15 {
+        let email = format!("u{k}_{i}@x");
+        c.exec_drop(
+            "INSERT INTO customers (email, name, created, token, score) VALUES (?, ?, NOW(6), UUID(), RAND())",
+            (email.clone(), format!("name {k} {i} 'quoted' \\ back")),
+        )
+        .await
+        .unwrap();
+        let id = c.last_insert_id().unwrap();
+        c.query_drop(format!(
+            "INSERT INTO orders (customer_id, total, note, placed) VALUES ({id}, 10.50, 'first', CURDATE()), ({id}, 20.25, NULL, CURDATE())"
+        ))
+        .await
+        .unwrap();
+        c.query_drop(format!("UPDATE orders SET updated = NOW(), total = total * 2 WHERE customer_id = {id} AND note IS NULL"))
+            .await
+            .unwrap();
+        c.query_drop(format!(
+            "INSERT INTO counters VALUES ('c{k}', 1) ON DUPLICATE KEY UPDATE n = n + 1"
+        ))
+        .await
+        .unwrap();
+        // A transaction that commits and one that rolls back.
+        let mut tx = c.start_transaction(Default::default()).await.unwrap();
+        tx.query_drop(format!(
+            "UPDATE customers SET name = CONCAT(name, '!') WHERE id = {id}"
+        ))
+        .await
+        .unwrap();
+        tx.query_drop("INSERT INTO orders (customer_id, total) VALUES (LAST_INSERT_ID(), 1)")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        c.query_drop("BEGIN").await.unwrap();
+        c.query_drop(format!("DELETE FROM orders WHERE customer_id = {id}"))
+            .await
+            .unwrap();
+        c.query_drop("ROLLBACK").await.unwrap();
+        if i % 5 == 4 {
+            c.query_drop(format!(
+                "DELETE FROM customers WHERE email = 'u{k}_{}@x'",
+                i - 1
+            ))
+            .await
+            .unwrap();
+            c.query_drop(format!("REPLACE INTO counters VALUES ('r{k}', {i})"))
+                .await
+                .unwrap();
+        }
+        // A statement that fails on the primary is not mirrored.
+        assert!(c
+            .exec_drop("INSERT INTO customers (email) VALUES (?)", (email,))
+            .await
+            .is_err());
+    }
+    c.disconnect().await.unwrap();
+}
+
+async fn table_rows(conn: &mut mysql_async::Conn, db: &str, table: &str) -> Vec<Vec<String>> {
+    rows_text(conn, &format!("SELECT * FROM `{db}`.`{table}` ORDER BY 1")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_secondary_gets_identical_rows() {
+    let m = servers::mariadb();
+    let primary = m.create_database("dw_primary");
+    let secondary = m.create_database("dw_secondary");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let proxy = start_proxy_with(&dual_config(&primary, &m.url(&secondary), &drift, "")).await;
+    let mut admin = via(&proxy, &primary).await;
+    for ddl in SCHEMA {
+        admin.query_drop(*ddl).await.unwrap();
+    }
+    // Let the post-DDL schema refresh land before the first inserts.
+    wait_mirrored(&proxy).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let schema = proxy.state.mirror.as_ref().unwrap().schema.load();
+    let customers = schema
+        .table("customers")
+        .expect("schema refreshed after DDL");
+    assert_eq!(
+        customers.auto_increment_column().map(|c| c.name.as_str()),
+        Some("id")
+    );
+    let mut sessions = Vec::new();
+    for k in 0..6 {
+        let c = via(&proxy, &primary).await;
+        sessions.push(tokio::spawn(workload(c, k)));
+    }
+    for s in sessions {
+        s.await.unwrap();
+    }
+    admin
+        .query_drop("ALTER TABLE orders ADD COLUMN flag INT DEFAULT 7")
+        .await
+        .unwrap();
+    admin
+        .query_drop("UPDATE orders SET flag = 1 WHERE total > 20")
+        .await
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    let mut check = direct(&primary).await;
+    for table in ["customers", "orders", "counters"] {
+        let a = table_rows(&mut check, &primary, table).await;
+        let b = table_rows(&mut check, &secondary, table).await;
+        assert!(!a.is_empty(), "{table} has rows");
+        assert_eq!(a.len(), b.len(), "{table}: row count");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "{table}: rows differ");
+        }
+    }
+    let drift_text = std::fs::read_to_string(&drift).unwrap_or_default();
+    assert_eq!(
+        proxy.state.mirror.as_ref().unwrap().drift.recorded(),
+        0,
+        "drift: {drift_text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secondary_down_is_drift_not_client_errors() {
+    let m = servers::mariadb();
+    let primary = m.create_database("dw_down");
+    let mut secondary = tokio::task::spawn_blocking(servers::start_private_mariadb)
+        .await
+        .unwrap();
+    secondary.root_sql("CREATE DATABASE sec");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let proxy = start_proxy_with(&dual_config(
+        &primary,
+        &secondary.url("sec"),
+        &drift,
+        "max_backoff_ms = 200",
+    ))
+    .await;
+    let mut c = via(&proxy, &primary).await;
+    c.query_drop("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    for i in 0..20 {
+        c.exec_drop("INSERT INTO t (v) VALUES (?)", (i,))
+            .await
+            .unwrap();
+    }
+    wait_mirrored(&proxy).await;
+    let secondary = tokio::task::spawn_blocking(move || {
+        secondary.kill();
+        secondary
+    })
+    .await
+    .unwrap();
+    // The client never sees the secondary's failure.
+    for i in 20..60 {
+        c.exec_drop("INSERT INTO t (v) VALUES (?)", (i,))
+            .await
+            .unwrap();
+        c.query_drop(format!("UPDATE t SET v = v + 1 WHERE id = {}", i - 5))
+            .await
+            .unwrap();
+    }
+    wait_mirrored(&proxy).await;
+    let count: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(count, Some(60), "primary intact");
+    let mirror = proxy.state.mirror.as_ref().unwrap();
+    assert!(
+        mirror.drift.recorded() >= 80,
+        "every missed write is drift: {}",
+        mirror.drift.recorded()
+    );
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines = std::fs::read_to_string(&drift)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        if lines.len() as u64 >= mirror.drift.recorded() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["kind"], "secondary_down");
+    assert_eq!(first["phase"], "dual_write");
+    assert!(first["statement"]
+        .as_str()
+        .unwrap()
+        .starts_with("INSERT INTO t"));
+    assert!(first["session"].as_u64().is_some() && first["time"].as_str().is_some());
+    drop(secondary);
+}

@@ -5,6 +5,7 @@
 //! `frontend::mysql` (handshake, command loop, relay), which asks `sql` what a
 //! statement is and `route` where it goes, and talks to `backend` connections.
 
+pub mod admin;
 pub mod auth;
 pub mod backend;
 pub mod check;
@@ -14,6 +15,7 @@ pub mod dual;
 pub mod frontend;
 pub mod metrics;
 pub mod mirror;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod session;

@@ -111,7 +111,7 @@ async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<Ex
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let state = tandem::server::AppState::new(config).map_err(anyhow::Error::msg)?;
-    if state.mirror.is_some() {
+    if state.mirror.load().is_some() {
         // Auto-increment columns and keys, for mirroring with identical ids.
         if let Err(e) = state.refresh_schema().await {
             tracing::warn!(error = %e, "cannot read the schema from the old backend yet; ids are pinned once it is readable");
@@ -120,6 +120,15 @@ async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<Ex
     tracing::info!(%addr, phase = state.snapshot.load().config.phase.as_str(), "tandem listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
+    let admin = state.snapshot.load().config.admin.listen.clone();
+    if !admin.is_empty() {
+        match tandem::admin::start(&admin, state.clone(), shutdown.clone()).await {
+            Ok(addr) => tracing::info!(%addr, "admin endpoint (/metrics, /status)"),
+            // The proxy is more important than its metrics: keep serving.
+            Err(e) => tracing::warn!(error = %e, addr = admin, "admin endpoint not started"),
+        }
+    }
+    tandem::reload::spawn(path.clone(), state.clone(), shutdown.clone());
     tandem::server::run(listener, state, shutdown).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

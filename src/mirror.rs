@@ -145,6 +145,11 @@ pub struct SessionMirror {
 }
 
 impl SessionMirror {
+    /// Does this queue feed `mirror`?
+    pub fn is_of(&self, mirror: &Arc<Mirror>) -> bool {
+        Arc::ptr_eq(&self.mirror, mirror)
+    }
+
     /// Queues `op` under the overflow policy.
     pub async fn send(&self, op: Op) {
         let item = Item {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -52,8 +52,12 @@ impl Snapshot {
 pub struct AppState {
     pub snapshot: ArcSwap<Snapshot>,
     pub old: Arc<MysqlPool>,
-    /// Set in `dual_write`: the secondary and its per-session queues.
-    pub mirror: Option<Arc<Mirror>>,
+    /// Set in `dual_write`: the secondary and its per-session queues. Swapped
+    /// when a reload changes the phase.
+    pub mirror: ArcSwapOption<Mirror>,
+    /// Incremented by every applied reload.
+    pub config_version: AtomicU64,
+    pub started: std::time::Instant,
     pub classifier: Classifier,
     pub metrics: Metrics,
     next_session: AtomicU64,
@@ -75,7 +79,9 @@ impl AppState {
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot::new(config)),
             old: Arc::new(old),
-            mirror,
+            mirror: ArcSwapOption::from(mirror),
+            config_version: AtomicU64::new(1),
+            started: std::time::Instant::now(),
             classifier,
             metrics: Metrics::default(),
             next_session: AtomicU64::new(1),
@@ -83,26 +89,41 @@ impl AppState {
     }
 
     /// Reads table definitions (auto-increment columns, keys, types) from the
-    /// primary into the mirror's schema cache. Called at start and after DDL.
-    pub async fn refresh_schema(&self) -> Result<(), crate::backend::BackendError> {
-        let Some(mirror) = &self.mirror else {
-            return Ok(());
-        };
+    /// primary's default database.
+    pub async fn read_schema(&self) -> Result<Schema, crate::backend::BackendError> {
         let greeted = self.old.connect().await?;
         let opts = crate::backend::mysql::default_opts(self.old.target.database.as_deref());
         let (mut conn, _) = greeted.authenticate(&self.old.target, opts).await?;
         let columns = conn.query_rows(Schema::COLUMNS_QUERY).await?;
         let keys = conn.query_rows(Schema::KEYS_QUERY).await?;
         conn.close().await;
-        mirror
-            .schema
-            .store(Arc::new(Schema::from_rows(&columns, &keys)));
+        Ok(Schema::from_rows(&columns, &keys))
+    }
+
+    /// Refreshes the mirror's schema cache. Called at start and after DDL.
+    pub async fn refresh_schema(&self) -> Result<(), crate::backend::BackendError> {
+        let Some(mirror) = self.mirror.load_full() else {
+            return Ok(());
+        };
+        mirror.schema.store(Arc::new(self.read_schema().await?));
         Ok(())
     }
 
     pub fn next_session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// The mirror a configuration asks for (dual_write: writes go to new).
+pub fn mirror_for(config: &Config) -> Result<Option<Arc<Mirror>>, String> {
+    let max_packet = config.limits.max_packet_bytes as usize;
+    Ok(match (config.phase, &config.backends.new) {
+        (Phase::DualWrite, Some(new)) => Some(Arc::new(
+            Mirror::new(new, config.mirror.clone(), max_packet)
+                .map_err(|e| format!("backends.new.url: {e}"))?,
+        )),
+        _ => None,
+    })
 }
 
 /// Serves clients until `shutdown` is cancelled, then waits up to the

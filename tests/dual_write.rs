@@ -111,7 +111,7 @@ async fn mysql_secondary_gets_identical_rows() {
     // Let the post-DDL schema refresh land before the first inserts.
     wait_mirrored(&proxy).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let schema = proxy.state.mirror.as_ref().unwrap().schema.load();
+    let schema = proxy.state.mirror.load_full().unwrap().schema.load();
     let customers = schema
         .table("customers")
         .expect("schema refreshed after DDL");
@@ -148,7 +148,7 @@ async fn mysql_secondary_gets_identical_rows() {
     }
     let drift_text = std::fs::read_to_string(&drift).unwrap_or_default();
     assert_eq!(
-        proxy.state.mirror.as_ref().unwrap().drift.recorded(),
+        proxy.state.mirror.load_full().unwrap().drift.recorded(),
         0,
         "drift: {drift_text}"
     );
@@ -199,7 +199,7 @@ async fn secondary_down_is_drift_not_client_errors() {
     wait_mirrored(&proxy).await;
     let count: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
     assert_eq!(count, Some(60), "primary intact");
-    let mirror = proxy.state.mirror.as_ref().unwrap();
+    let mirror = proxy.state.mirror.load_full().unwrap();
     assert!(
         mirror.drift.recorded() >= 80,
         "every missed write is drift: {}",

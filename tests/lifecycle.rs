@@ -25,7 +25,7 @@ async fn pool_limit_gives_1040_after_acquire_timeout() {
     let db = servers::mariadb().create_database("limit");
     let toml = config_for(&db, "pool_size = 2\nacquire_timeout_ms = 300");
     let proxy = start_proxy_with(&toml).await;
-    let mut a = via(&proxy, &db).await;
+    let a = via(&proxy, &db).await;
     let _b = via(&proxy, &db).await;
     let started = Instant::now();
     let err = mysql_async::Conn::new(proxy_opts(&proxy, &db))

@@ -79,7 +79,7 @@ pub async fn start_proxy_with(toml: &str) -> Proxy {
 
 /// Waits until every session's mirror queue is empty (dual_write).
 pub async fn wait_mirrored(proxy: &Proxy) {
-    let Some(m) = proxy.state.mirror.as_ref() else {
+    let Some(m) = proxy.state.mirror.load_full() else {
         return;
     };
     for _ in 0..600 {

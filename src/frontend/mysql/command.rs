@@ -101,6 +101,7 @@ async fn dispatch(
     payload: &[u8],
 ) -> Result<Flow, RelayError> {
     let deprecate_eof = session.deprecate_eof();
+    write::follow_phase(session, state);
     let Some(&command) = payload.first() else {
         reply_error(
             client,
@@ -113,8 +114,10 @@ async fn dispatch(
     let expect = match command {
         cmd::QUIT => return Ok(Flow::Quit),
         cmd::QUERY => {
+            let started = std::time::Instant::now();
             let classified = classify(state, &payload[1..]);
             state.metrics.count_statement(classified.class);
+            let _timer = LatencyTimer(state, classified.class, started);
             let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
             if session.mirror.is_some() && write::mirrors(&classified, &payload[1..]) {
                 return write::query(client, backend, session, state, payload, &classified)
@@ -250,6 +253,19 @@ async fn dispatch(
     let w = relay::command(&mut backend.io, client, payload, expect, deprecate_eof).await?;
     session.note_status(w.status);
     Ok(Flow::Continue)
+}
+
+/// Records a statement's latency when dropped (whichever way it ends).
+struct LatencyTimer<'a>(
+    &'a AppState,
+    crate::sql::classify::StatementClass,
+    std::time::Instant,
+);
+
+impl Drop for LatencyTimer<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.observe_latency(self.1, self.2.elapsed());
+    }
 }
 
 pub(super) fn classify(state: &AppState, sql: &[u8]) -> Arc<Classified> {

@@ -166,7 +166,7 @@ pub async fn accept(
             status,
             prepared: Default::default(),
             protocol_changed: false,
-            mirror: state.mirror.as_ref().map(|m| m.session(id)),
+            mirror: None,
             mirror_txn_open: false,
             auto_increment_increment: None,
         },

@@ -59,6 +59,24 @@ fn in_trans(status: u16) -> bool {
     status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
 }
 
+/// Starts or stops this session's mirroring when the phase changed, but only
+/// between transactions: a transaction is mirrored whole or not at all.
+pub fn follow_phase(session: &mut Session, state: &AppState) {
+    if session.in_transaction() {
+        return;
+    }
+    let current = state.mirror.load();
+    match (&session.mirror, current.as_ref()) {
+        (None, Some(m)) => session.mirror = Some(m.session(session.id)),
+        (Some(mine), Some(m)) if !mine.is_of(m) => session.mirror = Some(m.session(session.id)),
+        (Some(_), None) => {
+            session.mirror = None;
+            session.mirror_txn_open = false;
+        }
+        _ => {}
+    }
+}
+
 /// After a statement that is not mirrored itself: if the primary's
 /// transaction ended (COMMIT, ROLLBACK, an implicit commit), end the
 /// secondary's too.
@@ -174,7 +192,7 @@ async fn finish(
     sql: &str,
     classified: &Classified,
 ) -> Result<Flow, RelayError> {
-    let Some(mirror) = state.mirror.as_ref() else {
+    let Some(mirror) = state.mirror.load_full() else {
         return Ok(Flow::Continue);
     };
     let sync = mirror.is_sync();

@@ -1,0 +1,253 @@
+//! Admin HTTP listener (loopback by default): `/metrics` in Prometheus text
+//! format and `/status` as JSON. A deliberately tiny HTTP/1.1 server: GET
+//! only, one response per connection, bounded request size.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{class_name, CLASSES, LATENCY_BUCKETS};
+use crate::server::AppState;
+
+/// Binds `addr` and serves until `shutdown`. Returns the bound address.
+pub async fn start(
+    addr: &str,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut n = 0;
+                // Read the request head (bounded; we only need the first line).
+                while n < buf.len() {
+                    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[n..]))
+                        .await
+                    {
+                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                        Ok(Ok(k)) => {
+                            n += k;
+                            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let mut parts = head.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let (status, ctype, body) = match (method, path) {
+                    ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics(&state)),
+                    ("GET", "/status") => ("200 OK", "application/json", status(&state)),
+                    ("GET", _) => (
+                        "404 Not Found",
+                        "text/plain",
+                        "try /metrics or /status\n".into(),
+                    ),
+                    _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(resp.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+fn metrics(state: &AppState) -> String {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(4096);
+    let mut counter = |name: &str, help: &str, kind: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP tandem_{name} {help}\n# TYPE tandem_{name} {kind}\ntandem_{name} {v}"
+        );
+    };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        "connections_accepted_total",
+        "Client connections accepted.",
+        "counter",
+        load(&m.connections_accepted),
+    );
+    counter(
+        "connections_active",
+        "Client connections open.",
+        "gauge",
+        load(&m.connections_active),
+    );
+    counter(
+        "auth_failures_total",
+        "Failed client logins.",
+        "counter",
+        load(&m.auth_failures),
+    );
+    counter(
+        "backend_errors_total",
+        "Backend connection failures.",
+        "counter",
+        load(&m.backend_errors),
+    );
+    counter(
+        "config_reloads_total",
+        "Config reloads applied.",
+        "counter",
+        load(&m.reloads),
+    );
+    counter(
+        "config_reload_failures_total",
+        "Config reloads rejected.",
+        "counter",
+        load(&m.reload_failures),
+    );
+    counter(
+        "config_version",
+        "Version of the running config (1 at start).",
+        "gauge",
+        state.config_version.load(Ordering::Relaxed),
+    );
+    counter(
+        "statements_unparsed_total",
+        "Statements sqlparser could not parse.",
+        "counter",
+        state.classifier.parse_failures(),
+    );
+    counter(
+        "pool_idle_connections",
+        "Idle pooled connections to the old backend.",
+        "gauge",
+        state.old.idle_count() as u64,
+    );
+    counter(
+        "pool_leased_connections",
+        "Old-backend connections leased by sessions.",
+        "gauge",
+        state.old.leased_count() as u64,
+    );
+    if let Some(mirror) = state.mirror.load_full() {
+        let s = &mirror.stats;
+        counter(
+            "mirror_queue_depth",
+            "Writes queued or being applied on the secondary.",
+            "gauge",
+            s.queued.load(Ordering::Relaxed).max(0) as u64,
+        );
+        counter(
+            "mirror_applied_total",
+            "Operations applied on the secondary.",
+            "counter",
+            load(&s.applied),
+        );
+        counter(
+            "mirror_lag_last_microseconds",
+            "Enqueue-to-apply time of the last mirrored write.",
+            "gauge",
+            load(&s.last_lag_us),
+        );
+        counter(
+            "mirror_lag_max_microseconds",
+            "Largest enqueue-to-apply time seen.",
+            "gauge",
+            load(&s.max_lag_us),
+        );
+        counter(
+            "drift_events_total",
+            "Writes the secondary did not apply as the primary did.",
+            "counter",
+            mirror.drift.recorded(),
+        );
+        counter(
+            "drift_log_lost_total",
+            "Drift events not written because the log writer lagged.",
+            "counter",
+            mirror.drift.lost.load(Ordering::Relaxed),
+        );
+    }
+    let _ = writeln!(out, "# HELP tandem_statements_total Statements by class.\n# TYPE tandem_statements_total counter");
+    for c in CLASSES {
+        let _ = writeln!(
+            out,
+            "tandem_statements_total{{class=\"{}\",backend=\"old\"}} {}",
+            class_name(c),
+            m.statements(c)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_statement_duration_seconds Statement latency seen by clients.\n# TYPE tandem_statement_duration_seconds histogram"
+    );
+    for (i, c) in CLASSES.iter().enumerate() {
+        let (cum, sum, count) = m.latency[i].snapshot();
+        let class = class_name(*c);
+        for (b, v) in LATENCY_BUCKETS.iter().zip(&cum) {
+            let _ = writeln!(
+                out,
+                "tandem_statement_duration_seconds_bucket{{class=\"{class}\",le=\"{b}\"}} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "tandem_statement_duration_seconds_bucket{{class=\"{class}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "tandem_statement_duration_seconds_sum{{class=\"{class}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "tandem_statement_duration_seconds_count{{class=\"{class}\"}} {count}"
+        );
+    }
+    out
+}
+
+fn status(state: &AppState) -> String {
+    let snap = state.snapshot.load();
+    let m = &state.metrics;
+    let mut statements = serde_json::Map::new();
+    for c in CLASSES {
+        statements.insert(class_name(c).into(), m.statements(c).into());
+    }
+    let mirror = state.mirror.load_full().map(|mi| {
+        serde_json::json!({
+            "queue_depth": mi.stats.queued.load(Ordering::Relaxed).max(0),
+            "applied": mi.stats.applied.load(Ordering::Relaxed),
+            "lag_last_us": mi.stats.last_lag_us.load(Ordering::Relaxed),
+            "lag_max_us": mi.stats.max_lag_us.load(Ordering::Relaxed),
+            "drift_events": mi.drift.recorded(),
+        })
+    });
+    serde_json::json!({
+        "phase": snap.config.phase.as_str(),
+        "config_version": state.config_version.load(Ordering::Relaxed),
+        "uptime_s": state.started.elapsed().as_secs(),
+        "connections_active": m.connections_active.load(Ordering::Relaxed),
+        "connections_accepted": m.connections_accepted.load(Ordering::Relaxed),
+        "auth_failures": m.auth_failures.load(Ordering::Relaxed),
+        "statements": statements,
+        "statements_unparsed": state.classifier.parse_failures(),
+        "pool": { "idle": state.old.idle_count(), "leased": state.old.leased_count() },
+        "mirror": mirror,
+        "reloads": m.reloads.load(Ordering::Relaxed),
+        "reload_failures": m.reload_failures.load(Ordering::Relaxed),
+    })
+    .to_string()
+}

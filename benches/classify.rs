@@ -1,1 +1,83 @@
-fn main() {}
+//! Hot-path cost of statement analysis.
+//!
+//! * `fingerprint/*`: the literal-stripping scanner alone.
+//! * `classify/cold/*`: a capacity-0 classifier, so every call fingerprints
+//!   and runs sqlparser (the cost of a cache miss).
+//! * `classify/cached/*`: a warm classifier fed texts whose literals change on
+//!   every iteration (fingerprint + hash + cache hit), the steady state.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tandem::sql::classify::Classifier;
+use tandem::sql::fingerprint::fingerprint;
+
+/// Number of literal variants cycled through by the cached benchmarks.
+const VARIANTS: usize = 1024;
+
+type Render = fn(usize) -> String;
+
+fn statements() -> [(&'static str, Render); 4] {
+    [
+        ("point_select", |n| {
+            format!("SELECT id, name, email FROM users WHERE id = {n} LIMIT 1")
+        }),
+        ("update", |n| {
+            format!("UPDATE sbtest1 SET c = '{n}-{n}-{n}' WHERE id = {n}")
+        }),
+        ("insert4", |n| {
+            format!("INSERT INTO sbtest1 (id, k, c, pad) VALUES ({n}, {n}, '{n}-c', '{n}-pad')")
+        }),
+        ("range_order", |n| {
+            format!(
+                "SELECT c FROM sbtest1 WHERE id BETWEEN {n} AND {} ORDER BY c",
+                n + 99
+            )
+        }),
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    for (name, render) in statements() {
+        let variants: Vec<String> = (0..VARIANTS)
+            .map(|i| render(4_000_000 + i * 7919))
+            .collect();
+        let sample = &variants[0];
+
+        c.bench_function(&format!("fingerprint/{name}"), |b| {
+            b.iter(|| fingerprint(black_box(sample)))
+        });
+
+        let cold = Classifier::new(0);
+        c.bench_function(&format!("classify/cold/{name}"), |b| {
+            b.iter(|| cold.classify(black_box(sample)))
+        });
+
+        let warm = Classifier::new(4096);
+        for v in &variants {
+            warm.classify(v);
+        }
+        assert_eq!(
+            warm.cache_len(),
+            1,
+            "{name}: literal variants must share one entry"
+        );
+        let mut i = 0;
+        c.bench_function(&format!("classify/cached/{name}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % VARIANTS;
+                warm.classify(black_box(&variants[i]))
+            })
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);

@@ -234,7 +234,7 @@ async fn mysqldump_through_the_proxy_matches_and_restores() {
     ));
     let vals: Vec<&str> = sums
         .lines()
-        .map(|l| l.split('\t').last().unwrap_or(""))
+        .map(|l| l.split('\t').next_back().unwrap_or(""))
         .collect();
     assert_eq!(vals.len(), 3, "{sums}");
     let diff = servers::mariadb().root_sql(&format!("SELECT * FROM `{db}`.c EXCEPT SELECT * FROM `{copy}`.c LIMIT 2; SELECT * FROM `{copy}`.c EXCEPT SELECT * FROM `{db}`.c LIMIT 2; SHOW CREATE TABLE `{db}`.c; SHOW CREATE TABLE `{copy}`.c"));

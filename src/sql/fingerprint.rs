@@ -1,3 +1,618 @@
+//! Literal-free statement fingerprints.
+//!
+//! The fingerprint is the cache key of the classifier and the grouping key of
+//! per-statement metrics, so it runs on every statement that crosses the proxy.
+//! It is therefore a hand-written single pass over the bytes (no parser, no
+//! regex, one output allocation).
+//!
+//! Normalisation scheme:
+//! * string literals (`'…'`, `"…"`, with backslash escapes and doubled quotes),
+//!   hex/bit literals (`0x1F`, `X'1F'`, `b'01'`, `0b01`), national strings
+//!   (`N'…'`), integers, decimals and exponents become `?`. A sign stays as
+//!   written (`-5` → `-?`); a charset introducer stays (`_utf8mb4'a'` → `_utf8mb4?`).
+//! * digits that belong to an identifier (`t1`, `col_2`, `1abc`, `t.1x`) and
+//!   backtick-quoted identifiers are copied verbatim.
+//! * `-- `, `#` and `/* */` comments are dropped; executable comments `/*! */`
+//!   and optimizer hints `/*+ */` are kept verbatim because they change meaning.
+//! * whitespace runs become one space; leading/trailing whitespace and trailing
+//!   `;` are removed; letter case is preserved.
+//! * a parenthesised group made only of placeholders (`?`, `,`, `-`, spaces)
+//!   becomes `(?+)`, and a comma-separated run of such groups collapses into a
+//!   single `(?+)`. So `IN (1)`, `IN (1, 2, 3)`, `VALUES (1, 'a')` and
+//!   `VALUES (1, 'a'), (2, 'b')` all end in `(?+)`: statements that differ
+//!   only in list length or row count share one fingerprint. Groups holding
+//!   anything else (e.g. `VALUES (1, NOW())`) are not collapsed.
+//! * existing `?` placeholders (prepared statements) stay `?`.
+
+/// Returns `sql` with literals replaced by `?`, comments dropped, whitespace
+/// collapsed and placeholder lists folded (see the module docs for the scheme).
 pub fn fingerprint(sql: &str) -> String {
-    sql.to_string()
+    let b = sql.as_bytes();
+    let n = b.len();
+    let mut out: Vec<u8> = Vec::with_capacity(n);
+    let mut pending_space = false;
+    let mut group = Group {
+        start: None,
+        slot: Slot::Dirty,
+    };
+    // The previous token was a `.` glued to an identifier: the next word is an
+    // identifier even when it starts with a digit (`t.1col`).
+    let mut after_qualifier_dot = false;
+    let mut i = 0;
+
+    while i < n {
+        let c = b[i];
+        // Whitespace and comments only set `pending_space`.
+        if c.is_ascii_whitespace() {
+            pending_space = true;
+            i += 1;
+            continue;
+        }
+        if c == b'#' || (c == b'-' && is_dash_comment(b, i)) {
+            i = skip_line(b, i);
+            pending_space = true;
+            continue;
+        }
+        if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            match skip_block_comment(b, i) {
+                Some(end) if !matches!(b.get(i + 2), Some(b'!' | b'+')) => {
+                    pending_space = true;
+                    i = end;
+                    continue;
+                }
+                // Executable comment, hint, or unterminated comment (which
+                // the parser rejects): keep verbatim.
+                end => {
+                    let end = end.unwrap_or(n);
+                    emit_space(&mut out, &mut pending_space);
+                    out.extend_from_slice(&b[i..end]);
+                    group.other();
+                    after_qualifier_dot = false;
+                    i = end;
+                    continue;
+                }
+            }
+        }
+
+        emit_space(&mut out, &mut pending_space);
+        let qualifier = after_qualifier_dot;
+        after_qualifier_dot = false;
+
+        match c {
+            b'\'' | b'"' => match skip_quoted(b, i + 1, c) {
+                Some(end) => {
+                    i = end;
+                    out.push(b'?');
+                    group.placeholder();
+                }
+                None => {
+                    // Unterminated: the parser fails on it, so keep it distinct.
+                    out.extend_from_slice(&b[i..]);
+                    group.other();
+                    i = n;
+                }
+            },
+            b'?' => {
+                i += 1;
+                out.push(b'?');
+                group.placeholder();
+            }
+            b'`' => {
+                let end = skip_backtick(b, i + 1);
+                out.extend_from_slice(&b[i..end]);
+                group.other();
+                i = end;
+                after_qualifier_dot = b.get(i) == Some(&b'.');
+            }
+            b'(' => {
+                group.start = Some(out.len());
+                group.slot = Slot::Item;
+                out.push(c);
+                i += 1;
+            }
+            b')' => {
+                i += 1;
+                match group.close() {
+                    Some(start) => {
+                        out.truncate(start);
+                        fold_group(&mut out);
+                    }
+                    None => out.push(c),
+                }
+            }
+            b',' => {
+                out.push(c);
+                group.comma();
+                i += 1;
+            }
+            b'-' => {
+                out.push(c);
+                group.sign();
+                i += 1;
+            }
+            b'.' if !qualifier && b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                // `.5`, `.5e3`: a number starting with the decimal point.
+                i = scan_number(b, i);
+                out.push(b'?');
+                group.placeholder();
+            }
+            _ if is_word_byte(c) => {
+                let (end, literal) = scan_word(b, i, qualifier);
+                match literal {
+                    Some(true) => {
+                        out.push(b'?');
+                        group.placeholder();
+                    }
+                    Some(false) => {
+                        out.extend_from_slice(&b[i..end]);
+                        group.other();
+                        after_qualifier_dot = b.get(end) == Some(&b'.');
+                    }
+                    None => {
+                        out.extend_from_slice(&b[i..]);
+                        group.other();
+                    }
+                }
+                i = end;
+            }
+            _ => {
+                out.push(c);
+                group.other();
+                // `t.` then `.`: keep the qualifier state for the next word.
+                after_qualifier_dot = qualifier && c == b'.';
+                i += 1;
+            }
+        }
+    }
+
+    while matches!(out.last(), Some(b' ' | b';')) {
+        out.pop();
+    }
+    // Only ever split at ASCII bytes, so this is valid UTF-8; the lossy
+    // fallback exists purely so that no input can cause a panic.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Where a placeholder group stands: `(` opens it expecting an item, and it
+/// folds on `)` only if its content was exactly `? (, ?)*` (signs allowed).
+/// `(1,)` or `(1 2)` do not fold, since the parser may treat them differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Item,
+    Comma,
+    Dirty,
+}
+
+struct Group {
+    /// Output index of the innermost unclosed `(`, if it can still fold.
+    start: Option<usize>,
+    slot: Slot,
+}
+
+impl Group {
+    #[inline]
+    fn placeholder(&mut self) {
+        self.slot = if self.slot == Slot::Item {
+            Slot::Comma
+        } else {
+            Slot::Dirty
+        };
+    }
+    #[inline]
+    fn comma(&mut self) {
+        self.slot = if self.slot == Slot::Comma {
+            Slot::Item
+        } else {
+            Slot::Dirty
+        };
+    }
+    #[inline]
+    fn sign(&mut self) {
+        if self.slot != Slot::Item {
+            self.slot = Slot::Dirty;
+        }
+    }
+    #[inline]
+    fn other(&mut self) {
+        self.slot = Slot::Dirty;
+    }
+    /// Closes the group; returns its start when it folds to `(?+)`.
+    #[inline]
+    fn close(&mut self) -> Option<usize> {
+        let start = self.start.take()?;
+        let folds = self.slot == Slot::Comma;
+        self.slot = Slot::Dirty;
+        folds.then_some(start)
+    }
+}
+
+/// Stable 64-bit hash of the fingerprint of `sql`.
+pub fn fingerprint_hash(sql: &str) -> u64 {
+    hash_fingerprint(&fingerprint(sql))
+}
+
+/// FNV-1a (64-bit) of an already computed fingerprint. Stable across runs and
+/// builds (unlike `std`'s randomly seeded hasher), so it can be logged or
+/// exported as a metric label.
+pub fn hash_fingerprint(fp: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    fp.as_bytes()
+        .iter()
+        .fold(OFFSET, |h, &x| (h ^ u64::from(x)).wrapping_mul(PRIME))
+}
+
+/// Rewrites MySQL executable comments `/*!NNNNN body */` to ` body ` so a
+/// parser that treats them as plain comments sees what MySQL executes.
+/// Returns `None` when the text contains no executable comment.
+pub fn unwrap_executable_comments(sql: &str) -> Option<String> {
+    let b = sql.as_bytes();
+    let n = b.len();
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0; // b[..copied] is already in `out`
+    let mut i = 0;
+    while i < n {
+        let c = b[i];
+        i = match c {
+            b'\'' | b'"' => skip_quoted(b, i + 1, c).unwrap_or(n),
+            b'`' => skip_backtick(b, i + 1),
+            b'#' => skip_line(b, i),
+            b'-' if is_dash_comment(b, i) => skip_line(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') && b.get(i + 2) == Some(&b'!') => {
+                let end = skip_block_comment(b, i).unwrap_or(n);
+                let mut body = i + 3;
+                while body < end && b[body].is_ascii_digit() {
+                    body += 1;
+                }
+                let body_end = if end >= body + 2 && b[end - 2] == b'*' && b[end - 1] == b'/' {
+                    end - 2
+                } else {
+                    end
+                };
+                let o = out.get_or_insert_with(|| Vec::with_capacity(n));
+                o.extend_from_slice(&b[copied..i]);
+                o.push(b' ');
+                o.extend_from_slice(&b[body..body_end.max(body)]);
+                o.push(b' ');
+                copied = end;
+                end
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => skip_block_comment(b, i).unwrap_or(n),
+            _ => i + 1,
+        };
+    }
+    let mut o = out?;
+    o.extend_from_slice(&b[copied.min(n)..]);
+    Some(
+        String::from_utf8(o).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
+}
+
+#[inline]
+fn emit_space(out: &mut Vec<u8>, pending: &mut bool) {
+    if *pending && !out.is_empty() {
+        out.push(b' ');
+    }
+    *pending = false;
+}
+
+/// Appends `(?+)` unless the output already ends with `(?+),` (optionally with
+/// spaces), in which case the new group merges into the previous one.
+fn fold_group(out: &mut Vec<u8>) {
+    let mut end = out.len();
+    while end > 0 && out[end - 1] == b' ' {
+        end -= 1;
+    }
+    if end > 0 && out[end - 1] == b',' {
+        let mut e = end - 1;
+        while e > 0 && out[e - 1] == b' ' {
+            e -= 1;
+        }
+        if out[..e].ends_with(b"(?+)") {
+            out.truncate(e);
+            return;
+        }
+    }
+    out.extend_from_slice(b"(?+)");
+}
+
+/// Identifier bytes in MySQL: ASCII alphanumerics, `_`, `$` and any non-ASCII
+/// byte (UTF-8 identifiers).
+#[inline]
+fn is_word_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+/// MySQL only starts a `--` comment when whitespace follows (`1--1` is
+/// `1 - -1`). Like sqlparser, a `--` at the very end is not a comment: the
+/// fingerprint must never drop what the parser sees (see `classify`).
+#[inline]
+fn is_dash_comment(b: &[u8], i: usize) -> bool {
+    b.get(i + 1) == Some(&b'-')
+        && matches!(
+            b.get(i + 2),
+            Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+        )
+}
+
+fn skip_line(b: &[u8], i: usize) -> usize {
+    b[i..]
+        .iter()
+        .position(|&x| x == b'\n')
+        .map_or(b.len(), |p| i + p + 1)
+}
+
+/// `i` points at `/*`; returns the index after the closing `*/`, or `None`
+/// when the comment is unterminated.
+fn skip_block_comment(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 2;
+    while j + 1 < b.len() {
+        if b[j] == b'*' && b[j + 1] == b'/' {
+            return Some(j + 2);
+        }
+        j += 1;
+    }
+    None
+}
+
+/// `i` is just after the opening quote; returns the index after the closing
+/// one, or `None` when the literal is unterminated.
+fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> Option<usize> {
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\' {
+            i += 2;
+        } else if c == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+            } else {
+                return Some(i + 1);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// `i` is just after the opening backtick; doubled backticks stay inside.
+fn skip_backtick(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() {
+        if b[i] == b'`' {
+            if b.get(i + 1) == Some(&b'`') {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// Scans digits, an optional fraction and an optional exponent from `i`.
+fn scan_number(b: &[u8], mut i: usize) -> usize {
+    let digits = |b: &[u8], mut i: usize| {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    i = digits(b, i);
+    if b.get(i) == Some(&b'.') {
+        i = digits(b, i + 1);
+    }
+    if matches!(b.get(i), Some(b'e') | Some(b'E')) {
+        let mut j = i + 1;
+        if matches!(b.get(j), Some(b'+') | Some(b'-')) {
+            j += 1;
+        }
+        if b.get(j).is_some_and(u8::is_ascii_digit) {
+            i = digits(b, j);
+        }
+    }
+    i
+}
+
+/// Scans a word starting at `i` (an identifier, keyword or number). Returns
+/// the end index and `Some(true)` for a literal to be replaced by `?`,
+/// `Some(false)` for an identifier/keyword, `None` for an unterminated
+/// `X'…` literal (end is then the end of input).
+fn scan_word(b: &[u8], i: usize, qualifier: bool) -> (usize, Option<bool>) {
+    let word_end = |mut j: usize| {
+        while j < b.len() && is_word_byte(b[j]) {
+            j += 1;
+        }
+        j
+    };
+    let c = b[i];
+    let next = b.get(i + 1).copied();
+    if !qualifier {
+        // X'..', B'..', N'..': hex, bit and national string literals.
+        if matches!(c, b'x' | b'X' | b'b' | b'B' | b'n' | b'N') && next == Some(b'\'') {
+            return match skip_quoted(b, i + 2, b'\'') {
+                Some(end) => (end, Some(true)),
+                None => (b.len(), None),
+            };
+        }
+        if c.is_ascii_digit() {
+            // 0x1F / 0b101, unless more identifier bytes follow (`0xZZ`).
+            if c == b'0' && matches!(next, Some(b'x') | Some(b'X') | Some(b'b') | Some(b'B')) {
+                let hex = matches!(next, Some(b'x') | Some(b'X'));
+                let mut j = i + 2;
+                while j < b.len()
+                    && (if hex {
+                        b[j].is_ascii_hexdigit()
+                    } else {
+                        matches!(b[j], b'0' | b'1')
+                    })
+                {
+                    j += 1;
+                }
+                if j > i + 2 && !b.get(j).copied().is_some_and(is_word_byte) {
+                    return (j, Some(true));
+                }
+            }
+            let end = scan_number(b, i);
+            if !b.get(end).copied().is_some_and(is_word_byte) {
+                return (end, Some(true));
+            }
+            // `1abc`: MySQL identifiers may start with digits.
+        }
+    }
+    (word_end(i), Some(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks (input, expected fingerprint) rows, reporting all mismatches.
+    fn cases(rows: &[(&str, &str)]) {
+        let bad: Vec<String> = rows
+            .iter()
+            .filter(|(sql, want)| fingerprint(sql) != *want)
+            .map(|(sql, want)| {
+                format!(
+                    "{sql:?}\n    got  {:?}\n    want {want:?}",
+                    fingerprint(sql)
+                )
+            })
+            .collect();
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn literals() {
+        cases(&[
+            ("SELECT 'a', \"b\" FROM t", "SELECT ?, ? FROM t"),
+            (r"SELECT 'it\'s', 'it''s', 'a\\' FROM t", "SELECT ?, ?, ? FROM t"),
+            (r#"SELECT "say ""hi""", "x\"y""#, "SELECT ?, ?"),
+            ("SELECT 'a -- b /* c */ # d'", "SELECT ?"),
+            ("SELECT _utf8mb4'abc' COLLATE utf8mb4_bin", "SELECT _utf8mb4? COLLATE utf8mb4_bin"),
+            ("SELECT N'x', 'héllo wörld'", "SELECT ?, ?"),
+            ("SELECT 1, 23, 4.5, .5, 1.5e-3, 2E+10, 7e3", "SELECT ?, ?, ?, ?, ?, ?, ?"),
+            ("SELECT 0x1F, X'1f', x'AB', B'0101', b'1', 0b101", "SELECT ?, ?, ?, ?, ?, ?"),
+            ("SELECT -5, a-1, a - -2", "SELECT -?, a-?, a - -?"),
+            ("SELECT 1--1", "SELECT ?--?"),
+            ("SELECT c FROM sbtest1 WHERE id=?", "SELECT c FROM sbtest1 WHERE id=?"),
+            ("SELECT c FROM sbtest1 WHERE id=42", "SELECT c FROM sbtest1 WHERE id=?"),
+            // Unterminated literals are kept: the parser rejects them.
+            ("SELECT 'unterminated  x", "SELECT 'unterminated  x"),
+            ("SELECT X'1F", "SELECT X'1F"),
+        ]);
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn identifiers_are_kept() {
+        cases(&[
+            ("SELECT col_2, t1.c3 FROM t1 WHERE x2=3", "SELECT col_2, t1.c3 FROM t1 WHERE x2=?"),
+            ("SELECT 1abc, 0xZZ, 1e FROM `tbl 1`", "SELECT 1abc, 0xZZ, 1e FROM `tbl 1`"),
+            ("SELECT t.1col, db.2t.x, t1.5 FROM t", "SELECT t.1col, db.2t.x, t1.5 FROM t"),
+            ("select u1_0.id from users u1_0 where u1_0.id=5", "select u1_0.id from users u1_0 where u1_0.id=?"),
+            ("SELECT $x, é1 FROM ünï", "SELECT $x, é1 FROM ünï"),
+            ("SELECT `a``b 'c'` , `1` FROM `db`.`t 2`", "SELECT `a``b 'c'` , `1` FROM `db`.`t 2`"),
+            ("SELECT `t`.`id` FROM `t` WHERE `t`.`id` = 7", "SELECT `t`.`id` FROM `t` WHERE `t`.`id` = ?"),
+        ]);
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn comments_whitespace_semicolons() {
+        cases(&[
+            ("SELECT 1 -- trailing\nFROM t", "SELECT ? FROM t"),
+            ("SELECT 1 # hash\n FROM t", "SELECT ? FROM t"),
+            ("/* app=web */ SELECT /* mid */ 1", "SELECT ?"),
+            // Like sqlparser: `--` needs trailing whitespace to start a comment.
+            ("SELECT 1 --", "SELECT ? --"),
+            ("SELECT 1 /* open", "SELECT ? /* open"),
+            ("SELECT /*! SQL_NO_CACHE */ 1", "SELECT /*! SQL_NO_CACHE */ ?"),
+            ("/*!40101 SET NAMES utf8 */;", "/*!40101 SET NAMES utf8 */"),
+            ("SELECT /*+ MAX_EXECUTION_TIME(1000) */ * FROM t", "SELECT /*+ MAX_EXECUTION_TIME(1000) */ * FROM t"),
+            ("  -- only a comment\n /* x */ ", ""),
+            ("  select\t*\n\n  FROM   T  ;  ", "select * FROM T"),
+            ("SELECT 1;;", "SELECT ?"),
+            ("UPDATE t SET a=1; SELECT * FROM t;", "UPDATE t SET a=?; SELECT * FROM t"),
+            ("", ""),
+            (" ; ", ""),
+        ]);
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn placeholder_lists_fold() {
+        cases(&[
+            ("SELECT * FROM t WHERE id IN (1, 2, 3)", "SELECT * FROM t WHERE id IN (?+)"),
+            ("SELECT * FROM t WHERE id IN (1)", "SELECT * FROM t WHERE id IN (?+)"),
+            ("SELECT * FROM t WHERE id IN (?,?,?)", "SELECT * FROM t WHERE id IN (?+)"),
+            ("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'),(3,'z')", "INSERT INTO t (a, b) VALUES (?+)"),
+            ("INSERT INTO t (a, b) VALUES (1, 'x')", "INSERT INTO t (a, b) VALUES (?+)"),
+            ("INSERT INTO t VALUES (1, NOW()), (2, NOW())", "INSERT INTO t VALUES (?, NOW()), (?, NOW())"),
+            ("SELECT * FROM t WHERE (a, b) IN ((1, 2), (3, 4))", "SELECT * FROM t WHERE (a, b) IN ((?+))"),
+            ("SELECT COUNT(*), f() FROM t WHERE x IN (-1, 2)", "SELECT COUNT(*), f() FROM t WHERE x IN (?+)"),
+            // Malformed lists do not fold (the parser rejects them).
+            ("SELECT * FROM t WHERE x IN (1,)", "SELECT * FROM t WHERE x IN (?,)"),
+            ("SELECT * FROM t WHERE x IN (1 2)", "SELECT * FROM t WHERE x IN (? ?)"),
+            ("SELECT * FROM t WHERE x IN (1 - 2)", "SELECT * FROM t WHERE x IN (? - ?)"),
+        ]);
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn same_shape_same_fingerprint() {
+        let same = [
+            ("SELECT * FROM t WHERE id = 1 AND name = 'bob'", "SELECT * FROM t WHERE id = 99 AND name = 'alice'"),
+            ("UPDATE t SET c='x' WHERE id IN (1,2)", "UPDATE t SET c='yy' WHERE id IN (3,4,5,6)"),
+            ("INSERT INTO t VALUES (1,'a')", "INSERT INTO t VALUES (2,'b'),(3,'c')"),
+            ("SELECT 1.5e3 /* c1 */", "SELECT 0x10   -- c2"),
+        ];
+        for (a, b) in same {
+            assert_eq!(fingerprint(a), fingerprint(b), "{a} vs {b}");
+            assert_eq!(fingerprint_hash(a), fingerprint_hash(b));
+        }
+        let differ = [
+            ("SELECT * FROM t1 WHERE id = 1", "SELECT * FROM t2 WHERE id = 1"),
+            ("SELECT a FROM t WHERE id = 1", "SELECT b FROM t WHERE id = 1"),
+            ("SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE id > 1"),
+            ("SELECT * FROM `t1`", "SELECT * FROM `t2`"),
+            ("SELECT * FROM t LIMIT 1", "SELECT * FROM t"),
+            ("SELECT /*!50000 1 */", "SELECT /*!50000 2 */"),
+        ];
+        for (a, b) in differ {
+            assert_ne!(fingerprint(a), fingerprint(b), "{a} vs {b}");
+            assert_ne!(fingerprint_hash(a), fingerprint_hash(b));
+        }
+    }
+
+    #[test]
+    fn hash_is_stable_fnv1a() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(hash_fingerprint(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(hash_fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn executable_comments_unwrap() {
+        assert_eq!(unwrap_executable_comments("SELECT 1"), None);
+        assert_eq!(unwrap_executable_comments("SELECT '/*!x*/'"), None);
+        let unwrapped = unwrap_executable_comments("/*!40101 SET NAMES utf8 */;");
+        assert_eq!(unwrapped.as_deref(), Some("  SET NAMES utf8  ;"));
+        let open = unwrap_executable_comments("SELECT /*! 1");
+        assert_eq!(open.as_deref(), Some("SELECT   1 "));
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        let odd = [
+            "'", "\"", "`", "/*", "/*!", "--", "#", "0x", "0b", "1e", "1e+", ".", "(", ")", "x'",
+            "\\", "é", "(?", "?)", "((()))", ",(?),", "(?+)", "'\\",
+        ];
+        for s in odd {
+            let _ = fingerprint(s);
+            let _ = unwrap_executable_comments(s);
+        }
+    }
 }

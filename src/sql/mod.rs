@@ -1,5 +1,12 @@
+//! SQL analysis. `fingerprint` (literal-free statement keys) and `classify`
+//! (read / write / DDL / … with a fingerprint-keyed cache) are the
+//! per-statement hot path; the main types are re-exported here.
+
 pub mod classify;
 pub mod fingerprint;
 pub mod pin;
 pub mod schema;
 pub mod translate;
+
+pub use classify::{Classified, Classifier, StatementClass, StatementInfo, TxnOp};
+pub use fingerprint::{fingerprint, fingerprint_hash};

@@ -134,7 +134,7 @@ async fn dispatch(
             .instrument(span)
             .await?;
             session.note_status(w.status);
-            write::after_other(session, &payload[1..]).await;
+            write::after_other(session, Some(&classified)).await;
             return Ok(Flow::Continue);
         }
         cmd::STMT_PREPARE => {
@@ -187,9 +187,8 @@ async fn dispatch(
             session.note_status(w.status);
             if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
                 p.long_data.iter_mut().for_each(|l| *l = false);
-                let sql = p.sql.clone();
-                write::after_other(session, sql.as_bytes()).await;
             }
+            write::after_other(session, classified.as_deref()).await;
             return Ok(Flow::Continue);
         }
         cmd::STMT_FETCH => Expect::Fetch,

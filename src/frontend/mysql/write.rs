@@ -13,7 +13,7 @@ use crate::drift::DriftKind;
 use crate::mirror::Op;
 use crate::server::AppState;
 use crate::session::Session;
-use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::wire::cmd;
 use crate::wire::execute::parse_params;
 use crate::wire::io::{PacketIo, WireError};
@@ -25,34 +25,43 @@ use crate::wire::StatusFlags;
 const SYNC_WAIT: Duration = Duration::from_secs(30);
 
 /// Does this statement go to the secondary too? Writes, DDL and savepoints
-/// (so that `ROLLBACK TO` works there as well).
+/// (so that `ROLLBACK TO` works there as well). Text sqlparser cannot parse is
+/// treated as a write (the safe side) unless it plainly reads.
 pub fn mirrors(classified: &Classified, sql: &[u8]) -> bool {
     match classified.class {
+        StatementClass::Write if !classified.parsed => !plainly_reads(sql),
         StatementClass::Write | StatementClass::Ddl => true,
-        StatementClass::Transaction => savepoint_statement(sql),
+        StatementClass::Transaction => classified.statements.iter().any(|s| {
+            matches!(
+                s.txn,
+                Some(TxnOp::Savepoint | TxnOp::ReleaseSavepoint | TxnOp::RollbackToSavepoint)
+            )
+        }),
         _ => false,
     }
 }
 
-fn first_word(sql: &[u8]) -> String {
+/// Unparsable statements that cannot change data (`SELECT … LOCK IN SHARE
+/// MODE`, `SHOW …`): nothing to mirror.
+fn plainly_reads(sql: &[u8]) -> bool {
     let text = String::from_utf8_lossy(sql);
-    text.split_whitespace()
+    let first = text
+        .split_whitespace()
         .next()
         .unwrap_or("")
-        .trim_end_matches(';')
-        .to_ascii_uppercase()
-}
-
-/// SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK [WORK] TO [SAVEPOINT] run on the
-/// secondary too; other transaction statements become boundaries.
-fn savepoint_statement(sql: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(sql).to_ascii_uppercase();
-    let mut words = text.split_whitespace();
-    match words.next() {
-        Some("SAVEPOINT") | Some("RELEASE") => true,
-        Some("ROLLBACK") => words.take(2).any(|w| w == "TO"),
-        _ => false,
-    }
+        .to_ascii_uppercase();
+    matches!(
+        first.as_str(),
+        "SELECT"
+            | "SHOW"
+            | "DESC"
+            | "DESCRIBE"
+            | "EXPLAIN"
+            | "CHECKSUM"
+            | "HANDLER"
+            | "TABLE"
+            | "HELP"
+    )
 }
 
 fn in_trans(status: u16) -> bool {
@@ -80,14 +89,13 @@ pub fn follow_phase(session: &mut Session, state: &AppState) {
 /// After a statement that is not mirrored itself: if the primary's
 /// transaction ended (COMMIT, ROLLBACK, an implicit commit), end the
 /// secondary's too.
-pub async fn after_other(session: &mut Session, sql: &[u8]) {
+pub async fn after_other(session: &mut Session, classified: Option<&Classified>) {
     if session.mirror_txn_open && !in_trans(session.status) {
         session.mirror_txn_open = false;
-        let op = if first_word(sql) == "ROLLBACK" {
-            Op::Rollback
-        } else {
-            Op::Commit
-        };
+        let rollback = classified
+            .and_then(|c| c.statements.last())
+            .is_some_and(|s| s.txn == Some(TxnOp::Rollback));
+        let op = if rollback { Op::Rollback } else { Op::Commit };
         if let Some(m) = &session.mirror {
             m.send(op).await;
         }
@@ -207,7 +215,7 @@ async fn finish(
     session.note_status(w.status);
     if w.error.is_none() {
         // An implicit commit (DDL) ends the secondary's transaction first.
-        after_other(session, b"").await;
+        after_other(session, None).await;
         if in_trans(session.status) && !session.mirror_txn_open {
             session.mirror_txn_open = true;
             if let Some(m) = &session.mirror {
@@ -229,6 +237,13 @@ async fn finish(
                 let text = plan.mirror_text(&w.ok.unwrap_or_default(), table, increment);
                 if let Some(m) = &session.mirror {
                     m.send(Op::Write(text)).await;
+                }
+            }
+            // A MySQL secondary runs what sqlparser cannot read, verbatim
+            // (nothing to pin was found, so nothing is lost).
+            Err(_) if mirror.kind() == crate::config::BackendKind::Mysql && !classified.parsed => {
+                if let Some(m) = &session.mirror {
+                    m.send(Op::Write(sql.to_string())).await;
                 }
             }
             Err(reason) => mirror.record(

@@ -1,6 +1,7 @@
 //! SQL analysis. `fingerprint` (literal-free statement keys) and `classify`
 //! (read / write / DDL / … with a fingerprint-keyed cache) are the
-//! per-statement hot path; the main types are re-exported here.
+//! per-statement hot path; `pin` makes mirrored writes deterministic,
+//! `translate` turns MySQL into PostgreSQL using what `schema` knows.
 
 pub mod classify;
 pub mod fingerprint;

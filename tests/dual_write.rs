@@ -16,10 +16,15 @@ fn dual_config(
     drift: &std::path::Path,
     extra: &str,
 ) -> String {
+    let kind = if secondary_url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "mysql"
+    };
     config_for(primary_db, "")
         .replace("listen = ", "phase = \"dual_write\"\nlisten = ")
         + &format!(
-            "[backends.new]\nkind = \"mysql\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\ndrift_log = \"{}\"\n{extra}\n",
+            "[backends.new]\nkind = \"{kind}\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\ndrift_log = \"{}\"\n{extra}\n",
             drift.display()
         )
 }
@@ -63,9 +68,14 @@ async fn workload(mut c: mysql_async::Conn, k: usize) {
         ))
         .await
         .unwrap();
-        tx.query_drop("INSERT INTO orders (customer_id, total) VALUES (LAST_INSERT_ID(), 1)")
-            .await
-            .unwrap();
+        // LAST_INSERT_ID() is the last orders id here (pinned to the primary's
+        // value). Sessions touch disjoint rows: writes of different sessions
+        // are not ordered against each other on the secondary.
+        tx.query_drop(
+            "INSERT INTO orders (customer_id, total, note) VALUES (LAST_INSERT_ID(), 1, 'tx')",
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         c.query_drop("BEGIN").await.unwrap();
         c.query_drop(format!("DELETE FROM orders WHERE customer_id = {id}"))
@@ -96,32 +106,22 @@ async fn table_rows(conn: &mut mysql_async::Conn, db: &str, table: &str) -> Vec<
     rows_text(conn, &format!("SELECT * FROM `{db}`.`{table}` ORDER BY 1")).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mysql_secondary_gets_identical_rows() {
-    let m = servers::mariadb();
-    let primary = m.create_database("dw_primary");
-    let secondary = m.create_database("dw_secondary");
-    let dir = tempfile::tempdir().unwrap();
-    let drift = dir.path().join("drift.jsonl");
-    let proxy = start_proxy_with(&dual_config(&primary, &m.url(&secondary), &drift, "")).await;
-    let mut admin = via(&proxy, &primary).await;
+/// Runs the schema and the concurrent workload through a dual_write proxy.
+async fn run_workload(proxy: &Proxy, primary: &str) {
+    let mut admin = via(proxy, primary).await;
     for ddl in SCHEMA {
         admin.query_drop(*ddl).await.unwrap();
     }
-    // Let the post-DDL schema refresh land before the first inserts.
-    wait_mirrored(&proxy).await;
+    wait_mirrored(proxy).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let schema = proxy.state.mirror.load_full().unwrap().schema.load();
-    let customers = schema
-        .table("customers")
-        .expect("schema refreshed after DDL");
-    assert_eq!(
-        customers.auto_increment_column().map(|c| c.name.as_str()),
-        Some("id")
+    assert!(
+        schema.table("customers").is_some(),
+        "schema refreshed after DDL"
     );
     let mut sessions = Vec::new();
     for k in 0..6 {
-        let c = via(&proxy, &primary).await;
+        let c = via(proxy, primary).await;
         sessions.push(tokio::spawn(workload(c, k)));
     }
     for s in sessions {
@@ -135,7 +135,100 @@ async fn mysql_secondary_gets_identical_rows() {
         .query_drop("UPDATE orders SET flag = 1 WHERE total > 20")
         .await
         .unwrap();
-    wait_mirrored(&proxy).await;
+    wait_mirrored(proxy).await;
+}
+
+/// One text form for a value from either engine: PostgreSQL booleans as 1/0,
+/// fractional seconds without trailing zeros.
+fn normalize(v: Option<&str>) -> String {
+    let Some(v) = v else { return "NULL".into() };
+    match v {
+        "t" => return "1".into(),
+        "f" => return "0".into(),
+        _ => {}
+    }
+    let looks_like_time = v.len() >= 19 && v.as_bytes().get(10) == Some(&b' ') && v.contains(':');
+    if looks_like_time && v.contains('.') {
+        return v.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    v.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_secondary_gets_identical_rows() {
+    let m = servers::mariadb();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
+    let primary = m.create_database("dwpg_primary");
+    let secondary = pg.create_database("dwpg_secondary");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let proxy = start_proxy_with(&dual_config(&primary, &pg.url(&secondary), &drift, "")).await;
+    run_workload(&proxy, &primary).await;
+    let drift_text = std::fs::read_to_string(&drift).unwrap_or_default();
+    assert_eq!(
+        proxy.state.mirror.load_full().unwrap().drift.recorded(),
+        0,
+        "drift: {drift_text}"
+    );
+    let (client, conn) = tokio_postgres::connect(&pg.url(&secondary), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut check = direct(&primary).await;
+    for table in ["customers", "orders", "counters"] {
+        let mysql_rows: Vec<mysql_async::Row> = check
+            .query(format!("SELECT * FROM `{table}` ORDER BY 1"))
+            .await
+            .unwrap();
+        let a: Vec<Vec<String>> = mysql_rows
+            .into_iter()
+            .map(|r| {
+                r.unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        mysql_async::Value::NULL => "NULL".to_string(),
+                        mysql_async::Value::Bytes(b) => {
+                            normalize(Some(&String::from_utf8_lossy(&b)))
+                        }
+                        other => {
+                            normalize(Some(&other.as_sql(false).trim_matches('\'').to_string()))
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let msgs = client
+            .simple_query(&format!("SELECT * FROM \"{table}\" ORDER BY 1"))
+            .await
+            .unwrap();
+        let b: Vec<Vec<String>> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| normalize(r.get(i))).collect())
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(!a.is_empty(), "{table} has rows");
+        assert_eq!(a.len(), b.len(), "{table}: row count");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "{table}: rows differ");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_secondary_gets_identical_rows() {
+    let m = servers::mariadb();
+    let primary = m.create_database("dw_primary");
+    let secondary = m.create_database("dw_secondary");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let proxy = start_proxy_with(&dual_config(&primary, &m.url(&secondary), &drift, "")).await;
+    run_workload(&proxy, &primary).await;
     let mut check = direct(&primary).await;
     for table in ["customers", "orders", "counters"] {
         let a = table_rows(&mut check, &primary, table).await;

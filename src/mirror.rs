@@ -1,25 +1,27 @@
-//! Ordered, bounded, per-session mirroring of writes to the secondary.
+//! Mirroring of writes to the secondary, in the primary's commit order.
 //!
-//! Each client session that writes gets a queue and a worker task. The session
-//! enqueues, in the primary's order, every write that succeeded there (already
-//! pinned: literal timestamps, UUIDs, explicit auto-increment ids) and the
-//! transaction boundaries the primary went through. The worker applies them on
-//! its own secondary connection, translating for PostgreSQL. Failures there
-//! never reach the client: they are drift events.
+//! Sessions hand over *units*: an autocommit write, or a whole transaction
+//! once the primary acknowledged its COMMIT (a transaction's writes are held
+//! in the session until then; a rolled-back transaction never reaches the
+//! secondary). Units enter one global queue in the order the primary
+//! acknowledged them, and one applier runs them on the secondary in that
+//! order, each transaction as a single batch (one round trip). So two
+//! sessions that write the same rows are applied in the order the primary
+//! serialized them — per-session queues applied in parallel could not promise
+//! that, and under contention produced duplicate keys and deadlocks on the
+//! secondary.
 //!
-//! The secondary never slows the primary: enqueueing is `try_send` on a bounded
-//! channel; when it is full the configured overflow policy applies (`drop`:
-//! drift event; `block`: the session waits). Workers hold a secondary
-//! connection only while they have work or an open transaction, so idle
-//! sessions cost no connection; connections are capped by the secondary's
-//! `pool_size`.
+//! The secondary never slows the primary: handing over a unit is `try_send`
+//! on a bounded queue; when it is full the overflow policy applies (`drop`:
+//! drift event; `block`: the session waits). Failures on the secondary never
+//! reach the client: they are drift events.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::mysql::{self, BackendConn};
 use crate::config::{BackendConfig, BackendKind, BackendTarget, MirrorConfig, OverflowPolicy};
@@ -27,65 +29,97 @@ use crate::drift::{now_rfc3339, DriftEvent, DriftKind, DriftLog};
 use crate::sql::schema::Schema;
 use crate::sql::translate;
 
-/// One unit of work for the secondary.
+/// What a session reports about its writes, in the primary's order.
 #[derive(Debug)]
 pub enum Op {
     /// A write that succeeded on the primary, as MySQL text with every
     /// non-deterministic value pinned.
     Write(String),
+    /// The primary opened a transaction.
     Begin,
+    /// The primary committed the open transaction.
     Commit,
+    /// The primary rolled the open transaction back.
     Rollback,
-    /// Answered once everything queued before it was applied (sync mode).
-    Barrier(oneshot::Sender<()>),
 }
 
-struct Item {
-    op: Op,
+/// One unit of work for the applier.
+struct Unit {
+    session: u64,
+    /// MySQL statements; several when `transaction`.
+    statements: Vec<String>,
+    transaction: bool,
     enqueued: Instant,
+    /// Answered once the unit was applied (sync mode).
+    done: Option<oneshot::Sender<()>>,
 }
 
-/// Process-wide mirroring state.
+/// Process-wide mirroring state: the queue and its applier.
 pub struct Mirror {
     kind: BackendKind,
-    target: BackendTarget,
-    connect_timeout: Duration,
-    slots: Arc<Semaphore>,
     config: MirrorConfig,
-    pub schema: ArcSwap<Schema>,
+    tx: mpsc::Sender<Unit>,
+    /// Table definitions for translation and id pinning (shared with the
+    /// applier, refreshed after DDL).
+    pub schema: Arc<ArcSwap<Schema>>,
     pub drift: DriftLog,
-    pub stats: MirrorStats,
-    max_packet: usize,
+    pub stats: Arc<MirrorStats>,
+    phase: &'static str,
 }
 
 #[derive(Default)]
 pub struct MirrorStats {
-    /// Operations applied on the secondary.
+    /// Units applied on the secondary (successfully or as drift).
     pub applied: AtomicU64,
-    /// Operations queued or being applied, over all sessions.
+    /// Units queued or being applied.
     pub queued: AtomicI64,
-    /// Microseconds from enqueue to apply of the last applied write.
+    /// Microseconds from enqueue to apply of the last unit.
     pub last_lag_us: AtomicU64,
     pub max_lag_us: AtomicU64,
 }
 
+/// A transaction bigger than this is not held for ordered mirroring: it is
+/// recorded as drift (write it in smaller transactions, or backfill).
+const MAX_TRANSACTION_BYTES: usize = 64 << 20;
+
 impl Mirror {
+    /// Starts the applier for `secondary`. `phase` names the phase in drift
+    /// events.
     pub fn new(
         secondary: &BackendConfig,
         config: MirrorConfig,
         max_packet: usize,
+        phase: &'static str,
     ) -> Result<Self, String> {
-        Ok(Self {
+        let (tx, rx) = mpsc::channel(config.queue_capacity as usize);
+        let drift = DriftLog::start(config.drift_log.clone());
+        let stats = Arc::new(MirrorStats::default());
+        let schema = Arc::new(ArcSwap::from_pointee(Schema::default()));
+        let applier = Applier {
+            schema: Arc::clone(&schema),
             kind: secondary.kind,
             target: secondary.target()?,
             connect_timeout: secondary.connect_timeout(),
-            slots: Arc::new(Semaphore::new(secondary.pool_size as usize)),
-            drift: DriftLog::start(config.drift_log.clone()),
-            config,
-            schema: ArcSwap::from_pointee(Schema::default()),
-            stats: MirrorStats::default(),
             max_packet,
-        })
+            max_backoff: Duration::from_millis(config.max_backoff_ms),
+            conn: None,
+            backoff: Duration::from_millis(50),
+            down_until: None,
+            drift: drift.clone(),
+            stats: Arc::clone(&stats),
+            phase,
+        };
+        let mirror = Self {
+            kind: secondary.kind,
+            config,
+            tx,
+            schema,
+            drift,
+            stats,
+            phase,
+        };
+        tokio::spawn(applier.run(rx));
+        Ok(mirror)
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -96,23 +130,14 @@ impl Mirror {
         self.config.mode == crate::config::MirrorMode::Sync
     }
 
-    /// Starts a session's queue and worker.
     pub fn session(self: &Arc<Self>, session: u64) -> SessionMirror {
-        let (tx, rx) = mpsc::channel(self.config.queue_capacity as usize);
-        let worker = Worker {
-            mirror: Arc::clone(self),
-            session,
-            conn: None,
-            txn_open: false,
-            txn_failed: false,
-            backoff: Duration::from_millis(50),
-            down_until: None,
-        };
-        tokio::spawn(worker.run(rx));
         SessionMirror {
-            tx,
             mirror: Arc::clone(self),
             session,
+            open: None,
+            open_bytes: 0,
+            oversized: false,
+            last_done: None,
         }
     }
 
@@ -127,78 +152,133 @@ impl Mirror {
         self.drift.record(DriftEvent {
             time: now_rfc3339(),
             session,
-            phase: "dual_write",
+            phase: self.phase,
             kind,
             statement: statement.to_string(),
             translated,
             error,
         });
     }
+
+    async fn enqueue(&self, mut unit: Unit, sync: bool) -> Option<oneshot::Receiver<()>> {
+        let rx = if sync {
+            let (tx, rx) = oneshot::channel();
+            unit.done = Some(tx);
+            Some(rx)
+        } else {
+            None
+        };
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        let result = match self.config.overflow {
+            OverflowPolicy::Block => self.tx.send(unit).await.map_err(|e| e.0),
+            OverflowPolicy::Drop => self.tx.try_send(unit).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(u) | mpsc::error::TrySendError::Closed(u) => u,
+            }),
+        };
+        match result {
+            Ok(()) => rx,
+            Err(unit) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                self.record(
+                    unit.session,
+                    DriftKind::QueueFull,
+                    &unit.statements.join(";\n"),
+                    None,
+                    "mirror queue full; write not mirrored".into(),
+                );
+                None
+            }
+        }
+    }
 }
 
-/// A session's end of its mirror queue. Dropping it lets the worker finish
-/// what is queued and stop.
+/// A session's side of mirroring: holds its open transaction's writes until
+/// the primary commits.
 pub struct SessionMirror {
-    tx: mpsc::Sender<Item>,
     mirror: Arc<Mirror>,
     session: u64,
+    /// Writes of the open transaction (None outside a transaction).
+    open: Option<Vec<String>>,
+    open_bytes: usize,
+    oversized: bool,
+    /// Completion of the last unit handed over (sync mode).
+    last_done: Option<oneshot::Receiver<()>>,
 }
 
 impl SessionMirror {
-    /// Does this queue feed `mirror`?
+    /// Does this session feed `mirror`?
     pub fn is_of(&self, mirror: &Arc<Mirror>) -> bool {
         Arc::ptr_eq(&self.mirror, mirror)
     }
 
-    /// Queues `op` under the overflow policy.
-    pub async fn send(&self, op: Op) {
-        let item = Item {
-            op,
-            enqueued: Instant::now(),
-        };
-        self.mirror.stats.queued.fetch_add(1, Ordering::Relaxed);
-        let result = match self.mirror.config.overflow {
-            OverflowPolicy::Block => self.tx.send(item).await.map_err(|e| e.0),
-            OverflowPolicy::Drop => self.tx.try_send(item).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
-            }),
-        };
-        if let Err(item) = result {
-            self.mirror.stats.queued.fetch_sub(1, Ordering::Relaxed);
-            let statement = match &item.op {
-                Op::Write(s) => s.as_str(),
-                Op::Begin => "BEGIN",
-                Op::Commit => "COMMIT",
-                Op::Rollback => "ROLLBACK",
-                Op::Barrier(_) => return,
-            };
-            self.mirror.record(
-                self.session,
-                DriftKind::QueueFull,
-                statement,
-                None,
-                "mirror queue full; write not mirrored".into(),
-            );
+    pub async fn send(&mut self, op: Op) {
+        let sync = self.mirror.is_sync();
+        match op {
+            Op::Begin => {
+                self.open = Some(Vec::new());
+                self.open_bytes = 0;
+                self.oversized = false;
+            }
+            Op::Write(sql) => match &mut self.open {
+                Some(buf) if !self.oversized => {
+                    self.open_bytes += sql.len();
+                    if self.open_bytes > MAX_TRANSACTION_BYTES {
+                        self.oversized = true;
+                        let held = std::mem::take(buf);
+                        self.mirror.record(
+                            self.session,
+                            DriftKind::Error,
+                            &format!("{} statements", held.len() + 1),
+                            None,
+                            format!("transaction larger than {MAX_TRANSACTION_BYTES} bytes is not mirrored"),
+                        );
+                    } else {
+                        buf.push(sql);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let unit = self.unit(vec![sql], false);
+                    self.last_done = self.mirror.enqueue(unit, sync).await;
+                }
+            },
+            Op::Commit => {
+                if let Some(statements) = self.open.take() {
+                    if !statements.is_empty() && !self.oversized {
+                        let unit = self.unit(statements, true);
+                        self.last_done = self.mirror.enqueue(unit, sync).await;
+                    }
+                }
+            }
+            Op::Rollback => {
+                self.open = None;
+            }
         }
     }
 
-    /// Waits until everything queued so far was applied (or failed) on the
-    /// secondary, at most `timeout`.
-    pub async fn barrier(&self, timeout: Duration) -> bool {
-        let (tx, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Item {
-                op: Op::Barrier(tx),
-                enqueued: Instant::now(),
-            })
-            .await
-            .is_err()
-        {
-            return false;
+    fn unit(&self, statements: Vec<String>, transaction: bool) -> Unit {
+        Unit {
+            session: self.session,
+            statements,
+            transaction,
+            enqueued: Instant::now(),
+            done: None,
         }
-        self.mirror.stats.queued.fetch_add(1, Ordering::Relaxed);
-        matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(())))
+    }
+
+    /// Sync mode: waits until the last unit handed over was applied (or
+    /// failed) on the secondary, at most `timeout`.
+    pub async fn wait_applied(&mut self, timeout: Duration) -> bool {
+        match self.last_done.take() {
+            Some(rx) => matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(()))),
+            None => true,
+        }
+    }
+
+    /// True while writes of this session may not be on the secondary yet.
+    pub fn has_pending(&self) -> bool {
+        self.open.as_ref().is_some_and(|b| !b.is_empty())
+            || self.mirror.stats.queued.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -207,158 +287,142 @@ enum SecondaryConn {
     Mysql(Box<BackendConn>),
 }
 
-struct Worker {
-    mirror: Arc<Mirror>,
-    session: u64,
-    conn: Option<(SecondaryConn, OwnedSemaphorePermit)>,
-    txn_open: bool,
-    txn_failed: bool,
+struct Applier {
+    schema: Arc<ArcSwap<Schema>>,
+    kind: BackendKind,
+    target: BackendTarget,
+    connect_timeout: Duration,
+    max_packet: usize,
+    max_backoff: Duration,
+    conn: Option<SecondaryConn>,
     backoff: Duration,
-    /// While set, the secondary is considered down: writes are drift at once.
     down_until: Option<Instant>,
+    drift: DriftLog,
+    stats: Arc<MirrorStats>,
+    phase: &'static str,
 }
 
-/// Workers give their connection back after this long without work.
-const IDLE_RELEASE: Duration = Duration::from_millis(200);
+/// Prefix of errors that mean the secondary is unreachable.
+const DOWN: &str = "secondary unreachable";
 
-impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Item>) {
-        loop {
-            let next = if self.conn.is_some() && !self.txn_open {
-                match tokio::time::timeout(IDLE_RELEASE, rx.recv()).await {
-                    Ok(item) => item,
-                    Err(_) => {
-                        self.conn = None;
-                        continue;
-                    }
-                }
-            } else {
-                rx.recv().await
-            };
-            let Some(item) = next else { break };
-            self.apply(item).await;
+impl Applier {
+    async fn run(mut self, mut rx: mpsc::Receiver<Unit>) {
+        while let Some(unit) = rx.recv().await {
+            self.apply(unit).await;
             // Counted down only once applied: 0 means the secondary caught up.
-            self.mirror.stats.queued.fetch_sub(1, Ordering::Relaxed);
-        }
-        if self.txn_open {
-            // The session ended inside a transaction: the primary rolled it back.
-            let _ = self.exec_raw("ROLLBACK").await;
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    async fn apply(&mut self, item: Item) {
-        let Item { op, enqueued } = item;
-        match op {
-            Op::Barrier(done) => {
-                let _ = done.send(());
+    fn record(
+        &self,
+        session: u64,
+        kind: DriftKind,
+        statement: String,
+        translated: Option<String>,
+        error: String,
+    ) {
+        self.drift.record(DriftEvent {
+            time: now_rfc3339(),
+            session,
+            phase: self.phase,
+            kind,
+            statement,
+            translated,
+            error,
+        });
+    }
+
+    async fn apply(&mut self, unit: Unit) {
+        let Unit {
+            session,
+            statements,
+            transaction,
+            enqueued,
+            done,
+        } = unit;
+        let batch = match self.prepare(&statements) {
+            Ok(b) => b,
+            Err((stmt, e)) => {
+                // One untranslatable statement: the whole unit is skipped so
+                // the transaction is never applied in part.
+                self.record(session, DriftKind::Untranslatable, stmt, None, e);
+                if transaction && statements.len() > 1 {
+                    self.record(
+                        session,
+                        DriftKind::Skipped,
+                        statements.join(";\n"),
+                        None,
+                        "transaction not applied: a statement in it cannot be translated".into(),
+                    );
+                }
+                self.finish(enqueued, done);
                 return;
             }
-            Op::Begin => {
-                self.txn_failed = false;
-                self.txn_open = true;
-                let sql = match self.mirror.kind {
-                    BackendKind::Postgres => "BEGIN",
-                    BackendKind::Mysql => "START TRANSACTION",
-                };
-                if let Err(e) = self.exec_raw(sql).await {
-                    self.txn_failed = true;
-                    self.mirror
-                        .record(self.session, DriftKind::Error, "BEGIN", None, e);
-                }
+        };
+        let text = if transaction {
+            let (begin, commit) = match self.kind {
+                BackendKind::Postgres => ("BEGIN", "COMMIT"),
+                BackendKind::Mysql => ("START TRANSACTION", "COMMIT"),
+            };
+            format!("{begin};\n{};\n{commit}", batch.join(";\n"))
+        } else {
+            batch.join(";\n")
+        };
+        if let Err(e) = self.exec(&text).await {
+            let kind = if e.starts_with(DOWN) {
+                DriftKind::SecondaryDown
+            } else {
+                DriftKind::Error
+            };
+            if transaction && !e.starts_with(DOWN) {
+                // Leave the failed transaction before the next unit.
+                let _ = self.exec("ROLLBACK").await;
             }
-            Op::Commit | Op::Rollback => {
-                let commit = matches!(op, Op::Commit);
-                let failed = self.txn_failed;
-                self.txn_open = false;
-                self.txn_failed = false;
-                let sql = if commit && !failed {
-                    "COMMIT"
-                } else {
-                    "ROLLBACK"
-                };
-                match self.exec_raw(sql).await {
-                    Ok(()) if commit && failed => self.mirror.record(
-                        self.session,
-                        DriftKind::Error,
-                        "COMMIT",
-                        Some("ROLLBACK".into()),
-                        "transaction rolled back on the secondary because a statement in it failed"
-                            .into(),
-                    ),
-                    Ok(()) => {}
-                    Err(e) => self
-                        .mirror
-                        .record(self.session, DriftKind::Error, sql, None, e),
-                }
-            }
-            Op::Write(sql) => {
-                if self.txn_open && self.txn_failed {
-                    self.mirror.record(
-                        self.session,
-                        DriftKind::Skipped,
-                        &sql,
-                        None,
-                        "an earlier statement of this transaction failed on the secondary".into(),
-                    );
-                    return;
-                }
-                let statements = match self.mirror.kind {
-                    BackendKind::Mysql => vec![sql.clone()],
-                    BackendKind::Postgres => {
-                        let schema = self.mirror.schema.load();
-                        match translate::to_postgres(&sql, &schema) {
-                            Ok(t) => t.statements,
-                            Err(e) => {
-                                self.txn_failed |= self.txn_open;
-                                self.mirror.record(
-                                    self.session,
-                                    DriftKind::Untranslatable,
-                                    &sql,
-                                    None,
-                                    e.to_string(),
-                                );
-                                return;
-                            }
-                        }
-                    }
-                };
-                let joined = statements.join(";\n");
-                if let Err(e) = self.exec_raw(&joined).await {
-                    self.txn_failed |= self.txn_open;
-                    let kind = if e.starts_with(DOWN) {
-                        DriftKind::SecondaryDown
-                    } else {
-                        DriftKind::Error
-                    };
-                    self.mirror
-                        .record(self.session, kind, &sql, Some(joined), e);
-                    return;
-                }
-                let lag = enqueued.elapsed().as_micros() as u64;
-                self.mirror.stats.last_lag_us.store(lag, Ordering::Relaxed);
-                self.mirror
-                    .stats
-                    .max_lag_us
-                    .fetch_max(lag, Ordering::Relaxed);
-            }
+            self.record(session, kind, statements.join(";\n"), Some(text), e);
         }
-        self.mirror.stats.applied.fetch_add(1, Ordering::Relaxed);
+        self.finish(enqueued, done);
     }
 
-    /// Runs `sql` on the secondary, connecting first if needed.
-    async fn exec_raw(&mut self, sql: &str) -> Result<(), String> {
+    fn finish(&self, enqueued: Instant, done: Option<oneshot::Sender<()>>) {
+        let lag = enqueued.elapsed().as_micros() as u64;
+        self.stats.last_lag_us.store(lag, Ordering::Relaxed);
+        self.stats.max_lag_us.fetch_max(lag, Ordering::Relaxed);
+        self.stats.applied.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = done {
+            let _ = d.send(());
+        }
+    }
+
+    /// The statements as the secondary runs them.
+    fn prepare(&self, statements: &[String]) -> Result<Vec<String>, (String, String)> {
+        match self.kind {
+            BackendKind::Mysql => Ok(statements.to_vec()),
+            BackendKind::Postgres => {
+                let mut out = Vec::with_capacity(statements.len());
+                let schema = self.schema.load();
+                for s in statements {
+                    let translated = translate::to_postgres(s, &schema)
+                        .map_err(|e| (s.clone(), e.to_string()))?;
+                    out.extend(translated.statements);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    async fn exec(&mut self, sql: &str) -> Result<(), String> {
         self.ensure_connected().await?;
-        let Some((conn, _)) = self.conn.as_mut() else {
+        let Some(conn) = self.conn.as_mut() else {
             return Err(format!("{DOWN}: no connection"));
         };
         let result = match conn {
             SecondaryConn::Postgres(client) => client.batch_execute(sql).await.map_err(|e| {
-                let lost = e.is_closed();
                 let msg = match e.as_db_error() {
                     Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
                     None => e.to_string(),
                 };
-                (lost, msg)
+                (e.is_closed(), msg)
             }),
             SecondaryConn::Mysql(c) => c.execute(sql).await.map(|_| ()).map_err(|e| {
                 let lost = matches!(e, crate::backend::BackendError::Wire(_));
@@ -369,9 +433,7 @@ impl Worker {
             Ok(()) => Ok(()),
             Err((lost, msg)) => {
                 if lost {
-                    // The connection is gone: its transaction with it.
                     self.conn = None;
-                    self.txn_failed |= self.txn_open;
                     self.mark_down();
                     return Err(format!("{DOWN}: {msg}"));
                 }
@@ -389,14 +451,9 @@ impl Worker {
                 return Err(format!("{DOWN}: reconnecting (backoff)"));
             }
         }
-        let permit = Arc::clone(&self.mirror.slots)
-            .acquire_owned()
-            .await
-            .map_err(|_| format!("{DOWN}: pool closed"))?;
-        let connected = tokio::time::timeout(self.mirror.connect_timeout, self.connect()).await;
-        match connected {
+        match tokio::time::timeout(self.connect_timeout, self.connect()).await {
             Ok(Ok(conn)) => {
-                self.conn = Some((conn, permit));
+                self.conn = Some(conn);
                 self.down_until = None;
                 self.backoff = Duration::from_millis(50);
                 Ok(())
@@ -414,13 +471,12 @@ impl Worker {
 
     fn mark_down(&mut self) {
         self.down_until = Some(Instant::now() + self.backoff);
-        let max = Duration::from_millis(self.mirror.config.max_backoff_ms);
-        self.backoff = (self.backoff * 2).min(max);
+        self.backoff = (self.backoff * 2).min(self.max_backoff);
     }
 
     async fn connect(&self) -> Result<SecondaryConn, String> {
-        let t = &self.mirror.target;
-        match self.mirror.kind {
+        let t = &self.target;
+        match self.kind {
             BackendKind::Postgres => {
                 let mut cfg = tokio_postgres::Config::new();
                 cfg.host(&t.host)
@@ -442,11 +498,14 @@ impl Worker {
                 Ok(SecondaryConn::Postgres(client))
             }
             BackendKind::Mysql => {
-                let greeted = mysql::connect(t, self.mirror.max_packet)
+                let greeted = mysql::connect(t, self.max_packet)
                     .await
                     .map_err(|e| e.to_string())?;
+                let mut opts = mysql::default_opts(t.database.as_deref());
+                // A transaction is sent as one multi-statement batch.
+                opts.capabilities |= crate::wire::CapabilityFlags::CLIENT_MULTI_STATEMENTS.bits();
                 let (conn, _) = greeted
-                    .authenticate(t, mysql::default_opts(t.database.as_deref()))
+                    .authenticate(t, opts)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(SecondaryConn::Mysql(Box::new(conn)))
@@ -454,6 +513,3 @@ impl Worker {
         }
     }
 }
-
-/// Prefix of errors that mean the secondary is unreachable.
-const DOWN: &str = "secondary unreachable";

@@ -69,13 +69,7 @@ impl AppState {
         let old = MysqlPool::new(&config.backends.old, max_packet)
             .map_err(|e| format!("backends.old.url: {e}"))?;
         let classifier = Classifier::new(config.limits.statement_cache_size as usize);
-        let mirror = match (config.phase, &config.backends.new) {
-            (Phase::DualWrite, Some(new)) => Some(Arc::new(
-                Mirror::new(new, config.mirror.clone(), max_packet)
-                    .map_err(|e| format!("backends.new.url: {e}"))?,
-            )),
-            _ => None,
-        };
+        let mirror = mirror_for(&config)?;
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot::new(config)),
             old: Arc::new(old),
@@ -119,8 +113,13 @@ pub fn mirror_for(config: &Config) -> Result<Option<Arc<Mirror>>, String> {
     let max_packet = config.limits.max_packet_bytes as usize;
     Ok(match (config.phase, &config.backends.new) {
         (Phase::DualWrite, Some(new)) => Some(Arc::new(
-            Mirror::new(new, config.mirror.clone(), max_packet)
-                .map_err(|e| format!("backends.new.url: {e}"))?,
+            Mirror::new(
+                new,
+                config.mirror.clone(),
+                max_packet,
+                Phase::DualWrite.as_str(),
+            )
+            .map_err(|e| format!("backends.new.url: {e}"))?,
         )),
         _ => None,
     })

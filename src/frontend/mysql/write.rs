@@ -96,7 +96,7 @@ pub async fn after_other(session: &mut Session, classified: Option<&Classified>)
             .and_then(|c| c.statements.last())
             .is_some_and(|s| s.txn == Some(TxnOp::Rollback));
         let op = if rollback { Op::Rollback } else { Op::Commit };
-        if let Some(m) = &session.mirror {
+        if let Some(m) = session.mirror.as_mut() {
             m.send(op).await;
         }
     }
@@ -218,7 +218,7 @@ async fn finish(
         after_other(session, None).await;
         if in_trans(session.status) && !session.mirror_txn_open {
             session.mirror_txn_open = true;
-            if let Some(m) = &session.mirror {
+            if let Some(m) = session.mirror.as_mut() {
                 m.send(Op::Begin).await;
             }
         }
@@ -235,14 +235,14 @@ async fn finish(
                 }
                 let increment = session.auto_increment_increment.unwrap_or(1);
                 let text = plan.mirror_text(&w.ok.unwrap_or_default(), table, increment);
-                if let Some(m) = &session.mirror {
+                if let Some(m) = session.mirror.as_mut() {
                     m.send(Op::Write(text)).await;
                 }
             }
             // A MySQL secondary runs what sqlparser cannot read, verbatim
             // (nothing to pin was found, so nothing is lost).
             Err(_) if mirror.kind() == crate::config::BackendKind::Mysql && !classified.parsed => {
-                if let Some(m) = &session.mirror {
+                if let Some(m) = session.mirror.as_mut() {
                     m.send(Op::Write(sql.to_string())).await;
                 }
             }
@@ -264,8 +264,8 @@ async fn finish(
         }
     }
     if sync {
-        if let Some(m) = &session.mirror {
-            if !m.barrier(SYNC_WAIT).await {
+        if let Some(m) = session.mirror.as_mut() {
+            if !m.wait_applied(SYNC_WAIT).await {
                 tracing::warn!("secondary did not confirm a sync write in time");
             }
         }

@@ -108,13 +108,13 @@ fn setup(prefix: &str) -> Env {
                 .unwrap_or_else(|e| panic!("PostgreSQL: {e:?}\n{statement}"));
         }
     }
-    let schema = rt.block_on(async {
-        let columns: Vec<mysql_async::Row> =
-            my.query(Schema::COLUMNS_QUERY).await.expect("columns");
-        let keys: Vec<mysql_async::Row> = my.query(Schema::KEYS_QUERY).await.expect("keys");
-        Schema::from_rows(&rows_as_text(columns), &rows_as_text(keys))
-    });
-    let mut env = Env { rt, pg, my, schema };
+    let mut env = Env {
+        rt,
+        pg,
+        my,
+        schema: Schema::default(),
+    };
+    env.refresh_schema();
     for sql in SEED {
         env.both(sql).unwrap_or_else(|e| panic!("seed: {e}\n{sql}"));
     }
@@ -128,6 +128,17 @@ fn setup(prefix: &str) -> Env {
 }
 
 impl Env {
+    /// Reads the translator's schema from MariaDB's information_schema.
+    fn refresh_schema(&mut self) {
+        let Env { rt, my, schema, .. } = self;
+        *schema = rt.block_on(async {
+            let columns: Vec<mysql_async::Row> =
+                my.query(Schema::COLUMNS_QUERY).await.expect("columns");
+            let keys: Vec<mysql_async::Row> = my.query(Schema::KEYS_QUERY).await.expect("keys");
+            Schema::from_rows(&rows_as_text(columns), &rows_as_text(keys))
+        });
+    }
+
     /// Runs `sql` on MariaDB and its replay translation on PostgreSQL.
     fn both(&mut self, sql: &str) -> Result<(), String> {
         let Env { rt, pg, my, schema } = self;
@@ -607,4 +618,66 @@ fn translations_return_what_mysql_returns() {
             "\nafter: {write}\nread: {read}"
         );
     }
+}
+
+/// Schema changes run on both servers; PostgreSQL must accept every
+/// translated statement and end up with the indexes MySQL has.
+#[test]
+fn schema_changes_follow_mysql() {
+    let mut env = setup("translate_ddl");
+    let steps = [
+        "CREATE TABLE `Audit` (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, who varchar(20) NOT NULL, `when` datetime(3), `user` int, KEY by_who (who)) AUTO_INCREMENT=50",
+        "ALTER TABLE `Audit` ADD COLUMN note text AFTER who, ADD INDEX by_when (`when`), ADD UNIQUE KEY uk (`user`)",
+        "ALTER TABLE `Audit` MODIFY who varchar(40) NULL DEFAULT 'nobody', CHANGE note remark varchar(200) NOT NULL DEFAULT ''",
+        "ALTER TABLE `Audit` ADD COLUMN touched timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP",
+        "CREATE INDEX by_remark ON `Audit` (remark(10), who)",
+        "ALTER TABLE `Audit` DROP INDEX by_when",
+        "RENAME TABLE `Audit` TO audit_log",
+        "DROP INDEX by_who ON audit_log",
+        "ALTER TABLE audit_log RENAME COLUMN remark TO comment, ADD INDEX by_comment (comment)",
+        "ALTER TABLE audit_log ALTER COLUMN comment SET DEFAULT 'none', CHANGE who author varchar(40), ADD INDEX by_author (author)",
+        "INSERT INTO audit_log (author, `user`) VALUES ('a', 1), ('b', 2)",
+        "UPDATE audit_log SET author = 'c' WHERE `user` = 2",
+        "CHECK INDEXES",
+        "TRUNCATE audit_log",
+        "ALTER TABLE counters ADD CONSTRAINT fk_note CHECK (n >= 0), DROP PRIMARY KEY, ADD PRIMARY KEY (k, n)",
+        "DROP TABLE IF EXISTS audit_log, nothing_here",
+    ];
+    for step in steps {
+        if step == "CHECK INDEXES" {
+            // Every MySQL index exists in PostgreSQL as `<table>_<index>`,
+            // renamed along with the table.
+            let mut mysql: Vec<String> = env
+                .rt
+                .block_on(env.my.query::<String, _>(
+                    "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS \
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'audit_log'",
+                ))
+                .expect("index names")
+                .into_iter()
+                .map(|index| {
+                    if index == "PRIMARY" {
+                        "pkey".into()
+                    } else {
+                        index
+                    }
+                })
+                .map(|index| format!("audit_log_{index}"))
+                .collect();
+            mysql.sort();
+            let postgres = env.pg_column(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_log' ORDER BY indexname",
+            );
+            assert_eq!(postgres, mysql);
+            continue;
+        }
+        // The translator's schema follows MySQL, as the proxy's would.
+        env.both(step)
+            .unwrap_or_else(|e| panic!("{e}\nMySQL: {step}"));
+        env.refresh_schema();
+    }
+    let indexes = env.pg_column(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'counters' ORDER BY indexname",
+    );
+    assert_eq!(indexes, ["counters_pkey"]);
 }

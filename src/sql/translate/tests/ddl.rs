@@ -148,19 +148,21 @@ fn alter_table() {
     assert_eq!(
         statements,
         vec![
-            "ALTER TABLE t ADD COLUMN c INTEGER NOT NULL DEFAULT 0",
-            "ALTER TABLE t ADD d VARCHAR(3)",
-            "ALTER TABLE t DROP COLUMN e",
-            "CREATE INDEX \"t_idx\" ON t(g)",
-            "CREATE UNIQUE INDEX \"t_uk\" ON t(h)",
-            "ALTER TABLE t ALTER COLUMN i TYPE BIGINT USING i::BIGINT, ALTER COLUMN i SET NOT NULL, ALTER COLUMN i DROP DEFAULT",
-            "ALTER TABLE t RENAME COLUMN j TO k",
-            "ALTER TABLE t ALTER COLUMN k TYPE INTEGER USING k::INTEGER, ALTER COLUMN k DROP NOT NULL, ALTER COLUMN k SET DEFAULT 1",
-            "ALTER TABLE t ALTER COLUMN l SET DEFAULT 5",
-            "ALTER TABLE t RENAME COLUMN m TO n",
+            // Key drops first, then columns (by their old names), column
+            // renames, new keys (by the new names), the table rename last.
             "DROP INDEX \"t_idx2\"",
             "ALTER TABLE t DROP CONSTRAINT \"t_pkey\"",
             "ALTER TABLE t DROP CONSTRAINT fk",
+            "ALTER TABLE t ADD COLUMN c INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE t ADD d VARCHAR(3)",
+            "ALTER TABLE t DROP COLUMN e",
+            "ALTER TABLE t ALTER COLUMN i TYPE BIGINT USING i::BIGINT, ALTER COLUMN i SET NOT NULL, ALTER COLUMN i DROP DEFAULT",
+            "ALTER TABLE t ALTER COLUMN j TYPE INTEGER USING j::INTEGER, ALTER COLUMN j DROP NOT NULL, ALTER COLUMN j SET DEFAULT 1",
+            "ALTER TABLE t ALTER COLUMN l SET DEFAULT 5",
+            "ALTER TABLE t RENAME COLUMN j TO k",
+            "ALTER TABLE t RENAME COLUMN m TO n",
+            "CREATE INDEX \"t_idx\" ON t(g)",
+            "CREATE UNIQUE INDEX \"t_uk\" ON t(h)",
             "ALTER TABLE t ADD CONSTRAINT fk2 FOREIGN KEY (a) REFERENCES b(c)",
             "ALTER TABLE t RENAME TO u2",
             "DO $$DECLARE r record; BEGIN FOR r IN SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() \

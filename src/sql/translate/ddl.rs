@@ -65,26 +65,13 @@ pub(super) fn default_expr(
 ) -> Result<Expr, TranslateError> {
     if let Some(precision) = current_timestamp(&e) {
         return Ok(match precision {
-            None => super::func::call("CURRENT_TIMESTAMP", vec![]).without_parens(),
+            None => super::func::bare("CURRENT_TIMESTAMP"),
             Some(p) => super::func::call("CURRENT_TIMESTAMP", vec![p]),
         });
     }
     coerce(&mut e, kind, column)?;
     expr::rewrite(&mut e, &Scope::default())?;
     Ok(e)
-}
-
-trait WithoutParens {
-    fn without_parens(self) -> Self;
-}
-
-impl WithoutParens for Expr {
-    fn without_parens(mut self) -> Expr {
-        if let Expr::Function(f) = &mut self {
-            f.args = FunctionArguments::None;
-        }
-        self
-    }
 }
 
 fn check(expr: Expr) -> ColumnOptionDef {

@@ -18,7 +18,11 @@ use crate::sql::schema::ColumnKind;
 
 /// `name(args…)`
 pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
+    Expr::Function(function(name, args))
+}
+
+pub(super) fn function(name: &str, args: Vec<Expr>) -> Function {
+    Function {
         name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
@@ -34,14 +38,12 @@ pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
         filter: None,
         null_treatment: None,
         over: None,
-    })
+    }
 }
 
 /// A keyword-like function written without parentheses (`CURRENT_DATE`).
-fn bare(name: &str) -> Expr {
-    let Expr::Function(mut f) = call(name, vec![]) else {
-        unreachable!("call builds a function")
-    };
+pub(super) fn bare(name: &str) -> Expr {
+    let mut f = function(name, vec![]);
     f.args = FunctionArguments::None;
     Expr::Function(f)
 }
@@ -263,9 +265,7 @@ fn group_concat(f: &Function, scope: &Scope) -> Result<Expr, TranslateError> {
             other => return Err(untranslatable(format!("GROUP_CONCAT clause {other}"))),
         }
     }
-    let Expr::Function(mut agg) = call("string_agg", vec![value, separator]) else {
-        unreachable!("call builds a function")
-    };
+    let mut agg = function("string_agg", vec![value, separator]);
     if let FunctionArguments::List(l) = &mut agg.args {
         l.duplicate_treatment = list.duplicate_treatment;
         l.clauses = clauses;
@@ -422,9 +422,22 @@ pub(super) fn rewrite(f: &mut Function, scope: &Scope) -> Result<Option<Expr>, T
             arity(&name, &args, |n| n == 2)?;
             call("trunc", args)
         }
-        // MySQL returns NULL when any argument is NULL; PostgreSQL skips NULLs.
+        // MySQL returns NULL when any argument is NULL; PostgreSQL skips
+        // NULLs. The NULL test repeats each argument, so only plain ones are
+        // taken (nested calls would grow the statement exponentially).
         "GREATEST" | "LEAST" => {
             arity(&name, &args, |n| n >= 2)?;
+            let plain = |a: &Expr| {
+                matches!(
+                    a,
+                    Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Value(_)
+                )
+            };
+            if !args.iter().all(plain) {
+                return Err(untranslatable(format!(
+                    "{name} of computed arguments (its NULL handling would repeat them)"
+                )));
+            }
             let any_null = args
                 .iter()
                 .map(|a| Expr::IsNull(Box::new(paren(a.clone()))))

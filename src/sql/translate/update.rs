@@ -119,9 +119,7 @@ fn ctid_restriction(
         of: None,
         nonblock: None,
     }];
-    let Expr::Function(mut array) = super::func::call("ARRAY", vec![]) else {
-        unreachable!("call builds a function")
-    };
+    let mut array = super::func::function("ARRAY", vec![]);
     array.args = FunctionArguments::Subquery(Box::new(q));
     Expr::AnyOp {
         left: Box::new(Expr::Identifier(Ident::new("ctid"))),

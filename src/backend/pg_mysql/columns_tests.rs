@@ -15,7 +15,9 @@ fn hinted(pg: Type, typmod: i32, column_type: &str) -> ColumnPlan {
 }
 
 /// (type, length, flags, decimals, charset)
-fn meta(p: &ColumnPlan) -> (u8, u32, u16, u8, u16) {
+type Meta = (u8, u32, u16, u8, u16);
+
+fn meta(p: &ColumnPlan) -> Meta {
     let d = &p.def;
     (d.column_type, d.length, d.flags, d.decimals, d.charset)
 }
@@ -23,7 +25,7 @@ fn meta(p: &ColumnPlan) -> (u8, u32, u16, u8, u16) {
 #[test]
 fn hinted_types_match_mariadb() {
     use flag::*;
-    let cases: &[(Type, i32, &str, (u8, u32, u16, u8, u16))] = &[
+    let cases: &[(Type, i32, &str, Meta)] = &[
         (Type::BOOL, -1, "tinyint(1)", (ty::TINY, 1, 0, 0, 63)),
         (
             Type::INT8,

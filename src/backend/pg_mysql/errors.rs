@@ -83,7 +83,11 @@ pub fn map_fields(db: &ErrorFields<'_>, ctx: ErrorContext<'_>) -> ServerError {
     match db.code {
         "23505" => {
             let (entry, key) = duplicate(db);
-            e(1062, b"23000", format!("Duplicate entry '{entry}' for key '{key}'"))
+            e(
+                1062,
+                b"23000",
+                format!("Duplicate entry '{entry}' for key '{key}'"),
+            )
         }
         "23503" => {
             let parent = db.detail.is_some_and(|d| d.contains("still referenced"));
@@ -125,7 +129,11 @@ pub fn map_fields(db: &ErrorFields<'_>, ctx: ErrorContext<'_>) -> ServerError {
         ),
         "42P01" => {
             let t = quoted(msg).unwrap_or_default();
-            e(1146, b"42S02", format!("Table '{}' doesn't exist", qualified(&t)))
+            e(
+                1146,
+                b"42S02",
+                format!("Table '{}' doesn't exist", qualified(&t)),
+            )
         }
         "42703" => {
             let col = msg
@@ -133,16 +141,21 @@ pub fn map_fields(db: &ErrorFields<'_>, ctx: ErrorContext<'_>) -> ServerError {
                 .and_then(|m| m.split(" does not exist").next())
                 .map(|c| c.replace('"', ""))
                 .unwrap_or_default();
-            e(1054, b"42S22", format!("Unknown column '{col}' in 'field list'"))
+            e(
+                1054,
+                b"42S22",
+                format!("Unknown column '{col}' in 'field list'"),
+            )
         }
-        "42601" => e(
-            1064,
-            b"42000",
-            format!(
-                "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near '{}' at line 1",
-                quoted(msg).unwrap_or_default()
-            ),
-        ),
+        "42601" => {
+            let text = match quoted(msg) {
+                Some(token) => format!(
+                    "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near '{token}' at line 1"
+                ),
+                None => format!("You have an error in your SQL syntax: {msg}"),
+            };
+            e(1064, b"42000", text)
+        }
         "40001" | "40P01" => e(
             1213,
             b"40001",
@@ -155,7 +168,11 @@ pub fn map_fields(db: &ErrorFields<'_>, ctx: ErrorContext<'_>) -> ServerError {
         ),
         "57014" => {
             if msg.contains("lock timeout") {
-                e(1205, b"HY000", "Lock wait timeout exceeded; try restarting transaction".into())
+                e(
+                    1205,
+                    b"HY000",
+                    "Lock wait timeout exceeded; try restarting transaction".into(),
+                )
             } else if msg.contains("statement timeout") {
                 e(
                     1969,
@@ -167,21 +184,11 @@ pub fn map_fields(db: &ErrorFields<'_>, ctx: ErrorContext<'_>) -> ServerError {
             }
         }
         "22012" => e(1365, b"22012", "Division by 0".into()),
-        "22001" => {
-            e(1406, b"22001", at_column("Data too long"))
-        }
-        "22003" => {
-            e(1264, b"22003", at_column("Out of range value"))
-        }
-        "22P02" => {
-            e(1366, b"22007", format!("Incorrect value: {msg}"))
-        }
-        "22007" | "22008" => {
-            e(1292, b"22007", format!("Incorrect datetime value: {msg}"))
-        }
-        "22021" | "22P05" => {
-            e(1366, b"HY000", format!("Incorrect string value: {msg}"))
-        }
+        "22001" => e(1406, b"22001", at_column("Data too long")),
+        "22003" => e(1264, b"22003", at_column("Out of range value")),
+        "22P02" => e(1366, b"22007", format!("Incorrect value: {msg}")),
+        "22007" | "22008" => e(1292, b"22007", format!("Incorrect datetime value: {msg}")),
+        "22021" | "22P05" => e(1366, b"HY000", format!("Incorrect string value: {msg}")),
         "42P07" => e(
             1050,
             b"42S01",
@@ -190,7 +197,10 @@ pub fn map_fields(db: &ErrorFields<'_>, ctx: ErrorContext<'_>) -> ServerError {
         "42701" => e(
             1060,
             b"42S21",
-            format!("Duplicate column name '{}'", quoted(msg).unwrap_or_default()),
+            format!(
+                "Duplicate column name '{}'",
+                quoted(msg).unwrap_or_default()
+            ),
         ),
         "42883" => e(
             1305,
@@ -209,9 +219,7 @@ pub fn map_fields(db: &ErrorFields<'_>, ctx: ErrorContext<'_>) -> ServerError {
             "Cannot execute statement in a READ ONLY transaction".into(),
         ),
         "53300" => e(1040, b"08004", "Too many connections".into()),
-        "57P01" | "57P02" => {
-            e(1053, b"08S01", "Server shutdown in progress".into())
-        }
+        "57P01" | "57P02" => e(1053, b"08S01", "Server shutdown in progress".into()),
         _ => e(1105, b"HY000", msg.to_string()),
     }
 }

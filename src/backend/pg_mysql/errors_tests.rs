@@ -184,6 +184,12 @@ fn codes_and_states() {
             "HY000",
             "current transaction is aborted, commands ignored until end of transaction block",
         ),
+        (
+            fields("42601", "cannot insert multiple commands into a prepared statement"),
+            1064,
+            "42000",
+            "You have an error in your SQL syntax: cannot insert multiple commands into a prepared statement",
+        ),
         (fields("XX000", "internal"), 1105, "HY000", "internal"),
     ];
     for (f, code, state, message) in cases {

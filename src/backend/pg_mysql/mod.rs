@@ -34,6 +34,7 @@ mod catalog;
 pub mod columns;
 pub mod errors;
 pub mod hints;
+mod numbers;
 pub mod render;
 mod respond;
 pub mod values;
@@ -94,8 +95,8 @@ pub struct Request<'a> {
 /// What shapes the packets for this client.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientContext<'a> {
-    /// Capabilities negotiated with the client (CLIENT_DEPRECATE_EOF,
-    /// CLIENT_SESSION_TRACK …).
+    /// Capabilities negotiated with the client (CLIENT_DEPRECATE_EOF is the
+    /// one that changes the packets written here).
     pub capabilities: CapabilityFlags,
     /// MariaDB extended capabilities (MARIADB_CLIENT_EXTENDED_METADATA).
     pub mariadb_caps: u32,
@@ -110,11 +111,6 @@ impl ClientContext<'_> {
     pub fn deprecate_eof(&self) -> bool {
         self.capabilities
             .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
-    }
-
-    fn session_track(&self) -> bool {
-        self.capabilities
-            .contains(CapabilityFlags::CLIENT_SESSION_TRACK)
     }
 
     fn extended_metadata(&self) -> bool {
@@ -204,6 +200,16 @@ impl PgSession {
         out: &mut PacketIo,
         seq: u8,
     ) -> Result<Summary, PgError> {
+        if is_blank(req.sql) {
+            // Only blanks and comments: what MySQL answers, not PostgreSQL's
+            // empty OK.
+            let err = ServerError::new(1065, b"42000", "Query was empty");
+            out.write_packet(seq, &err.encode());
+            return Ok(Summary {
+                error: Some(err),
+                ..Default::default()
+            });
+        }
         let effect = Effect::of(req.sql);
         let status = self.status(effect.in_transaction_after(self.in_transaction), req.status);
         let mut retried = false;
@@ -448,6 +454,21 @@ impl Effect {
     }
 }
 
+/// Only whitespace, comments and semicolons.
+fn is_blank(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return rest.is_empty();
+        }
+    }
+}
+
 /// The first `n` words of `sql`, upper-cased, skipping comments.
 fn leading_words(sql: &str, n: usize) -> Vec<String> {
     let mut words = Vec::new();
@@ -501,5 +522,7 @@ mod tests {
         assert_eq!(leading_words("(SELECT 1)", 1), vec!["SELECT"]);
         assert!(leading_words("", 2).is_empty());
         assert!(leading_words("/* open", 2).is_empty());
+        assert!(is_blank(" ; -- x\n /* y */"));
+        assert!(!is_blank("/* y */ $1"));
     }
 }

@@ -76,14 +76,7 @@ pub(super) async fn run(
         }
         let affected = stream.rows_affected().unwrap_or(rows);
         let info = info_for(reply.req.sql, affected);
-        let ok = ok_payload(
-            packets::OK,
-            affected,
-            last_insert_id,
-            reply.status,
-            &info,
-            reply.cx,
-        );
+        let ok = ok_payload(packets::OK, affected, last_insert_id, reply.status, &info);
         out.write_packet(seq, &ok);
         return Ok(Summary {
             affected_rows: affected,
@@ -126,7 +119,7 @@ pub(super) async fn run(
         };
     }
     let end = if reply.cx.deprecate_eof() {
-        ok_payload(packets::EOF, 0, 0, reply.status, "", reply.cx)
+        ok_payload(packets::EOF, 0, 0, reply.status, "")
     } else {
         eof_payload(reply.status)
     };
@@ -298,26 +291,17 @@ fn info_for(sql: &str, affected: u64) -> String {
 }
 
 /// An OK packet (header 0x00, or 0xfe ending a result set under
-/// CLIENT_DEPRECATE_EOF) with an optional info text.
-fn ok_payload(
-    header: u8,
-    affected: u64,
-    insert_id: u64,
-    status: u16,
-    info: &str,
-    cx: &ClientContext<'_>,
-) -> Vec<u8> {
+/// CLIENT_DEPRECATE_EOF) with an optional info text. Servers write the info
+/// length-encoded whether or not CLIENT_SESSION_TRACK was negotiated (the
+/// protocol documentation's `string<EOF>` is not what they send).
+fn ok_payload(header: u8, affected: u64, insert_id: u64, status: u16, info: &str) -> Vec<u8> {
     let mut p = vec![header];
     put_lenenc_int(&mut p, affected);
     put_lenenc_int(&mut p, insert_id);
     p.extend_from_slice(&status.to_le_bytes());
     p.extend_from_slice(&0u16.to_le_bytes());
     if !info.is_empty() {
-        if cx.session_track() {
-            put_lenenc_bytes(&mut p, info.as_bytes());
-        } else {
-            p.extend_from_slice(info.as_bytes());
-        }
+        put_lenenc_bytes(&mut p, info.as_bytes());
     }
     p
 }
@@ -332,33 +316,16 @@ fn eof_payload(status: u16) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::wire::packets::OkInfo;
-    use crate::wire::CapabilityFlags as Caps;
-
-    fn cx(caps: Caps) -> ClientContext<'static> {
-        ClientContext {
-            capabilities: caps,
-            mariadb_caps: 0,
-            collation: 45,
-            schema: "db",
-        }
-    }
 
     #[test]
-    fn ok_packets_with_and_without_session_track() {
-        let plain = ok_payload(
-            0,
-            3,
-            7,
-            2,
-            "Records: 3  Duplicates: 0  Warnings: 0",
-            &cx(Caps::empty()),
-        );
-        let ok = OkInfo::parse(&plain).unwrap();
+    fn ok_packets_carry_a_length_encoded_info() {
+        let info = "Records: 3  Duplicates: 0  Warnings: 0";
+        let p = ok_payload(0, 3, 7, 2, info);
+        let ok = OkInfo::parse(&p).unwrap();
         assert_eq!((ok.affected_rows, ok.last_insert_id, ok.status), (3, 7, 2));
-        assert!(plain.ends_with(b"Records: 3  Duplicates: 0  Warnings: 0"));
-        let tracked = ok_payload(0, 3, 7, 2, "x", &cx(Caps::CLIENT_SESSION_TRACK));
-        assert!(tracked.ends_with(&[1, b'x']));
-        assert_eq!(ok_payload(0, 0, 0, 2, "", &cx(Caps::empty())).len(), 7);
+        assert_eq!(p[7] as usize, info.len());
+        assert!(p.ends_with(info.as_bytes()));
+        assert_eq!(ok_payload(0, 0, 0, 2, "").len(), 7);
     }
 
     #[test]

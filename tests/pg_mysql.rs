@@ -118,27 +118,42 @@ struct Twins {
 }
 
 async fn twins(prefix: &str, deprecate_eof: bool) -> Twins {
+    let rows: Vec<(String, String)> = ROWS
+        .iter()
+        .map(|(my, pg)| (my.to_string(), pg.to_string()))
+        .collect();
+    twins_with(prefix, deprecate_eof, (MARIADB_TABLE, PG_TABLE), &rows).await
+}
+
+/// Like `twins` with other DDL (MariaDB, PostgreSQL) and `VALUES` rows for
+/// table `t`.
+async fn twins_with(
+    prefix: &str,
+    deprecate_eof: bool,
+    ddl: (&str, &str),
+    rows: &[(String, String)],
+) -> Twins {
     let my_db = servers::mariadb().create_database(prefix);
     let pg_db = servers::postgres().create_database(prefix);
     let mut direct = mysql_async::Conn::new(direct_opts(&my_db))
         .await
         .expect("direct MariaDB");
-    direct
-        .query_drop(MARIADB_TABLE)
-        .await
-        .expect("MariaDB table");
+    direct.query_drop(ddl.0).await.expect("MariaDB table");
     let pg = servers::postgres();
-    pg.sql(&pg_db, PG_TABLE);
-    for (my, pgv) in ROWS {
-        direct
-            .query_drop(format!("INSERT INTO t VALUES {my}"))
-            .await
-            .expect("MariaDB rows");
-        pg.sql(
-            &pg_db,
-            &format!("INSERT INTO t OVERRIDING SYSTEM VALUE VALUES {pgv}"),
-        );
-    }
+    pg.sql(&pg_db, ddl.1);
+    let (my_rows, pg_rows): (Vec<&str>, Vec<&str>) =
+        rows.iter().map(|(m, p)| (m.as_str(), p.as_str())).unzip();
+    direct
+        .query_drop(format!("INSERT INTO t VALUES {}", my_rows.join(", ")))
+        .await
+        .expect("MariaDB rows");
+    pg.sql(
+        &pg_db,
+        &format!(
+            "INSERT INTO t OVERRIDING SYSTEM VALUE VALUES {}",
+            pg_rows.join(", ")
+        ),
+    );
     let hints = hints_from(&mut direct).await;
     let l = listener::start(Setup {
         pg: pg_target(&pg_db),
@@ -340,3 +355,57 @@ async fn writes_report_affected_rows_insert_ids_and_status() {
 
 #[path = "pg_mysql/more.rs"]
 mod more;
+
+/// Numbers printed by MariaDB and by the layer, value by value: the
+/// `my_gcvt` port for DOUBLE and FLOAT, and wide DECIMALs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_print_like_mariadb() {
+    let mut doubles: Vec<f64> = vec![
+        0.0,
+        1.0 / 3.0,
+        2.0 / 3.0,
+        std::f64::consts::PI,
+        -std::f64::consts::E,
+        123_456.789,
+        0.1 + 0.2,
+        5e-324,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        9_007_199_254_740_993.0,
+        1.5e-7,
+        -9.999_999_999_999_999e14,
+        999_999_999_999_999.9,
+    ];
+    for e in -20..=20 {
+        doubles.push(10f64.powi(e));
+        doubles.push(-1.25 * 10f64.powi(e));
+        doubles.push(7.0 / 9.0 * 10f64.powi(e));
+    }
+    let rows: Vec<(String, String)> = doubles
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let f = *d as f32;
+            let f = if f.is_finite() { f } else { 1.0 };
+            let dec = format!("{}.{:010}", i as i64 * 12_345_679 - 400_000_000, i * 7);
+            let row = format!("({i}, {d:e}, {f:e}, {dec}, {dec})");
+            (row.clone(), row)
+        })
+        .collect();
+    let Twins { mut direct, l, .. } = twins_with(
+        "pgm_numbers",
+        true,
+        (
+            "CREATE TABLE t (id INT PRIMARY KEY, d DOUBLE, f FLOAT, de DECIMAL(65,10), dz DECIMAL(30,12))",
+            "CREATE TABLE t (id int PRIMARY KEY, d double precision, f real, de numeric(65,10), dz numeric(30,12))",
+        ),
+        &rows,
+    )
+    .await;
+    let mut ours = l.conn().await;
+    let sql = "SELECT * FROM t ORDER BY id";
+    let d = fetch(&mut direct, sql, None).await;
+    let o = fetch(&mut ours, sql, None).await;
+    assert_eq!(d.1.len(), rows.len());
+    assert_same("numbers", &d, &o);
+}

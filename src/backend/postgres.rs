@@ -22,14 +22,15 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// The server's own words when it refused us, else the error text.
+    /// The reason without the address (`tandem check` prints that itself):
+    /// the server's own words when it refused us.
     pub fn reason(&self) -> String {
         match self {
             ConnectError::Failed { source, .. } => match source.as_db_error() {
                 Some(db) => format!("{} ({})", db.message(), db.code().code()),
                 None => source.to_string(),
             },
-            other => other.to_string(),
+            ConnectError::Timeout(_) => "timed out".into(),
         }
     }
 }

@@ -123,7 +123,8 @@ impl ClientContext<'_> {
 pub struct Summary {
     pub affected_rows: u64,
     pub last_insert_id: u64,
-    /// Status flags of the final OK/EOF.
+    /// The session's status flags after the statement (those its OK or
+    /// EOF carried).
     pub status: u16,
     pub warnings: u16,
     /// Rows sent in a result set.
@@ -207,6 +208,7 @@ impl PgSession {
             out.write_packet(seq, &err.encode());
             return Ok(Summary {
                 error: Some(err),
+                status: self.status(self.in_transaction, req.status),
                 ..Default::default()
             });
         }
@@ -254,16 +256,18 @@ impl PgSession {
                 Ok(summary) => break Ok(summary),
             }
         };
-        match result {
+        let mut summary = match result {
             Ok(summary) => {
                 self.apply(effect, summary.error.is_none());
-                Ok(summary)
+                summary
             }
             Err(f) => {
                 self.apply(effect, false);
-                self.fail(f, cx, out, seq).await
+                self.fail(f, cx, out, seq).await?
             }
-        }
+        };
+        summary.status = self.status(self.in_transaction, req.status);
+        Ok(summary)
     }
 
     /// Prepares a statement for COM_STMT_PREPARE and writes PREPARE_OK with

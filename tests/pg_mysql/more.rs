@@ -268,3 +268,83 @@ async fn tally<P: mysql_async::prelude::Protocol>(
         .expect("stream");
     (count, sum_g, sum_h)
 }
+
+/// Expressions have no MySQL column: they get their PostgreSQL type's
+/// natural MySQL type and MySQL-style text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expressions_take_natural_types() {
+    let l = pg_only("pgm_exprs", "SELECT 1;").await;
+    let mut c = l.conn().await;
+    let sql = "SELECT 1 AS i, CAST(2.5 AS numeric(5,2)) AS n, 1.50 AS d, 'x' AS s, NULL AS z,
+        true AS b, CAST('1999-12-31 23:59:59.5' AS timestamp) AS ts, interval '26 hours' AS iv,
+        interval '1 mon 2 days' AS ivm, CAST('10.0.0.1' AS inet) AS ip, CAST(12345 AS oid) AS o,
+        CAST('-infinity' AS date) AS inf, CAST('123e4567-e89b-12d3-a456-426614174000' AS uuid) AS u,
+        B'101' AS bits, CAST('NaN' AS numeric) AS nan, CAST(1e300 AS float8) AS f";
+    let mut result = c.query_iter(sql).await.expect("expressions");
+    let types: Vec<String> = result
+        .columns_ref()
+        .iter()
+        .map(|c| format!("{:?}", c.column_type()).replace("MYSQL_TYPE_", ""))
+        .collect();
+    let rows: Vec<mysql_async::Row> = result.collect().await.expect("row");
+    let text: Vec<String> = rows[0]
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|v| match v {
+            Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+            Value::NULL => "NULL".into(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let got: Vec<(String, String)> = types.into_iter().zip(text).collect();
+    let want = [
+        ("LONG", "1"),
+        ("NEWDECIMAL", "2.50"),
+        ("NEWDECIMAL", "1.50"),
+        ("BLOB", "x"),
+        ("BLOB", "NULL"),
+        ("TINY", "1"),
+        ("DATETIME", "1999-12-31 23:59:59.500000"),
+        ("TIME", "26:00:00.000000"),
+        ("TIME", "1 mon 2 days"),
+        ("VAR_STRING", "10.0.0.1"),
+        ("LONG", "12345"),
+        ("DATE", "-infinity"),
+        ("STRING", "123e4567-e89b-12d3-a456-426614174000"),
+        ("BIT", "\u{5}"),
+        ("NEWDECIMAL", "NaN"),
+        ("DOUBLE", "1e300"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(t, v)| (t.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    // Binary protocol: typed values; an unrepresentable date is the zero date.
+    let row: mysql_async::Row = c
+        .exec_first(
+            "SELECT CAST($1 AS int) AS i, CAST('-infinity' AS date) AS inf, interval '-26 hours' AS iv, true AS b",
+            (7,),
+        )
+        .await
+        .expect("binary expressions")
+        .expect("a row");
+    assert_eq!(
+        row.unwrap(),
+        vec![
+            Value::Int(7),
+            Value::Date(0, 0, 0, 0, 0, 0, 0),
+            Value::Time(true, 1, 2, 0, 0, 0),
+            Value::Int(1),
+        ]
+    );
+    // An interval with months has no binary TIME: a clear error, mid-result.
+    let e = c
+        .exec_drop("SELECT interval '1 mon' AS m WHERE $1 = 1", (1,))
+        .await
+        .expect_err("months");
+    let (code, _, message) = server_error(e);
+    assert_eq!(code, 1105, "{message}");
+    assert!(message.contains("cast it to text"), "{message}");
+}

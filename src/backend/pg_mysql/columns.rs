@@ -272,7 +272,9 @@ pub fn natural(pg_type: &Type, family: PgFamily, typmod: i32) -> MysqlColumnType
             K::Text(u32::MAX)
         }
         F::Bytea => K::Blob(u32::MAX),
-        F::Bits => K::Bit(u32::try_from(typmod).ok().filter(|n| *n > 0).unwrap_or(64)),
+        // Without a declared length (varbit, B'…' literals): Bit(0), sized
+        // by each value.
+        F::Bits => K::Bit(u32::try_from(typmod).ok().filter(|n| *n > 0).unwrap_or(0)),
         F::Date => K::Date,
         F::Timestamp | F::TimestampTz => K::DateTime(precision()),
         F::Time => K::Time(precision()),
@@ -341,7 +343,10 @@ fn describe(t: &MysqlColumnType, collation: u16) -> ColumnDef {
             let (len, dec) = md.unwrap_or((22, 31));
             (ty::DOUBLE, len, sign, dec, BINARY_CHARSET)
         }
-        K::Bit(n) => (ty::BIT, n, flag::UNSIGNED, 0, BINARY_CHARSET),
+        K::Bit(n) => {
+            let len = if n == 0 { 64 } else { n };
+            (ty::BIT, len, flag::UNSIGNED, 0, BINARY_CHARSET)
+        }
         K::Year => (
             ty::YEAR,
             4,
@@ -431,7 +436,7 @@ fn out_form(t: &MysqlColumnType) -> Out {
             decimals: md.map(|(_, d)| d),
         },
         K::Bit(n) => Out::Bit {
-            bytes: n.div_ceil(8).max(1),
+            bytes: n.div_ceil(8),
         },
         K::Date => Out::Date,
         K::DateTime(fsp) | K::Timestamp(fsp) => Out::DateTime { fsp },

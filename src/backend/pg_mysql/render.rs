@@ -158,8 +158,8 @@ fn natural_text(v: &Value<'_>, out: &mut Vec<u8>) -> Result<(), RenderError> {
             out.extend_from_slice(b);
             return Ok(());
         }
-        Value::Bits(n, _) => {
-            out.extend_from_slice(&bit_bytes(v, n.div_ceil(8))?);
+        Value::Bits(..) => {
+            out.extend_from_slice(&bit_bytes(v, 0)?);
             return Ok(());
         }
         Value::Date(d) => push_date(&mut s, *d),
@@ -274,10 +274,11 @@ fn float(v: &Value<'_>) -> Result<f64, RenderError> {
     }
 }
 
-/// A bit value as MySQL sends BIT(M): a big-endian integer of `bytes` bytes.
-/// PostgreSQL keeps bit strings left-aligned, so they are shifted right.
+/// A bit value as MySQL sends BIT(M): a big-endian integer of `bytes` bytes
+/// (0: as many as the value needs). PostgreSQL keeps bit strings
+/// left-aligned, so they are shifted right.
 fn bit_bytes(v: &Value<'_>, bytes: u32) -> Result<Vec<u8>, RenderError> {
-    let n: u64 = match v {
+    let (n, natural): (u64, u32) = match v {
         Value::Bits(bits, raw) if *bits > 64 => return Ok(raw.to_vec()),
         Value::Bits(bits, raw) => {
             let mut acc: u128 = 0;
@@ -285,14 +286,17 @@ fn bit_bytes(v: &Value<'_>, bytes: u32) -> Result<Vec<u8>, RenderError> {
                 acc = acc << 8 | u128::from(*b);
             }
             let stored = raw.len().min(9) as u32 * 8;
-            (acc >> stored.saturating_sub(*bits)) as u64
+            (
+                (acc >> stored.saturating_sub(*bits)) as u64,
+                bits.div_ceil(8),
+            )
         }
-        Value::Bool(b) => u64::from(*b),
-        Value::Int(i) => *i as u64,
+        Value::Bool(b) => (u64::from(*b), 1),
+        Value::Int(i) => (*i as u64, 8),
         _ => return Err(RenderError::Unrepresentable("not a bit value")),
     };
     let be = n.to_be_bytes();
-    let keep = (bytes.clamp(1, 8)) as usize;
+    let keep = if bytes == 0 { natural } else { bytes }.clamp(1, 8) as usize;
     Ok(be[8 - keep..].to_vec())
 }
 

@@ -219,6 +219,11 @@ fn bits_strings_and_uuids() {
         [2, 0x12, 0x34]
     );
     assert_eq!(bin(Value::Bool(true), Out::Bit { bytes: 1 }), [1, 1]);
+    // Unsized (varbit): as many bytes as the value has bits.
+    assert_eq!(
+        bin(Value::Bits(12, &[0xab, 0xc0]), Out::Bit { bytes: 0 }),
+        [2, 0x0a, 0xbc]
+    );
     let u = [
         0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40,
         0x00,

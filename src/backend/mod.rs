@@ -1,6 +1,7 @@
 //! Connections to the databases behind the proxy.
 
 pub mod mysql;
+pub mod pg_mysql;
 pub mod pool;
 pub mod postgres;
 

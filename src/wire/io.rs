@@ -187,6 +187,22 @@ impl PacketIo {
         }
     }
 
+    /// Buffers one logical packet like `write_packet`, then flushes once the
+    /// buffer is past the threshold, so a response built packet by packet
+    /// streams with bounded memory.
+    pub async fn write_packet_bounded(&mut self, seq: u8, payload: &[u8]) -> Result<u8, WireError> {
+        let next = self.write_packet(seq, payload);
+        if self.wbuf.len() >= FLUSH_THRESHOLD {
+            self.flush().await?;
+        }
+        Ok(next)
+    }
+
+    /// Bytes written but not flushed yet.
+    pub fn buffered_output(&self) -> usize {
+        self.wbuf.len()
+    }
+
     pub async fn flush(&mut self) -> Result<(), WireError> {
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;

@@ -379,15 +379,24 @@ impl Config {
                     ));
                 }
             }
-            Phase::NewPrimary | Phase::NewOnly => {
-                return Err(invalid(
-                    "phase",
-                    format!(
-                        "phase `{}` is not available in this version; `primary_only` and `dual_write` are implemented",
-                        self.phase.as_str()
-                    ),
-                ))
-            }
+            Phase::NewPrimary | Phase::NewOnly => match &self.backends.new {
+                Some(b) if b.kind == BackendKind::Postgres => {}
+                Some(_) => {
+                    return Err(invalid(
+                        "phase",
+                        format!(
+                            "phase `{}` needs a PostgreSQL [backends.new] in this version (MySQL-to-MySQL moves stop at dual_write)",
+                            self.phase.as_str()
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        "phase",
+                        format!("phase `{}` serves from [backends.new], which is not configured", self.phase.as_str()),
+                    ))
+                }
+            },
         }
         if self.mirror.queue_capacity == 0 {
             return Err(invalid("mirror.queue_capacity", "must be at least 1"));
@@ -586,7 +595,13 @@ mod tests {
     #[test]
     fn bad_values_are_rejected() {
         assert!(err(&BASE.replace("127.0.0.1:3307", "nowhere")).starts_with("listen:"));
-        assert!(err(&BASE.replace("\"primary_only\"", "\"new_only\"")).contains("phase"));
+        assert!(Config::from_toml(&BASE.replace("\"primary_only\"", "\"new_only\""), env).is_ok());
+        let mysql_new = BASE
+            .replace("kind = \"postgres\"", "kind = \"mysql\"")
+            .replace("postgres://", "mysql://");
+        assert!(
+            err(&mysql_new.replace("\"primary_only\"", "\"new_primary\"")).contains("PostgreSQL")
+        );
         let no_new = BASE
             .split("[backends.new]")
             .next()

@@ -111,7 +111,7 @@ async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<Ex
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let state = tandem::server::AppState::new(config).map_err(anyhow::Error::msg)?;
-    if state.mirror.load().is_some() {
+    {
         // Auto-increment columns and keys, for mirroring with identical ids.
         if let Err(e) = state.refresh_schema().await {
             tracing::warn!(error = %e, "cannot read the schema from the old backend yet; ids are pinned once it is readable");

@@ -90,11 +90,11 @@ impl Mirror {
         config: MirrorConfig,
         max_packet: usize,
         phase: &'static str,
+        schema: Arc<ArcSwap<Schema>>,
     ) -> Result<Self, String> {
         let (tx, rx) = mpsc::channel(config.queue_capacity as usize);
         let drift = DriftLog::start(config.drift_log.clone());
         let stats = Arc::new(MirrorStats::default());
-        let schema = Arc::new(ArcSwap::from_pointee(Schema::default()));
         let applier = Applier {
             schema: Arc::clone(&schema),
             kind: secondary.kind,
@@ -124,6 +124,11 @@ impl Mirror {
 
     pub fn kind(&self) -> BackendKind {
         self.kind
+    }
+
+    /// The phase this mirror serves (dual_write: to new; new_primary: to old).
+    pub fn phase(&self) -> &'static str {
+        self.phase
     }
 
     pub fn is_sync(&self) -> bool {

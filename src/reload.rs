@@ -119,14 +119,12 @@ async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>,
         || new.backends.new != old.config.backends.new
         || new.mirror != old.config.mirror;
     if mirror_changed {
-        let mirror = mirror_for(&new)?;
-        if let Some(m) = &mirror {
-            // Before the first write is mirrored: ids are pinned from it.
-            match state.read_schema().await {
-                Ok(schema) => m.schema.store(Arc::new(schema)),
-                Err(e) => tracing::warn!(error = %e, "cannot read the schema for mirroring yet"),
-            }
+        // Before the first write is mirrored: ids are pinned from it.
+        match state.read_schema().await {
+            Ok(schema) => state.schema.store(Arc::new(schema)),
+            Err(e) => tracing::warn!(error = %e, "cannot read the schema for mirroring yet"),
         }
+        let mirror = mirror_for(&new, &state.schema)?;
         state.mirror.store(mirror);
     }
     state.snapshot.store(Arc::new(Snapshot::new(new)));

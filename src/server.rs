@@ -55,6 +55,16 @@ pub struct AppState {
     /// Set in `dual_write`: the secondary and its per-session queues. Swapped
     /// when a reload changes the phase.
     pub mirror: ArcSwapOption<Mirror>,
+    /// What the proxy knows of the MySQL tables (auto-increment columns,
+    /// keys, column types), shared with the mirror; refreshed after DDL.
+    pub schema: Arc<ArcSwap<Schema>>,
+    /// The old backend's session variables as last read (`SHOW VARIABLES`),
+    /// answered to clients when PostgreSQL serves them (drivers ask for
+    /// `@@max_allowed_packet`, `@@sql_mode`, … at connect).
+    pub server_vars: ArcSwap<HashMap<String, String>>,
+    /// Caps PostgreSQL connections of sessions served by PostgreSQL
+    /// (`[backends.new] pool_size`).
+    pub pg_slots: Arc<Semaphore>,
     /// Incremented by every applied reload.
     pub config_version: AtomicU64,
     pub started: std::time::Instant,
@@ -69,8 +79,19 @@ impl AppState {
         let old = MysqlPool::new(&config.backends.old, max_packet)
             .map_err(|e| format!("backends.old.url: {e}"))?;
         let classifier = Classifier::new(config.limits.statement_cache_size as usize);
-        let mirror = mirror_for(&config)?;
+        let schema = Arc::new(ArcSwap::from_pointee(Schema::default()));
+        let mirror = mirror_for(&config, &schema)?;
+        let pg_slots = Arc::new(Semaphore::new(
+            config
+                .backends
+                .new
+                .as_ref()
+                .map_or(1, |b| b.pool_size as usize),
+        ));
         Ok(Arc::new(Self {
+            server_vars: ArcSwap::from_pointee(HashMap::new()),
+            schema,
+            pg_slots,
             snapshot: ArcSwap::from_pointee(Snapshot::new(config)),
             old: Arc::new(old),
             mirror: ArcSwapOption::from(mirror),
@@ -90,16 +111,25 @@ impl AppState {
         let (mut conn, _) = greeted.authenticate(&self.old.target, opts).await?;
         let columns = conn.query_rows(Schema::COLUMNS_QUERY).await?;
         let keys = conn.query_rows(Schema::KEYS_QUERY).await?;
+        if let Ok(vars) = conn.query_rows("SHOW SESSION VARIABLES").await {
+            let map = vars
+                .into_iter()
+                .filter_map(|r| {
+                    Some((
+                        r.first()?.clone()?.to_ascii_lowercase(),
+                        r.get(1)?.clone().unwrap_or_default(),
+                    ))
+                })
+                .collect();
+            self.server_vars.store(Arc::new(map));
+        }
         conn.close().await;
         Ok(Schema::from_rows(&columns, &keys))
     }
 
-    /// Refreshes the mirror's schema cache. Called at start and after DDL.
+    /// Refreshes the schema cache. Called at start and after DDL.
     pub async fn refresh_schema(&self) -> Result<(), crate::backend::BackendError> {
-        let Some(mirror) = self.mirror.load_full() else {
-            return Ok(());
-        };
-        mirror.schema.store(Arc::new(self.read_schema().await?));
+        self.schema.store(Arc::new(self.read_schema().await?));
         Ok(())
     }
 
@@ -108,16 +138,32 @@ impl AppState {
     }
 }
 
-/// The mirror a configuration asks for (dual_write: writes go to new).
-pub fn mirror_for(config: &Config) -> Result<Option<Arc<Mirror>>, String> {
+/// The mirror a configuration asks for (dual_write: writes go to new;
+/// new_primary: back to old).
+pub fn mirror_for(
+    config: &Config,
+    schema: &Arc<ArcSwap<Schema>>,
+) -> Result<Option<Arc<Mirror>>, String> {
     let max_packet = config.limits.max_packet_bytes as usize;
     Ok(match (config.phase, &config.backends.new) {
+        // new_primary mirrors back to the old backend so rollback stays possible.
+        (Phase::NewPrimary, Some(_)) => Some(Arc::new(
+            Mirror::new(
+                &config.backends.old,
+                config.mirror.clone(),
+                max_packet,
+                Phase::NewPrimary.as_str(),
+                Arc::clone(schema),
+            )
+            .map_err(|e| format!("backends.old.url: {e}"))?,
+        )),
         (Phase::DualWrite, Some(new)) => Some(Arc::new(
             Mirror::new(
                 new,
                 config.mirror.clone(),
                 max_packet,
                 Phase::DualWrite.as_str(),
+                Arc::clone(schema),
             )
             .map_err(|e| format!("backends.new.url: {e}"))?,
         )),

@@ -48,6 +48,12 @@ pub struct Session {
     pub mirror_txn_open: bool,
     /// The primary's @@auto_increment_increment, fetched when first needed.
     pub auto_increment_increment: Option<u64>,
+    /// MariaDB extended capabilities the client asked for.
+    pub mariadb_caps: u32,
+    /// The database the client works in (as it names it).
+    pub database: String,
+    /// LAST_INSERT_ID() when PostgreSQL is authoritative.
+    pub last_insert_id: u64,
 }
 
 impl Session {

@@ -192,9 +192,7 @@ async fn postgres_secondary_gets_identical_rows() {
                         mysql_async::Value::Bytes(b) => {
                             normalize(Some(&String::from_utf8_lossy(&b)))
                         }
-                        other => {
-                            normalize(Some(&other.as_sql(false).trim_matches('\'').to_string()))
-                        }
+                        other => normalize(Some(other.as_sql(false).trim_matches('\''))),
                     })
                     .collect()
             })

@@ -25,6 +25,9 @@ pub struct MysqlPool {
     max_packet: usize,
     slots: Arc<Semaphore>,
     idle: Mutex<Vec<BackendConn>>,
+    /// The last greeting this backend sent: the server identity shown to
+    /// clients when PostgreSQL serves them (new_primary) and MySQL may be down.
+    last_greeting: Mutex<Option<crate::wire::handshake::Greeting>>,
     /// Shape of the last session that logged in: the best guess for the next
     /// one when picking an idle connection before the client has spoken.
     last_shape: AtomicU64,
@@ -64,6 +67,7 @@ impl MysqlPool {
             max_packet,
             slots: Arc::new(Semaphore::new(size)),
             idle: Mutex::new(Vec::new()),
+            last_greeting: Mutex::new(None),
             last_shape: AtomicU64::new(0),
         })
     }
@@ -81,12 +85,22 @@ impl MysqlPool {
     }
 
     pub async fn connect(&self) -> Result<Greeted, BackendError> {
-        tokio::time::timeout(
+        let greeted = tokio::time::timeout(
             self.connect_timeout,
             mysql::connect(&self.target, self.max_packet),
         )
         .await
-        .map_err(|_| BackendError::Timeout("connecting to the backend"))?
+        .map_err(|_| BackendError::Timeout("connecting to the backend"))??;
+        *self.last_greeting.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(greeted.greeting.clone());
+        Ok(greeted)
+    }
+
+    pub fn last_greeting(&self) -> Option<crate::wire::handshake::Greeting> {
+        self.last_greeting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits (up to `acquire_timeout`) for a slot, then hands out an idle

@@ -438,3 +438,82 @@ mod tests {
         assert_eq!(literal(PinKind::Date, None), "NULL");
     }
 }
+
+/// The value of a pinned call computed by the proxy itself (used when
+/// PostgreSQL is authoritative and there is no MySQL session to ask): times
+/// in UTC with the precision the call asked for, a random UUID, a random
+/// float, the session's last insert id.
+pub fn evaluate_locally(pin: &Pin, last_insert_id: u64) -> String {
+    let upper = pin.expr.to_ascii_uppercase();
+    let name = upper
+        .split(|c: char| c == '(' || c.is_whitespace())
+        .next()
+        .unwrap_or("");
+    let precision: usize = upper
+        .split_once('(')
+        .and_then(|(_, rest)| rest.trim_end_matches(')').trim().parse().ok())
+        .unwrap_or(0)
+        .min(6);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp = crate::drift::now_rfc3339(); // 2026-11-25T12:00:00.123456Z
+    let date = &stamp[..10];
+    let time = &stamp[11..19];
+    let frac = if precision > 0 {
+        format!(".{}", &stamp[20..20 + precision])
+    } else {
+        String::new()
+    };
+    match name {
+        "UNIX_TIMESTAMP" => now.as_secs().to_string(),
+        "LAST_INSERT_ID" => last_insert_id.to_string(),
+        "RAND" => format!("{:e}", rand::random::<f64>()),
+        "UUID_SHORT" => (rand::random::<u64>() >> 1).to_string(),
+        "UUID" | "SYS_GUID" => {
+            let b: [u8; 16] = rand::random();
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!(
+                "'{}-{}-4{}-a{}-{}'",
+                &h[..8],
+                &h[8..12],
+                &h[13..16],
+                &h[17..20],
+                &h[20..32]
+            )
+        }
+        _ => match pin.kind {
+            PinKind::Date => format!("DATE'{date}'"),
+            PinKind::Time => format!("TIME'{time}{frac}'"),
+            _ => format!("TIMESTAMP'{date} {time}{frac}'"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod local_tests {
+    use super::*;
+
+    #[test]
+    fn local_values_have_mysql_literal_shapes() {
+        let sql = "INSERT INTO t VALUES (NOW(), NOW(3), CURDATE(), UUID(), UNIX_TIMESTAMP(), LAST_INSERT_ID())";
+        let pins = analyze(sql).unwrap().pins;
+        let v: Vec<String> = pins.iter().map(|p| evaluate_locally(p, 42)).collect();
+        assert!(
+            v[0].starts_with("TIMESTAMP'20")
+                && v[0].len() == "TIMESTAMP'2026-01-01 00:00:00'".len(),
+            "{}",
+            v[0]
+        );
+        assert_eq!(
+            v[1].len(),
+            "TIMESTAMP'2026-01-01 00:00:00.123'".len(),
+            "{}",
+            v[1]
+        );
+        assert!(v[2].starts_with("DATE'20"));
+        assert_eq!(v[3].len(), 38, "{}", v[3]);
+        assert!(v[4].parse::<u64>().unwrap() > 1_700_000_000);
+        assert_eq!(v[5], "42");
+    }
+}

@@ -190,6 +190,28 @@ impl PgSession {
         self.client.is_closed()
     }
 
+    /// Runs statements whose answer the client does not see (an implicit
+    /// BEGIN under autocommit=0, the extra statements of a translated DDL),
+    /// keeping the tracked transaction state.
+    pub async fn execute_silently(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        let effect = Effect::of(sql);
+        let result = self.client.batch_execute(sql).await;
+        self.apply(effect, result.is_ok());
+        let first = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if matches!(
+            first.as_str(),
+            "CREATE" | "ALTER" | "DROP" | "TRUNCATE" | "COMMENT"
+        ) {
+            // DDL may have changed what cached statements describe.
+            self.statements.clear();
+        }
+        result
+    }
+
     /// Runs one statement and writes the whole MySQL response to `out`,
     /// starting at sequence id `seq`: ERR, OK, or a result set in text or
     /// binary form.

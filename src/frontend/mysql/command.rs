@@ -65,6 +65,12 @@ pub async fn run(
             }
         };
         match dispatch(&mut client, &mut backend, &mut session, state, &pkt.payload).await {
+            Ok(Flow::Continue) if !write::stays(&session, state, crate::route::Target::Old) => {
+                tracing::info!(
+                    "phase changed: the new backend is authoritative; closing this session"
+                );
+                break End::Clean;
+            }
             Ok(Flow::Continue) => {}
             Ok(Flow::Quit) => break End::Clean,
             Err(RelayError::Client(e)) => {

@@ -169,6 +169,14 @@ pub async fn accept(
             mirror: None,
             mirror_txn_open: false,
             auto_increment_increment: None,
+            mariadb_caps: response.mariadb_caps,
+            database: response
+                .database
+                .as_deref()
+                .map(|d| String::from_utf8_lossy(d).into_owned())
+                .or_else(|| pool.target.database.clone())
+                .unwrap_or_default(),
+            last_insert_id: 0,
         },
         backend,
         permit,

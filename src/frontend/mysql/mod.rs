@@ -4,6 +4,7 @@
 
 mod command;
 mod handshake;
+mod pg_primary;
 pub mod relay;
 mod write;
 
@@ -39,6 +40,24 @@ pub async fn serve(
         let limits = &snapshot.config.limits;
         let mut client = PacketIo::new(stream, limits.max_packet_bytes as usize);
         let timeout = Duration::from_millis(limits.handshake_timeout_ms);
+        if crate::route::authoritative(snapshot.config.phase) == crate::route::Target::New {
+            // PostgreSQL answers; the old backend only receives mirrored writes.
+            match tokio::time::timeout(timeout, pg_primary::accept(&mut client, id, peer, &state))
+                .await
+            {
+                Ok(Some((session, pg, permit))) => {
+                    tracing::Span::current().record("user", session.user.as_str());
+                    pg_primary::run(client, pg, permit, session, &state, &shutdown).await;
+                }
+                Ok(None) => {}
+                Err(_) => tracing::info!("handshake timed out"),
+            }
+            state
+                .metrics
+                .connections_active
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         let accepted =
             tokio::time::timeout(timeout, handshake::accept(&mut client, id, peer, &state)).await;
         match accepted {

@@ -74,7 +74,10 @@ pub fn follow_phase(session: &mut Session, state: &AppState) {
     if session.in_transaction() {
         return;
     }
-    let current = state.mirror.load();
+    // Only the mirror of the running phase applies (a session on the other
+    // side is closed at its next boundary, see `stays`).
+    let phase = state.snapshot.load().config.phase.as_str();
+    let current = state.mirror.load_full().filter(|m| m.phase() == phase);
     match (&session.mirror, current.as_ref()) {
         (None, Some(m)) => session.mirror = Some(m.session(session.id)),
         (Some(mine), Some(m)) if !mine.is_of(m) => session.mirror = Some(m.session(session.id)),
@@ -84,6 +87,14 @@ pub fn follow_phase(session: &mut Session, state: &AppState) {
         }
         _ => {}
     }
+}
+
+/// Whether a session served by `primary` may go on under the current phase.
+/// When the authoritative backend changed, sessions on the other one end at a
+/// transaction boundary (clients reconnect and land on the right side).
+pub fn stays(session: &Session, state: &AppState, primary: crate::route::Target) -> bool {
+    session.in_transaction()
+        || crate::route::authoritative(state.snapshot.load().config.phase) == primary
 }
 
 /// After a statement that is not mirrored itself: if the primary's

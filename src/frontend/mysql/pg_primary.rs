@@ -1,0 +1,802 @@
+//! Sessions served by PostgreSQL (`new_primary`, `new_only`): the client
+//! still speaks MySQL; each statement is translated, run on the session's own
+//! PostgreSQL connection and answered in MySQL form (`backend::pg_mysql`).
+//! In `new_primary`, writes that succeeded are mirrored back to the old MySQL
+//! backend — with the ids PostgreSQL assigned and the values the proxy pinned
+//! — so that going back to `dual_write` stays possible.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use super::handshake::access_denied;
+use super::write;
+use crate::auth::verify_native;
+use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
+use crate::drift::DriftKind;
+use crate::metrics::Metrics;
+use crate::mirror::Op;
+use crate::server::AppState;
+use crate::session::{Prepared, Session};
+use crate::sql::classify::{Classified, StatementClass, TxnOp};
+use crate::sql::pin;
+use crate::sql::translate;
+use crate::wire::buf::Reader;
+use crate::wire::execute::{parse_params, ParamValue};
+use crate::wire::handshake::{random_salt, Greeting, HandshakeResponse, NATIVE_PASSWORD};
+use crate::wire::io::{PacketIo, WireError};
+use crate::wire::packets::{auth_switch_request, ok_packet, OkInfo, ServerError};
+use crate::wire::{cmd, CapabilityFlags as Caps, StatusFlags};
+
+/// What the proxy offers when it answers for PostgreSQL: no multi-statements
+/// (one PostgreSQL statement per command), no session tracking.
+const OFFERED: u32 = Caps::CLIENT_LONG_PASSWORD.bits()
+    | Caps::CLIENT_FOUND_ROWS.bits()
+    | Caps::CLIENT_LONG_FLAG.bits()
+    | Caps::CLIENT_CONNECT_WITH_DB.bits()
+    | Caps::CLIENT_PROTOCOL_41.bits()
+    | Caps::CLIENT_INTERACTIVE.bits()
+    | Caps::CLIENT_TRANSACTIONS.bits()
+    | Caps::CLIENT_SECURE_CONNECTION.bits()
+    | Caps::CLIENT_MULTI_RESULTS.bits()
+    | Caps::CLIENT_PS_MULTI_RESULTS.bits()
+    | Caps::CLIENT_PLUGIN_AUTH.bits()
+    | Caps::CLIENT_CONNECT_ATTRS.bits()
+    | Caps::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits()
+    | Caps::CLIENT_DEPRECATE_EOF.bits();
+
+const AUTOCOMMIT: u16 = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
+const IN_TRANS: u16 = StatusFlags::SERVER_STATUS_IN_TRANS.bits();
+
+/// Handshake and login for a PostgreSQL-served session. The greeting shows
+/// the old backend's identity as last seen (clients adapt to the server
+/// version), else a MariaDB-compatible default.
+pub async fn accept(
+    client: &mut PacketIo,
+    id: u64,
+    peer: SocketAddr,
+    state: &Arc<AppState>,
+) -> Option<(Session, PgSession, OwnedSemaphorePermit)> {
+    let snapshot = state.snapshot.load_full();
+    let new = snapshot.config.backends.new.as_ref()?;
+    let permit = match tokio::time::timeout(
+        new.acquire_timeout(),
+        Arc::clone(&state.pg_slots).acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            let err = ServerError::new(1040, b"08004", "Too many connections");
+            let _ = client.write_and_flush(0, &err.encode()).await;
+            return None;
+        }
+    };
+    let salt = random_salt();
+    let identity = state.old.last_greeting();
+    let greeting = Greeting {
+        server_version: identity
+            .as_ref()
+            .map(|g| g.server_version.clone())
+            .unwrap_or_else(|| b"5.5.5-10.11.0-MariaDB-tandem".to_vec()),
+        connection_id: (id & 0xffff_ffff) as u32,
+        salt: salt.clone(),
+        capabilities: Caps::from_bits_truncate(OFFERED),
+        mariadb_caps: 0,
+        collation: identity.as_ref().map_or(45, |g| g.collation),
+        status: AUTOCOMMIT,
+        auth_plugin: NATIVE_PASSWORD.to_vec(),
+    };
+    client.write_and_flush(0, &greeting.encode()).await.ok()?;
+    let pkt = client.read_packet().await.ok()?;
+    let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
+        let err = ServerError::new(1043, b"08S01", "Bad handshake");
+        let _ = client
+            .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
+            .await;
+        return None;
+    };
+    let mut seq = pkt.seq.wrapping_add(1);
+    let mut token = response.auth_response.clone();
+    if response
+        .auth_plugin
+        .as_deref()
+        .is_some_and(|p| p != NATIVE_PASSWORD)
+    {
+        client
+            .write_and_flush(seq, &auth_switch_request(NATIVE_PASSWORD, &salt))
+            .await
+            .ok()?;
+        let reply = client.read_packet().await.ok()?;
+        token = reply.payload.to_vec();
+        seq = reply.seq.wrapping_add(1);
+    }
+    let user = String::from_utf8_lossy(&response.user).into_owned();
+    if !snapshot
+        .users
+        .get(&user)
+        .is_some_and(|c| verify_native(c, &salt, &token))
+    {
+        Metrics::incr(&state.metrics.auth_failures);
+        tracing::warn!(user, "authentication failed");
+        let _ = client
+            .write_and_flush(seq, &access_denied(&user, peer, !token.is_empty()).encode())
+            .await;
+        return None;
+    }
+    let target = new.target().ok()?;
+    let pg = match PgSession::connect(&target, new.connect_timeout()).await {
+        Ok(pg) => pg,
+        Err(e) => {
+            Metrics::incr(&state.metrics.backend_errors);
+            tracing::warn!(error = %e, "cannot reach PostgreSQL for a new session");
+            let err = ServerError::new(
+                2003,
+                b"HY000",
+                format!("Can't connect to the backend through tandem: {e}"),
+            );
+            let _ = client.write_and_flush(seq, &err.encode()).await;
+            return None;
+        }
+    };
+    client
+        .write_and_flush(
+            seq,
+            &ok_packet(OkInfo {
+                status: AUTOCOMMIT,
+                ..Default::default()
+            }),
+        )
+        .await
+        .ok()?;
+    let database = response
+        .database
+        .as_deref()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .or_else(|| state.old.target.database.clone())
+        .unwrap_or_default();
+    Some((
+        Session {
+            id,
+            peer,
+            user,
+            client_caps: Caps::from_bits_truncate(response.capabilities & OFFERED),
+            salt,
+            collation: response.collation,
+            status: AUTOCOMMIT,
+            prepared: Default::default(),
+            protocol_changed: false,
+            mirror: None,
+            mirror_txn_open: false,
+            auto_increment_increment: Some(1),
+            mariadb_caps: 0,
+            database,
+            last_insert_id: 0,
+        },
+        pg,
+        permit,
+    ))
+}
+
+pub async fn run(
+    mut client: PacketIo,
+    mut pg: PgSession,
+    _permit: OwnedSemaphorePermit,
+    mut session: Session,
+    state: &Arc<AppState>,
+    shutdown: &CancellationToken,
+) {
+    let mut next_statement = 1u32;
+    loop {
+        let pkt = tokio::select! {
+            biased;
+            r = client.read_packet() => r,
+            _ = shutdown.cancelled() => break,
+        };
+        let Ok(pkt) = pkt else { break };
+        write::follow_phase(&mut session, state);
+        let result = dispatch(
+            &mut client,
+            &mut pg,
+            &mut session,
+            state,
+            &pkt.payload,
+            &mut next_statement,
+        )
+        .await;
+        match result {
+            Ok(true) if !write::stays(&session, state, crate::route::Target::New) => {
+                tracing::info!(
+                    "phase changed: the old backend is authoritative; closing this session"
+                );
+                break;
+            }
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                tracing::info!(error = %e, "PostgreSQL-served session ended");
+                break;
+            }
+        }
+    }
+    if pg.in_transaction() {
+        let _ = pg.execute_silently("ROLLBACK").await;
+    }
+    client.shutdown().await;
+}
+
+/// One command. `Ok(false)` ends the session.
+async fn dispatch(
+    client: &mut PacketIo,
+    pg: &mut PgSession,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    payload: &[u8],
+    next_statement: &mut u32,
+) -> Result<bool, PgError> {
+    let Some(&command) = payload.first() else {
+        reply(
+            client,
+            1,
+            &ServerError::new(1047, b"08S01", "Unknown command").encode(),
+        )
+        .await?;
+        return Ok(true);
+    };
+    match command {
+        cmd::QUIT => return Ok(false),
+        cmd::PING => ok(client, session).await?,
+        cmd::INIT_DB => {
+            session.database = String::from_utf8_lossy(&payload[1..]).into_owned();
+            ok(client, session).await?;
+        }
+        cmd::RESET_CONNECTION => {
+            if pg.in_transaction() {
+                let _ = pg.execute_silently("ROLLBACK").await;
+            }
+            session.prepared.clear();
+            session.status = AUTOCOMMIT;
+            ok(client, session).await?;
+        }
+        cmd::QUERY => {
+            let classified = state
+                .classifier
+                .classify(&String::from_utf8_lossy(&payload[1..]));
+            state.metrics.count_statement(classified.class);
+            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+            statement(client, pg, session, state, &sql, &classified, None).await?;
+        }
+        cmd::STMT_PREPARE => {
+            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+            let classified = state.classifier.classify(&sql);
+            let id = *next_statement;
+            *next_statement = next_statement.wrapping_add(1).max(1);
+            let pg_sql = match translate_one(&sql, state) {
+                Ok(s) => s,
+                Err(e) => {
+                    reply(client, 1, &e.encode()).await?;
+                    return Ok(true);
+                }
+            };
+            let hints = schema(state);
+            let cx = context(session);
+            let req = Request {
+                sql: &pg_sql,
+                params: &[],
+                binary: true,
+                returning_id: false,
+                status: session.status,
+            };
+            let summary = pg
+                .prepare_to_mysql(&req, id, &cx, &*hints, client, 1)
+                .await?;
+            client.flush().await?;
+            if summary.error.is_none() {
+                session.prepared.insert(
+                    id,
+                    Prepared {
+                        classified,
+                        params: summary.params,
+                        sql,
+                        param_types: Vec::new(),
+                        long_data: vec![false; usize::from(summary.params)],
+                    },
+                );
+            }
+        }
+        cmd::STMT_EXECUTE => {
+            let Some(id) = Reader::new(&payload[1..]).u32() else {
+                return Ok(true);
+            };
+            let Some(p) = session.prepared.get_mut(&id) else {
+                let err = ServerError::new(
+                    1243,
+                    b"HY000",
+                    "Unknown prepared statement handler given to mysqld_stmt_execute",
+                );
+                reply(client, 1, &err.encode()).await?;
+                return Ok(true);
+            };
+            let values = match parse_params(
+                payload,
+                usize::from(p.params),
+                &mut p.param_types,
+                &p.long_data,
+            ) {
+                Ok(v) => v,
+                Err(e) => {
+                    reply(
+                        client,
+                        1,
+                        &ServerError::new(1210, b"HY000", e.to_string()).encode(),
+                    )
+                    .await?;
+                    return Ok(true);
+                }
+            };
+            let (sql, classified) = (p.sql.clone(), p.classified.clone());
+            state.metrics.count_statement(classified.class);
+            statement(client, pg, session, state, &sql, &classified, Some(&values)).await?;
+        }
+        cmd::STMT_CLOSE => {
+            if let Some(id) = Reader::new(&payload[1..]).u32() {
+                session.prepared.remove(&id);
+            }
+        }
+        cmd::STMT_RESET => ok(client, session).await?,
+        cmd::STMT_SEND_LONG_DATA => {}
+        _ => {
+            let err = ServerError::new(
+                1047,
+                b"08S01",
+                "Unknown command (not available while PostgreSQL is authoritative)",
+            );
+            reply(client, 1, &err.encode()).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Runs one client statement (text, or a prepared one with `params`).
+async fn statement(
+    client: &mut PacketIo,
+    pg: &mut PgSession,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    sql: &str,
+    classified: &Classified,
+    params: Option<&[ParamValue]>,
+) -> Result<(), PgError> {
+    let binary = params.is_some();
+    match classified.class {
+        StatementClass::Session => return session_statement(client, pg, session, sql).await,
+        StatementClass::Transaction => {
+            return transaction_statement(client, pg, session, classified, sql).await
+        }
+        _ => {}
+    }
+    if classified.class == StatementClass::Read {
+        if let Some(vars) = system_variables(sql) {
+            return answer_variables(client, session, state, &vars).await;
+        }
+    }
+    let writes = matches!(
+        classified.class,
+        StatementClass::Write | StatementClass::Ddl
+    );
+    // The MySQL text with parameters inlined and pinned values fixed: what
+    // PostgreSQL runs (translated) and what the old backend gets mirrored.
+    let shape = pin::analyze(sql).ok();
+    let mut edits = Vec::new();
+    if let (Some(shape), Some(values)) = (&shape, params) {
+        for (range, v) in shape.placeholders.iter().zip(values) {
+            edits.push((
+                range.clone(),
+                v.to_literal(true).unwrap_or_else(|| "NULL".into()),
+            ));
+        }
+    }
+    if writes {
+        if let Some(shape) = &shape {
+            for p in &shape.pins {
+                edits.push((
+                    p.range.clone(),
+                    pin::evaluate_locally(p, session.last_insert_id),
+                ));
+            }
+        }
+    }
+    let mysql_text = pin::apply_edits(sql, edits.clone());
+    let schema = schema(state);
+    let translated = match translate::to_postgres(&mysql_text, &schema) {
+        Ok(t) if !t.statements.is_empty() => t.statements,
+        Ok(_) => vec![String::new()],
+        Err(e) => {
+            let err = ServerError::new(
+                1235,
+                b"42000",
+                format!("This statement cannot be run on PostgreSQL by tandem: {e}"),
+            );
+            reply(client, 1, &err.encode()).await?;
+            return Ok(());
+        }
+    };
+    // autocommit=0: the first statement opens the transaction, as in MySQL.
+    if session.status & AUTOCOMMIT == 0
+        && !pg.in_transaction()
+        && classified.class != StatementClass::Other
+    {
+        let _ = pg.execute_silently("BEGIN").await;
+    }
+    let (last, before) = translated
+        .split_last()
+        .map(|(l, b)| (l.clone(), b.to_vec()))
+        .unwrap_or_default();
+    for extra in &before {
+        if let Err(e) = pg.execute_silently(extra).await {
+            let err = crate::backend::pg_mysql::map_error(&e);
+            reply(client, 1, &err.encode()).await?;
+            return Ok(());
+        }
+    }
+    let insert = shape.as_ref().and_then(|s| s.insert.clone());
+    let table = insert.as_ref().and_then(|i| schema.table(&i.table));
+    let id_column = table
+        .and_then(|t| t.auto_increment_column())
+        .map(|c| c.name.clone());
+    let returning_id = classified.class == StatementClass::Write
+        && id_column.is_some()
+        && !last.to_ascii_uppercase().contains(" RETURNING ");
+    let pg_sql = match (&id_column, returning_id) {
+        (Some(col), true) => format!("{last} RETURNING \"{}\"", col.replace('"', "\"\"")),
+        _ => last,
+    };
+    let cx = context(session);
+    // Parameters were inlined into the text, which keeps the pinned values
+    // and the mirrored text identical; the answer is still binary for
+    // COM_STMT_EXECUTE.
+    let req = Request {
+        sql: &pg_sql,
+        params: &[],
+        binary,
+        returning_id,
+        status: session.status,
+    };
+    let summary = pg.query_to_mysql(&req, &cx, &*schema, client, 1).await?;
+    session.status = summary.status;
+    if summary.error.is_none() && summary.last_insert_id != 0 {
+        session.last_insert_id = summary.last_insert_id;
+    }
+    if summary.error.is_none() && writes && session.mirror.is_some() {
+        // Mirror to the old backend with PostgreSQL's ids.
+        write::after_other(session, None).await;
+        if session.status & IN_TRANS != 0 && !session.mirror_txn_open {
+            session.mirror_txn_open = true;
+            if let Some(m) = session.mirror.as_mut() {
+                m.send(Op::Begin).await;
+            }
+        }
+        let text = match &shape {
+            Some(s) => {
+                let plan = crate::dual::Plan {
+                    original: sql.to_string(),
+                    edits,
+                    shape: s.clone(),
+                    increment: Some(1),
+                };
+                let ok = OkInfo {
+                    affected_rows: summary.affected_rows,
+                    last_insert_id: summary.last_insert_id,
+                    ..Default::default()
+                };
+                plan.mirror_text(&ok, table, 1)
+            }
+            None => mysql_text,
+        };
+        if let Some(m) = session.mirror.as_mut() {
+            m.send(Op::Write(text)).await;
+        }
+        if classified.class == StatementClass::Ddl {
+            let state = Arc::clone(state);
+            tokio::spawn(async move {
+                let _ = state.refresh_schema().await;
+            });
+        }
+    } else if summary.error.is_none() && writes && classified.class == StatementClass::Ddl {
+        let state = Arc::clone(state);
+        tokio::spawn(async move {
+            let _ = state.refresh_schema().await;
+        });
+    }
+    if let Some(mirror) = state.mirror.load_full() {
+        if summary.error.is_some() && writes {
+            let _ = mirror;
+        } else if mirror.is_sync() {
+            if let Some(m) = session.mirror.as_mut() {
+                m.wait_applied(Duration::from_secs(30)).await;
+            }
+        }
+    }
+    client.flush().await?;
+    Ok(())
+}
+
+async fn transaction_statement(
+    client: &mut PacketIo,
+    pg: &mut PgSession,
+    session: &mut Session,
+    classified: &Classified,
+    sql: &str,
+) -> Result<(), PgError> {
+    let op = classified.statements.first().and_then(|s| s.txn);
+    let pg_sql = match op {
+        Some(TxnOp::Begin) => "BEGIN".to_string(),
+        Some(TxnOp::Commit) => "COMMIT".to_string(),
+        Some(TxnOp::Rollback) => "ROLLBACK".to_string(),
+        // SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO read the same.
+        _ => sql.replace('`', "\""),
+    };
+    let result = pg.execute_silently(&pg_sql).await;
+    let status = (session.status & !IN_TRANS) | if pg.in_transaction() { IN_TRANS } else { 0 };
+    session.status = status;
+    match result {
+        Ok(()) => {
+            if matches!(
+                op,
+                Some(TxnOp::Savepoint | TxnOp::ReleaseSavepoint | TxnOp::RollbackToSavepoint)
+            ) {
+                if let Some(m) = session.mirror.as_mut() {
+                    m.send(Op::Write(sql.to_string())).await;
+                }
+            }
+            write::after_other(session, Some(classified)).await;
+            ok(client, session).await?;
+        }
+        Err(e) => {
+            reply(client, 1, &crate::backend::pg_mysql::map_error(&e).encode()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// SET / USE while PostgreSQL is authoritative: what maps is applied, what
+/// is harmless is acknowledged, anything else is refused with a clear error.
+async fn session_statement(
+    client: &mut PacketIo,
+    pg: &mut PgSession,
+    session: &mut Session,
+    sql: &str,
+) -> Result<(), PgError> {
+    let upper = sql.trim().trim_end_matches(';').to_ascii_uppercase();
+    if let Some(db) = upper.strip_prefix("USE ") {
+        session.database = sql.trim()[4..].trim().trim_matches('`').to_string();
+        let _ = db;
+        return ok(client, session).await;
+    }
+    let compact: String = upper.chars().filter(|c| !c.is_whitespace()).collect();
+    let autocommit = compact
+        .strip_prefix("SET")
+        .map(|s| {
+            s.trim_start_matches("SESSION")
+                .trim_start_matches("@@SESSION.")
+                .trim_start_matches("@@")
+        })
+        .and_then(|s| s.strip_prefix("AUTOCOMMIT="));
+    if let Some(value) = autocommit {
+        let on = matches!(value, "1" | "ON" | "TRUE");
+        if on && pg.in_transaction() {
+            // MySQL commits the open transaction when autocommit is turned on.
+            let _ = pg.execute_silently("COMMIT").await;
+            session.status &= !IN_TRANS;
+            write::after_other(session, None).await;
+        }
+        session.status = if on {
+            session.status | AUTOCOMMIT
+        } else {
+            session.status & !AUTOCOMMIT
+        };
+        return ok(client, session).await;
+    }
+    const HARMLESS: [&str; 12] = [
+        "SETNAMES",
+        "SETCHARACTERSET",
+        "SETCHARSET",
+        "SET@@SESSION.SQL_MODE",
+        "SETSESSIONSQL_MODE",
+        "SETSQL_MODE",
+        "SETTIME_ZONE",
+        "SETSESSIONTIME_ZONE",
+        "SETCHARACTER_SET_",
+        "SETCOLLATION_CONNECTION",
+        "SETSESSIONTRANSACTION",
+        "SETTRANSACTION",
+    ];
+    if HARMLESS.iter().any(|p| compact.starts_with(p)) {
+        return ok(client, session).await;
+    }
+    let err = ServerError::new(
+        1235,
+        b"42000",
+        "This SET is not supported while PostgreSQL is authoritative (tandem)".to_string(),
+    );
+    reply(client, 1, &err.encode())
+        .await
+        .map_err(PgError::Client)
+}
+
+/// `SELECT @@a, @@session.b AS x …` (what drivers ask at connect): the
+/// variable names and the column names to answer with.
+fn system_variables(sql: &str) -> Option<Vec<(String, String)>> {
+    let body = sql.trim().trim_end_matches(';');
+    let rest = body
+        .get(..7)
+        .filter(|h| h.eq_ignore_ascii_case("select "))?;
+    let _ = rest;
+    let mut out = Vec::new();
+    for item in body[7..].split(',') {
+        let item = item.trim();
+        let (expr, alias) = match item.to_ascii_lowercase().find(" as ") {
+            Some(i) => (
+                item[..i].trim(),
+                Some(item[i + 4..].trim().trim_matches('`').to_string()),
+            ),
+            None => match item.split_once(char::is_whitespace) {
+                Some((e, a)) => (e.trim(), Some(a.trim().trim_matches('`').to_string())),
+                None => (item, None),
+            },
+        };
+        let name = expr.strip_prefix("@@")?;
+        let var = name
+            .strip_prefix("session.")
+            .or_else(|| name.strip_prefix("SESSION."))
+            .or_else(|| name.strip_prefix("global."))
+            .or_else(|| name.strip_prefix("GLOBAL."))
+            .or_else(|| name.strip_prefix("local."))
+            .unwrap_or(name);
+        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return None;
+        }
+        out.push((
+            var.to_ascii_lowercase(),
+            alias.unwrap_or_else(|| expr.to_string()),
+        ));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Answers a system-variable SELECT from the old backend's variables (or
+/// MariaDB defaults), as a one-row text result set.
+async fn answer_variables(
+    client: &mut PacketIo,
+    session: &Session,
+    state: &AppState,
+    vars: &[(String, String)],
+) -> Result<(), PgError> {
+    use crate::wire::buf::{put_lenenc_bytes, put_lenenc_int};
+    let known = state.server_vars.load();
+    let value = |name: &str| -> Option<String> {
+        match name {
+            "autocommit" => Some(if session.status & AUTOCOMMIT != 0 { "1" } else { "0" }.into()),
+            _ => known.get(name).cloned().or_else(|| {
+                Some(
+                    match name {
+                        "max_allowed_packet" => "16777216",
+                        "sql_mode" => "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION",
+                        "time_zone" => "SYSTEM",
+                        "system_time_zone" => "UTC",
+                        "wait_timeout" | "interactive_timeout" => "28800",
+                        "lower_case_table_names" => "0",
+                        "transaction_isolation" | "tx_isolation" => "READ-COMMITTED",
+                        "character_set_client" | "character_set_connection" | "character_set_results" => "utf8mb4",
+                        "collation_connection" => "utf8mb4_general_ci",
+                        "version_comment" => "tandem (PostgreSQL authoritative)",
+                        _ => return None,
+                    }
+                    .to_string(),
+                )
+            }),
+        }
+    };
+    let mut seq = 1u8;
+    let mut count = Vec::new();
+    put_lenenc_int(&mut count, vars.len() as u64);
+    seq = client.write_packet(seq, &count);
+    let values: Vec<Option<String>> = vars.iter().map(|(n, _)| value(n)).collect();
+    for ((_, label), v) in vars.iter().zip(&values) {
+        let numeric = v
+            .as_deref()
+            .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()));
+        let mut def = Vec::new();
+        for part in [&b"def"[..], b"", b"", b"", label.as_bytes(), b""] {
+            put_lenenc_bytes(&mut def, part);
+        }
+        def.push(0x0c);
+        let (charset, length, ty, flags): (u16, u32, u8, u16) = if numeric {
+            (63, 21, 0x08, 0x0080 | 0x0020)
+        } else {
+            (session.collation.into(), 1024, 0xfd, 0)
+        };
+        def.extend_from_slice(&charset.to_le_bytes());
+        def.extend_from_slice(&length.to_le_bytes());
+        def.push(ty);
+        def.extend_from_slice(&flags.to_le_bytes());
+        def.push(if numeric { 0 } else { 39 });
+        def.extend_from_slice(&[0, 0]);
+        seq = client.write_packet(seq, &def);
+    }
+    let eof = |status: u16| {
+        let mut e = vec![0xfe, 0, 0];
+        e.extend_from_slice(&status.to_le_bytes());
+        e
+    };
+    if !session.deprecate_eof() {
+        seq = client.write_packet(seq, &eof(session.status));
+    }
+    let row =
+        crate::wire::packets::text_row(values.iter().map(|v| v.as_deref().map(str::as_bytes)));
+    seq = client.write_packet(seq, &row);
+    if session.deprecate_eof() {
+        let mut ok = ok_packet(OkInfo {
+            status: session.status,
+            ..Default::default()
+        });
+        ok[0] = 0xfe;
+        client.write_packet(seq, &ok);
+    } else {
+        client.write_packet(seq, &eof(session.status));
+    }
+    client.flush().await?;
+    Ok(())
+}
+
+fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {
+    let schema = schema(state);
+    match translate::to_postgres(sql, &schema) {
+        Ok(t) if t.statements.len() == 1 => Ok(t.statements.into_iter().next().unwrap_or_default()),
+        Ok(_) => Err(ServerError::new(
+            1295,
+            b"HY000",
+            "This command is not supported in the prepared statement protocol yet",
+        )),
+        Err(e) => Err(ServerError::new(
+            1235,
+            b"42000",
+            format!("This statement cannot be run on PostgreSQL by tandem: {e}"),
+        )),
+    }
+}
+
+fn schema(state: &AppState) -> Arc<crate::sql::schema::Schema> {
+    state.schema.load_full()
+}
+
+fn context(session: &Session) -> ClientContext<'_> {
+    ClientContext {
+        capabilities: session.client_caps,
+        mariadb_caps: session.mariadb_caps,
+        collation: u16::from(session.collation),
+        schema: &session.database,
+    }
+}
+
+async fn ok(client: &mut PacketIo, session: &Session) -> Result<(), PgError> {
+    let packet = ok_packet(OkInfo {
+        status: session.status,
+        ..Default::default()
+    });
+    reply(client, 1, &packet).await.map_err(PgError::Client)
+}
+
+async fn reply(client: &mut PacketIo, seq: u8, payload: &[u8]) -> Result<(), WireError> {
+    client.write_and_flush(seq, payload).await.map(|_| ())
+}
+
+#[allow(dead_code)]
+fn record_untranslatable(state: &AppState, session: u64, sql: &str, e: &str) {
+    if let Some(m) = state.mirror.load_full() {
+        m.record(session, DriftKind::Untranslatable, sql, None, e.to_string());
+    }
+}

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod check;
 pub mod config;
 pub mod frontend;
+pub mod migrate;
 pub mod metrics;
 pub mod route;
 pub mod server;

@@ -22,9 +22,12 @@
 //! PostgreSQL `infinity`) are kept as their text, so they compare unequal to
 //! anything the other side could hold instead of failing the whole comparison.
 
+mod key;
 pub mod mysql;
 pub mod pg;
 pub mod temporal;
+
+pub use key::{from_tagged_json, key_cmp, to_tagged_json};
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -378,6 +381,7 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Decimal(d) => f.write_str(d),
+            Value::Float(x) if x.abs() >= 1e-6 && x.abs() < 1e15 || *x == 0.0 => write!(f, "{x}"),
             Value::Float(x) => write!(f, "{x:e}"),
             Value::Date(d) => f.write_str(&temporal::format_date(*d)),
             Value::Time(t) => f.write_str(&temporal::format_time(*t)),

@@ -27,6 +27,9 @@ pub mod mysql;
 pub mod pg;
 pub mod temporal;
 
+#[cfg(test)]
+mod prop;
+
 pub use key::{from_tagged_json, key_cmp, to_tagged_json};
 
 use std::fmt;

@@ -150,8 +150,7 @@ async fn check_sequence(
                 )));
             }
             Ok(Item::missing(format!(
-                "{what}: next value {next} but max id is {} (old max {max_old}, new max {max_new}, old AUTO_INCREMENT {counter}); run with --fix",
-                required - 1
+                "{what}: next value {next}, needs at least {required} (max id old {max_old}, new {max_new}; old AUTO_INCREMENT {counter}); run with --fix"
             )))
         }
         Db::My(_) => {

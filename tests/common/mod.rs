@@ -60,7 +60,11 @@ pub async fn start_proxy_with(toml: &str) -> Proxy {
     let (listener, addr) = tandem::server::bind(&config).await.expect("bind");
     let state = AppState::new(config).expect("state");
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(tandem::server::run(listener, state.clone(), shutdown.clone()));
+    let task = tokio::spawn(tandem::server::run(
+        listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
     Proxy {
         addr,
         state,
@@ -100,16 +104,23 @@ pub fn proxy_opts(proxy: &Proxy, db: &str) -> mysql_async::OptsBuilder {
 }
 
 pub async fn direct(db: &str) -> mysql_async::Conn {
-    mysql_async::Conn::new(direct_opts(db)).await.expect("direct connection")
+    mysql_async::Conn::new(direct_opts(db))
+        .await
+        .expect("direct connection")
 }
 
 pub async fn via(proxy: &Proxy, db: &str) -> mysql_async::Conn {
-    mysql_async::Conn::new(proxy_opts(proxy, db)).await.expect("proxy connection")
+    mysql_async::Conn::new(proxy_opts(proxy, db))
+        .await
+        .expect("proxy connection")
 }
 
 /// Runs `sql` and returns every row as text (NULL as "NULL"), for comparisons.
 pub async fn rows_text(conn: &mut mysql_async::Conn, sql: &str) -> Vec<Vec<String>> {
-    let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let rows: Vec<mysql_async::Row> = conn
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     rows.into_iter().map(row_text).collect()
 }
 

@@ -1,2 +1,4 @@
 pub mod classify;
 pub mod fingerprint;
+pub mod schema;
+pub mod translate;

@@ -1,0 +1,267 @@
+//! MySQL → PostgreSQL statement translation, for the dual-write mirror
+//! (writes that succeeded on MySQL are replayed on PostgreSQL) and later
+//! for reads routed to PostgreSQL.
+//!
+//! The MySQL text is parsed with sqlparser's MySQL dialect, the AST is
+//! rewritten and printed; nothing is done by string substitution. What
+//! cannot be carried over exactly is reported as
+//! [`TranslateError::Untranslatable`] naming the construct, never changed in
+//! meaning silently. `docs/translation.md` lists every rule.
+//!
+//! Layout: `dml` reshapes INSERT/UPDATE/DELETE, `expr` rewrites expressions
+//! (with `func` for functions and `literal` for values), `ddl` and `alter`
+//! handle schema changes, `types` maps column types, `names` identifiers.
+
+mod alter;
+mod ddl;
+mod dml;
+mod expr;
+mod func;
+mod literal;
+mod names;
+mod query;
+mod scope;
+mod types;
+mod update;
+
+#[cfg(test)]
+mod tests;
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Statement, Value, ValueWithSpan, VisitMut, VisitorMut};
+use sqlparser::dialect::MySqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Span;
+
+use super::schema::Schema;
+use scope::Scope;
+
+pub use names::schema_ident;
+
+/// Parser nesting limit: deep enough for real queries, shallow enough that
+/// the recursive rewrite and printing cannot exhaust a thread's stack.
+const RECURSION_LIMIT: usize = 64;
+
+/// The PostgreSQL statements for one MySQL text, to run in order (in one
+/// transaction when there are several).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Translated {
+    pub statements: Vec<String>,
+    /// What a DDL translation dropped or approximated (FULLTEXT indexes,
+    /// index prefix lengths, FIRST/AFTER…). Empty for DML.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    #[error("cannot parse: {0}")]
+    Parse(String),
+    #[error("untranslatable: {construct}")]
+    Untranslatable { construct: String },
+}
+
+fn untranslatable(construct: impl Into<String>) -> TranslateError {
+    TranslateError::Untranslatable {
+        construct: construct.into(),
+    }
+}
+
+/// What MySQL reported for a write that the mirror replays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MysqlOutcome {
+    /// The OK packet's last insert id; 0 when MySQL generated none.
+    pub last_insert_id: u64,
+    /// The session's `auto_increment_increment` (1 unless changed).
+    pub auto_increment_increment: u64,
+}
+
+/// Translates MySQL SQL text (one or more statements) into PostgreSQL.
+///
+/// An INSERT that leaves the AUTO_INCREMENT column to the database gets
+/// PostgreSQL's own identity value here; the mirror should use
+/// [`to_postgres_replay`] so both sides store MySQL's ids.
+pub fn to_postgres(mysql_sql: &str, schema: &Schema) -> Result<Translated, TranslateError> {
+    guarded(|| translate(mysql_sql, schema, None))
+}
+
+/// Like [`to_postgres`], for a write that already ran on MySQL: the
+/// AUTO_INCREMENT values MySQL generated (from `outcome`) are written into
+/// the INSERT explicitly.
+pub fn to_postgres_replay(
+    mysql_sql: &str,
+    schema: &Schema,
+    outcome: &MysqlOutcome,
+) -> Result<Translated, TranslateError> {
+    let ids = dml::GeneratedIds {
+        first: outcome.last_insert_id,
+        step: outcome.auto_increment_increment.max(1),
+    };
+    guarded(|| translate(mysql_sql, schema, Some(ids)))
+}
+
+/// sqlparser has had panics on odd input in the past; a mirror must not lose
+/// its task over one statement. Tests call `translate` directly so that a
+/// panic there still fails them.
+fn guarded(
+    f: impl FnOnce() -> Result<Translated, TranslateError>,
+) -> Result<Translated, TranslateError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(TranslateError::Parse(
+            "the SQL parser failed on this text".into(),
+        ))
+    })
+}
+
+fn translate(
+    mysql_sql: &str,
+    schema: &Schema,
+    ids: Option<dml::GeneratedIds>,
+) -> Result<Translated, TranslateError> {
+    let statements = Parser::new(&MySqlDialect {})
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(mysql_sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| TranslateError::Parse(e.to_string()))?;
+    let mut out = Translated::default();
+    for statement in statements {
+        translate_statement(statement, schema, ids, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Numbers `?` placeholders `$1…$n` in the order they appear in the text,
+/// before any rewrite moves them (`LIMIT ?, ?` → `LIMIT $2 OFFSET $1`).
+fn number_placeholders(statement: &mut Statement) -> Result<(), TranslateError> {
+    struct Positions(Vec<(u64, u64)>);
+    impl VisitorMut for Positions {
+        type Break = ();
+        fn pre_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<()> {
+            if matches!(&v.value, Value::Placeholder(p) if p == "?") {
+                self.0.push((v.span.start.line, v.span.start.column));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    struct Assign {
+        numbers: Vec<usize>,
+        next: usize,
+    }
+    impl VisitorMut for Assign {
+        type Break = TranslateError;
+        fn pre_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<TranslateError> {
+            match &v.value {
+                Value::Placeholder(p) if p == "?" => {
+                    let n = self
+                        .numbers
+                        .get(self.next)
+                        .copied()
+                        .unwrap_or(self.next + 1);
+                    self.next += 1;
+                    v.value = Value::Placeholder(format!("${n}"));
+                    v.span = Span::empty();
+                }
+                Value::Placeholder(p) => {
+                    return ControlFlow::Break(untranslatable(format!("placeholder {p}")))
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut positions = Positions(Vec::new());
+    let _ = statement.visit(&mut positions);
+    let mut order: Vec<usize> = (0..positions.0.len()).collect();
+    order.sort_by_key(|&i| (positions.0[i], i));
+    let mut numbers = vec![0; order.len()];
+    for (rank, &visit_index) in order.iter().enumerate() {
+        numbers[visit_index] = rank + 1;
+    }
+    match statement.visit(&mut Assign { numbers, next: 0 }) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+fn translate_statement(
+    mut statement: Statement,
+    schema: &Schema,
+    ids: Option<dml::GeneratedIds>,
+    out: &mut Translated,
+) -> Result<(), TranslateError> {
+    number_placeholders(&mut statement)?;
+    match &mut statement {
+        Statement::Query(_) => {
+            let scope = Scope::collect(&statement, schema);
+            expr::rewrite(&mut statement, &scope)?;
+        }
+        Statement::Insert(insert) => {
+            let mut scope = Scope::collect(&*insert, schema);
+            dml::insert(insert, schema, &mut scope, ids)?;
+            expr::rewrite(&mut statement, &scope)?;
+        }
+        Statement::Update(update) => {
+            let scope = Scope::collect(&*update, schema);
+            update::update(update, schema)?;
+            expr::rewrite(&mut statement, &scope)?;
+        }
+        Statement::Delete(delete) => {
+            let scope = Scope::collect(&*delete, schema);
+            update::delete(delete, schema)?;
+            expr::rewrite(&mut statement, &scope)?;
+        }
+        _ => return ddl_or_other(statement, out),
+    }
+    out.statements.push(statement.to_string());
+    Ok(())
+}
+
+fn ddl_or_other(statement: Statement, out: &mut Translated) -> Result<(), TranslateError> {
+    let construct = match statement {
+        Statement::CreateTable(ct) => return ddl::create_table(ct, out),
+        Statement::AlterTable(at) => return alter::alter_table(at, out),
+        Statement::CreateIndex(ci) => return alter::create_index_statement(ci, out),
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            table,
+            ..
+        } => return alter::drop(object_type, if_exists, names, table, out),
+        Statement::Truncate(t) => return alter::truncate(t, out),
+        Statement::RenameTable(r) => return alter::rename_tables(r, out),
+        Statement::CreateDatabase { .. } | Statement::CreateSchema { .. } => {
+            "CREATE DATABASE (database-level DDL is not mirrored)"
+        }
+        Statement::LockTables { .. } => "LOCK TABLES",
+        Statement::UnlockTables => "UNLOCK TABLES",
+        Statement::Set(_) => "SET statement",
+        Statement::Call(_) => "CALL (stored procedure)",
+        Statement::CreateProcedure { .. } | Statement::DropProcedure { .. } => "stored procedure",
+        Statement::CreateFunction(_) | Statement::DropFunction(_) => "stored function",
+        Statement::CreateTrigger(_) | Statement::DropTrigger(_) => "trigger",
+        Statement::CreateView(_) | Statement::AlterView(_) => "view",
+        Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => "transaction control",
+        Statement::Use(_) => "USE statement",
+        Statement::Explain { .. } | Statement::ExplainTable { .. } => "EXPLAIN",
+        Statement::Grant(_) | Statement::Revoke(_) => "GRANT/REVOKE",
+        Statement::CreateUser(_) | Statement::AlterUser(_) => "account management",
+        Statement::Prepare { .. } | Statement::Execute { .. } | Statement::Deallocate { .. } => {
+            "PREPARE/EXECUTE (SQL-level prepared statement)"
+        }
+        Statement::Kill { .. } => "KILL",
+        Statement::Flush { .. } => "FLUSH",
+        Statement::LoadData { .. } => "LOAD DATA",
+        Statement::Analyze(_) | Statement::OptimizeTable { .. } => "table maintenance",
+        other => {
+            let text = other.to_string();
+            let words: Vec<&str> = text.split_whitespace().take(2).collect();
+            return Err(untranslatable(format!("{} statement", words.join(" "))));
+        }
+    };
+    Err(untranslatable(construct))
+}

@@ -8,7 +8,11 @@ use tokio_util::sync::CancellationToken;
 use tandem::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "Zero-downtime database migration proxy (MySQL protocol)")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Zero-downtime database migration proxy (MySQL protocol)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -105,7 +109,9 @@ fn main() -> ExitCode {
     // The runtime's size comes from the config; a config that doesn't load is
     // reported by the command itself.
     let threads = match &cli.command {
-        Command::Serve { config, .. } => Config::load(config).map(|c| c.runtime.worker_threads).unwrap_or(0),
+        Command::Serve { config, .. } => Config::load(config)
+            .map(|c| c.runtime.worker_threads)
+            .unwrap_or(0),
         Command::Check { .. } => 1,
         _ => 0,
     };
@@ -190,7 +196,9 @@ fn init_logging(config: &Config, format: Option<LogFormatArg>) {
         Some(LogFormatArg::Text) => false,
         None => config.log.format == LogFormat::Json,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -239,7 +247,11 @@ async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     for line in &report.lines {
         println!("{line}");
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Loads the config and the two backends for a migrate command.
@@ -253,16 +265,51 @@ fn migrate_setup(path: &PathBuf) -> anyhow::Result<(Config, tandem::migrate::Sid
 async fn schema(path: PathBuf, apply: bool) -> anyhow::Result<ExitCode> {
     let (_, sides) = migrate_setup(&path)?;
     let report = tandem::migrate::schema::run(&sides, apply).await?;
-    for s in &report.statements {
-        println!("{s};");
+    for (table, statements) in &report.tables {
+        let exists = report.existing.contains(table);
+        if apply {
+            println!(
+                "{table}: {}",
+                if exists {
+                    "exists on the new side, left unchanged"
+                } else {
+                    "created"
+                }
+            );
+        } else {
+            println!(
+                "-- {table}{}",
+                if exists {
+                    " (already exists on the new side)"
+                } else {
+                    ""
+                }
+            );
+            for s in statements {
+                println!("{s};");
+            }
+        }
     }
-    for p in &report.problems {
-        eprintln!("not mapped exactly: {p}");
+    for n in &report.notes {
+        eprintln!("not mapped exactly: {n}");
     }
-    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    for u in &report.untranslatable {
+        eprintln!("NOT TRANSLATED: {u}");
+    }
+    if !report.ok() {
+        eprintln!(
+            "{} table(s) could not be translated: create them on the new side by hand, then run backfill",
+            report.untranslatable.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn backfill(path: PathBuf, opts: tandem::migrate::backfill::BackfillOptions) -> anyhow::Result<ExitCode> {
+async fn backfill(
+    path: PathBuf,
+    opts: tandem::migrate::backfill::BackfillOptions,
+) -> anyhow::Result<ExitCode> {
     use tandem::migrate::backfill::Status;
     let (_, sides) = migrate_setup(&path)?;
     let report = tandem::migrate::backfill::run(&sides, &opts).await?;
@@ -277,7 +324,9 @@ async fn backfill(path: PathBuf, opts: tandem::migrate::backfill::BackfillOption
                 t.seconds,
                 t.rows as f64 / t.seconds.max(1e-9)
             ),
-            Status::AlreadyDone => "already complete (checkpoint); --restart copies it again".into(),
+            Status::AlreadyDone => {
+                "already complete (checkpoint); --restart copies it again".into()
+            }
             Status::SkippedNoKey => {
                 skipped += 1;
                 "SKIPPED: no primary key or NOT NULL unique key (copy it with --allow-no-pk)".into()
@@ -296,7 +345,11 @@ async fn backfill(path: PathBuf, opts: tandem::migrate::backfill::BackfillOption
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(path: PathBuf, opts: tandem::migrate::verify::VerifyOptions, json: bool) -> anyhow::Result<ExitCode> {
+async fn verify(
+    path: PathBuf,
+    opts: tandem::migrate::verify::VerifyOptions,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let (_, sides) = migrate_setup(&path)?;
     let report = tandem::migrate::verify::run(&sides, &opts).await?;
     if json {
@@ -317,7 +370,11 @@ async fn cutover_check(path: PathBuf, fix: bool) -> anyhow::Result<ExitCode> {
     let (config, sides) = migrate_setup(&path)?;
     let report = tandem::migrate::cutover::run(&config, &sides, fix).await?;
     for item in &report.items {
-        println!("{} {}", if item.ok { "OK     " } else { "MISSING" }, item.text);
+        println!(
+            "{} {}",
+            if item.ok { "OK     " } else { "MISSING" },
+            item.text
+        );
     }
     if report.ok() {
         println!("cutover-check: ready for new_primary");

@@ -636,3 +636,111 @@ fn commands_explain_what_to_do_when_the_setup_is_wrong() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("no table `nope`"), "{}", run.stderr);
 }
+
+#[test]
+fn schema_apply_translates_the_old_tables_then_backfill_and_verify_pass() {
+    let env = Env::new("mig_schema");
+    env.my(
+        "CREATE TABLE accounts (
+           id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+           email VARCHAR(100) NOT NULL,
+           active TINYINT(1) NOT NULL DEFAULT 1,
+           kind ENUM('personal','business') NOT NULL DEFAULT 'personal',
+           balance DECIMAL(30,10) NOT NULL DEFAULT '0.0000000000',
+           big BIGINT, ubig BIGINT UNSIGNED,
+           created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+           seen DATETIME(6) NULL, day DATE, at TIME,
+           prefs JSON, bio TEXT, avatar BLOB,
+           UNIQUE KEY uq_email (email), KEY idx_kind (kind)
+         ) AUTO_INCREMENT = 500;
+         INSERT INTO accounts (email, active, kind, balance, big, ubig, created, seen, day, at, prefs, bio, avatar)
+         SELECT CONCAT('user', seq, '@example.com'), seq % 2, IF(seq % 3 = 0, 'business', 'personal'),
+                seq * 1.0000000001, -seq * 1000000007, 18446744073709551615 - seq,
+                '2024-01-01 00:00:00.000001' + INTERVAL seq MINUTE, IF(seq % 5 = 0, NULL, '2023-06-01 12:00:00' + INTERVAL seq SECOND),
+                '2020-01-01' + INTERVAL seq DAY, SEC_TO_TIME(seq * 7), JSON_OBJECT('n', seq, 'tags', JSON_ARRAY('a', seq)),
+                REPEAT('bio ', seq % 20), UNHEX(MD5(seq))
+         FROM seq_1_to_1200;
+         CREATE TABLE shapes (id INT PRIMARY KEY, g GEOMETRY);",
+    );
+    let printed = env.tandem(&["schema"]);
+    // GEOMETRY has no translation: reported, exit 1, the rest printed.
+    printed.expect_code(1);
+    assert!(
+        printed.stderr.contains("NOT TRANSLATED: shapes"),
+        "{}",
+        printed.stderr
+    );
+    assert!(
+        printed.stdout.contains("CREATE TABLE \"accounts\""),
+        "{}",
+        printed.stdout
+    );
+    assert!(printed.stdout.contains("BOOLEAN"), "{}", printed.stdout);
+    assert!(printed.stdout.contains("JSONB"), "{}", printed.stdout);
+    assert!(printed.stdout.contains("IDENTITY"), "{}", printed.stdout);
+    assert!(
+        printed.stdout.contains("CREATE UNIQUE INDEX"),
+        "{}",
+        printed.stdout
+    );
+    assert!(
+        env.pg("SELECT count(*) FROM pg_class WHERE relname = 'accounts'")
+            .trim()
+            == "0",
+        "printing must not apply"
+    );
+
+    let applied = env.tandem(&["schema", "--apply"]);
+    applied.expect_code(1);
+    assert!(
+        applied.stdout.contains("accounts: created"),
+        "{}",
+        applied.stdout
+    );
+    let types = env.pg(
+        "SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'accounts'",
+    );
+    for expected in [
+        "active:boolean",
+        "prefs:jsonb",
+        "avatar:bytea",
+        "ubig:numeric",
+        "created:timestamp with time zone",
+    ] {
+        assert!(types.contains(expected), "{expected} in {types}");
+    }
+    assert_eq!(env.pg("SELECT count(*) FROM pg_indexes WHERE tablename = 'accounts' AND indexdef LIKE 'CREATE UNIQUE INDEX%email%'").trim(), "1");
+    // Applying again leaves existing tables alone.
+    let again = env.tandem(&["schema", "--apply"]);
+    assert!(
+        again
+            .stdout
+            .contains("accounts: exists on the new side, left unchanged"),
+        "{}",
+        again.stdout
+    );
+
+    env.tandem(&["backfill", "--tables", "accounts", "--chunk-rows", "300"])
+        .expect_code(0);
+    let verify = env.tandem(&["verify", "--tables", "accounts", "--json"]);
+    verify.expect_code(0);
+    assert_eq!(table_report(&verify.json(), "accounts")["rows_new"], 1200);
+    // The identity continues after the copied ids once cutover-check fixed it.
+    let check = env.tandem(&["cutover-check", "--fix"]);
+    check.expect_code(1);
+    // The identity starts where SHOW CREATE TABLE said AUTO_INCREMENT was.
+    assert!(
+        check
+            .stdout
+            .contains("OK      sequence accounts.id: next value"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("MISSING table shapes: does not exist on the new side"),
+        "{}",
+        check.stdout
+    );
+}

@@ -326,6 +326,7 @@ async fn copy_table(
     };
     let writer = Writer::new(&plan, Side::New, target.dialect(), &tag.to_string());
     writer.create_stage(&mut target).await?;
+    super::write::prepare_writer_session(&mut target).await;
     let table_progress = progress.table(
         &plan.old_name,
         plan.est_rows,

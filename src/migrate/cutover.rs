@@ -51,10 +51,15 @@ impl CutoverReport {
 }
 
 pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverReport, MigrateError> {
-    let plans = super::plan_tables(sides, None).await?;
+    let (plans, missing) = super::plan_tables_lenient(sides, None).await?;
     let mut old = sides.connect(Side::Old).await?;
     let mut new = sides.connect(Side::New).await?;
     let mut report = CutoverReport::default();
+    for t in missing {
+        report.items.push(Item::missing(format!(
+            "table {t}: does not exist on the new side; create it (`tandem schema --apply`) and backfill it"
+        )));
+    }
     for plan in &plans {
         for col in plan.columns.iter().filter(|c| c.new_auto) {
             report.items.push(
@@ -135,8 +140,7 @@ async fn check_sequence(
             .unwrap_or(1);
             if next >= required {
                 return Ok(Item::ok(format!(
-                    "{what}: next value {next} > max id {}",
-                    required - 1
+                    "{what}: next value {next} is past every id"
                 )));
             }
             if fix {
@@ -165,8 +169,7 @@ async fn check_sequence(
             .unwrap_or(1);
             if next >= required {
                 return Ok(Item::ok(format!(
-                    "{what}: AUTO_INCREMENT {next} > max id {}",
-                    required - 1
+                    "{what}: AUTO_INCREMENT {next} is past every id"
                 )));
             }
             if fix {
@@ -180,8 +183,7 @@ async fn check_sequence(
                 )));
             }
             Ok(Item::missing(format!(
-                "{what}: AUTO_INCREMENT {next} but max id is {}; run with --fix",
-                required - 1
+                "{what}: AUTO_INCREMENT {next}, needs at least {required} (max id old {max_old}, new {max_new}); run with --fix"
             )))
         }
     }

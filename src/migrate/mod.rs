@@ -165,6 +165,22 @@ pub async fn plan_tables(
     sides: &Sides,
     only: Option<&[String]>,
 ) -> Result<Vec<catalog::TablePlan>, MigrateError> {
+    let (plans, missing) = plan_tables_lenient(sides, only).await?;
+    if !missing.is_empty() {
+        return Err(MigrateError::Schema(format!(
+            "table(s) {} do not exist on the new side: create them first (`tandem schema --apply`)",
+            missing.join(", ")
+        )));
+    }
+    Ok(plans)
+}
+
+/// Like [`plan_tables`], returning the old-side tables missing on the new
+/// side instead of failing on them.
+pub async fn plan_tables_lenient(
+    sides: &Sides,
+    only: Option<&[String]>,
+) -> Result<(Vec<catalog::TablePlan>, Vec<String>), MigrateError> {
     let mut old_db = sides.connect(Side::Old).await?;
     let mut new_db = sides.connect(Side::New).await?;
     let old = catalog::load(&mut old_db).await?;
@@ -198,13 +214,7 @@ pub async fn plan_tables(
             None => missing.push(t.name.clone()),
         }
     }
-    if !missing.is_empty() {
-        return Err(MigrateError::Schema(format!(
-            "table(s) {} do not exist on the new side: create them first (`tandem schema --apply`)",
-            missing.join(", ")
-        )));
-    }
-    Ok(plans)
+    Ok((plans, missing))
 }
 
 /// Splits a `--tables a,b` argument.

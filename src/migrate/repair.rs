@@ -31,6 +31,7 @@ impl Repairer {
     ) -> Result<Repairer, MigrateError> {
         let writer = Writer::new(plan, authoritative.other(), target.dialect(), "repair");
         writer.create_stage(target).await?;
+        super::write::prepare_writer_session(target).await;
         Ok(Repairer {
             authoritative,
             writer,

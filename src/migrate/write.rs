@@ -260,6 +260,21 @@ impl Writer {
     }
 }
 
+/// Prepares a session that copies rows in: triggers and foreign-key checks
+/// off, so an `ON UPDATE CURRENT_TIMESTAMP` trigger cannot rewrite the values
+/// being copied and tables can be filled in any order. On PostgreSQL that
+/// takes `session_replication_role`, which needs superuser; without it the
+/// copy still works and a warning says what may differ.
+pub async fn prepare_writer_session(db: &mut Db) {
+    let (sql, what) = match db.dialect() {
+        Dialect::Postgres => ("SET session_replication_role = replica", "triggers and foreign keys stay active on the new side (needs superuser to disable): ON UPDATE triggers may rewrite copied values, and child tables may fail until their parents are copied"),
+        Dialect::Mysql => ("SET SESSION foreign_key_checks = 0", "foreign key checks stay on"),
+    };
+    if let Err(e) = db.execute(sql).await {
+        tracing::warn!(error = %e, "{what}");
+    }
+}
+
 /// Sends one buffer through `COPY … FROM STDIN`.
 pub async fn copy_in(
     client: &tokio_postgres::Client,

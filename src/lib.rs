@@ -13,6 +13,7 @@ pub mod config;
 pub mod drift;
 pub mod dual;
 pub mod frontend;
+pub mod migrate;
 pub mod metrics;
 pub mod mirror;
 pub mod reload;

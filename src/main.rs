@@ -39,6 +39,69 @@ enum Command {
         #[arg(long, short, default_value = "proxy.toml")]
         config: PathBuf,
     },
+    /// Print (or apply to the new backend) the new side's DDL, translated
+    /// from the old backend's tables.
+    Schema {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Run the DDL on the new backend instead of printing it.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Copy every table old -> new in key order, resumably.
+    Backfill {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Only these tables (comma-separated).
+        #[arg(long)]
+        tables: Option<String>,
+        /// Rows per chunk (one target transaction and checkpoint each).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        chunk_rows: u64,
+        /// Throttle: most rows per second, all tables together.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        rate: Option<u64>,
+        /// Tables copied at the same time.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+        parallel: u64,
+        /// Also copy tables without a primary or NOT NULL unique key (in one
+        /// transaction each; no resume, no conflict detection).
+        #[arg(long)]
+        allow_no_pk: bool,
+        /// Ignore existing checkpoints and copy from the start (existing rows
+        /// on the new side still win).
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Compare both backends table by table; exit 1 on differences.
+    Verify {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Only these tables (comma-separated).
+        #[arg(long)]
+        tables: Option<String>,
+        /// Rows per table also compared value by value (random sample).
+        #[arg(long, default_value_t = 100)]
+        sample: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Rows per compared chunk.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        chunk_rows: u64,
+        /// Re-copy differing rows from the authoritative (old) side, delete
+        /// rows it does not have, and compare them again.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Check what must hold before switching to `new_primary`.
+    CutoverCheck {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Move identity/serial sequences past the largest ids.
+        #[arg(long)]
+        fix: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +113,7 @@ fn main() -> ExitCode {
             .map(|c| c.runtime.worker_threads)
             .unwrap_or(0),
         Command::Check { .. } => 1,
+        _ => 0,
     };
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -71,6 +135,44 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config, log_format } => serve(config, log_format).await,
             Command::Check { config } => check(config).await,
+            Command::Schema { config, apply } => schema(config, apply).await,
+            Command::Backfill {
+                config,
+                tables,
+                chunk_rows,
+                rate,
+                parallel,
+                allow_no_pk,
+                restart,
+            } => {
+                let opts = tandem::migrate::backfill::BackfillOptions {
+                    tables: tandem::migrate::parse_table_list(tables.as_deref()),
+                    chunk_rows,
+                    rate,
+                    parallel: parallel as usize,
+                    allow_no_pk,
+                    restart,
+                };
+                backfill(config, opts).await
+            }
+            Command::Verify {
+                config,
+                tables,
+                sample,
+                json,
+                chunk_rows,
+                repair,
+            } => {
+                let opts = tandem::migrate::verify::VerifyOptions {
+                    tables: tandem::migrate::parse_table_list(tables.as_deref()),
+                    sample,
+                    chunk_rows,
+                    repair,
+                    authoritative: tandem::migrate::Side::Old,
+                };
+                verify(config, opts, json).await
+            }
+            Command::CutoverCheck { config, fix } => cutover_check(config, fix).await,
         }
     });
     match result {
@@ -165,4 +267,135 @@ async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Loads the config and the two backends for a migrate command.
+fn migrate_setup(path: &PathBuf) -> anyhow::Result<(Config, tandem::migrate::Sides)> {
+    let config = load(path)?;
+    init_logging(&config, None);
+    let sides = tandem::migrate::Sides::from_config(&config)?;
+    Ok((config, sides))
+}
+
+async fn schema(path: PathBuf, apply: bool) -> anyhow::Result<ExitCode> {
+    let (_, sides) = migrate_setup(&path)?;
+    let report = tandem::migrate::schema::run(&sides, apply).await?;
+    for (table, statements) in &report.tables {
+        let exists = report.existing.contains(table);
+        if apply {
+            println!(
+                "{table}: {}",
+                if exists {
+                    "exists on the new side, left unchanged"
+                } else {
+                    "created"
+                }
+            );
+        } else {
+            println!(
+                "-- {table}{}",
+                if exists {
+                    " (already exists on the new side)"
+                } else {
+                    ""
+                }
+            );
+            for s in statements {
+                println!("{s};");
+            }
+        }
+    }
+    for n in &report.notes {
+        eprintln!("not mapped exactly: {n}");
+    }
+    for u in &report.untranslatable {
+        eprintln!("NOT TRANSLATED: {u}");
+    }
+    if !report.ok() {
+        eprintln!(
+            "{} table(s) could not be translated: create them on the new side by hand, then run backfill",
+            report.untranslatable.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn backfill(
+    path: PathBuf,
+    opts: tandem::migrate::backfill::BackfillOptions,
+) -> anyhow::Result<ExitCode> {
+    use tandem::migrate::backfill::Status;
+    let (_, sides) = migrate_setup(&path)?;
+    let report = tandem::migrate::backfill::run(&sides, &opts).await?;
+    let mut skipped = 0;
+    for t in &report.tables {
+        let status = match &t.status {
+            Status::Copied => format!(
+                "copied: {} rows read, {} inserted, {} already present, {:.1}s ({:.0} rows/s)",
+                t.rows,
+                t.inserted,
+                t.rows.saturating_sub(t.inserted),
+                t.seconds,
+                t.rows as f64 / t.seconds.max(1e-9)
+            ),
+            Status::AlreadyDone => {
+                "already complete (checkpoint); --restart copies it again".into()
+            }
+            Status::SkippedNoKey => {
+                skipped += 1;
+                "SKIPPED: no primary key or NOT NULL unique key (copy it with --allow-no-pk)".into()
+            }
+            Status::Failed(e) => format!("FAILED: {e}"),
+        };
+        println!("{}: {status}", t.table);
+    }
+    if !report.ok() {
+        eprintln!(
+            "backfill incomplete{}: fix the errors above and run it again; it resumes from each table's checkpoint",
+            if skipped > 0 { " (tables without a key were skipped)" } else { "" }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(
+    path: PathBuf,
+    opts: tandem::migrate::verify::VerifyOptions,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (_, sides) = migrate_setup(&path)?;
+    let report = tandem::migrate::verify::run(&sides, &opts).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", tandem::migrate::verify::render(&report));
+    }
+    Ok(if report.clean {
+        ExitCode::SUCCESS
+    } else if report.tables.iter().any(|t| t.error.is_some()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn cutover_check(path: PathBuf, fix: bool) -> anyhow::Result<ExitCode> {
+    let (config, sides) = migrate_setup(&path)?;
+    let report = tandem::migrate::cutover::run(&config, &sides, fix).await?;
+    for item in &report.items {
+        println!(
+            "{} {}",
+            if item.ok { "OK     " } else { "MISSING" },
+            item.text
+        );
+    }
+    if report.ok() {
+        println!("cutover-check: ready for new_primary");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("cutover-check: NOT ready (see MISSING above)");
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -4,6 +4,7 @@ pub mod mysql;
 pub mod pg_mysql;
 pub mod pool;
 pub mod postgres;
+pub mod value;
 
 use crate::wire::io::WireError;
 use crate::wire::packets::ServerError;

@@ -1,0 +1,566 @@
+//! `tandem backfill`: copies every table old → new in key order.
+//!
+//! Per table, a reader task walks the old side with keyset pagination
+//! (`WHERE key > last ORDER BY key LIMIT n`, never OFFSET), turns rows into
+//! the target's bulk format and hands them over a small bounded channel to
+//! the writer, which applies each chunk in one target transaction:
+//! COPY into a staging table, `INSERT … SELECT … ON CONFLICT DO NOTHING`
+//! (insert-if-absent: rows dual writes already put there win, see the race
+//! rule in [`crate::migrate`]), and the table's checkpoint row (last key,
+//! rows copied) in `tandem_backfill_checkpoint`. A killed backfill therefore
+//! resumes after the last committed chunk: nothing lost, nothing twice.
+//! Memory per table is the channel (a few 256 KiB blocks) plus one row.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::value::{from_tagged_json, to_tagged_json, Row, Value};
+
+use super::catalog::{ColType, TablePlan};
+use super::db::Db;
+use super::progress::{Progress, RateLimiter, TableProgress};
+use super::sqltext::{ident, pg_string, read_types, select_range, Bounds, Dialect};
+use super::write::{OnConflict, Writer};
+use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE};
+
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    pub tables: Option<Vec<String>>,
+    pub chunk_rows: u64,
+    /// Total rows per second across tables.
+    pub rate: Option<u64>,
+    pub parallel: usize,
+    pub allow_no_pk: bool,
+    /// Forget checkpoints and copy from the start.
+    pub restart: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Copied,
+    AlreadyDone,
+    SkippedNoKey,
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TableOutcome {
+    pub table: String,
+    /// Rows read from the old side in this run.
+    pub rows: u64,
+    /// Of those, rows that were not on the new side yet.
+    pub inserted: u64,
+    pub seconds: f64,
+    pub status: Status,
+}
+
+#[derive(Debug, Default)]
+pub struct BackfillReport {
+    pub tables: Vec<TableOutcome>,
+}
+
+impl BackfillReport {
+    pub fn ok(&self) -> bool {
+        self.tables
+            .iter()
+            .all(|t| matches!(t.status, Status::Copied | Status::AlreadyDone))
+    }
+}
+
+/// Bytes of COPY data (or rows for MySQL) handed over at a time.
+const BLOCK_BYTES: usize = 256 << 10;
+const MYSQL_BLOCK_ROWS: usize = 1000;
+
+pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport, MigrateError> {
+    let plans = super::plan_tables(sides, opts.tables.as_deref()).await?;
+    let mut problems = Vec::new();
+    for p in &plans {
+        if !p.only_old.is_empty() {
+            problems.push(format!(
+                "{}: column(s) {} missing on the new side",
+                p.old_name,
+                p.only_old.join(", ")
+            ));
+        }
+        if !p.key.is_empty() && !p.unique_on[Side::New as usize] {
+            problems.push(format!(
+                "{}: the new side has no primary key or unique constraint on ({}), which insert-if-absent needs",
+                p.old_name,
+                p.key_names()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(MigrateError::Schema(format!(
+            "the new side's schema does not match (fix it, e.g. with `tandem schema --apply`):\n  {}",
+            problems.join("\n  ")
+        )));
+    }
+
+    let mut target = sides.connect(Side::New).await?;
+    ensure_checkpoint_table(&mut target).await?;
+    if opts.restart {
+        for p in &plans {
+            target
+                .execute(&format!(
+                    "DELETE FROM {} WHERE table_name = {}",
+                    ident(target.dialect(), CHECKPOINT_TABLE),
+                    text_literal(target.dialect(), &p.old_name)
+                ))
+                .await?;
+        }
+    }
+    drop(target);
+
+    let progress = Progress::new("backfill");
+    let stop = CancellationToken::new();
+    let ticker = progress.spawn_ticker(stop.clone());
+    let limiter = opts.rate.map(RateLimiter::new);
+    let permits = Arc::new(Semaphore::new(opts.parallel.max(1)));
+    let mut tasks = Vec::new();
+    let mut report = BackfillReport::default();
+    for (n, plan) in plans.into_iter().enumerate() {
+        if plan.key.is_empty() && !opts.allow_no_pk {
+            tracing::warn!(table = %plan.old_name, "no primary key or NOT NULL unique key: skipped (use --allow-no-pk)");
+            report.tables.push(TableOutcome {
+                table: plan.old_name.clone(),
+                rows: 0,
+                inserted: 0,
+                seconds: 0.0,
+                status: Status::SkippedNoKey,
+            });
+            continue;
+        }
+        let (sides, opts, progress, limiter, permits) = (
+            sides.clone(),
+            opts.clone(),
+            progress.clone(),
+            limiter.clone(),
+            permits.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let started = Instant::now();
+            let name = plan.old_name.clone();
+            let result = copy_table(&sides, Arc::new(plan), &opts, &progress, limiter, n).await;
+            let seconds = started.elapsed().as_secs_f64();
+            match result {
+                Ok((rows, inserted, status)) => TableOutcome {
+                    table: name,
+                    rows,
+                    inserted,
+                    seconds,
+                    status,
+                },
+                Err(e) => TableOutcome {
+                    table: name,
+                    rows: 0,
+                    inserted: 0,
+                    seconds,
+                    status: Status::Failed(e.to_string()),
+                },
+            }
+        }));
+    }
+    for t in tasks {
+        match t.await {
+            Ok(outcome) => report.tables.push(outcome),
+            Err(e) => return Err(MigrateError::Task(e.to_string())),
+        }
+    }
+    stop.cancel();
+    let _ = ticker.await;
+    Ok(report)
+}
+
+fn text_literal(d: Dialect, s: &str) -> String {
+    match d {
+        Dialect::Postgres => pg_string(s),
+        Dialect::Mysql => super::sqltext::literal(
+            d,
+            &Value::Text(s.to_string()),
+            ColType::Pg(crate::backend::value::pg::PgType::Text),
+        ),
+    }
+}
+
+pub async fn ensure_checkpoint_table(db: &mut Db) -> Result<(), MigrateError> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => format!(
+            "CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (\
+               table_name text PRIMARY KEY, last_key text, \
+               rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, \
+               updated_at timestamptz NOT NULL DEFAULT now())"
+        ),
+        Dialect::Mysql => format!(
+            "CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (\
+               table_name varchar(255) PRIMARY KEY, last_key longtext, \
+               rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, \
+               updated_at datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
+        ),
+    };
+    db.execute(&sql).await
+}
+
+/// A table's checkpoint: where the last committed chunk ended.
+#[derive(Debug, Default)]
+pub struct Checkpoint {
+    pub last_key: Option<Vec<Value>>,
+    pub rows_copied: u64,
+    pub done: bool,
+}
+
+pub async fn read_checkpoint(db: &mut Db, table: &str) -> Result<Option<Checkpoint>, MigrateError> {
+    let d = db.dialect();
+    let sql = format!(
+        "SELECT last_key, rows_copied, done FROM {CHECKPOINT_TABLE} WHERE table_name = {}",
+        text_literal(d, table)
+    );
+    let types = match d {
+        Dialect::Postgres => {
+            use crate::backend::value::pg::PgType;
+            [
+                ColType::Pg(PgType::Text),
+                ColType::Pg(PgType::Int8),
+                ColType::Pg(PgType::Bool),
+            ]
+        }
+        Dialect::Mysql => {
+            use crate::backend::value::mysql::{MysqlKind, MysqlType};
+            [
+                ColType::My(MysqlType::new(MysqlKind::Text)),
+                ColType::My(MysqlType::new(MysqlKind::Int)),
+                ColType::My(MysqlType::new(MysqlKind::Bool)),
+            ]
+        }
+    };
+    let Some(row) = db.rows(&sql, &types).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let last_key = match &row[0] {
+        Value::Null => None,
+        Value::Text(t) => Some(from_tagged_json(t).ok_or_else(|| {
+            MigrateError::Schema(format!(
+                "the checkpoint of {table} is unreadable; rerun with --restart to copy the table again"
+            ))
+        })?),
+        _ => None,
+    };
+    let rows_copied = match row[1] {
+        Value::Int(i) => i.max(0) as u64,
+        _ => 0,
+    };
+    Ok(Some(Checkpoint {
+        last_key,
+        rows_copied,
+        done: row[2] == Value::Bool(true),
+    }))
+}
+
+fn checkpoint_upsert(
+    d: Dialect,
+    table: &str,
+    last_key: Option<&[Value]>,
+    rows: u64,
+    done: bool,
+) -> String {
+    let key = last_key.map_or("NULL".to_string(), |k| text_literal(d, &to_tagged_json(k)));
+    let name = text_literal(d, table);
+    match d {
+        Dialect::Postgres => format!(
+            "INSERT INTO {CHECKPOINT_TABLE} AS c (table_name, last_key, rows_copied, done) \
+             VALUES ({name}, {key}, {rows}, {done}) ON CONFLICT (table_name) DO UPDATE SET \
+             last_key = COALESCE(EXCLUDED.last_key, c.last_key), rows_copied = c.rows_copied + EXCLUDED.rows_copied, \
+             done = EXCLUDED.done, updated_at = now()"
+        ),
+        Dialect::Mysql => format!(
+            "INSERT INTO {CHECKPOINT_TABLE} (table_name, last_key, rows_copied, done) \
+             VALUES ({name}, {key}, {rows}, {done}) ON DUPLICATE KEY UPDATE \
+             last_key = COALESCE(VALUES(last_key), last_key), rows_copied = rows_copied + VALUES(rows_copied), \
+             done = VALUES(done), updated_at = CURRENT_TIMESTAMP(6)"
+        ),
+    }
+}
+
+/// What the reader hands the writer.
+enum Block {
+    Copy(Bytes),
+    Rows(Vec<Row>),
+    /// The chunk ends here; `last_key` is its last row's key.
+    ChunkEnd {
+        last_key: Option<Vec<Value>>,
+        rows: u64,
+        done: bool,
+    },
+    Failed(MigrateError),
+}
+
+async fn copy_table(
+    sides: &Sides,
+    plan: Arc<TablePlan>,
+    opts: &BackfillOptions,
+    progress: &Progress,
+    limiter: Option<Arc<RateLimiter>>,
+    tag: usize,
+) -> Result<(u64, u64, Status), MigrateError> {
+    let mut target = sides.connect(Side::New).await?;
+    let checkpoint = read_checkpoint(&mut target, &plan.old_name)
+        .await?
+        .unwrap_or_default();
+    if checkpoint.done {
+        tracing::info!(table = %plan.old_name, rows = checkpoint.rows_copied, "already copied (checkpoint says done; --restart copies again)");
+        return Ok((0, 0, Status::AlreadyDone));
+    }
+    let keyless = plan.key.is_empty();
+    // A keyless table is copied in one transaction, so a partial copy never
+    // commits and a rerun starts from scratch.
+    let resume = if keyless {
+        None
+    } else {
+        checkpoint.last_key.clone()
+    };
+    let writer = Writer::new(&plan, Side::New, target.dialect(), &tag.to_string());
+    writer.create_stage(&mut target).await?;
+    super::write::prepare_writer_session(&mut target).await;
+    let table_progress = progress.table(
+        &plan.old_name,
+        plan.est_rows,
+        if keyless { 0 } else { checkpoint.rows_copied },
+    );
+    if resume.is_some() {
+        tracing::info!(table = %plan.old_name, rows = checkpoint.rows_copied, "resuming after the last checkpoint");
+    }
+
+    let (tx, rx) = mpsc::channel(8);
+    let reader = {
+        let (sides, plan, limiter) = (sides.clone(), plan.clone(), limiter.clone());
+        let chunk = if keyless {
+            u64::MAX
+        } else {
+            opts.chunk_rows.max(1)
+        };
+        let encoder = (target.dialect() == Dialect::Postgres).then(|| writer.clone());
+        tokio::spawn(async move {
+            if let Err(e) = read_chunks(&sides, &plan, chunk, resume, limiter, encoder, &tx).await {
+                let _ = tx.send(Block::Failed(e)).await;
+            }
+        })
+    };
+    let result = write_chunks(&mut target, &plan, &writer, rx, &table_progress).await;
+    reader.abort();
+    match result {
+        Ok(inserted) => {
+            let rows = table_progress.done();
+            progress.finish(
+                &table_progress,
+                &format!(
+                    "({inserted} inserted, {} already present)",
+                    rows - inserted.min(rows)
+                ),
+            );
+            Ok((rows, inserted, Status::Copied))
+        }
+        Err(e) => {
+            progress.finish(&table_progress, "FAILED");
+            Err(e)
+        }
+    }
+}
+
+/// Reads the old side chunk by chunk and sends blocks; stops at the end of
+/// the table.
+async fn read_chunks(
+    sides: &Sides,
+    plan: &TablePlan,
+    chunk_rows: u64,
+    mut after: Option<Vec<Value>>,
+    limiter: Option<Arc<RateLimiter>>,
+    encoder: Option<Writer>,
+    tx: &mpsc::Sender<Block>,
+) -> Result<(), MigrateError> {
+    let mut db = sides.connect(Side::Old).await?;
+    let d = db.dialect();
+    let types = read_types(plan, Side::Old);
+    let closed = || MigrateError::Task("the writer stopped".into());
+    loop {
+        let limit = (chunk_rows != u64::MAX).then_some(chunk_rows);
+        let sql = if plan.key.is_empty() {
+            select_range(d, plan, Side::Old, Bounds::default(), None, false)
+        } else {
+            select_range(
+                d,
+                plan,
+                Side::Old,
+                Bounds {
+                    after: after.as_deref(),
+                    upto: None,
+                },
+                limit,
+                false,
+            )
+        };
+        let mut cursor = db.cursor(&sql, &types).await?;
+        let mut rows = 0u64;
+        let mut unthrottled = 0u64;
+        let mut last: Option<Row> = None;
+        let mut buf = Vec::with_capacity(BLOCK_BYTES + (64 << 10));
+        let mut batch = Vec::new();
+        while let Some(row) = cursor.next().await? {
+            rows += 1;
+            match &encoder {
+                Some(w) => {
+                    w.encode_pg(plan, &row, &mut buf)?;
+                    if buf.len() >= BLOCK_BYTES {
+                        let block = Bytes::from(std::mem::replace(
+                            &mut buf,
+                            Vec::with_capacity(BLOCK_BYTES + (64 << 10)),
+                        ));
+                        tx.send(Block::Copy(block)).await.map_err(|_| closed())?;
+                    }
+                    last = Some(row);
+                }
+                None => {
+                    if !plan.key.is_empty() {
+                        last = Some(row.clone());
+                    }
+                    batch.push(row);
+                    if batch.len() >= MYSQL_BLOCK_ROWS {
+                        tx.send(Block::Rows(std::mem::take(&mut batch)))
+                            .await
+                            .map_err(|_| closed())?;
+                    }
+                }
+            }
+            unthrottled += 1;
+            if unthrottled >= 256 {
+                if let Some(l) = &limiter {
+                    l.acquire(unthrottled).await;
+                }
+                unthrottled = 0;
+            }
+        }
+        drop(cursor);
+        if let Some(l) = &limiter {
+            l.acquire(unthrottled).await;
+        }
+        if !buf.is_empty() {
+            tx.send(Block::Copy(Bytes::from(buf)))
+                .await
+                .map_err(|_| closed())?;
+        }
+        if !batch.is_empty() {
+            tx.send(Block::Rows(batch)).await.map_err(|_| closed())?;
+        }
+        let last_key = last
+            .as_ref()
+            .filter(|_| !plan.key.is_empty())
+            .map(|r| plan.key_of(r));
+        let done = plan.key.is_empty() || rows < chunk_rows;
+        tx.send(Block::ChunkEnd {
+            last_key: last_key.clone(),
+            rows,
+            done,
+        })
+        .await
+        .map_err(|_| closed())?;
+        if done {
+            return Ok(());
+        }
+        after = last_key;
+    }
+}
+
+/// Applies chunks as they arrive, one transaction each; returns how many
+/// rows were inserted (the rest were already present).
+async fn write_chunks(
+    target: &mut Db,
+    plan: &TablePlan,
+    writer: &Writer,
+    mut rx: mpsc::Receiver<Block>,
+    progress: &TableProgress,
+) -> Result<u64, MigrateError> {
+    let d = target.dialect();
+    let mut inserted = 0u64;
+    loop {
+        let mut in_tx = false;
+        let mut staged = 0usize;
+        // The COPY sink lives across blocks of one chunk.
+        let mut sink = None;
+        let end = loop {
+            let Some(block) = rx.recv().await else {
+                return Err(MigrateError::Task(
+                    "the reader stopped without finishing the table".into(),
+                ));
+            };
+            if !in_tx && !matches!(block, Block::Failed(_)) {
+                target.begin().await?;
+                in_tx = true;
+            }
+            match block {
+                Block::Copy(bytes) => {
+                    let Db::Pg(pg) = &*target else {
+                        return Err(MigrateError::Task(
+                            "COPY data for a target that is not PostgreSQL".into(),
+                        ));
+                    };
+                    if sink.is_none() {
+                        sink = Some(Box::pin(
+                            pg.client
+                                .copy_in::<_, Bytes>(&writer.copy_statement())
+                                .await?,
+                        ));
+                    }
+                    if let Some(s) = sink.as_mut() {
+                        s.send(bytes).await?;
+                    }
+                    staged += 1;
+                }
+                Block::Rows(rows) => {
+                    inserted += writer
+                        .write_rows(target, plan, &rows, OnConflict::Keep)
+                        .await?;
+                }
+                Block::ChunkEnd {
+                    last_key,
+                    rows,
+                    done,
+                } => break (last_key, rows, done),
+                Block::Failed(e) => {
+                    drop(sink.take());
+                    if in_tx {
+                        let _ = target.execute("ROLLBACK").await;
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        let (last_key, rows, done) = end;
+        if let Some(mut s) = sink.take() {
+            s.as_mut().finish().await?;
+        }
+        if staged > 0 {
+            inserted += target
+                .execute_count(&writer.merge_statement(OnConflict::Keep))
+                .await?;
+        }
+        target
+            .execute(&checkpoint_upsert(
+                d,
+                &plan.old_name,
+                last_key.as_deref(),
+                rows,
+                done,
+            ))
+            .await?;
+        target.execute("COMMIT").await?;
+        progress.add(rows);
+        if done {
+            return Ok(inserted);
+        }
+    }
+}

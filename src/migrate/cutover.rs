@@ -1,0 +1,263 @@
+//! `tandem cutover-check`: what must hold before switching to
+//! `new_primary`, where the new side starts generating ids and the old side
+//! stops being the reference:
+//!
+//! * every identity/serial sequence on the new side is past the largest id
+//!   on either side (and past MySQL's AUTO_INCREMENT counter), or the first
+//!   insert after the switch collides (`--fix` moves them with `setval`);
+//! * every keyed table's backfill finished;
+//! * the last full `tandem verify` was clean and ran after the backfill;
+//! * the proxy's mirror queues are empty.
+
+use super::catalog::TablePlan;
+use super::db::{scalar_i128, Db};
+use super::sqltext::{ident, pg_string, Dialect};
+use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE, VERIFY_RUNS_TABLE};
+use crate::backend::value::{pg::PgType, Value};
+use crate::config::Config;
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub ok: bool,
+    pub text: String,
+}
+
+impl Item {
+    fn ok(text: impl Into<String>) -> Item {
+        Item {
+            ok: true,
+            text: text.into(),
+        }
+    }
+
+    fn missing(text: impl Into<String>) -> Item {
+        Item {
+            ok: false,
+            text: text.into(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CutoverReport {
+    pub items: Vec<Item>,
+}
+
+impl CutoverReport {
+    pub fn ok(&self) -> bool {
+        self.items.iter().all(|i| i.ok)
+    }
+}
+
+pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverReport, MigrateError> {
+    let (plans, missing) = super::plan_tables_lenient(sides, None).await?;
+    let mut old = sides.connect(Side::Old).await?;
+    let mut new = sides.connect(Side::New).await?;
+    let mut report = CutoverReport::default();
+    for t in missing {
+        report.items.push(Item::missing(format!(
+            "table {t}: does not exist on the new side; create it (`tandem schema --apply`) and backfill it"
+        )));
+    }
+    for plan in &plans {
+        for col in plan.columns.iter().filter(|c| c.new_auto) {
+            report.items.push(
+                check_sequence(&mut old, &mut new, plan, &col.old_name, &col.new_name, fix).await?,
+            );
+        }
+    }
+    report.items.extend(check_backfill(&mut new, &plans).await?);
+    report.items.push(check_last_verify(&mut new).await?);
+    report.items.push(mirror_queue(config));
+    Ok(report)
+}
+
+/// The mirror queues live in the proxy, which has no admin endpoint yet;
+/// until one is configured the answer is unknown, which is not OK.
+pub fn mirror_queue(_config: &Config) -> Item {
+    Item::missing("mirror queue: unknown (admin endpoint not configured)")
+}
+
+async fn max_of(db: &mut Db, table: &str, column: &str) -> Result<i128, MigrateError> {
+    let d = db.dialect();
+    let sql = format!("SELECT MAX({}) FROM {}", ident(d, column), ident(d, table));
+    Ok(scalar_i128(db, &sql).await?.unwrap_or(0))
+}
+
+async fn check_sequence(
+    old: &mut Db,
+    new: &mut Db,
+    plan: &TablePlan,
+    old_col: &str,
+    new_col: &str,
+    fix: bool,
+) -> Result<Item, MigrateError> {
+    let what = format!("sequence {}.{}", plan.new_name, new_col);
+    let max_old = max_of(old, &plan.old_name, old_col).await?;
+    let max_new = max_of(new, &plan.new_name, new_col).await?;
+    let counter = match old {
+        Db::My(_) => scalar_i128(
+            old,
+            &format!(
+                "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = {}",
+                super::sqltext::literal(Dialect::Mysql, &Value::Text(plan.old_name.clone()), super::catalog::ColType::Pg(PgType::Text))
+            ),
+        )
+        .await?
+        .unwrap_or(0),
+        Db::Pg(_) => 0,
+    };
+    let required = (max_old.max(max_new) + 1).max(counter);
+    match new {
+        Db::Pg(_) => {
+            let seq_sql = format!(
+                "SELECT pg_get_serial_sequence({}, {})",
+                pg_string(&ident(Dialect::Postgres, &plan.new_name)),
+                pg_string(new_col)
+            );
+            let seq = match new
+                .rows(&seq_sql, &[super::catalog::ColType::Pg(PgType::Text)])
+                .await?
+                .pop()
+                .and_then(|r| r.into_iter().next())
+            {
+                Some(Value::Text(s)) => s,
+                _ => {
+                    return Ok(Item::missing(format!(
+                        "{what}: no sequence owns this column; create one past {}",
+                        required - 1
+                    )))
+                }
+            };
+            let next = scalar_i128(
+                new,
+                &format!(
+                    "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {seq}"
+                ),
+            )
+            .await?
+            .unwrap_or(1);
+            if next >= required {
+                return Ok(Item::ok(format!(
+                    "{what}: next value {next} is past every id"
+                )));
+            }
+            if fix {
+                new.execute(&format!(
+                    "SELECT setval({}, {required}, false)",
+                    pg_string(&seq)
+                ))
+                .await?;
+                return Ok(Item::ok(format!(
+                    "{what}: moved from {next} to {required} (--fix)"
+                )));
+            }
+            Ok(Item::missing(format!(
+                "{what}: next value {next}, needs at least {required} (max id old {max_old}, new {max_new}; old AUTO_INCREMENT {counter}); run with --fix"
+            )))
+        }
+        Db::My(_) => {
+            let next = scalar_i128(
+                new,
+                &format!(
+                    "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = {}",
+                    super::sqltext::literal(Dialect::Mysql, &Value::Text(plan.new_name.clone()), super::catalog::ColType::Pg(PgType::Text))
+                ),
+            )
+            .await?
+            .unwrap_or(1);
+            if next >= required {
+                return Ok(Item::ok(format!(
+                    "{what}: AUTO_INCREMENT {next} is past every id"
+                )));
+            }
+            if fix {
+                new.execute(&format!(
+                    "ALTER TABLE {} AUTO_INCREMENT = {required}",
+                    ident(Dialect::Mysql, &plan.new_name)
+                ))
+                .await?;
+                return Ok(Item::ok(format!(
+                    "{what}: AUTO_INCREMENT moved from {next} to {required} (--fix)"
+                )));
+            }
+            Ok(Item::missing(format!(
+                "{what}: AUTO_INCREMENT {next}, needs at least {required} (max id old {max_old}, new {max_new}); run with --fix"
+            )))
+        }
+    }
+}
+
+async fn table_exists(db: &mut Db, name: &str) -> Result<bool, MigrateError> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => format!("SELECT COUNT(*) FROM pg_class WHERE relname = {} AND relnamespace = current_schema()::regnamespace", pg_string(name)),
+        Dialect::Mysql => format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{name}'"),
+    };
+    Ok(scalar_i128(db, &sql).await?.unwrap_or(0) > 0)
+}
+
+async fn check_backfill(new: &mut Db, plans: &[TablePlan]) -> Result<Vec<Item>, MigrateError> {
+    if !table_exists(new, CHECKPOINT_TABLE).await? {
+        return Ok(vec![Item::missing("backfill: never run (no tandem_backfill_checkpoint on the new side); run `tandem backfill`")]);
+    }
+    let mut pending = Vec::new();
+    for plan in plans.iter().filter(|p| !p.key.is_empty()) {
+        let done = super::backfill::read_checkpoint(new, &plan.old_name)
+            .await?
+            .is_some_and(|c| c.done);
+        if !done {
+            pending.push(plan.old_name.clone());
+        }
+    }
+    Ok(vec![if pending.is_empty() {
+        Item::ok("backfill: complete for every keyed table")
+    } else {
+        Item::missing(format!(
+            "backfill: not complete for {}; run `tandem backfill`",
+            pending.join(", ")
+        ))
+    }])
+}
+
+async fn check_last_verify(new: &mut Db) -> Result<Item, MigrateError> {
+    if !table_exists(new, VERIFY_RUNS_TABLE).await? {
+        return Ok(Item::missing(
+            "verify: never run; run `tandem verify` (all tables)",
+        ));
+    }
+    let latest = format!("SELECT MAX(id) FROM {VERIFY_RUNS_TABLE} WHERE all_tables");
+    let Some(id) = scalar_i128(new, &latest).await? else {
+        return Ok(Item::missing(
+            "verify: no run over all tables yet; run `tandem verify` without --tables",
+        ));
+    };
+    let clean = scalar_i128(
+        new,
+        &format!(
+            "SELECT CASE WHEN clean THEN 1 ELSE 0 END FROM {VERIFY_RUNS_TABLE} WHERE id = {id}"
+        ),
+    )
+    .await?
+    .unwrap_or(0)
+        == 1;
+    if !clean {
+        return Ok(Item::missing(format!(
+            "verify: the last full run (#{id}) found differences; run `tandem verify --repair`"
+        )));
+    }
+    let after_backfill = match new.dialect() {
+        Dialect::Postgres | Dialect::Mysql => format!(
+            "SELECT CASE WHEN (SELECT started_at FROM {VERIFY_RUNS_TABLE} WHERE id = {id}) >= \
+             COALESCE((SELECT MAX(updated_at) FROM {CHECKPOINT_TABLE}), (SELECT started_at FROM {VERIFY_RUNS_TABLE} WHERE id = {id})) \
+             THEN 1 ELSE 0 END"
+        ),
+    };
+    let fresh = !table_exists(new, CHECKPOINT_TABLE).await?
+        || scalar_i128(new, &after_backfill).await?.unwrap_or(0) == 1;
+    Ok(if fresh {
+        Item::ok(format!("verify: last full run (#{id}) was clean"))
+    } else {
+        Item::missing(format!("verify: the last clean run (#{id}) started before the backfill last wrote; run `tandem verify` again"))
+    })
+}

@@ -1,0 +1,617 @@
+//! `tandem verify [--repair]`: proves both sides hold the same rows.
+//!
+//! Per table: row counts; then both sides are walked in key order, `n` rows
+//! at a time, each row reduced to its key and a fingerprint of its
+//! normalized values. Chunk checksums (order-independent sums of the
+//! fingerprints) are compared; a mismatching chunk gets a merge walk naming
+//! missing, extra and different keys, and "different" rows are re-read and
+//! compared value by value (floats within tolerance) so rounding noise is
+//! not reported. A reservoir sample of `--sample` keys is compared value by
+//! value at the end. Memory: two chunks of keys and fingerprints, whatever
+//! the table size.
+//!
+//! Text keys are ordered by their UTF-8 bytes on both engines (collations
+//! differ between MySQL and PostgreSQL), which on MySQL costs the index for
+//! such keys: a table keyed by a string is scanned once per chunk.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backend::value::{row_fingerprint, Row, Value};
+
+use super::catalog::{ColType, TablePlan};
+use super::db::{scalar_i128, Db};
+use super::diff::{
+    checksum, chunk_end, diff_sorted, first_out_of_order, truncate_after, Fingerprinted,
+};
+use super::progress::{Progress, TableProgress};
+use super::sqltext::{ident, literal, read_types, select_keys, select_range, Bounds, Dialect};
+use super::write::key_text;
+use super::{repair::Repairer, MigrateError, Side, Sides, VERIFY_RUNS_TABLE};
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub tables: Option<Vec<String>>,
+    pub sample: u64,
+    pub chunk_rows: u64,
+    pub repair: bool,
+    /// The side whose rows are right; `--repair` changes the other one.
+    pub authoritative: Side,
+}
+
+/// How many keys of each kind a report lists (counts are always complete).
+pub const LISTED: usize = 100;
+/// Keys fetched per statement when re-reading rows.
+const KEY_BATCH: usize = 100;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnDifference {
+    pub column: String,
+    pub old: String,
+    pub new: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowDifference {
+    pub key: String,
+    pub columns: Vec<ColumnDifference>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairStats {
+    /// Rows written to the non-authoritative side.
+    pub upserted: u64,
+    pub deleted: u64,
+    /// Rows that still differ after the repair (re-compared by key).
+    pub still_different: u64,
+    pub still_different_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub key: String,
+    pub rows_old: u64,
+    pub rows_new: u64,
+    pub chunks: u64,
+    pub mismatched_chunks: u64,
+    pub missing: u64,
+    pub extra: u64,
+    pub different: u64,
+    /// On the old side only (first [`LISTED`]).
+    pub missing_keys: Vec<String>,
+    /// On the new side only.
+    pub extra_keys: Vec<String>,
+    pub different_rows: Vec<RowDifference>,
+    pub sampled: u64,
+    pub sample_mismatches: u64,
+    pub columns_only_old: Vec<String>,
+    pub columns_only_new: Vec<String>,
+    pub repair: Option<RepairStats>,
+    /// A table without a key whose checksums differ: the differing rows
+    /// cannot be named.
+    pub unlocated_difference: bool,
+    pub note: Option<String>,
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+impl TableReport {
+    pub fn differences(&self) -> u64 {
+        self.missing + self.extra + self.different + self.sample_mismatches
+    }
+
+    /// Nothing differs (after the repair, when one ran).
+    pub fn clean(&self) -> bool {
+        if self.error.is_some() || !self.columns_only_old.is_empty() || self.unlocated_difference {
+            return false;
+        }
+        match &self.repair {
+            Some(r) => r.still_different == 0 && self.sample_mismatches == 0,
+            // A mismatched chunk whose rows all compare equal value by value
+            // is float rounding noise, not a difference.
+            None => self.differences() == 0 && self.rows_old == self.rows_new,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub clean: bool,
+    pub all_tables: bool,
+    pub repair: bool,
+    pub tables: Vec<TableReport>,
+}
+
+pub async fn run(sides: &Sides, opts: &VerifyOptions) -> Result<VerifyReport, MigrateError> {
+    let started = now_micros();
+    let plans = super::plan_tables(sides, opts.tables.as_deref()).await?;
+    let progress = Progress::new("verify");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ticker = progress.spawn_ticker(stop.clone());
+    let mut tables = Vec::new();
+    for plan in &plans {
+        let t0 = Instant::now();
+        let tp = progress.table(&plan.old_name, plan.est_rows, 0);
+        let mut report = TableReport {
+            table: plan.old_name.clone(),
+            key: if plan.key.is_empty() {
+                "none".into()
+            } else {
+                format!("{} ({})", plan.key_source, plan.key_names())
+            },
+            columns_only_old: plan.only_old.clone(),
+            columns_only_new: plan.only_new.clone(),
+            ..TableReport::default()
+        };
+        if let Err(e) = verify_table(sides, plan, opts, &tp, &mut report).await {
+            report.error = Some(e.to_string());
+        }
+        report.seconds = t0.elapsed().as_secs_f64();
+        progress.finish(&tp, if report.clean() { "clean" } else { "DIFFERENT" });
+        tables.push(report);
+    }
+    stop.cancel();
+    let _ = ticker.await;
+    let report = VerifyReport {
+        clean: tables.iter().all(TableReport::clean),
+        all_tables: opts.tables.is_none(),
+        repair: opts.repair,
+        tables,
+    };
+    if let Err(e) = record_run(sides, &report, started).await {
+        tracing::warn!(error = %e, "could not record this verify run in {VERIFY_RUNS_TABLE}; cutover-check will not see it");
+    }
+    Ok(report)
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+async fn count(db: &mut Db, plan: &TablePlan, side: Side) -> Result<u64, MigrateError> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM {}",
+        ident(db.dialect(), plan.name(side))
+    );
+    Ok(scalar_i128(db, &sql).await?.unwrap_or(0).max(0) as u64)
+}
+
+/// The next `limit` rows after `after`, as (key, fingerprint).
+async fn fetch(
+    db: &mut Db,
+    plan: &TablePlan,
+    side: Side,
+    after: Option<&[Value]>,
+    limit: u64,
+) -> Result<Vec<Fingerprinted>, MigrateError> {
+    let types = read_types(plan, side);
+    let sql = select_range(
+        db.dialect(),
+        plan,
+        side,
+        Bounds { after, upto: None },
+        Some(limit),
+        true,
+    );
+    let mut cursor = db.cursor(&sql, &types).await?;
+    let mut out = Vec::with_capacity(limit.min(100_000) as usize);
+    let mut buf = Vec::new();
+    while let Some(row) = cursor.next().await? {
+        out.push(Fingerprinted {
+            key: plan.key_of(&row),
+            fp: row_fingerprint(&row, &mut buf),
+        });
+    }
+    Ok(out)
+}
+
+async fn verify_table(
+    sides: &Sides,
+    plan: &TablePlan,
+    opts: &VerifyOptions,
+    progress: &TableProgress,
+    report: &mut TableReport,
+) -> Result<(), MigrateError> {
+    let mut old = sides.connect(Side::Old).await?;
+    let mut new = sides.connect(Side::New).await?;
+    let (rows_old, rows_new) = tokio::try_join!(
+        count(&mut old, plan, Side::Old),
+        count(&mut new, plan, Side::New)
+    )?;
+    report.rows_old = rows_old;
+    report.rows_new = rows_new;
+    if plan.key.is_empty() {
+        return verify_keyless(&mut old, &mut new, plan, report).await;
+    }
+    let mut repairer = match opts.repair {
+        true => Some(
+            Repairer::new(
+                plan,
+                opts.authoritative,
+                if opts.authoritative == Side::Old {
+                    &mut new
+                } else {
+                    &mut old
+                },
+            )
+            .await?,
+        ),
+        false => None,
+    };
+    let limit = opts.chunk_rows.max(1);
+    let mut sample = Reservoir::new(opts.sample as usize);
+    let mut after: Option<Row> = None;
+    loop {
+        let (mut o, mut n) = tokio::try_join!(
+            fetch(&mut old, plan, Side::Old, after.as_deref(), limit),
+            fetch(&mut new, plan, Side::New, after.as_deref(), limit)
+        )?;
+        for (side, rows) in [(Side::Old, &o), (Side::New, &n)] {
+            if let Some(i) = first_out_of_order(rows) {
+                return Err(MigrateError::Unsupported(format!(
+                    "comparing {}: the {} side returned key {} after {} (its ordering of ({}) differs from Tandem's)",
+                    plan.old_name,
+                    side.label(),
+                    key_text(&rows[i].key),
+                    key_text(&rows[i - 1].key),
+                    plan.key_names()
+                )));
+            }
+        }
+        let end = chunk_end(&o, &n, limit as usize).cloned();
+        truncate_after(&mut o, end.as_ref());
+        truncate_after(&mut n, end.as_ref());
+        report.chunks += 1;
+        progress.add(o.len() as u64);
+        for r in &o {
+            sample.offer(&r.key);
+        }
+        if checksum(&o) != checksum(&n) {
+            report.mismatched_chunks += 1;
+            let d = diff_sorted(&o, &n);
+            let confirmed = confirm_different(&mut old, &mut new, plan, &d.different).await?;
+            report.missing += d.missing.len() as u64;
+            report.extra += d.extra.len() as u64;
+            report.different += confirmed.len() as u64;
+            list(
+                &mut report.missing_keys,
+                d.missing.iter().map(|k| key_text(k)),
+            );
+            list(&mut report.extra_keys, d.extra.iter().map(|k| key_text(k)));
+            list(
+                &mut report.different_rows,
+                confirmed.iter().map(|(_, diff)| diff.clone()),
+            );
+            if let Some(r) = repairer.as_mut() {
+                let different: Vec<Row> = confirmed.into_iter().map(|(k, _)| k).collect();
+                r.repair(&mut old, &mut new, plan, &d.missing, &d.extra, &different)
+                    .await?;
+            }
+        }
+        match end {
+            None => break,
+            Some(end) => after = Some(end),
+        }
+    }
+    let keys = sample.into_keys();
+    report.sampled = keys.len() as u64;
+    for batch in keys.chunks(KEY_BATCH) {
+        report.sample_mismatches += confirm_different(&mut old, &mut new, plan, batch)
+            .await?
+            .len() as u64;
+    }
+    if let Some(r) = repairer {
+        report.repair = Some(r.into_stats());
+        // Rows counted before the repair no longer describe the new state.
+        let (a, b) = tokio::try_join!(
+            count(&mut old, plan, Side::Old),
+            count(&mut new, plan, Side::New)
+        )?;
+        report.rows_old = a;
+        report.rows_new = b;
+    }
+    Ok(())
+}
+
+fn list<T>(into: &mut Vec<T>, items: impl Iterator<Item = T>) {
+    let room = LISTED.saturating_sub(into.len());
+    into.extend(items.take(room));
+}
+
+/// Re-reads the rows with `keys` on both sides and compares them value by
+/// value; returns the keys (with their differing columns) that really
+/// differ, including keys now missing on one side.
+pub async fn confirm_different(
+    old: &mut Db,
+    new: &mut Db,
+    plan: &TablePlan,
+    keys: &[Row],
+) -> Result<Vec<(Row, RowDifference)>, MigrateError> {
+    let mut out = Vec::new();
+    for batch in keys.chunks(KEY_BATCH) {
+        let (old_rows, new_rows) = tokio::try_join!(
+            rows_by_key(old, plan, Side::Old, batch),
+            rows_by_key(new, plan, Side::New, batch)
+        )?;
+        for key in batch {
+            let (a, b) = (old_rows.get(key), new_rows.get(key));
+            let columns: Vec<ColumnDifference> = match (a, b) {
+                (Some(a), Some(b)) => plan
+                    .columns
+                    .iter()
+                    .zip(a.iter().zip(b))
+                    .filter(|(_, (x, y))| !x.approx_eq(y))
+                    .map(|(c, (x, y))| ColumnDifference {
+                        column: c.old_name.clone(),
+                        old: x.short(),
+                        new: y.short(),
+                    })
+                    .collect(),
+                (None, None) => continue,
+                (a, b) => vec![ColumnDifference {
+                    column: "(row)".into(),
+                    old: if a.is_some() { "present" } else { "absent" }.into(),
+                    new: if b.is_some() { "present" } else { "absent" }.into(),
+                }],
+            };
+            if !columns.is_empty() {
+                out.push((
+                    key.clone(),
+                    RowDifference {
+                        key: key_text(key),
+                        columns,
+                    },
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The rows with `keys` on one side, by key.
+pub async fn rows_by_key(
+    db: &mut Db,
+    plan: &TablePlan,
+    side: Side,
+    keys: &[Row],
+) -> Result<HashMap<Row, Row>, MigrateError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let types = read_types(plan, side);
+    let sql = select_keys(db.dialect(), plan, side, keys);
+    let rows = db.rows(&sql, &types).await?;
+    Ok(rows.into_iter().map(|r| (plan.key_of(&r), r)).collect())
+}
+
+/// Without a key rows cannot be lined up: compare counts and an
+/// order-independent checksum of all rows.
+async fn verify_keyless(
+    old: &mut Db,
+    new: &mut Db,
+    plan: &TablePlan,
+    report: &mut TableReport,
+) -> Result<(), MigrateError> {
+    async fn sum(db: &mut Db, plan: &TablePlan, side: Side) -> Result<(u64, u128), MigrateError> {
+        let types = read_types(plan, side);
+        let sql = select_range(db.dialect(), plan, side, Bounds::default(), None, false);
+        let mut cursor = db.cursor(&sql, &types).await?;
+        let (mut n, mut total, mut buf) = (0u64, 0u128, Vec::new());
+        while let Some(row) = cursor.next().await? {
+            n += 1;
+            total = total.wrapping_add(row_fingerprint(&row, &mut buf));
+        }
+        Ok((n, total))
+    }
+    let (a, b) = tokio::try_join!(sum(old, plan, Side::Old), sum(new, plan, Side::New))?;
+    report.chunks = 1;
+    report.note = Some("no primary or unique key: compared as a whole-table checksum; differing rows cannot be located or repaired".into());
+    if a != b {
+        report.mismatched_chunks = 1;
+        report.unlocated_difference = true;
+    }
+    Ok(())
+}
+
+/// Uniform random sample of keys seen during the scan (Algorithm R).
+struct Reservoir {
+    cap: usize,
+    seen: u64,
+    keys: Vec<Row>,
+}
+
+impl Reservoir {
+    fn new(cap: usize) -> Self {
+        Reservoir {
+            cap,
+            seen: 0,
+            keys: Vec::with_capacity(cap.min(10_000)),
+        }
+    }
+
+    fn offer(&mut self, key: &Row) {
+        self.seen += 1;
+        if self.keys.len() < self.cap {
+            self.keys.push(key.clone());
+        } else if self.cap > 0 {
+            let slot = rand::random::<u64>() % self.seen;
+            if (slot as usize) < self.cap {
+                self.keys[slot as usize] = key.clone();
+            }
+        }
+    }
+
+    fn into_keys(self) -> Vec<Row> {
+        self.keys
+    }
+}
+
+pub async fn ensure_runs_table(db: &mut Db) -> Result<(), MigrateError> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => format!(
+            "CREATE TABLE IF NOT EXISTS {VERIFY_RUNS_TABLE} (id bigserial PRIMARY KEY, \
+             started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now(), \
+             all_tables boolean NOT NULL, repair boolean NOT NULL, clean boolean NOT NULL, \
+             tables text NOT NULL, differences bigint NOT NULL, report text NOT NULL)"
+        ),
+        Dialect::Mysql => format!(
+            "CREATE TABLE IF NOT EXISTS {VERIFY_RUNS_TABLE} (id bigint AUTO_INCREMENT PRIMARY KEY, \
+             started_at datetime(6) NOT NULL, finished_at datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), \
+             all_tables boolean NOT NULL, repair boolean NOT NULL, clean boolean NOT NULL, \
+             tables longtext NOT NULL, differences bigint NOT NULL, report longtext NOT NULL) ENGINE=InnoDB"
+        ),
+    };
+    db.execute(&sql).await
+}
+
+/// Stores the run in the target database, where `cutover-check` looks.
+async fn record_run(
+    sides: &Sides,
+    report: &VerifyReport,
+    started: i64,
+) -> Result<(), MigrateError> {
+    let mut db = sides.connect(Side::New).await?;
+    ensure_runs_table(&mut db).await?;
+    let d = db.dialect();
+    let text = |s: &str| {
+        literal(
+            d,
+            &Value::Text(s.to_string()),
+            ColType::Pg(crate::backend::value::pg::PgType::Text),
+        )
+    };
+    let ts = literal(
+        d,
+        &Value::Timestamp(started),
+        ColType::Pg(crate::backend::value::pg::PgType::Timestamptz),
+    );
+    let names: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
+    let json = serde_json::to_string(report).unwrap_or_default();
+    let differences: u64 = report.tables.iter().map(TableReport::differences).sum();
+    db.execute(&format!(
+        "INSERT INTO {VERIFY_RUNS_TABLE} (started_at, all_tables, repair, clean, tables, differences, report) \
+         VALUES ({ts}, {}, {}, {}, {}, {differences}, {})",
+        report.all_tables,
+        report.repair,
+        report.clean,
+        text(&names.join(",")),
+        text(&json)
+    ))
+    .await
+}
+
+/// The human-readable summary: one line per table, then the listed keys.
+pub fn render(report: &VerifyReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let width = report
+        .tables
+        .iter()
+        .map(|t| t.table.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>10}  {:>10}  {:>7}  {:>10}  {:>8}  {:>8}  {:>9}  {:>7}  status",
+        "table",
+        "rows old",
+        "rows new",
+        "chunks",
+        "mismatched",
+        "missing",
+        "extra",
+        "different",
+        "sampled"
+    );
+    for t in &report.tables {
+        let status = match (&t.error, t.clean(), &t.repair) {
+            (Some(_), _, _) => "ERROR",
+            (None, true, Some(_)) => "repaired",
+            (None, true, None) => "ok",
+            (None, false, _) => "DIFFERENT",
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>10}  {:>10}  {:>7}  {:>10}  {:>8}  {:>8}  {:>9}  {:>7}  {status}",
+            t.table,
+            t.rows_old,
+            t.rows_new,
+            t.chunks,
+            t.mismatched_chunks,
+            t.missing,
+            t.extra,
+            t.different,
+            t.sampled
+        );
+    }
+    for t in &report.tables {
+        let mut lines = Vec::new();
+        if let Some(e) = &t.error {
+            lines.push(format!("error: {e}"));
+        }
+        if let Some(n) = &t.note {
+            lines.push(format!("note: {n}"));
+        }
+        if !t.columns_only_old.is_empty() {
+            lines.push(format!(
+                "columns missing on the new side: {}",
+                t.columns_only_old.join(", ")
+            ));
+        }
+        if !t.missing_keys.is_empty() {
+            lines.push(format!(
+                "missing on new (key): {}",
+                t.missing_keys.join(" ")
+            ));
+        }
+        if !t.extra_keys.is_empty() {
+            lines.push(format!("extra on new (key): {}", t.extra_keys.join(" ")));
+        }
+        for d in &t.different_rows {
+            let cols: Vec<String> = d
+                .columns
+                .iter()
+                .map(|c| format!("{}: {} | {}", c.column, c.old, c.new))
+                .collect();
+            lines.push(format!("different {}: {}", d.key, cols.join("; ")));
+        }
+        if t.sample_mismatches > 0 {
+            lines.push(format!(
+                "{} of {} sampled rows differ",
+                t.sample_mismatches, t.sampled
+            ));
+        }
+        if let Some(r) = &t.repair {
+            lines.push(format!(
+                "repair: {} rows written, {} deleted, {} still different {}",
+                r.upserted,
+                r.deleted,
+                r.still_different,
+                r.still_different_keys.join(" ")
+            ));
+        }
+        if !lines.is_empty() {
+            let _ = writeln!(out, "\n{}:", t.table);
+            for l in lines {
+                let _ = writeln!(out, "  {l}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        if report.clean {
+            "verify: both sides match"
+        } else {
+            "verify: DIFFERENCES FOUND (rerun with --repair to copy the authoritative rows)"
+        }
+    );
+    out
+}

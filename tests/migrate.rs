@@ -1,0 +1,746 @@
+//! `tandem backfill`, `verify [--repair]`, `cutover-check` (and `schema`)
+//! against a real MariaDB and PostgreSQL, through the real binary.
+
+mod common;
+#[path = "migrate/support.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const TYPES_MYSQL: &str = "
+CREATE TABLE types (
+  id BIGINT UNSIGNED PRIMARY KEY,
+  flag TINYINT(1), small SMALLINT, medium MEDIUMINT UNSIGNED, big BIGINT,
+  dec_small DECIMAL(10,2), dec_big DECIMAL(38,8), dec_huge DECIMAL(65,30),
+  f FLOAT, d DOUBLE,
+  name VARCHAR(100), body MEDIUMTEXT, ch CHAR(5),
+  bin VARBINARY(20), blobby MEDIUMBLOB,
+  day DATE, at DATETIME(6), ts TIMESTAMP(6) NULL, dur TIME(6), yr YEAR,
+  color ENUM('red','green','blue'), tags SET('a','b','c'), doc JSON, bits BIT(12)
+);
+INSERT INTO types VALUES
+ (18446744073709551615, 1, -32768, 16777215, -9223372036854775808,
+  12345678.90, 123456789012345678901234567890.12345678,
+  12345678901234567890123456789012345.123456789012345678901234567890,
+  3.1415927, 1e300, 'héllo wörld ✓ 😀 日本', REPEAT('lorem ipsum ', 90000), 'ab',
+  X'00FF7F', REPEAT(X'00FF10AB5C0A09', 150000),
+  '2024-02-29', '2024-01-02 03:04:05.123456', '2038-01-19 03:14:07.999999', '-838:59:59', 2155,
+  'green', 'a,c', '{\"k\": [1, 2.5, \"x\"], \"nested\": {\"b\": null, \"a\": true}}', b'101010101010'),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (0, 0, 0, 0, 0, 0.00, -0.00000001, -0.000000000000000000000000000001,
+  -1.5e-30, 2.2250738585072014e-308, 'tab\\there\\nnew line\\\\back \\'quote\\' \\\\N', '', '',
+  X'', X'', '1000-01-01', '1000-01-01 00:00:00', '1970-01-01 00:00:01', '838:59:59.999999', 1901,
+  'red', '', '[]', 0),
+ (7, 1, 7, 7, 7, -99999999.99, 0.5, 1.5, 0.1, 0.1, 'a|b', 'x', 'abcde', X'5C4E', X'0D0A',
+  '2000-01-01', '1999-12-31 23:59:59.999999', '2000-01-01 00:00:00.000001', '00:00:00.5', 2000,
+  'blue', 'b', '\"just a string\"', 4095);
+";
+
+const TYPES_PG: &str = "
+CREATE TABLE types (id numeric(20) PRIMARY KEY, flag boolean, small smallint, medium integer,
+  big bigint, dec_small numeric(10,2), dec_big numeric(38,8), dec_huge numeric(65,30), f real,
+  d double precision, name varchar(100), body text, ch char(5), bin bytea, blobby bytea, day date,
+  at timestamp(6), ts timestamptz(6), dur interval, yr smallint, color text, tags text, doc jsonb,
+  bits bigint);
+";
+
+/// Per column: how each side prints it in the independent comparison, and
+/// how the two printouts are compared.
+enum Cmp {
+    Exact,
+    Number,
+    Float,
+    Json,
+}
+
+fn types_columns() -> Vec<(&'static str, String, String, Cmp)> {
+    let plain = |c: &'static str, cmp| (c, c.to_string(), format!("{c}::text"), cmp);
+    let hex = |c: &'static str| {
+        (
+            c,
+            format!("HEX({c})"),
+            format!("upper(encode(convert_to({c}::text, 'UTF8'), 'hex'))"),
+            Cmp::Exact,
+        )
+    };
+    let bytes = |c: &'static str| {
+        (
+            c,
+            format!("HEX({c})"),
+            format!("upper(encode({c}, 'hex'))"),
+            Cmp::Exact,
+        )
+    };
+    vec![
+        plain("id", Cmp::Exact),
+        ("flag", "flag".into(), "flag::int::text".into(), Cmp::Exact),
+        plain("small", Cmp::Exact),
+        plain("medium", Cmp::Exact),
+        plain("big", Cmp::Exact),
+        plain("dec_small", Cmp::Exact),
+        plain("dec_big", Cmp::Exact),
+        plain("dec_huge", Cmp::Exact),
+        (
+            "f",
+            "CAST(f AS DOUBLE)".into(),
+            "f::float8::text".into(),
+            Cmp::Float,
+        ),
+        ("d", "d".into(), "d::text".into(), Cmp::Float),
+        hex("name"),
+        hex("body"),
+        hex("ch"),
+        bytes("bin"),
+        bytes("blobby"),
+        plain("day", Cmp::Exact),
+        (
+            "at",
+            "DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f')".into(),
+            "to_char(at, 'YYYY-MM-DD HH24:MI:SS.US')".into(),
+            Cmp::Exact,
+        ),
+        (
+            "ts",
+            "UNIX_TIMESTAMP(ts)".into(),
+            "extract(epoch from ts)::text".into(),
+            Cmp::Number,
+        ),
+        (
+            "dur",
+            "TIME_TO_SEC(dur)".into(),
+            "extract(epoch from dur)::text".into(),
+            Cmp::Number,
+        ),
+        plain("yr", Cmp::Exact),
+        hex("color"),
+        hex("tags"),
+        (
+            "doc",
+            "HEX(doc)".into(),
+            "upper(encode(convert_to(doc::text, 'UTF8'), 'hex'))".into(),
+            Cmp::Json,
+        ),
+        ("bits", "bits + 0".into(), "bits::text".into(), Cmp::Exact),
+    ]
+}
+
+/// Reads `table` from both sides with SQL-side formatting only (no Tandem
+/// code involved) and compares row by row, column by column.
+fn compare_independently(
+    env: &Env,
+    table: &str,
+    key: &str,
+    columns: &[(&str, String, String, Cmp)],
+) {
+    let my_sql: Vec<String> = columns
+        .iter()
+        .map(|(_, m, _, _)| format!("COALESCE({m}, 'NULL')"))
+        .collect();
+    let pg_sql: Vec<String> = columns
+        .iter()
+        .map(|(_, _, p, _)| format!("coalesce({p}, 'NULL')"))
+        .collect();
+    let mine = split_rows(
+        &env.my(&format!(
+            "SELECT {} FROM {table} ORDER BY {key}",
+            my_sql.join(", ")
+        )),
+        '\t',
+    );
+    let theirs = split_rows(
+        &env.pg(&format!(
+            "SELECT {} FROM {table} ORDER BY {key}",
+            pg_sql.join(", ")
+        )),
+        '|',
+    );
+    assert_eq!(mine.len(), theirs.len(), "{table}: row counts");
+    for (a, b) in mine.iter().zip(&theirs) {
+        for (i, (name, _, _, cmp)) in columns.iter().enumerate() {
+            let (x, y) = (&a[i], &b[i]);
+            let same = match cmp {
+                _ if x == "NULL" || y == "NULL" => x == y,
+                Cmp::Exact => x == y,
+                Cmp::Number => trim_decimal(x) == trim_decimal(y),
+                Cmp::Float => {
+                    x.parse::<f64>().ok() == y.parse::<f64>().ok() && x.parse::<f64>().is_ok()
+                }
+                Cmp::Json => {
+                    let parse =
+                        |h: &str| serde_json::from_slice::<serde_json::Value>(&unhex(h)).ok();
+                    parse(x).is_some() && parse(x) == parse(y)
+                }
+            };
+            let short = |s: &str| s.chars().take(80).collect::<String>();
+            assert!(
+                same,
+                "{table} row {} column {name}: old {} new {}",
+                a[0],
+                short(x),
+                short(y)
+            );
+        }
+    }
+}
+
+#[test]
+fn backfill_copies_every_type_and_verify_agrees() {
+    let env = Env::new("mig_types");
+    env.my(TYPES_MYSQL);
+    env.my(
+        "CREATE TABLE orders (customer VARCHAR(20) NOT NULL, n INT NOT NULL, total DECIMAL(12,2), \
+           note TEXT, PRIMARY KEY (customer, n));
+         INSERT INTO orders SELECT CONCAT(ELT(seq % 6 + 1, 'alice', 'Bob', 'émile', 'zed', 'ZOË', '_x'), seq DIV 97),
+           seq, seq * 1.25, IF(seq % 3 = 0, NULL, REPEAT('é', seq % 40)) FROM seq_1_to_2500;
+         CREATE TABLE events (at DATETIME NOT NULL, what VARCHAR(10));
+         INSERT INTO events VALUES ('2024-01-01 00:00:00', 'a'), ('2024-01-01 00:00:00', 'a'), ('2024-01-02 00:00:00', NULL);",
+    );
+    env.pg(TYPES_PG);
+    env.pg(
+        "CREATE TABLE orders (customer varchar(20), n int, total numeric(12,2), note text, PRIMARY KEY (customer, n));
+         CREATE TABLE events (at timestamp NOT NULL, what varchar(10));",
+    );
+
+    // Without --allow-no-pk the keyless table is reported and skipped.
+    let first = env.tandem(&["backfill", "--chunk-rows", "100"]);
+    first.expect_code(1);
+    assert!(first.stdout.contains("events: SKIPPED"), "{}", first.stdout);
+    assert!(
+        first
+            .stdout
+            .contains("orders: copied: 2500 rows read, 2500 inserted"),
+        "{}",
+        first.stdout
+    );
+    let again = env.tandem(&["backfill", "--chunk-rows", "100", "--allow-no-pk"]);
+    again.expect_code(0);
+    assert!(
+        again.stdout.contains("types: already complete"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again.stdout.contains("events: copied: 3 rows read"),
+        "{}",
+        again.stdout
+    );
+
+    let verify = env.tandem(&["verify", "--json", "--chunk-rows", "50", "--sample", "20"]);
+    verify.expect_code(0);
+    let report = verify.json();
+    assert_eq!(report["clean"], true, "{report}");
+    for t in ["types", "orders", "events"] {
+        let r = table_report(&report, t);
+        for field in ["missing", "extra", "different", "sample_mismatches"] {
+            assert_eq!(r[field], 0, "{t}.{field}: {r}");
+        }
+        assert_eq!(r["rows_old"], r["rows_new"], "{t}: {r}");
+    }
+    assert_eq!(table_report(&report, "orders")["rows_new"], 2500);
+    assert!(table_report(&report, "orders")["chunks"].as_u64().unwrap() >= 50);
+
+    compare_independently(&env, "types", "id", &types_columns());
+    let orders = [
+        (
+            "customer",
+            "HEX(customer)".to_string(),
+            "upper(encode(convert_to(customer, 'UTF8'), 'hex'))".to_string(),
+            Cmp::Exact,
+        ),
+        ("n", "n".into(), "n::text".into(), Cmp::Exact),
+        ("total", "total".into(), "total::text".into(), Cmp::Exact),
+        (
+            "note",
+            "HEX(note)".into(),
+            "upper(encode(convert_to(note, 'UTF8'), 'hex'))".into(),
+            Cmp::Exact,
+        ),
+    ];
+    compare_independently(&env, "orders", "n", &orders);
+
+    // The text listing too.
+    let text = env.tandem(&["verify"]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("both sides match"), "{}", text.stdout);
+}
+
+/// Rows the checkpoint says are copied (0 before the backfill created it).
+fn checkpoint_rows(env: &Env, table: &str) -> u64 {
+    common::servers::postgres()
+        .try_sql(
+            &env.pg,
+            &format!(
+                "SELECT rows_copied FROM tandem_backfill_checkpoint WHERE table_name = '{table}'"
+            ),
+        )
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn fingerprint_my(env: &Env) -> String {
+    env.my(
+        "SET SESSION group_concat_max_len = 1073741824; \
+         SELECT COUNT(*), COUNT(DISTINCT id), SUM(id), MD5(GROUP_CONCAT(id, ':', v ORDER BY id SEPARATOR ',')) FROM big",
+    )
+    .trim()
+    .replace('\t', "|")
+}
+
+fn fingerprint_pg(env: &Env) -> String {
+    env.pg("SELECT count(*), count(DISTINCT id), sum(id), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM big")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn killed_backfill_resumes_without_loss_or_duplicates() {
+    let env = Env::new("mig_kill");
+    let total = 60_000u64;
+    env.my(&format!(
+        "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(80) NOT NULL, n DOUBLE);
+         INSERT INTO big SELECT seq, CONCAT('row ', seq, ' ', REPEAT('x', seq % 50)), seq / 7 FROM seq_1_to_{total};"
+    ));
+    env.pg("CREATE TABLE big (id int PRIMARY KEY, v varchar(80) NOT NULL, n double precision);");
+
+    let child = env
+        .command(&["backfill", "--chunk-rows", "500", "--rate", "8000"])
+        .spawn()
+        .expect("start");
+    let pid = child.id();
+    let started = Instant::now();
+    let at_kill = loop {
+        let copied = checkpoint_rows(&env, "big");
+        if copied >= total / 4 {
+            break copied;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "backfill made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    let killed = wait(child, Duration::from_secs(30), &["backfill"]);
+    assert_ne!(
+        killed.code, 0,
+        "the backfill should have been killed mid-table"
+    );
+    let after_kill = checkpoint_rows(&env, "big");
+    assert!(
+        after_kill >= at_kill && after_kill < total,
+        "killed at {after_kill} of {total}"
+    );
+    // Whatever committed matches the checkpoint exactly.
+    let committed: u64 = env.pg("SELECT count(*) FROM big").trim().parse().unwrap();
+    assert_eq!(committed, after_kill, "rows on the new side vs checkpoint");
+
+    let resumed = env.tandem(&["backfill", "--chunk-rows", "500"]);
+    resumed.expect_code(0);
+    // It continued from the checkpoint instead of starting over.
+    let expected = format!(
+        "big: copied: {} rows read, {} inserted, 0 already present",
+        total - after_kill,
+        total - after_kill
+    );
+    assert!(
+        resumed.stdout.contains(&expected),
+        "{}\nexpected {expected}",
+        resumed.stdout
+    );
+
+    assert_eq!(fingerprint_my(&env), fingerprint_pg(&env));
+    assert_eq!(checkpoint_rows(&env, "big"), total);
+    env.tandem(&["verify", "--json"]).expect_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_writes_racing_the_backfill_converge_after_repair() {
+    use mysql_async::prelude::Queryable;
+    let env = Env::new("mig_race");
+    let total = 20_000i64;
+    env.my(&format!(
+        "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner VARCHAR(40) NOT NULL, balance DECIMAL(14,2) NOT NULL, version INT NOT NULL);
+         INSERT INTO accounts SELECT seq, CONCAT('owner-', seq), seq * 10, 0 FROM seq_1_to_{total};"
+    ));
+    env.pg("CREATE TABLE accounts (id bigint PRIMARY KEY, owner varchar(40) NOT NULL, balance numeric(14,2) NOT NULL, version int NOT NULL);");
+
+    let my_opts = mysql_async::Opts::from_url(&env.my_url()).expect("url");
+    let mut my =
+        mysql_async::Conn::new(mysql_async::OptsBuilder::from_opts(my_opts).prefer_socket(false))
+            .await
+            .expect("mysql");
+    let (pg, conn) = tokio_postgres::connect(&env.pg_url(), tokio_postgres::NoTls)
+        .await
+        .expect("postgres");
+    tokio::spawn(conn);
+
+    let mut child = env
+        .command(&["backfill", "--chunk-rows", "250", "--rate", "5000"])
+        .spawn()
+        .expect("start");
+    // The dual-write emulation: each write goes to MySQL, then the same
+    // write to PostgreSQL, while the backfill runs.
+    let mut next_id = total + 1;
+    let (mut inserts, mut updates, mut deletes) = (0, 0, 0);
+    let mut seed = 0x2545f491u64;
+    let mut rnd = move |n: i64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as i64 + 1
+    };
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "backfill did not finish"
+        );
+        let statements: Vec<String> = match rnd(10) {
+            1..=3 => {
+                next_id += 1;
+                inserts += 1;
+                vec![format!(
+                    "INSERT INTO accounts VALUES ({next_id}, 'new-{next_id}', 1.50, 0)"
+                )]
+            }
+            4..=8 => {
+                updates += 1;
+                let id = rnd(total);
+                vec![format!("UPDATE accounts SET balance = balance + 1.25, version = version + 1 WHERE id = {id}")]
+            }
+            _ => {
+                deletes += 1;
+                let id = rnd(total);
+                vec![format!("DELETE FROM accounts WHERE id = {id}")]
+            }
+        };
+        for s in statements {
+            my.query_drop(&s).await.expect("mysql write");
+            pg.batch_execute(&s).await.expect("postgres write");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let out = wait(child, Duration::from_secs(10), &["backfill"]);
+    out.expect_code(0);
+    eprintln!(
+        "workload during backfill: {inserts} inserts, {updates} updates, {deletes} deletes; {}",
+        out.stdout.trim()
+    );
+    assert!(
+        inserts + updates + deletes > 50,
+        "the workload overlapped the backfill too little"
+    );
+
+    let repair = env.tandem(&["verify", "--repair", "--json", "--chunk-rows", "1000"]);
+    let report = repair.json();
+    let t = table_report(&report, "accounts");
+    eprintln!(
+        "verify --repair: missing {} extra {} different {} repair {}",
+        t["missing"], t["extra"], t["different"], t["repair"]
+    );
+    repair.expect_code(0);
+    assert_eq!(t["repair"]["still_different"], 0, "{t}");
+
+    let check = env.tandem(&["verify", "--json"]);
+    check.expect_code(0);
+    let t = table_report(&check.json(), "accounts").clone();
+    assert_eq!(
+        (
+            t["missing"].as_u64(),
+            t["extra"].as_u64(),
+            t["different"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    assert_eq!(t["rows_old"], t["rows_new"]);
+}
+
+#[test]
+fn verify_names_injected_drift_and_repair_fixes_it() {
+    let env = Env::new("mig_drift");
+    env.my(
+        "CREATE TABLE items (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(30), price DECIMAL(10,3), seen DATETIME(6));
+         INSERT INTO items (name, price, seen) SELECT CONCAT('item ', seq), seq / 8, '2024-05-01 10:00:00' + INTERVAL seq SECOND FROM seq_1_to_3000;
+         CREATE TABLE tags (item INT NOT NULL, tag VARCHAR(20) NOT NULL, weight FLOAT, PRIMARY KEY (item, tag));
+         INSERT INTO tags SELECT seq, ELT(seq % 3 + 1, 'red', 'Blue', 'grün'), seq / 3 FROM seq_1_to_500;",
+    );
+    env.pg(
+        "CREATE TABLE items (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name varchar(30), price numeric(10,3), seen timestamp(6));
+         CREATE TABLE tags (item int, tag varchar(20), weight real, PRIMARY KEY (item, tag));",
+    );
+    env.tandem(&["backfill"]).expect_code(0);
+    env.tandem(&["verify"]).expect_code(0);
+
+    // Drift on both sides.
+    env.pg("UPDATE items SET price = price + 0.001 WHERE id = 17;
+            DELETE FROM items WHERE id = 2500;
+            INSERT INTO items (id, name) VALUES (5000, 'only new');
+            UPDATE tags SET weight = 99 WHERE item = 4 AND tag = 'Blue';
+            DELETE FROM tags WHERE item = 300;");
+    env.my(
+        "UPDATE items SET seen = '2030-01-01 00:00:00.000001' WHERE id = 1;
+            INSERT INTO items (id, name) VALUES (4000, 'only old');
+            INSERT INTO tags VALUES (9, 'zzz', 1);",
+    );
+
+    let run = env.tandem(&["verify", "--json", "--chunk-rows", "400"]);
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(report["clean"], false);
+    let items = table_report(&report, "items");
+    assert_eq!(strings(&items["missing_keys"]), ["2500", "4000"], "{items}");
+    assert_eq!(strings(&items["extra_keys"]), ["5000"], "{items}");
+    let different: Vec<String> = items["different_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(different, ["1", "17"], "{items}");
+    let cols: BTreeMap<String, String> = items["different_rows"][1]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["column"].as_str().unwrap().to_string(),
+                c["new"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(cols.keys().collect::<Vec<_>>(), ["price"]);
+    let tags = table_report(&report, "tags");
+    assert_eq!(
+        strings(&tags["missing_keys"]),
+        ["(9, zzz)", "(300, red)"],
+        "{tags}"
+    );
+    assert!(strings(&tags["extra_keys"]).is_empty(), "{tags}");
+    let tag_diff: Vec<&str> = tags["different_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(tag_diff, ["(4, Blue)"], "{tags}");
+    assert_eq!(
+        (
+            items["missing"].as_u64(),
+            items["extra"].as_u64(),
+            items["different"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2))
+    );
+
+    let repair = env.tandem(&["verify", "--repair", "--json", "--chunk-rows", "400"]);
+    repair.expect_code(0);
+    let r = repair.json();
+    assert_eq!(table_report(&r, "items")["repair"]["upserted"], 4);
+    assert_eq!(table_report(&r, "items")["repair"]["deleted"], 1);
+    assert_eq!(table_report(&r, "tags")["repair"]["upserted"], 3);
+    env.tandem(&["verify", "--json"]).expect_code(0);
+    assert_eq!(
+        env.pg("SELECT name FROM items WHERE id = 4000").trim(),
+        "only old"
+    );
+    assert_eq!(
+        env.pg("SELECT count(*) FROM items WHERE id = 5000").trim(),
+        "0"
+    );
+
+    // cutover-check: the identity is still at 1 although ids reach 4000.
+    let check = env.tandem(&["cutover-check"]);
+    check.expect_code(1);
+    // InnoDB hands out AUTO_INCREMENT values in batches, so the old side's
+    // counter may be past 4001; the fix honours it.
+    let needed: u64 = check
+        .stdout
+        .split("MISSING sequence items.id: next value 1, needs at least ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", check.stdout));
+    assert!(needed >= 4001, "{}", check.stdout);
+    assert!(
+        check.stdout.contains("OK      backfill: complete"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("OK      verify: last full run"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("MISSING mirror queue: unknown (admin endpoint not configured)"),
+        "{}",
+        check.stdout
+    );
+    let fixed = env.tandem(&["cutover-check", "--fix"]);
+    assert!(
+        fixed.stdout.contains(&format!(
+            "OK      sequence items.id: moved from 1 to {needed} (--fix)"
+        )),
+        "{}",
+        fixed.stdout
+    );
+    // Still not ready: nobody can vouch for the mirror queues yet.
+    fixed.expect_code(1);
+    env.pg("INSERT INTO items (name) VALUES ('after cutover')");
+    assert_eq!(
+        env.pg("SELECT id FROM items WHERE name = 'after cutover'")
+            .trim(),
+        needed.to_string()
+    );
+    let after = env.tandem(&["cutover-check"]);
+    assert!(
+        after
+            .stdout
+            .contains("OK      sequence items.id: next value"),
+        "{}",
+        after.stdout
+    );
+}
+
+#[test]
+fn commands_explain_what_to_do_when_the_setup_is_wrong() {
+    let env = Env::new("mig_errors");
+    env.my("CREATE TABLE a (id INT PRIMARY KEY, v TEXT);");
+    let run = env.tandem(&["backfill"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("do not exist on the new side")
+            && run.stderr.contains("tandem schema --apply"),
+        "{}",
+        run.stderr
+    );
+    env.pg("CREATE TABLE a (id int, v text);");
+    let run = env.tandem(&["backfill"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("no primary key or unique constraint on (id)"),
+        "{}",
+        run.stderr
+    );
+    let run = env.tandem(&["verify", "--tables", "nope"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("no table `nope`"), "{}", run.stderr);
+}
+
+#[test]
+fn schema_apply_translates_the_old_tables_then_backfill_and_verify_pass() {
+    let env = Env::new("mig_schema");
+    env.my(
+        "CREATE TABLE accounts (
+           id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+           email VARCHAR(100) NOT NULL,
+           active TINYINT(1) NOT NULL DEFAULT 1,
+           kind ENUM('personal','business') NOT NULL DEFAULT 'personal',
+           balance DECIMAL(30,10) NOT NULL DEFAULT '0.0000000000',
+           big BIGINT, ubig BIGINT UNSIGNED,
+           created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+           seen DATETIME(6) NULL, day DATE, at TIME,
+           prefs JSON, bio TEXT, avatar BLOB,
+           UNIQUE KEY uq_email (email), KEY idx_kind (kind)
+         ) AUTO_INCREMENT = 500;
+         INSERT INTO accounts (email, active, kind, balance, big, ubig, created, seen, day, at, prefs, bio, avatar)
+         SELECT CONCAT('user', seq, '@example.com'), seq % 2, IF(seq % 3 = 0, 'business', 'personal'),
+                seq * 1.0000000001, -seq * 1000000007, 18446744073709551615 - seq,
+                '2024-01-01 00:00:00.000001' + INTERVAL seq MINUTE, IF(seq % 5 = 0, NULL, '2023-06-01 12:00:00' + INTERVAL seq SECOND),
+                '2020-01-01' + INTERVAL seq DAY, SEC_TO_TIME(seq * 7), JSON_OBJECT('n', seq, 'tags', JSON_ARRAY('a', seq)),
+                REPEAT('bio ', seq % 20), UNHEX(MD5(seq))
+         FROM seq_1_to_1200;
+         CREATE TABLE shapes (id INT PRIMARY KEY, g GEOMETRY);",
+    );
+    let printed = env.tandem(&["schema"]);
+    // GEOMETRY has no translation: reported, exit 1, the rest printed.
+    printed.expect_code(1);
+    assert!(
+        printed.stderr.contains("NOT TRANSLATED: shapes"),
+        "{}",
+        printed.stderr
+    );
+    assert!(
+        printed.stdout.contains("CREATE TABLE \"accounts\""),
+        "{}",
+        printed.stdout
+    );
+    assert!(printed.stdout.contains("BOOLEAN"), "{}", printed.stdout);
+    assert!(printed.stdout.contains("JSONB"), "{}", printed.stdout);
+    assert!(printed.stdout.contains("IDENTITY"), "{}", printed.stdout);
+    assert!(
+        printed.stdout.contains("CREATE UNIQUE INDEX"),
+        "{}",
+        printed.stdout
+    );
+    assert!(
+        env.pg("SELECT count(*) FROM pg_class WHERE relname = 'accounts'")
+            .trim()
+            == "0",
+        "printing must not apply"
+    );
+
+    let applied = env.tandem(&["schema", "--apply"]);
+    applied.expect_code(1);
+    assert!(
+        applied.stdout.contains("accounts: created"),
+        "{}",
+        applied.stdout
+    );
+    let types = env.pg(
+        "SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'accounts'",
+    );
+    for expected in [
+        "active:boolean",
+        "prefs:jsonb",
+        "avatar:bytea",
+        "ubig:numeric",
+        "created:timestamp with time zone",
+    ] {
+        assert!(types.contains(expected), "{expected} in {types}");
+    }
+    assert_eq!(env.pg("SELECT count(*) FROM pg_indexes WHERE tablename = 'accounts' AND indexdef LIKE 'CREATE UNIQUE INDEX%email%'").trim(), "1");
+    // Applying again leaves existing tables alone.
+    let again = env.tandem(&["schema", "--apply"]);
+    assert!(
+        again
+            .stdout
+            .contains("accounts: exists on the new side, left unchanged"),
+        "{}",
+        again.stdout
+    );
+
+    env.tandem(&["backfill", "--tables", "accounts", "--chunk-rows", "300"])
+        .expect_code(0);
+    let verify = env.tandem(&["verify", "--tables", "accounts", "--json"]);
+    verify.expect_code(0);
+    assert_eq!(table_report(&verify.json(), "accounts")["rows_new"], 1200);
+    // The identity continues after the copied ids once cutover-check fixed it.
+    let check = env.tandem(&["cutover-check", "--fix"]);
+    check.expect_code(1);
+    // The identity starts where SHOW CREATE TABLE said AUTO_INCREMENT was.
+    assert!(
+        check
+            .stdout
+            .contains("OK      sequence accounts.id: next value"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("MISSING table shapes: does not exist on the new side"),
+        "{}",
+        check.stdout
+    );
+}

@@ -581,7 +581,7 @@ fn verify_names_injected_drift_and_repair_fixes_it() {
     assert!(
         check
             .stdout
-            .contains("MISSING mirror queue: unknown (admin endpoint not configured)"),
+            .contains("MISSING mirror queue: unknown (no proxy answered on"),
         "{}",
         check.stdout
     );

@@ -69,14 +69,51 @@ pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverRep
     }
     report.items.extend(check_backfill(&mut new, &plans).await?);
     report.items.push(check_last_verify(&mut new).await?);
-    report.items.push(mirror_queue(config));
+    report.items.push(mirror_queue(config).await);
     Ok(report)
 }
 
-/// The mirror queues live in the proxy, which has no admin endpoint yet;
-/// until one is configured the answer is unknown, which is not OK.
-pub fn mirror_queue(_config: &Config) -> Item {
-    Item::missing("mirror queue: unknown (admin endpoint not configured)")
+/// The mirror queue lives in the running proxy: asked through its admin
+/// endpoint (`/status`). Unknown (proxy down, endpoint disabled) is not OK.
+pub async fn mirror_queue(config: &Config) -> Item {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = config.admin.listen.clone();
+    if addr.is_empty() {
+        return Item::missing("mirror queue: unknown ([admin] listen is disabled)");
+    }
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        s.write_all(b"GET /status HTTP/1.1\r\nHost: tandem\r\n\r\n")
+            .await
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        let body = out.split("\r\n\r\n").nth(1)?;
+        serde_json::from_str::<serde_json::Value>(body).ok()
+    };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(3), fetch)
+        .await
+        .ok()
+        .flatten();
+    let Some(status) = status else {
+        return Item::missing(format!(
+            "mirror queue: unknown (no proxy answered on {addr}/status)"
+        ));
+    };
+    match status.get("mirror") {
+        Some(serde_json::Value::Null) | None => Item::missing(format!(
+            "mirror queue: the proxy runs phase {} without mirroring; run dual_write until cutover",
+            status["phase"]
+        )),
+        Some(m) if m["queue_depth"] == 0 => Item::ok(format!(
+            "mirror queue: empty ({} writes applied, {} drift events)",
+            m["applied"], m["drift_events"]
+        )),
+        Some(m) => Item::missing(format!(
+            "mirror queue: {} writes still queued; wait until it drains",
+            m["queue_depth"]
+        )),
+    }
 }
 
 async fn max_of(db: &mut Db, table: &str, column: &str) -> Result<i128, MigrateError> {

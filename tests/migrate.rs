@@ -371,22 +371,33 @@ async fn dual_writes_racing_the_backfill_converge_after_repair() {
     ));
     env.pg("CREATE TABLE accounts (id bigint PRIMARY KEY, owner varchar(40) NOT NULL, balance numeric(14,2) NOT NULL, version int NOT NULL);");
 
-    let my_opts = mysql_async::Opts::from_url(&env.my_url()).expect("url");
-    let mut my =
-        mysql_async::Conn::new(mysql_async::OptsBuilder::from_opts(my_opts).prefer_socket(false))
-            .await
-            .expect("mysql");
-    let (pg, conn) = tokio_postgres::connect(&env.pg_url(), tokio_postgres::NoTls)
-        .await
-        .expect("postgres");
-    tokio::spawn(conn);
+    // The real thing: a Tandem proxy in dual_write in front of both sides.
+    let drift_dir = tempfile::tempdir().expect("tempdir");
+    let proxy = common::start_proxy_with(&format!(
+        "listen = \"127.0.0.1:0\"\nphase = \"dual_write\"\n[[users]]\nname = \"{}\"\npassword = \"{}\"\n\
+         [backends.old]\nkind = \"mysql\"\nurl = \"{}\"\n[backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n\
+         [mirror]\ndrift_log = \"{}\"\n",
+        common::PROXY_USER,
+        common::PROXY_PASSWORD,
+        env.my_url(),
+        env.pg_url(),
+        drift_dir.path().join("drift.jsonl").display()
+    ))
+    .await;
+    let db = env
+        .my_url()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut my = common::via(&proxy, &db).await;
 
     let mut child = env
         .command(&["backfill", "--chunk-rows", "250", "--rate", "5000"])
         .spawn()
         .expect("start");
-    // The dual-write emulation: each write goes to MySQL, then the same
-    // write to PostgreSQL, while the backfill runs.
+    // Writes through the proxy (MySQL first, mirrored to PostgreSQL) while
+    // the backfill runs.
     let mut next_id = total + 1;
     let (mut inserts, mut updates, mut deletes) = (0, 0, 0);
     let mut seed = 0x2545f491u64;
@@ -422,13 +433,13 @@ async fn dual_writes_racing_the_backfill_converge_after_repair() {
             }
         };
         for s in statements {
-            my.query_drop(&s).await.expect("mysql write");
-            pg.batch_execute(&s).await.expect("postgres write");
+            my.query_drop(&s).await.expect("write through the proxy");
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let out = wait(child, Duration::from_secs(10), &["backfill"]);
     out.expect_code(0);
+    common::wait_mirrored(&proxy).await;
     eprintln!(
         "workload during backfill: {inserts} inserts, {updates} updates, {deletes} deletes; {}",
         out.stdout.trim()

@@ -54,56 +54,7 @@ pub async fn accept(
     };
     client.write_and_flush(0, &greeting.encode()).await.ok()?;
 
-    let pkt = client.read_packet().await.ok()?;
-    if HandshakeResponse::is_ssl_request(&pkt.payload) {
-        // We never offer CLIENT_SSL; a client that insists gets a clear error.
-        let err = ServerError::new(
-            1043,
-            b"08S01",
-            "Bad handshake: TLS is not supported by tandem",
-        );
-        let _ = client
-            .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
-            .await;
-        return None;
-    }
-    let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
-        let err = ServerError::new(1043, b"08S01", "Bad handshake");
-        let _ = client
-            .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
-            .await;
-        return None;
-    };
-    let mut seq = pkt.seq.wrapping_add(1);
-    let mut token = response.auth_response.clone();
-    if response
-        .auth_plugin
-        .as_deref()
-        .is_some_and(|p| p != NATIVE_PASSWORD)
-    {
-        client
-            .write_and_flush(seq, &auth_switch_request(NATIVE_PASSWORD, &salt))
-            .await
-            .ok()?;
-        let reply = client.read_packet().await.ok()?;
-        token = reply.payload.to_vec();
-        seq = reply.seq.wrapping_add(1);
-    }
-
-    let user = String::from_utf8_lossy(&response.user).into_owned();
-    let snapshot = state.snapshot.load();
-    let authorized = snapshot
-        .users
-        .get(&user)
-        .is_some_and(|cred| verify_native(cred, &salt, &token));
-    if !authorized {
-        Metrics::incr(&state.metrics.auth_failures);
-        tracing::warn!(user, "authentication failed");
-        let _ = client
-            .write_and_flush(seq, &access_denied(&user, peer, !token.is_empty()).encode())
-            .await;
-        return None;
-    }
+    let (response, seq, user) = login(client, &salt, peer, state).await?;
 
     let client_caps = response.capabilities & (advertised | Caps::CLIENT_LONG_PASSWORD.bits());
     let opts = SessionOpts {
@@ -181,6 +132,66 @@ pub async fn accept(
         backend,
         permit,
     ))
+}
+
+/// Reads the client's handshake response, switches it to
+/// mysql_native_password when it started with another plugin, and checks its
+/// answer against the configured users. On failure the client got its ERR
+/// packet and `None` is returned. Returns the response, the next sequence id
+/// and the user name.
+pub async fn login(
+    client: &mut PacketIo,
+    salt: &[u8],
+    peer: SocketAddr,
+    state: &AppState,
+) -> Option<(HandshakeResponse, u8, String)> {
+    let pkt = client.read_packet().await.ok()?;
+    let bad = |msg: &'static str| ServerError::new(1043, b"08S01", msg);
+    if HandshakeResponse::is_ssl_request(&pkt.payload) {
+        // We never offer CLIENT_SSL; a client that insists gets a clear error.
+        let err = bad("Bad handshake: TLS is not supported by tandem");
+        let _ = client
+            .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
+            .await;
+        return None;
+    }
+    let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
+        let _ = client
+            .write_and_flush(pkt.seq.wrapping_add(1), &bad("Bad handshake").encode())
+            .await;
+        return None;
+    };
+    let mut seq = pkt.seq.wrapping_add(1);
+    let mut token = response.auth_response.clone();
+    if response
+        .auth_plugin
+        .as_deref()
+        .is_some_and(|p| p != NATIVE_PASSWORD)
+    {
+        client
+            .write_and_flush(seq, &auth_switch_request(NATIVE_PASSWORD, salt))
+            .await
+            .ok()?;
+        let reply = client.read_packet().await.ok()?;
+        token = reply.payload.to_vec();
+        seq = reply.seq.wrapping_add(1);
+    }
+    let user = String::from_utf8_lossy(&response.user).into_owned();
+    let authorized = state
+        .snapshot
+        .load()
+        .users
+        .get(&user)
+        .is_some_and(|cred| verify_native(cred, salt, &token));
+    if !authorized {
+        Metrics::incr(&state.metrics.auth_failures);
+        tracing::warn!(user, "authentication failed");
+        let _ = client
+            .write_and_flush(seq, &access_denied(&user, peer, !token.is_empty()).encode())
+            .await;
+        return None;
+    }
+    Some((response, seq, user))
 }
 
 /// Hands a lease back to the pool unless the session took it, whatever way

@@ -12,11 +12,8 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::handshake::access_denied;
 use super::write;
-use crate::auth::verify_native;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
-use crate::drift::DriftKind;
 use crate::metrics::Metrics;
 use crate::mirror::Op;
 use crate::server::AppState;
@@ -26,9 +23,9 @@ use crate::sql::pin;
 use crate::sql::translate;
 use crate::wire::buf::Reader;
 use crate::wire::execute::{parse_params, ParamValue};
-use crate::wire::handshake::{random_salt, Greeting, HandshakeResponse, NATIVE_PASSWORD};
+use crate::wire::handshake::{random_salt, Greeting, NATIVE_PASSWORD};
 use crate::wire::io::{PacketIo, WireError};
-use crate::wire::packets::{auth_switch_request, ok_packet, OkInfo, ServerError};
+use crate::wire::packets::{ok_packet, OkInfo, ServerError};
 use crate::wire::{cmd, CapabilityFlags as Caps, StatusFlags};
 
 /// What the proxy offers when it answers for PostgreSQL: no multi-statements
@@ -91,42 +88,7 @@ pub async fn accept(
         auth_plugin: NATIVE_PASSWORD.to_vec(),
     };
     client.write_and_flush(0, &greeting.encode()).await.ok()?;
-    let pkt = client.read_packet().await.ok()?;
-    let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
-        let err = ServerError::new(1043, b"08S01", "Bad handshake");
-        let _ = client
-            .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
-            .await;
-        return None;
-    };
-    let mut seq = pkt.seq.wrapping_add(1);
-    let mut token = response.auth_response.clone();
-    if response
-        .auth_plugin
-        .as_deref()
-        .is_some_and(|p| p != NATIVE_PASSWORD)
-    {
-        client
-            .write_and_flush(seq, &auth_switch_request(NATIVE_PASSWORD, &salt))
-            .await
-            .ok()?;
-        let reply = client.read_packet().await.ok()?;
-        token = reply.payload.to_vec();
-        seq = reply.seq.wrapping_add(1);
-    }
-    let user = String::from_utf8_lossy(&response.user).into_owned();
-    if !snapshot
-        .users
-        .get(&user)
-        .is_some_and(|c| verify_native(c, &salt, &token))
-    {
-        Metrics::incr(&state.metrics.auth_failures);
-        tracing::warn!(user, "authentication failed");
-        let _ = client
-            .write_and_flush(seq, &access_denied(&user, peer, !token.is_empty()).encode())
-            .await;
-        return None;
-    }
+    let (response, seq, user) = super::handshake::login(client, &salt, peer, state).await?;
     let target = new.target().ok()?;
     let pg = match PgSession::connect(&target, new.connect_timeout()).await {
         Ok(pg) => pg,
@@ -792,11 +754,4 @@ async fn ok(client: &mut PacketIo, session: &Session) -> Result<(), PgError> {
 
 async fn reply(client: &mut PacketIo, seq: u8, payload: &[u8]) -> Result<(), WireError> {
     client.write_and_flush(seq, payload).await.map(|_| ())
-}
-
-#[allow(dead_code)]
-fn record_untranslatable(state: &AppState, session: u64, sql: &str, e: &str) {
-    if let Some(m) = state.mirror.load_full() {
-        m.record(session, DriftKind::Untranslatable, sql, None, e.to_string());
-    }
 }

@@ -270,7 +270,7 @@ async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads the config and the two backends for a migrate command.
-fn migrate_setup(path: &PathBuf) -> anyhow::Result<(Config, tandem::migrate::Sides)> {
+fn migrate_setup(path: &std::path::Path) -> anyhow::Result<(Config, tandem::migrate::Sides)> {
     let config = load(path)?;
     init_logging(&config, None);
     let sides = tandem::migrate::Sides::from_config(&config)?;

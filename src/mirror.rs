@@ -69,6 +69,8 @@ pub struct Mirror {
 
 #[derive(Default)]
 pub struct MirrorStats {
+    /// Bytes of open transactions held by sessions until their COMMIT.
+    pub held_bytes: AtomicI64,
     /// Units applied on the secondary (successfully or as drift).
     pub applied: AtomicU64,
     /// Units queued or being applied.
@@ -81,6 +83,10 @@ pub struct MirrorStats {
 /// A transaction bigger than this is not held for ordered mirroring: it is
 /// recorded as drift (write it in smaller transactions, or backfill).
 const MAX_TRANSACTION_BYTES: usize = 64 << 20;
+
+/// All sessions' held (not yet committed) transaction text together: memory
+/// stays bounded however many sessions have transactions open.
+const MAX_HELD_BYTES: usize = 256 << 20;
 
 impl Mirror {
     /// Starts the applier for `secondary`. `phase` names the phase in drift
@@ -198,7 +204,8 @@ impl Mirror {
 }
 
 /// A session's side of mirroring: holds its open transaction's writes until
-/// the primary commits.
+/// the primary commits. Dropping it (session end) discards an open
+/// transaction, as the primary rolls it back.
 pub struct SessionMirror {
     mirror: Arc<Mirror>,
     session: u64,
@@ -208,6 +215,12 @@ pub struct SessionMirror {
     oversized: bool,
     /// Completion of the last unit handed over (sync mode).
     last_done: Option<oneshot::Receiver<()>>,
+}
+
+impl Drop for SessionMirror {
+    fn drop(&mut self) {
+        self.release_held();
+    }
 }
 
 impl SessionMirror {
@@ -220,14 +233,21 @@ impl SessionMirror {
         let sync = self.mirror.is_sync();
         match op {
             Op::Begin => {
+                self.release_held();
                 self.open = Some(Vec::new());
-                self.open_bytes = 0;
                 self.oversized = false;
             }
             Op::Write(sql) => match &mut self.open {
                 Some(buf) if !self.oversized => {
                     self.open_bytes += sql.len();
-                    if self.open_bytes > MAX_TRANSACTION_BYTES {
+                    let held_total = self
+                        .mirror
+                        .stats
+                        .held_bytes
+                        .fetch_add(sql.len() as i64, Ordering::Relaxed);
+                    if self.open_bytes > MAX_TRANSACTION_BYTES
+                        || held_total as usize > MAX_HELD_BYTES
+                    {
                         self.oversized = true;
                         let held = std::mem::take(buf);
                         self.mirror.record(
@@ -235,7 +255,10 @@ impl SessionMirror {
                             DriftKind::Error,
                             &format!("{} statements", held.len() + 1),
                             None,
-                            format!("transaction larger than {MAX_TRANSACTION_BYTES} bytes is not mirrored"),
+                            format!(
+                                "transaction not mirrored: larger than {MAX_TRANSACTION_BYTES} bytes, or open \
+                                 transactions hold more than {MAX_HELD_BYTES} bytes together"
+                            ),
                         );
                     } else {
                         buf.push(sql);
@@ -248,6 +271,7 @@ impl SessionMirror {
                 }
             },
             Op::Commit => {
+                self.release_held();
                 if let Some(statements) = self.open.take() {
                     if !statements.is_empty() && !self.oversized {
                         let unit = self.unit(statements, true);
@@ -256,9 +280,19 @@ impl SessionMirror {
                 }
             }
             Op::Rollback => {
+                self.release_held();
                 self.open = None;
             }
         }
+    }
+
+    /// The open transaction's bytes leave the global budget.
+    fn release_held(&mut self) {
+        let bytes = std::mem::take(&mut self.open_bytes) as i64;
+        self.mirror
+            .stats
+            .held_bytes
+            .fetch_sub(bytes, Ordering::Relaxed);
     }
 
     fn unit(&self, statements: Vec<String>, transaction: bool) -> Unit {
@@ -269,6 +303,10 @@ impl SessionMirror {
             enqueued: Instant::now(),
             done: None,
         }
+    }
+
+    pub fn is_sync(&self) -> bool {
+        self.mirror.is_sync()
     }
 
     /// Sync mode: waits until the last unit handed over was applied (or

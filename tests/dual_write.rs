@@ -318,3 +318,36 @@ async fn secondary_down_is_drift_not_client_errors() {
     assert!(first["session"].as_u64().is_some() && first["time"].as_str().is_some());
     drop(secondary);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_answers_after_the_secondary_applied() {
+    let m = servers::mariadb();
+    let primary = m.create_database("dw_sync");
+    let secondary = m.create_database("dw_sync_new");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let proxy = start_proxy_with(&dual_config(
+        &primary,
+        &m.url(&secondary),
+        &drift,
+        "mode = \"sync\"",
+    ))
+    .await;
+    let mut c = via(&proxy, &primary).await;
+    c.query_drop("CREATE TABLE s (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    for i in 0..10 {
+        c.exec_drop("INSERT INTO s (v) VALUES (?)", (i,))
+            .await
+            .unwrap();
+        // No waiting: in sync mode the answer came after the secondary had it.
+        let there = m.root_sql(&format!("SELECT COUNT(*) FROM `{secondary}`.s"));
+        assert_eq!(there.trim(), (i + 1).to_string());
+    }
+    let mut tx = c.start_transaction(Default::default()).await.unwrap();
+    tx.query_drop("UPDATE s SET v = v + 100").await.unwrap();
+    tx.commit().await.unwrap();
+    let sum = m.root_sql(&format!("SELECT SUM(v) FROM `{secondary}`.s"));
+    assert_eq!(sum.trim(), "1045");
+}

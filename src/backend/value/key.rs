@@ -146,12 +146,14 @@ mod tests {
 
     #[test]
     fn key_order_is_numeric_temporal_and_bytewise() {
-        let mut keys = [dec("10.5"),
+        let mut keys = [
+            dec("10.5"),
             Value::Int(-3),
             dec("-3.25"),
             Value::Int(10),
             dec("123456789012345678901234567890123456789012"),
-            dec("-123456789012345678901234567890123456789012")];
+            dec("-123456789012345678901234567890123456789012"),
+        ];
         keys.sort_by(key_cmp);
         let shown: Vec<String> = keys.iter().map(|v| v.to_string()).collect();
         assert_eq!(

@@ -130,7 +130,7 @@ async fn dispatch(
                     .instrument(span)
                     .await;
             }
-            let w = relay::command(
+            let w = relay::command_held(
                 &mut backend.io,
                 client,
                 payload,
@@ -140,7 +140,7 @@ async fn dispatch(
             .instrument(span)
             .await?;
             session.note_status(w.status);
-            write::after_other(session, Some(&classified)).await;
+            write::after_relay(client, session, Some(&classified)).await?;
             return Ok(Flow::Continue);
         }
         cmd::STMT_PREPARE => {
@@ -172,9 +172,10 @@ async fn dispatch(
             let classified = id
                 .and_then(|id| session.prepared.get(&id))
                 .map(|p| p.classified.clone());
-            if let Some(c) = &classified {
+            let _timer = classified.as_ref().map(|c| {
                 state.metrics.count_statement(c.class);
-            }
+                LatencyTimer(state, c.class, std::time::Instant::now())
+            });
             if let (Some(id), Some(c)) = (id, &classified) {
                 if session.mirror.is_some()
                     && write::mirrors(c, session.prepared[&id].sql.as_bytes())
@@ -182,7 +183,7 @@ async fn dispatch(
                     return write::execute(client, backend, session, state, payload, id).await;
                 }
             }
-            let w = relay::command(
+            let w = relay::command_held(
                 &mut backend.io,
                 client,
                 payload,
@@ -194,7 +195,7 @@ async fn dispatch(
             if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
                 p.long_data.iter_mut().for_each(|l| *l = false);
             }
-            write::after_other(session, classified.as_deref()).await;
+            write::after_relay(client, session, classified.as_deref()).await?;
             return Ok(Flow::Continue);
         }
         cmd::STMT_FETCH => Expect::Fetch,

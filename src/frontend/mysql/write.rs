@@ -113,6 +113,23 @@ pub async fn after_other(session: &mut Session, classified: Option<&Classified>)
     }
 }
 
+/// After relaying a statement that is not mirrored itself (its answer still
+/// in the client's buffer): transaction boundaries go to the mirror, and in
+/// sync mode a COMMIT is answered once the secondary applied it.
+pub async fn after_relay(
+    client: &mut PacketIo,
+    session: &mut Session,
+    classified: Option<&Classified>,
+) -> Result<(), RelayError> {
+    after_other(session, classified).await;
+    if let Some(m) = session.mirror.as_mut() {
+        if m.is_sync() && !m.wait_applied(SYNC_WAIT).await {
+            tracing::warn!("secondary did not confirm a sync commit in time");
+        }
+    }
+    client.flush().await.map_err(RelayError::Client)
+}
+
 /// A COM_QUERY write.
 pub async fn query(
     client: &mut PacketIo,

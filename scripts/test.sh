@@ -16,4 +16,6 @@ source "$repo/scripts/install-prereqs.sh"
 install_prereqs
 
 cd "$repo"
-exec cargo test --release "$@"
+# Debug build: dependencies are optimized (profile.dev.package."*"), the
+# crate builds fast; benchmarks use release builds of their own.
+exec cargo test "$@"

@@ -744,3 +744,38 @@ fn schema_apply_translates_the_old_tables_then_backfill_and_verify_pass() {
         check.stdout
     );
 }
+
+#[test]
+fn rows_already_on_the_new_side_win_over_the_copy() {
+    let env = Env::new("mig_present");
+    env.my(
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL);
+         INSERT INTO t SELECT seq, CONCAT('old ', seq) FROM seq_1_to_1000;",
+    );
+    // As if dual writes had already written (newer) versions of these rows.
+    env.pg(
+        "CREATE TABLE t (id int PRIMARY KEY, v varchar(20) NOT NULL);
+         INSERT INTO t SELECT g, 'newer ' || g FROM generate_series(500, 510) g;",
+    );
+    let run = env.tandem(&["backfill", "--chunk-rows", "100"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("t: copied: 1000 rows read, 989 inserted, 11 already present"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        env.pg("SELECT count(*) FROM t WHERE v LIKE 'newer %'")
+            .trim(),
+        "11"
+    );
+    assert_eq!(env.pg("SELECT count(*) FROM t").trim(), "1000");
+    // verify sees exactly those rows as different; repair makes old win.
+    let report = env.tandem(&["verify", "--json"]).json();
+    let t = table_report(&report, "t");
+    assert_eq!(t["different"], 11, "{t}");
+    assert_eq!(t["different_rows"][0]["key"], "500");
+    env.tandem(&["verify", "--repair"]).expect_code(0);
+    assert_eq!(env.pg("SELECT v FROM t WHERE id = 505").trim(), "old 505");
+}

@@ -32,12 +32,14 @@
 
 pub mod backfill;
 pub mod catalog;
+pub mod checkpoint;
 pub mod copy;
 pub mod cutover;
 pub mod db;
 mod diff;
 pub mod progress;
 pub mod repair;
+pub mod report;
 pub mod schema;
 pub mod sqltext;
 pub mod verify;

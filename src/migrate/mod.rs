@@ -59,7 +59,7 @@ pub fn is_internal_table(name: &str) -> bool {
 pub enum MigrateError {
     #[error("{0}")]
     Config(String),
-    #[error("cannot connect to {what} at {addr}: {message}")]
+    #[error("cannot connect to {what} at {addr}: {message} (check its url in the config and that the server is up)")]
     Connect {
         what: String,
         addr: String,

@@ -126,7 +126,7 @@ fn bytewise(col: &PlanColumn, side: Side, byte_order: bool) -> bool {
         // ENUM sorts by member index but compares as a string: only the
         // string form gives a keyset order consistent with its comparisons.
         ColType::My(t) if matches!(t.kind, MysqlKind::Enum | MysqlKind::Set) => true,
-        ColType::Pg(t) if matches!(t, PgType::Other | PgType::Uuid) => true,
+        ColType::Pg(PgType::Other | PgType::Uuid) => true,
         ty => byte_order && ty.is_textual(),
     }
 }

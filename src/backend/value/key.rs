@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn key_order_is_numeric_temporal_and_bytewise() {
-        let mut keys = vec![
+        let mut keys = [
             dec("10.5"),
             Value::Int(-3),
             dec("-3.25"),

@@ -89,7 +89,11 @@ fn fixed_date(b: &[u8]) -> Option<Option<i32>> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let (y, m, d) = (num(&b[0..4])?, num(&b[5..7])? as u32, num(&b[8..10])? as u32);
+    let (y, m, d) = (
+        num(&b[0..4])?,
+        num(&b[5..7])? as u32,
+        num(&b[8..10])? as u32,
+    );
     if y == 0 || !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
         return Some(None);
     }

@@ -286,6 +286,9 @@ fn functions() {
         ("SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b DESC) FROM t", "SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b DESC NULLS LAST) FROM t"),
         ("SELECT LAST_INSERT_ID()", "ERR untranslatable: function LAST_INSERT_ID (session or server state)"),
         ("SELECT SHA2(a, 256) FROM t", "ERR untranslatable: function SHA2"),
+        ("SELECT LEFT(name, 3), RPAD(name, 5, '-') FROM t", "SELECT LEFT(name, 3), RPAD(name, 5, '-') FROM t"),
+        ("SELECT LEFT(name, n) FROM t", "ERR untranslatable: LEFT with a length that is not a non-negative literal"),
+        ("SELECT ASCII(name) FROM t", "ERR untranslatable: function ASCII"),
         ("SELECT db.f(1)", "ERR untranslatable: stored function db.f"),
     ]);
 }

@@ -316,6 +316,39 @@ fn translations_return_what_mysql_returns() {
         ("SELECT bits FROM kinds ORDER BY id", &["5", "3", "NULL"]),
         ("SELECT tags FROM kinds WHERE id = 1000", &["a,b"]),
         ("SELECT body FROM kinds WHERE id = 1002", &["third's"]),
+        ("SELECT SUBSTRING('hello', 2, 3)", &["ell"]),
+        ("SELECT SUBSTR('hello', 2)", &["ello"]),
+        ("SELECT SUBSTRING('hello' FROM 2 FOR 3)", &["ell"]),
+        ("SELECT LEFT('hello', 2)", &["he"]),
+        ("SELECT ROUND(2.5), ROUND(-2.5)", &["3"]),
+        ("SELECT ROUND(-2.5)", &["-3"]),
+        ("SELECT ROUND(1.2345e0, 2)", &["1.23"]),
+        ("SELECT TRUNCATE(1.999, 2)", &["1.99"]),
+        ("SELECT POW(2, 10)", &["1024"]),
+        ("SELECT LN(1) + LOG(1) + LOG(2, 8)", &["3"]),
+        ("SELECT 5 <=> NULL", &["f"]),
+        ("SELECT NULL <=> NULL", &["t"]),
+        ("SELECT 6 ^ 3", &["5"]),
+        ("SELECT (1 > 0) XOR (2 > 1)", &["f"]),
+        ("SELECT 'a' = BINARY 'a'", &["t"]),
+        ("SELECT CAST('12.7' AS DECIMAL)", &["13"]),
+        ("SELECT CAST(12.7 AS SIGNED)", &["13"]),
+        ("SELECT CAST(123 AS CHAR(2))", &["12"]),
+        ("SELECT DATE('2024-02-29 10:00:00')", &["2024-02-29"]),
+        ("SELECT YEAR('2024-02-29'), MONTH('2024-02-29')", &["2024"]),
+        ("SELECT DAY('2024-02-29')", &["29"]),
+        ("SELECT GREATEST(1, 3, 2)", &["3"]),
+        ("SELECT 'x\\\\\\'y'", &["x\\'y"]),
+        (
+            "SELECT NOW() IS NOT NULL AND CURTIME() IS NOT NULL AND UUID() IS NOT NULL",
+            &["t"],
+        ),
+        ("SELECT CURDATE() = CURRENT_DATE", &["t"]),
+        (
+            "SELECT flag, COUNT(*) FROM kinds GROUP BY flag WITH ROLLUP HAVING flag IS NULL",
+            &["NULL"],
+        ),
+        ("SELECT 1 FROM DUAL WHERE 1 = 1", &["1"]),
         // Ids are MySQL's (AUTO_INCREMENT=1000), replayed explicitly.
         (
             "SELECT id FROM kinds ORDER BY id",
@@ -351,6 +384,7 @@ fn translations_return_what_mysql_returns() {
         // The id MySQL generated, not PostgreSQL's own sequence.
         ("INSERT INTO kinds (name) VALUES ('next')", "SELECT id FROM kinds WHERE name = 'next'", &["1004"]),
         ("UPDATE kinds SET flag = 1 WHERE flag = 0 AND name = 'seed2'", "SELECT COUNT(*) FROM kinds WHERE flag = 1", &["3"]),
+        ("INSERT INTO events () VALUES ()", "SELECT MAX(id) FROM events", &["3"]),
     ];
     for (write, read, expected) in writes {
         env.both(write)

@@ -5,9 +5,9 @@
 
 use sqlparser::ast::{
     helpers::attached_token::AttachedToken, CaseWhen, DataType, DateTimeField, DuplicateTreatment,
-    Expr, ExtractSyntax, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, TimezoneInfo,
-    Value,
+    ExactNumberInfo, Expr, ExtractSyntax, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, TimezoneInfo, Value,
 };
 
 use super::expr::{cast, null_if_zero, paren};
@@ -75,7 +75,7 @@ const SAME: &[&str] = &[
     "ABS", "AVG", "CEIL", "CEILING", "COALESCE", "COUNT", "CUME_DIST", "DENSE_RANK", "EXP",
     "FIRST_VALUE", "FLOOR", "LAG", "LAST_VALUE", "LEAD", "LEFT", "LN", "LOG10", "LPAD", "LTRIM",
     "MAX", "MD5", "MIN", "NTH_VALUE", "NTILE", "NULLIF", "PERCENT_RANK", "PI", "RANK", "REPEAT",
-    "REPLACE", "REVERSE", "RIGHT", "ROUND", "ROW_NUMBER", "RPAD", "RTRIM", "SIGN", "SQRT", "SUM",
+    "REPLACE", "REVERSE", "RIGHT", "ROW_NUMBER", "RPAD", "RTRIM", "SIGN", "SQRT", "SUM",
 ];
 
 /// Of those, the ones whose second argument is a length that MySQL and
@@ -369,9 +369,18 @@ pub(super) fn rewrite(f: &mut Function, scope: &Scope) -> Result<Option<Expr>, T
             call("log", args)
         }
         "LOG2" => call("log", vec![number(2), one(args)?]),
-        "TRUNCATE" => {
-            arity(&name, &args, |n| n == 2)?;
-            call("trunc", args)
+        // With a digits argument PostgreSQL only has the numeric versions;
+        // MySQL rounds doubles to the same decimal value.
+        "ROUND" if args.len() == 1 => call("ROUND", args),
+        "ROUND" | "TRUNCATE" => {
+            let [x, digits]: [Expr; 2] = args
+                .try_into()
+                .map_err(|_| untranslatable(format!("{name} without two arguments")))?;
+            let pg = if name == "ROUND" { "round" } else { "trunc" };
+            call(
+                pg,
+                vec![cast(x, DataType::Numeric(ExactNumberInfo::None)), digits],
+            )
         }
         // MySQL returns NULL when any argument is NULL; PostgreSQL skips
         // NULLs. The NULL test repeats each argument, so only plain ones are

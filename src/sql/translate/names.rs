@@ -153,7 +153,7 @@ pub(super) fn protect_object_name(name: &mut ObjectName) {
 /// translator). Plain lower-case names stay bare so they match tables created
 /// without quotes; anything else is quoted with its exact case, which matches
 /// tables created with backticks (what dumps and ORMs emit).
-pub fn schema_ident(name: &str) -> Ident {
+pub(super) fn schema_ident(name: &str) -> Ident {
     let simple = name
         .chars()
         .next()

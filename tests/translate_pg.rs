@@ -227,7 +227,8 @@ impl Env {
 #[test]
 fn generated_dml_runs_on_postgres() {
     let mut env = setup("translate_prop");
-    // PROPTEST_CASES=5000 for a longer hunt.
+    // PROPTEST_CASES=5000 for a longer hunt; SHOW_CASES=1 prints every
+    // statement with its translation.
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -1,8 +1,8 @@
 //! ALTER TABLE, CREATE/DROP INDEX, DROP TABLE, TRUNCATE, RENAME TABLE.
 //!
 //! One MySQL ALTER TABLE may become several PostgreSQL statements (an index
-//! is its own statement, RENAME cannot share an ALTER TABLE); they come out
-//! in the MySQL order, renames last, and should run in one transaction.
+//! is its own statement, RENAME cannot share an ALTER TABLE); they should run
+//! in one transaction.
 
 use sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, CreateIndex, Expr, Ident,
@@ -12,7 +12,7 @@ use sqlparser::ast::{
 
 use super::ddl::{column, create_index, default_expr, key_name, on_update_trigger};
 use super::expr;
-use super::names::{index_ident, last_ident, protect, protect_object_name};
+use super::names::{index_ident, last_ident, protect, protect_object_name, stored_name};
 use super::scope::Scope;
 use super::types::column_type;
 use super::{untranslatable, TranslateError, Translated};
@@ -22,14 +22,6 @@ fn table_ident(name: &ObjectName) -> Result<Ident, TranslateError> {
     last_ident(name)
         .cloned()
         .ok_or_else(|| untranslatable(format!("table {name}")))
-}
-
-/// The name PostgreSQL stores for an identifier (bare names fold to lower case).
-fn stored_name(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
 }
 
 fn sql_string(s: &str) -> String {
@@ -66,9 +58,9 @@ fn rename_table(
          LOOP EXECUTE format('ALTER INDEX %I RENAME TO %I', r.indexname, {new_prefix} || \
          substr(r.indexname, {skip})); END LOOP; END$$",
         table = sql_string(&stored_name(&new_ident)),
-        prefix = like_prefix(&old_ident.value),
-        new_prefix = sql_string(&new_ident.value),
-        skip = old_ident.value.chars().count() + 1,
+        prefix = like_prefix(&stored_name(&old_ident)),
+        new_prefix = sql_string(&stored_name(&new_ident)),
+        skip = stored_name(&old_ident).chars().count() + 1,
     ));
     Ok(())
 }
@@ -87,7 +79,7 @@ fn modify(
     name: &Ident,
     data_type: &sqlparser::ast::DataType,
     options: &[ColumnOption],
-    out: &mut Translated,
+    out: &mut Vec<String>,
 ) -> Result<(), TranslateError> {
     let table = table_ident(&base.name)?.value;
     let ty = column_type(data_type, false)?;
@@ -142,7 +134,7 @@ fn modify(
             op,
         })
         .collect();
-    out.statements.push(alter(base, ops));
+    out.push(alter(base, ops));
     Ok(())
 }
 
@@ -153,6 +145,10 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
     protect_object_name(&mut at.name);
     let table = table_ident(&at.name)?;
     let mut renames = Vec::new();
+    // MySQL resolves every operation against the table as it was and applies
+    // them at once; PostgreSQL runs them one by one. So: drop keys, change
+    // columns (old names), rename columns, add keys (new names), rename table.
+    let (mut drops, mut columns, mut renamed, mut keys) = (vec![], vec![], vec![], vec![]);
     let operations = std::mem::take(&mut at.operations);
     let mut used = Vec::new();
     for op in operations {
@@ -171,7 +167,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                 }
                 let c = column(&column_def, &table.value, None, &mut out.notes)?;
                 let name = c.def.name.clone();
-                out.statements.push(alter(
+                columns.push(alter(
                     &at,
                     vec![AlterTableOperation::AddColumn {
                         column_keyword,
@@ -183,14 +179,13 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                 if c.unique {
                     let cols = vec![sqlparser::ast::IndexColumn::from(column_def.name.clone())];
                     let key = key_name(None, &cols, &mut used);
-                    out.statements.push(
+                    keys.push(
                         create_index(&at.name, &key, true, &cols, false, &mut out.notes)?
                             .to_string(),
                     );
                 }
                 if c.on_update {
-                    out.statements
-                        .extend(on_update_trigger(&at.name, &table, &name));
+                    keys.extend(on_update_trigger(&at.name, &table, &name));
                 }
             }
             AlterTableOperation::DropColumn {
@@ -201,7 +196,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
             } => {
                 for mut name in column_names {
                     protect(&mut name);
-                    out.statements.push(alter(
+                    columns.push(alter(
                         &at,
                         vec![AlterTableOperation::DropColumn {
                             has_column_keyword,
@@ -218,7 +213,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
             } => match constraint {
                 TableConstraint::Index(i) => {
                     let key = key_name(i.name.as_ref(), &i.columns, &mut used);
-                    out.statements.push(
+                    keys.push(
                         create_index(&at.name, &key, false, &i.columns, false, &mut out.notes)?
                             .to_string(),
                     );
@@ -229,7 +224,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                         &u.columns,
                         &mut used,
                     );
-                    out.statements.push(
+                    keys.push(
                         create_index(&at.name, &key, true, &u.columns, false, &mut out.notes)?
                             .to_string(),
                     );
@@ -248,7 +243,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                             _ => return Err(untranslatable("PRIMARY KEY on a column prefix")),
                         }
                     }
-                    out.statements.push(alter(
+                    keys.push(alter(
                         &at,
                         vec![AlterTableOperation::AddConstraint {
                             constraint: TableConstraint::PrimaryKey(pk),
@@ -261,7 +256,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                     fk.columns.iter_mut().for_each(protect);
                     fk.referred_columns.iter_mut().for_each(protect);
                     protect_object_name(&mut fk.foreign_table);
-                    out.statements.push(alter(
+                    keys.push(alter(
                         &at,
                         vec![AlterTableOperation::AddConstraint {
                             constraint: TableConstraint::ForeignKey(fk),
@@ -271,7 +266,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                 }
                 TableConstraint::Check(mut c) => {
                     expr::rewrite(c.expr.as_mut(), &Scope::default())?;
-                    out.statements.push(alter(
+                    keys.push(alter(
                         &at,
                         vec![AlterTableOperation::AddConstraint {
                             constraint: TableConstraint::Check(c),
@@ -288,7 +283,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                 options,
                 ..
             } => {
-                modify(&at, &col_name, &data_type, &options, out)?;
+                modify(&at, &col_name, &data_type, &options, &mut columns)?;
             }
             AlterTableOperation::ChangeColumn {
                 old_name,
@@ -301,7 +296,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                 protect(&mut old);
                 protect(&mut new);
                 if old.value != new.value || old.quote_style != new.quote_style {
-                    out.statements.push(alter(
+                    renamed.push(alter(
                         &at,
                         vec![AlterTableOperation::RenameColumn {
                             old_column_name: old,
@@ -309,7 +304,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                         }],
                     ));
                 }
-                modify(&at, &new_name, &data_type, &options, out)?;
+                modify(&at, &old_name, &data_type, &options, &mut columns)?;
             }
             AlterTableOperation::RenameColumn {
                 mut old_column_name,
@@ -317,7 +312,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
             } => {
                 protect(&mut old_column_name);
                 protect(&mut new_column_name);
-                out.statements.push(alter(
+                renamed.push(alter(
                     &at,
                     vec![AlterTableOperation::RenameColumn {
                         old_column_name,
@@ -339,19 +334,18 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
                     AlterColumnOperation::DropDefault => AlterColumnOperation::DropDefault,
                     other => return Err(untranslatable(format!("ALTER COLUMN … {other}"))),
                 };
-                out.statements.push(alter(
+                columns.push(alter(
                     &at,
                     vec![AlterTableOperation::AlterColumn { column_name, op }],
                 ));
             }
             AlterTableOperation::DropIndex { name } => {
-                out.statements
-                    .push(format!("DROP INDEX {}", index_ident(&table, &name.value)));
+                drops.push(format!("DROP INDEX {}", index_ident(&table, &name.value)));
             }
             // An unnamed PRIMARY KEY constraint is `<table>_pkey` in PostgreSQL.
             AlterTableOperation::DropPrimaryKey { .. } => {
                 let name = Ident::with_quote('"', format!("{}_pkey", stored_name(&table)));
-                out.statements.push(alter(
+                drops.push(alter(
                     &at,
                     vec![AlterTableOperation::DropConstraint {
                         if_exists: false,
@@ -363,7 +357,7 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
             AlterTableOperation::DropForeignKey { mut name, .. }
             | AlterTableOperation::DropConstraint { mut name, .. } => {
                 protect(&mut name);
-                out.statements.push(alter(
+                drops.push(alter(
                     &at,
                     vec![AlterTableOperation::DropConstraint {
                         if_exists: false,
@@ -383,7 +377,8 @@ pub(super) fn alter_table(mut at: AlterTable, out: &mut Translated) -> Result<()
             other => return Err(untranslatable(format!("ALTER TABLE … {other}"))),
         }
     }
-    // MySQL renames after the other changes.
+    out.statements
+        .extend(drops.into_iter().chain(columns).chain(renamed).chain(keys));
     let mut current = at.name.clone();
     for new in renames {
         rename_table(&current, &new, out)?;

@@ -14,7 +14,7 @@ use sqlparser::tokenizer::Token;
 
 use super::expr;
 use super::literal::{coerce, number, string};
-use super::names::{index_ident, last_ident, protect, protect_object_name};
+use super::names::{index_ident, last_ident, protect, protect_object_name, stored_name};
 use super::scope::Scope;
 use super::types::column_type;
 use super::{untranslatable, TranslateError, Translated};
@@ -65,26 +65,13 @@ pub(super) fn default_expr(
 ) -> Result<Expr, TranslateError> {
     if let Some(precision) = current_timestamp(&e) {
         return Ok(match precision {
-            None => super::func::call("CURRENT_TIMESTAMP", vec![]).without_parens(),
+            None => super::func::bare("CURRENT_TIMESTAMP"),
             Some(p) => super::func::call("CURRENT_TIMESTAMP", vec![p]),
         });
     }
     coerce(&mut e, kind, column)?;
     expr::rewrite(&mut e, &Scope::default())?;
     Ok(e)
-}
-
-trait WithoutParens {
-    fn without_parens(self) -> Self;
-}
-
-impl WithoutParens for Expr {
-    fn without_parens(mut self) -> Expr {
-        if let Expr::Function(f) = &mut self {
-            f.args = FunctionArguments::None;
-        }
-        self
-    }
 }
 
 fn check(expr: Expr) -> ColumnOptionDef {
@@ -219,7 +206,7 @@ pub(super) fn on_update_trigger(
 ) -> Vec<String> {
     let function = Ident::with_quote(
         '"',
-        format!("{}_{}_on_update", table_ident.value, column.value),
+        format!("{}_{}_on_update", stored_name(table_ident), column.value),
     );
     vec![
         format!(

@@ -61,7 +61,13 @@ struct ColumnRefs<'a> {
     row_alias: Option<&'a str>,
     assigned: &'a [(String, Expr)],
     depth: usize,
+    /// Bytes of SQL that substitutions may still add: `SET a = a + a,
+    /// b = a + a, …` doubles at every step.
+    budget: &'a mut usize,
 }
+
+/// Most SQL text the left-to-right substitutions of one SET list may add.
+const SUBSTITUTION_BUDGET: usize = 64 * 1024;
 
 impl ColumnRefs<'_> {
     fn is_column(&self, name: &str) -> bool {
@@ -72,17 +78,23 @@ impl ColumnRefs<'_> {
                 .any(|(a, _)| a.eq_ignore_ascii_case(name))
     }
 
-    fn replacement(&self, column: &Ident) -> Option<Expr> {
+    fn replacement(&mut self, column: &Ident) -> Result<Option<Expr>, TranslateError> {
         if let Some((_, value)) = self
             .assigned
             .iter()
             .rev()
             .find(|(c, _)| c.eq_ignore_ascii_case(&column.value))
         {
-            return Some(paren(value.clone()));
+            let size = value.to_string().len();
+            *self.budget = self.budget.checked_sub(size).ok_or_else(|| {
+                untranslatable("SET list whose left-to-right evaluation grows too large")
+            })?;
+            return Ok(Some(paren(value.clone())));
         }
-        let q = self.qualify_with.clone()?;
-        Some(qualified(q, column.clone()))
+        Ok(self
+            .qualify_with
+            .clone()
+            .map(|q| qualified(q, column.clone())))
     }
 }
 
@@ -149,10 +161,12 @@ impl VisitorMut for ColumnRefs<'_> {
             {
                 self.replacement(&parts[1])
             }
-            _ => None,
+            _ => Ok(None),
         };
-        if let Some(r) = replacement {
-            *expr = r;
+        match replacement {
+            Ok(Some(r)) => *expr = r,
+            Ok(None) => {}
+            Err(e) => return ControlFlow::Break(e),
         }
         ControlFlow::Continue(())
     }
@@ -204,12 +218,13 @@ pub(super) fn prepare_assignments(
 /// Applies left-to-right semantics (and, for an upsert, qualification and
 /// `excluded`) to a SET list.
 pub(super) fn sequential(
-    assignments: &mut [Assignment],
+    assignments: &mut Vec<Assignment>,
     table: Option<&TableInfo>,
     binding: &str,
     upsert: Option<(Ident, Option<&str>)>,
 ) -> Result<(), TranslateError> {
     let mut assigned: Vec<(String, Expr)> = Vec::new();
+    let mut budget = SUBSTITUTION_BUDGET;
     for a in assignments.iter_mut() {
         let column = column_of(&a.target)?;
         let mut refs = ColumnRefs {
@@ -220,9 +235,21 @@ pub(super) fn sequential(
             row_alias: upsert.as_ref().and_then(|(_, a)| *a),
             assigned: &assigned,
             depth: 0,
+            budget: &mut budget,
         };
         rewrite_refs(&mut a.value, &mut refs)?;
         assigned.push((column.value.clone(), a.value.clone()));
+    }
+    // `SET a = 1, a = a + 1`: the last assignment already holds the earlier
+    // ones (substituted above), and PostgreSQL rejects a column set twice.
+    let mut seen: Vec<String> = Vec::new();
+    for i in (0..assignments.len()).rev() {
+        let column = column_of(&assignments[i].target)?.value.to_lowercase();
+        if seen.contains(&column) {
+            assignments.remove(i);
+        } else {
+            seen.push(column);
+        }
     }
     Ok(())
 }
@@ -421,6 +448,15 @@ fn fill_generated_ids(
     let Some(auto) = t.auto_increment_column() else {
         return Ok(());
     };
+    if ins.source.is_none() && ins.columns.is_empty() {
+        // `VALUES ()`: the generated id is the only value.
+        ins.columns
+            .push(ObjectName(vec![ObjectNamePart::Identifier(schema_ident(
+                &auto.name,
+            ))]));
+        ins.source = Some(Box::new(values_query(vec![vec![number(ids.first)]])));
+        return Ok(());
+    }
     let Some(SetExpr::Values(values)) = ins.source.as_deref_mut().map(|q| q.body.as_mut()) else {
         return Err(untranslatable(
             "INSERT … SELECT into a table whose AUTO_INCREMENT values MySQL generated",

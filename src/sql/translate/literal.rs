@@ -27,7 +27,19 @@ pub(super) fn number(n: impl ToString) -> Expr {
 }
 
 pub(super) fn string(s: impl Into<String>) -> Expr {
-    lit(Value::SingleQuotedString(s.into()))
+    lit(pg_string(s.into()))
+}
+
+/// sqlparser prints a quote that follows a backslash or another quote
+/// as-is (it assumes the text came escaped), which is wrong for a decoded
+/// MySQL value such as `a\'b`; those values are printed as `E'…'` escape
+/// strings, everything else as a standard string.
+fn pg_string(s: String) -> Value {
+    if s.contains("\\'") || s.contains("''") {
+        Value::EscapedStringLiteral(s)
+    } else {
+        Value::SingleQuotedString(s)
+    }
 }
 
 pub(super) fn is_vetted(v: &ValueWithSpan) -> bool {
@@ -326,7 +338,10 @@ pub(super) fn check_value(v: &ValueWithSpan) -> Result<Option<Expr>, TranslateEr
         Value::SingleQuotedString(s) => {
             check_text(s, "")?;
             check_date(s, "")?;
-            Ok(None)
+            match pg_string(s.clone()) {
+                Value::SingleQuotedString(_) => Ok(None),
+                escaped => Ok(Some(lit(escaped))),
+            }
         }
         Value::DoubleQuotedString(s) | Value::NationalStringLiteral(s) => {
             check_text(s, "")?;

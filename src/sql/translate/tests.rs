@@ -3,6 +3,8 @@
 use super::*;
 use crate::sql::schema::{ColumnInfo, TableInfo};
 
+mod ddl;
+
 fn col(name: &str, ty: &str) -> ColumnInfo {
     ColumnInfo {
         name: name.into(),
@@ -90,6 +92,8 @@ fn string_literals() {
         (r"SELECT 'it\'s', 'it''s', 'back\\slash', 'tab\tx'", "SELECT 'it''s', 'it''s', 'back\\slash', 'tab\tx'"),
         ("SELECT \"dq\", N'n', _utf8mb4'u'", "SELECT 'dq', 'n', 'u'"),
         ("SELECT 'ünïcødé ✓'", "SELECT 'ünïcødé ✓'"),
+        // Values sqlparser would print wrongly as standard strings.
+        (r"SELECT 'n0\\\'', 'a''''b'", r"SELECT E'n0\\\'', E'a\'\'b'"),
         (r"SELECT 'a\0b'", "ERR untranslatable: NUL byte in a string literal (PostgreSQL text cannot hold it)"),
         (r"INSERT INTO log VALUES ('a\0b')", "ERR untranslatable: NUL byte in a string literal for column log.msg (PostgreSQL text cannot hold it)"),
         (r"INSERT INTO users (avatar) VALUES ('a\0b')", "INSERT INTO users (avatar) VALUES ('\\x610062'::BYTEA)"),
@@ -200,6 +204,10 @@ fn generated_ids_for_replay() {
         replay("INSERT INTO log VALUES ('x')"),
         "INSERT INTO log (msg) VALUES ('x')"
     );
+    assert_eq!(
+        replay("INSERT INTO users () VALUES ()"),
+        "INSERT INTO users (id) VALUES (41)"
+    );
 }
 
 #[test]
@@ -276,12 +284,16 @@ fn functions() {
         ("SELECT DATE_FORMAT(created, '%Y') FROM users", "ERR untranslatable: DATE_FORMAT (format strings differ)"),
         (
             "SELECT GREATEST(a, b), LOG(a), LOG(2, a), POW(a, 2), TRUNCATE(a, 1), DATE(d), YEAR(d) FROM t",
-            "SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE GREATEST(a, b) END, ln(a), log(2, a), power(a, 2), trunc(a, 1), d::DATE, (EXTRACT(YEAR FROM d::TIMESTAMP))::INTEGER FROM t",
+            "SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE GREATEST(a, b) END, ln(a), log(2, a), power(a, 2), trunc(a::NUMERIC, 1), d::DATE, (EXTRACT(YEAR FROM d::TIMESTAMP))::INTEGER FROM t",
         ),
         ("SELECT COUNT(DISTINCT a), SUM(b), MAX(c), COUNT(*) FROM t", "SELECT COUNT(DISTINCT a), SUM(b), MAX(c), COUNT(*) FROM t"),
+        ("SELECT ROUND(a), ROUND(a, 2) FROM t", "SELECT ROUND(a), round(a::NUMERIC, 2) FROM t"),
         ("SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b DESC) FROM t", "SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b DESC NULLS LAST) FROM t"),
         ("SELECT LAST_INSERT_ID()", "ERR untranslatable: function LAST_INSERT_ID (session or server state)"),
         ("SELECT SHA2(a, 256) FROM t", "ERR untranslatable: function SHA2"),
+        ("SELECT LEFT(name, 3), RPAD(name, 5, '-') FROM t", "SELECT LEFT(name, 3), RPAD(name, 5, '-') FROM t"),
+        ("SELECT LEFT(name, n) FROM t", "ERR untranslatable: LEFT with a length that is not a non-negative literal"),
+        ("SELECT ASCII(name) FROM t", "ERR untranslatable: function ASCII"),
         ("SELECT db.f(1)", "ERR untranslatable: stored function db.f"),
     ]);
 }
@@ -479,4 +491,57 @@ mod fuzz {
             let _ = translate(&text, &schema(), Some(dml::GeneratedIds { first: 1, step: 1 }));
         }
     }
+}
+
+#[test]
+fn nesting_is_capped_without_overflowing_the_stack() {
+    let deep = |n: usize| format!("SELECT {}1{} FROM t", "(".repeat(n), ")".repeat(n));
+    assert!(pg(&deep(40)).starts_with("SELECT ((((("));
+    assert!(pg(&deep(5000)).starts_with("ERR cannot parse"));
+    let not_chain = format!("SELECT * FROM t WHERE {}a", "NOT ".repeat(5000));
+    assert!(pg(&not_chain).starts_with("ERR cannot parse"));
+    let subqueries = format!("SELECT {}1{}", "(SELECT ".repeat(200), ")".repeat(200));
+    assert!(pg(&subqueries).starts_with("ERR cannot parse"));
+}
+
+#[test]
+fn deepest_parsable_input_still_translates() {
+    // The deepest nesting the parser accepts, for shapes the rewrite makes
+    // deeper still (CONCAT → casts and ||, IF → CASE, / → cast and NULLIF).
+    for (open, close) in [
+        ("CONCAT(name, ", ")"),
+        ("IF(active, ", ", 1)"),
+        ("(score / ", ")"),
+        ("GREATEST(1, ", ")"),
+    ] {
+        let mut accepted = 0;
+        for depth in 1..200 {
+            let sql = format!(
+                "SELECT {}1{} FROM users",
+                open.repeat(depth),
+                close.repeat(depth)
+            );
+            match translate(&sql, &schema(), None) {
+                Err(TranslateError::Parse(_)) => break,
+                _ => accepted = depth,
+            }
+        }
+        assert!(accepted > 10, "{open}: only {accepted} levels");
+    }
+}
+
+#[test]
+fn rewrites_that_repeat_expressions_stay_bounded() {
+    let doubling: Vec<String> = (1..40)
+        .map(|i| format!("c{i} = c{} + c{}", i - 1, i - 1))
+        .collect();
+    let sql = format!("UPDATE t SET c0 = 1, {}", doubling.join(", "));
+    assert_eq!(
+        pg(&sql),
+        "ERR untranslatable: SET list whose left-to-right evaluation grows too large"
+    );
+    assert_eq!(
+        pg("SELECT GREATEST(a, GREATEST(b, c)) FROM t"),
+        "ERR untranslatable: GREATEST of computed arguments (its NULL handling would repeat them)"
+    );
 }

@@ -30,11 +30,11 @@ pub(super) fn table_of<'s>(tf: &TableFactor, schema: &'s Schema) -> Option<&'s T
     }
 }
 
-/// `a AND b AND …`, parenthesizing ORs.
+/// `a AND b AND …`, parenthesizing ORs (and `||`, which is MySQL's OR).
 fn and_all(conds: Vec<Expr>) -> Option<Expr> {
     let wrap = |e: Expr| match e {
         Expr::BinaryOp {
-            op: BinaryOperator::Or | BinaryOperator::Xor,
+            op: BinaryOperator::Or | BinaryOperator::Xor | BinaryOperator::StringConcat,
             ..
         } => Expr::Nested(Box::new(e)),
         e => e,
@@ -119,9 +119,7 @@ fn ctid_restriction(
         of: None,
         nonblock: None,
     }];
-    let Expr::Function(mut array) = super::func::call("ARRAY", vec![]) else {
-        unreachable!("call builds a function")
-    };
+    let mut array = super::func::function("ARRAY", vec![]);
     array.args = FunctionArguments::Subquery(Box::new(q));
     Expr::AnyOp {
         left: Box::new(Expr::Identifier(Ident::new("ctid"))),

@@ -53,7 +53,10 @@ MYPID=""
 PGPID=""
 cleanup() {
     [ -n "$MYPID" ] && kill "$MYPID" 2>/dev/null || true
-    [ -n "$PGPID" ] && kill -INT "$PGPID" 2>/dev/null || true
+    # runuser does not pass signals on: stop the postmaster itself.
+    if [ -f "$DIR/pg/postmaster.pid" ]; then
+        kill -INT "$(head -1 "$DIR/pg/postmaster.pid")" 2>/dev/null || true
+    fi
     wait 2>/dev/null || true
     [ "${KEEP:-0}" = 1 ] && echo "kept $DIR" >&2 || rm -rf "$DIR"
 }

@@ -370,7 +370,7 @@ async fn verify(
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", tandem::migrate::verify::render(&report));
+        print!("{}", tandem::migrate::report::render(&report));
     }
     Ok(if report.clean {
         ExitCode::SUCCESS

@@ -81,6 +81,9 @@ impl Value {
     /// canonical `Decimal`. `None` if it is not a number.
     pub fn parse_decimal(s: &str) -> Option<Value> {
         let s = s.trim();
+        if let Some(v) = plain_decimal(s) {
+            return Some(v);
+        }
         match s {
             "NaN" | "nan" => return Some(Value::Decimal("NaN".into())),
             "Infinity" | "inf" | "+Infinity" => return Some(Value::Decimal("Infinity".into())),
@@ -286,6 +289,39 @@ impl Value {
         }
         s
     }
+}
+
+/// The common case of [`Value::parse_decimal`] without intermediate
+/// allocations: `[-]digits[.digits]`, as both engines print DECIMAL.
+fn plain_decimal(s: &str) -> Option<Value> {
+    let b = s.as_bytes();
+    let (negative, body) = match b.first()? {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let digits = |x: &str| x.bytes().all(|c| c.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || (body.contains('.') && frac.is_empty()) {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        if int.len() <= 38 {
+            let magnitude: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+            return Some(Value::Int(if negative { -magnitude } else { magnitude }));
+        }
+        let sign = if negative { "-" } else { "" };
+        return Some(Value::Decimal(format!("{sign}{int}").into_boxed_str()));
+    }
+    let mut out = String::with_capacity(int.len() + frac.len() + 3);
+    if negative {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    out.push('.');
+    out.push_str(frac);
+    Some(Value::Decimal(out.into_boxed_str()))
 }
 
 fn encode_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {

@@ -19,12 +19,15 @@ use futures_util::SinkExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::value::{from_tagged_json, to_tagged_json, Row, Value};
+use crate::backend::value::{Row, Value};
 
-use super::catalog::{ColType, TablePlan};
+use super::catalog::TablePlan;
+use super::checkpoint::{
+    checkpoint_upsert, ensure_checkpoint_table, read_checkpoint, text_literal,
+};
 use super::db::Db;
 use super::progress::{Progress, RateLimiter, TableProgress};
-use super::sqltext::{ident, pg_string, read_types, select_range, Bounds, Dialect};
+use super::sqltext::{ident, read_types, select_range, Bounds, Dialect};
 use super::write::{OnConflict, Writer};
 use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE};
 
@@ -178,115 +181,6 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
     Ok(report)
 }
 
-fn text_literal(d: Dialect, s: &str) -> String {
-    match d {
-        Dialect::Postgres => pg_string(s),
-        Dialect::Mysql => super::sqltext::literal(
-            d,
-            &Value::Text(s.to_string()),
-            ColType::Pg(crate::backend::value::pg::PgType::Text),
-        ),
-    }
-}
-
-pub async fn ensure_checkpoint_table(db: &mut Db) -> Result<(), MigrateError> {
-    let sql = match db.dialect() {
-        Dialect::Postgres => format!(
-            "CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (\
-               table_name text PRIMARY KEY, last_key text, \
-               rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, \
-               updated_at timestamptz NOT NULL DEFAULT now())"
-        ),
-        Dialect::Mysql => format!(
-            "CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (\
-               table_name varchar(255) PRIMARY KEY, last_key longtext, \
-               rows_copied bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false, \
-               updated_at datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
-        ),
-    };
-    db.execute(&sql).await
-}
-
-/// A table's checkpoint: where the last committed chunk ended.
-#[derive(Debug, Default)]
-pub struct Checkpoint {
-    pub last_key: Option<Vec<Value>>,
-    pub rows_copied: u64,
-    pub done: bool,
-}
-
-pub async fn read_checkpoint(db: &mut Db, table: &str) -> Result<Option<Checkpoint>, MigrateError> {
-    let d = db.dialect();
-    let sql = format!(
-        "SELECT last_key, rows_copied, done FROM {CHECKPOINT_TABLE} WHERE table_name = {}",
-        text_literal(d, table)
-    );
-    let types = match d {
-        Dialect::Postgres => {
-            use crate::backend::value::pg::PgType;
-            [
-                ColType::Pg(PgType::Text),
-                ColType::Pg(PgType::Int8),
-                ColType::Pg(PgType::Bool),
-            ]
-        }
-        Dialect::Mysql => {
-            use crate::backend::value::mysql::{MysqlKind, MysqlType};
-            [
-                ColType::My(MysqlType::new(MysqlKind::Text)),
-                ColType::My(MysqlType::new(MysqlKind::Int)),
-                ColType::My(MysqlType::new(MysqlKind::Bool)),
-            ]
-        }
-    };
-    let Some(row) = db.rows(&sql, &types).await?.into_iter().next() else {
-        return Ok(None);
-    };
-    let last_key = match &row[0] {
-        Value::Null => None,
-        Value::Text(t) => Some(from_tagged_json(t).ok_or_else(|| {
-            MigrateError::Schema(format!(
-                "the checkpoint of {table} is unreadable; rerun with --restart to copy the table again"
-            ))
-        })?),
-        _ => None,
-    };
-    let rows_copied = match row[1] {
-        Value::Int(i) => i.max(0) as u64,
-        _ => 0,
-    };
-    Ok(Some(Checkpoint {
-        last_key,
-        rows_copied,
-        done: row[2] == Value::Bool(true),
-    }))
-}
-
-fn checkpoint_upsert(
-    d: Dialect,
-    table: &str,
-    last_key: Option<&[Value]>,
-    rows: u64,
-    done: bool,
-) -> String {
-    let key = last_key.map_or("NULL".to_string(), |k| text_literal(d, &to_tagged_json(k)));
-    let name = text_literal(d, table);
-    match d {
-        Dialect::Postgres => format!(
-            "INSERT INTO {CHECKPOINT_TABLE} AS c (table_name, last_key, rows_copied, done) \
-             VALUES ({name}, {key}, {rows}, {done}) ON CONFLICT (table_name) DO UPDATE SET \
-             last_key = COALESCE(EXCLUDED.last_key, c.last_key), rows_copied = c.rows_copied + EXCLUDED.rows_copied, \
-             done = EXCLUDED.done, updated_at = now()"
-        ),
-        Dialect::Mysql => format!(
-            "INSERT INTO {CHECKPOINT_TABLE} (table_name, last_key, rows_copied, done) \
-             VALUES ({name}, {key}, {rows}, {done}) ON DUPLICATE KEY UPDATE \
-             last_key = COALESCE(VALUES(last_key), last_key), rows_copied = rows_copied + VALUES(rows_copied), \
-             done = VALUES(done), updated_at = CURRENT_TIMESTAMP(6)"
-        ),
-    }
-}
-
 /// What the reader hands the writer.
 enum Block {
     Copy(Bytes),
@@ -324,6 +218,7 @@ async fn copy_table(
     } else {
         checkpoint.last_key.clone()
     };
+    let start = resume.clone();
     let writer = Writer::new(&plan, Side::New, target.dialect(), &tag.to_string());
     writer.create_stage(&mut target).await?;
     super::write::prepare_writer_session(&mut target).await;
@@ -351,7 +246,16 @@ async fn copy_table(
             }
         })
     };
-    let result = write_chunks(&mut target, &plan, &writer, rx, &table_progress).await;
+    let result = write_chunks(
+        sides,
+        &mut target,
+        &plan,
+        &writer,
+        start,
+        rx,
+        &table_progress,
+    )
+    .await;
     reader.abort();
     match result {
         Ok(inserted) => {
@@ -475,22 +379,92 @@ async fn read_chunks(
     }
 }
 
+/// How a chunk's COPY data reaches the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// COPY straight into the table, under a savepoint. The cheapest path
+    /// (no staging table, no per-row conflict check); a row that is already
+    /// there fails the COPY instead of being overwritten.
+    Direct,
+    /// COPY into the staging table, then `INSERT … ON CONFLICT DO NOTHING`.
+    Staged,
+}
+
+/// The state of one chunk's COPY while its blocks arrive.
+struct ChunkCopy {
+    sink: Option<std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>>,
+    error: Option<tokio_postgres::Error>,
+}
+
+impl ChunkCopy {
+    async fn send(&mut self, client: &tokio_postgres::Client, sql: &str, bytes: Bytes) {
+        if self.error.is_some() {
+            return; // the COPY failed; drain the chunk's remaining blocks
+        }
+        if self.sink.is_none() {
+            match client.copy_in::<_, Bytes>(sql).await {
+                Ok(s) => self.sink = Some(Box::pin(s)),
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+        }
+        if let Some(s) = self.sink.as_mut() {
+            if let Err(e) = s.send(bytes).await {
+                self.error = Some(e);
+                self.sink = None;
+            }
+        }
+    }
+
+    /// Ends the COPY: rows copied, or the COPY's error.
+    async fn finish(mut self) -> Result<u64, tokio_postgres::Error> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        match self.sink.take() {
+            Some(mut s) => s.as_mut().finish().await,
+            None => Ok(0),
+        }
+    }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
 /// Applies chunks as they arrive, one transaction each; returns how many
 /// rows were inserted (the rest were already present).
+///
+/// PostgreSQL chunks go in [`Mode::Direct`] until one hits a row that is
+/// already there (a dual write got it first); that chunk is rolled back to
+/// its savepoint, read again from the old side and staged, and the rest of
+/// the table is staged too.
 async fn write_chunks(
+    sides: &Sides,
     target: &mut Db,
     plan: &TablePlan,
     writer: &Writer,
+    mut after: Option<Vec<Value>>,
     mut rx: mpsc::Receiver<Block>,
     progress: &TableProgress,
 ) -> Result<u64, MigrateError> {
     let d = target.dialect();
     let mut inserted = 0u64;
+    let mut mode = if plan.unique_on[Side::New as usize] {
+        Mode::Direct
+    } else {
+        Mode::Staged
+    };
+    let mut old: Option<Db> = None;
     loop {
         let mut in_tx = false;
-        let mut staged = 0usize;
-        // The COPY sink lives across blocks of one chunk.
-        let mut sink = None;
+        let mut copy = ChunkCopy {
+            sink: None,
+            error: None,
+        };
+        let mut copied_blocks = 0usize;
         let end = loop {
             let Some(block) = rx.recv().await else {
                 return Err(MigrateError::Task(
@@ -499,6 +473,9 @@ async fn write_chunks(
             };
             if !in_tx && !matches!(block, Block::Failed(_)) {
                 target.begin().await?;
+                if mode == Mode::Direct && d == Dialect::Postgres {
+                    target.execute("SAVEPOINT tandem_chunk").await?;
+                }
                 in_tx = true;
             }
             match block {
@@ -508,17 +485,12 @@ async fn write_chunks(
                             "COPY data for a target that is not PostgreSQL".into(),
                         ));
                     };
-                    if sink.is_none() {
-                        sink = Some(Box::pin(
-                            pg.client
-                                .copy_in::<_, Bytes>(&writer.copy_statement())
-                                .await?,
-                        ));
-                    }
-                    if let Some(s) = sink.as_mut() {
-                        s.send(bytes).await?;
-                    }
-                    staged += 1;
+                    let sql = match mode {
+                        Mode::Direct => writer.direct_copy_statement(),
+                        Mode::Staged => writer.copy_statement(),
+                    };
+                    copy.send(&pg.client, &sql, bytes).await;
+                    copied_blocks += 1;
                 }
                 Block::Rows(rows) => {
                     inserted += writer
@@ -531,7 +503,7 @@ async fn write_chunks(
                     done,
                 } => break (last_key, rows, done),
                 Block::Failed(e) => {
-                    drop(sink.take());
+                    drop(copy);
                     if in_tx {
                         let _ = target.execute("ROLLBACK").await;
                     }
@@ -540,13 +512,36 @@ async fn write_chunks(
             }
         };
         let (last_key, rows, done) = end;
-        if let Some(mut s) = sink.take() {
-            s.as_mut().finish().await?;
-        }
-        if staged > 0 {
-            inserted += target
-                .execute_count(&writer.merge_statement(OnConflict::Keep))
-                .await?;
+        if copied_blocks > 0 {
+            match (mode, copy.finish().await) {
+                (Mode::Direct, Ok(n)) => inserted += n,
+                (Mode::Direct, Err(e)) if is_unique_violation(&e) => {
+                    tracing::info!(table = %plan.old_name, "rows already on the new side (dual writes): staging from here on");
+                    target.execute("ROLLBACK TO SAVEPOINT tandem_chunk").await?;
+                    mode = Mode::Staged;
+                    let Some(upto) = last_key.as_deref() else {
+                        return Err(MigrateError::Task(
+                            "a keyed chunk without a last key".into(),
+                        ));
+                    };
+                    if old.is_none() {
+                        old = Some(sides.connect(Side::Old).await?);
+                    }
+                    if let (Some(old), Db::Pg(pg)) = (old.as_mut(), &*target) {
+                        restage(old, &pg.client, plan, writer, after.as_deref(), upto).await?;
+                    }
+                    inserted += target
+                        .execute_count(&writer.merge_statement(OnConflict::Keep))
+                        .await?;
+                }
+                (Mode::Direct, Err(e)) => return Err(e.into()),
+                (Mode::Staged, result) => {
+                    result?;
+                    inserted += target
+                        .execute_count(&writer.merge_statement(OnConflict::Keep))
+                        .await?;
+                }
+            }
         }
         target
             .execute(&checkpoint_upsert(
@@ -562,5 +557,45 @@ async fn write_chunks(
         if done {
             return Ok(inserted);
         }
+        after = last_key;
     }
+}
+
+/// Reads the chunk `(after, upto]` from the old side again and COPYs it
+/// into the staging table (after a direct COPY of it hit an existing row).
+async fn restage(
+    old: &mut Db,
+    client: &tokio_postgres::Client,
+    plan: &TablePlan,
+    writer: &Writer,
+    after: Option<&[Value]>,
+    upto: &[Value],
+) -> Result<(), MigrateError> {
+    let types = read_types(plan, Side::Old);
+    let sql = select_range(
+        old.dialect(),
+        plan,
+        Side::Old,
+        Bounds {
+            after,
+            upto: Some(upto),
+        },
+        None,
+        false,
+    );
+    let mut cursor = old.cursor(&sql, &types).await?;
+    let sink = client.copy_in::<_, Bytes>(&writer.copy_statement()).await?;
+    futures_util::pin_mut!(sink);
+    let mut buf = Vec::with_capacity(BLOCK_BYTES + (64 << 10));
+    while let Some(row) = cursor.next().await? {
+        writer.encode_pg(plan, &row, &mut buf)?;
+        if buf.len() >= BLOCK_BYTES {
+            sink.send(Bytes::from(std::mem::take(&mut buf))).await?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(Bytes::from(buf)).await?;
+    }
+    sink.finish().await?;
+    Ok(())
 }

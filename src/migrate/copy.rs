@@ -71,6 +71,83 @@ fn text(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// Decimal digits of `i`, without going through `fmt` (this runs for
+/// every integer of every row).
+fn int(out: &mut Vec<u8>, i: i128) {
+    if i < 0 {
+        out.push(b'-');
+    }
+    let mut n = i.unsigned_abs();
+    let mut buf = [0u8; 40];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
+fn two(out: &mut Vec<u8>, n: u32) {
+    out.push(b'0' + (n / 10 % 10) as u8);
+    out.push(b'0' + (n % 10) as u8);
+}
+
+/// `YYYY-MM-DD` for years 1-9999 written directly; other years (BC, five
+/// digits) through the general formatter.
+fn date(out: &mut Vec<u8>, days: i64) {
+    let (y, m, d) = temporal::civil_from_days(days);
+    if !(1..=9999).contains(&y) {
+        text(out, &temporal::format_date(days as i32));
+        return;
+    }
+    two(out, (y / 100) as u32);
+    two(out, (y % 100) as u32);
+    out.push(b'-');
+    two(out, m);
+    out.push(b'-');
+    two(out, d);
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]`, `+00` appended for timestamptz.
+fn timestamp(out: &mut Vec<u8>, micros: i64, zone: bool) {
+    let days = micros.div_euclid(temporal::MICROS_PER_DAY);
+    let (y, _, _) = temporal::civil_from_days(days);
+    if !(1..=9999).contains(&y) {
+        let mut s = temporal::format_timestamp(micros);
+        if zone {
+            // The zone goes before a " BC" suffix.
+            s = match s.strip_suffix(" BC") {
+                Some(head) => format!("{head}+00 BC"),
+                None => s + "+00",
+            };
+        }
+        text(out, &s);
+        return;
+    }
+    date(out, days);
+    let t = micros.rem_euclid(temporal::MICROS_PER_DAY);
+    let (secs, frac) = ((t / 1_000_000) as u32, (t % 1_000_000) as u32);
+    out.push(b' ');
+    two(out, secs / 3600);
+    out.push(b':');
+    two(out, secs / 60 % 60);
+    out.push(b':');
+    two(out, secs % 60);
+    if frac != 0 {
+        out.push(b'.');
+        two(out, frac / 10_000);
+        two(out, frac / 100 % 100);
+        two(out, frac % 100);
+    }
+    if zone {
+        out.extend_from_slice(b"+00");
+    }
+}
+
 pub fn write_field(out: &mut Vec<u8>, v: &Value, ty: PgType) -> Result<(), Unrepresentable> {
     use PgType as P;
     match v {
@@ -90,12 +167,15 @@ pub fn write_field(out: &mut Vec<u8>, v: &Value, ty: PgType) -> Result<(), Unrep
                 }
             },
             P::Bit => text(out, &format!("{i:b}")),
-            _ => text(out, &i.to_string()),
+            _ => int(out, *i),
         },
         Value::Decimal(d) => text(out, d),
+        Value::Float(f) if f.is_finite() => {
+            let _ = std::io::Write::write_fmt(out, format_args!("{f:e}"));
+        }
         Value::Float(f) => text(out, &float_text(*f)),
         Value::Date(d) => {
-            text(out, &temporal::format_date(*d));
+            date(out, *d as i64);
             if matches!(ty, P::Timestamp | P::Timestamptz) {
                 text(out, " 00:00:00+00");
             }
@@ -117,21 +197,9 @@ pub fn write_field(out: &mut Vec<u8>, v: &Value, ty: PgType) -> Result<(), Unrep
                         "a date column cannot hold a time of day".into(),
                     ));
                 }
-                text(
-                    out,
-                    &temporal::format_date(t.div_euclid(temporal::MICROS_PER_DAY) as i32),
-                );
+                date(out, t.div_euclid(temporal::MICROS_PER_DAY));
             } else {
-                let mut s = String::with_capacity(32);
-                temporal::write_timestamp(&mut s, *t);
-                if ty == P::Timestamptz {
-                    // The zone goes before a " BC" suffix.
-                    match s.strip_suffix(" BC") {
-                        Some(head) => s = format!("{head}+00 BC"),
-                        None => s.push_str("+00"),
-                    }
-                }
-                text(out, &s);
+                timestamp(out, *t, ty == P::Timestamptz);
             }
         }
         Value::Text(s) => match ty {
@@ -201,6 +269,46 @@ mod tests {
         let mut out = Vec::new();
         assert!(write_field(&mut out, &Value::Time(-1), PgType::Time).is_err());
         assert!(write_field(&mut out, &Value::Int(2), PgType::Bool).is_err());
+    }
+
+    #[test]
+    fn fast_writers_match_the_general_formatters() {
+        for i in [
+            0i128,
+            -1,
+            9,
+            10,
+            i64::MIN as i128,
+            u64::MAX as i128,
+            i128::MIN,
+            i128::MAX,
+        ] {
+            assert_eq!(field(Value::Int(i), PgType::Numeric), i.to_string());
+        }
+        for t in [
+            0i64,
+            1,
+            -1,
+            999_999,
+            1_700_000_000_123_456,
+            -30_610_224_000_000_000,
+            253_402_300_799_999_999,
+            -62_135_596_800_000_001,
+        ] {
+            let general = temporal::format_timestamp(t);
+            assert_eq!(field(Value::Timestamp(t), PgType::Timestamp), general);
+            let zoned = field(Value::Timestamp(t), PgType::Timestamptz);
+            assert!(
+                zoned.starts_with(general.trim_end_matches(" BC")) && zoned.contains("+00"),
+                "{zoned}"
+            );
+        }
+        for d in [0i32, -719_162, 2_932_896, -800_000] {
+            assert_eq!(
+                field(Value::Date(d), PgType::Date),
+                temporal::format_date(d)
+            );
+        }
     }
 
     #[test]

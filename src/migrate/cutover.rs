@@ -240,7 +240,7 @@ async fn check_backfill(new: &mut Db, plans: &[TablePlan]) -> Result<Vec<Item>, 
     }
     let mut pending = Vec::new();
     for plan in plans.iter().filter(|p| !p.key.is_empty()) {
-        let done = super::backfill::read_checkpoint(new, &plan.old_name)
+        let done = super::checkpoint::read_checkpoint(new, &plan.old_name)
             .await?
             .is_some_and(|c| c.done);
         if !done {

@@ -185,6 +185,13 @@ impl Cursor<'_> {
                     return Ok(None);
                 };
                 let values = row.unwrap();
+                if values.len() != types.len() {
+                    return Err(MigrateError::Task(format!(
+                        "MySQL returned {} columns where {} were selected",
+                        values.len(),
+                        types.len()
+                    )));
+                }
                 Ok(Some(
                     values
                         .into_iter()
@@ -203,6 +210,11 @@ impl Cursor<'_> {
             Cursor::Pg(stream, types) => match stream.next().await {
                 None => Ok(None),
                 Some(Err(e)) => Err(e.into()),
+                Some(Ok(row)) if row.len() != types.len() => Err(MigrateError::Task(format!(
+                    "PostgreSQL returned {} columns where {} were selected",
+                    row.len(),
+                    types.len()
+                ))),
                 Some(Ok(row)) => Ok(Some(
                     types
                         .iter()

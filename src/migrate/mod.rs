@@ -32,12 +32,14 @@
 
 pub mod backfill;
 pub mod catalog;
+pub mod checkpoint;
 pub mod copy;
 pub mod cutover;
 pub mod db;
 mod diff;
 pub mod progress;
 pub mod repair;
+pub mod report;
 pub mod schema;
 pub mod sqltext;
 pub mod verify;
@@ -57,7 +59,7 @@ pub fn is_internal_table(name: &str) -> bool {
 pub enum MigrateError {
     #[error("{0}")]
     Config(String),
-    #[error("cannot connect to {what} at {addr}: {message}")]
+    #[error("cannot connect to {what} at {addr}: {message} (check its url in the config and that the server is up)")]
     Connect {
         what: String,
         addr: String,

@@ -21,13 +21,13 @@ use serde::Serialize;
 
 use crate::backend::value::{row_fingerprint, Row, Value};
 
-use super::catalog::{ColType, TablePlan};
+use super::catalog::TablePlan;
 use super::db::{scalar_i128, Db};
 use super::diff::{
     checksum, chunk_end, diff_sorted, first_out_of_order, truncate_after, Fingerprinted,
 };
 use super::progress::{Progress, TableProgress};
-use super::sqltext::{ident, literal, read_types, select_keys, select_range, Bounds, Dialect};
+use super::sqltext::{ident, read_types, select_keys, select_range, Bounds};
 use super::write::key_text;
 use super::{repair::Repairer, MigrateError, Side, Sides, VERIFY_RUNS_TABLE};
 
@@ -161,7 +161,7 @@ pub async fn run(sides: &Sides, opts: &VerifyOptions) -> Result<VerifyReport, Mi
         repair: opts.repair,
         tables,
     };
-    if let Err(e) = record_run(sides, &report, started).await {
+    if let Err(e) = super::report::record_run(sides, &report, started).await {
         tracing::warn!(error = %e, "could not record this verify run in {VERIFY_RUNS_TABLE}; cutover-check will not see it");
     }
     Ok(report)
@@ -319,6 +319,14 @@ async fn verify_table(
     Ok(())
 }
 
+/// A value in a report: text quoted, so an empty string is visible.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Text(_) => format!("'{}'", v.short()),
+        _ => v.short(),
+    }
+}
+
 fn list<T>(into: &mut Vec<T>, items: impl Iterator<Item = T>) {
     let room = LISTED.saturating_sub(into.len());
     into.extend(items.take(room));
@@ -349,8 +357,8 @@ pub async fn confirm_different(
                     .filter(|(_, (x, y))| !x.approx_eq(y))
                     .map(|(c, (x, y))| ColumnDifference {
                         column: c.old_name.clone(),
-                        old: x.short(),
-                        new: y.short(),
+                        old: shown(x),
+                        new: shown(y),
                     })
                     .collect(),
                 (None, None) => continue,
@@ -450,168 +458,4 @@ impl Reservoir {
     fn into_keys(self) -> Vec<Row> {
         self.keys
     }
-}
-
-pub async fn ensure_runs_table(db: &mut Db) -> Result<(), MigrateError> {
-    let sql = match db.dialect() {
-        Dialect::Postgres => format!(
-            "CREATE TABLE IF NOT EXISTS {VERIFY_RUNS_TABLE} (id bigserial PRIMARY KEY, \
-             started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now(), \
-             all_tables boolean NOT NULL, repair boolean NOT NULL, clean boolean NOT NULL, \
-             tables text NOT NULL, differences bigint NOT NULL, report text NOT NULL)"
-        ),
-        Dialect::Mysql => format!(
-            "CREATE TABLE IF NOT EXISTS {VERIFY_RUNS_TABLE} (id bigint AUTO_INCREMENT PRIMARY KEY, \
-             started_at datetime(6) NOT NULL, finished_at datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), \
-             all_tables boolean NOT NULL, repair boolean NOT NULL, clean boolean NOT NULL, \
-             tables longtext NOT NULL, differences bigint NOT NULL, report longtext NOT NULL) ENGINE=InnoDB"
-        ),
-    };
-    db.execute(&sql).await
-}
-
-/// Stores the run in the target database, where `cutover-check` looks.
-async fn record_run(
-    sides: &Sides,
-    report: &VerifyReport,
-    started: i64,
-) -> Result<(), MigrateError> {
-    let mut db = sides.connect(Side::New).await?;
-    ensure_runs_table(&mut db).await?;
-    let d = db.dialect();
-    let text = |s: &str| {
-        literal(
-            d,
-            &Value::Text(s.to_string()),
-            ColType::Pg(crate::backend::value::pg::PgType::Text),
-        )
-    };
-    let ts = literal(
-        d,
-        &Value::Timestamp(started),
-        ColType::Pg(crate::backend::value::pg::PgType::Timestamptz),
-    );
-    let names: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
-    let json = serde_json::to_string(report).unwrap_or_default();
-    let differences: u64 = report.tables.iter().map(TableReport::differences).sum();
-    db.execute(&format!(
-        "INSERT INTO {VERIFY_RUNS_TABLE} (started_at, all_tables, repair, clean, tables, differences, report) \
-         VALUES ({ts}, {}, {}, {}, {}, {differences}, {})",
-        report.all_tables,
-        report.repair,
-        report.clean,
-        text(&names.join(",")),
-        text(&json)
-    ))
-    .await
-}
-
-/// The human-readable summary: one line per table, then the listed keys.
-pub fn render(report: &VerifyReport) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let width = report
-        .tables
-        .iter()
-        .map(|t| t.table.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let _ = writeln!(
-        out,
-        "{:<width$}  {:>10}  {:>10}  {:>7}  {:>10}  {:>8}  {:>8}  {:>9}  {:>7}  status",
-        "table",
-        "rows old",
-        "rows new",
-        "chunks",
-        "mismatched",
-        "missing",
-        "extra",
-        "different",
-        "sampled"
-    );
-    for t in &report.tables {
-        let status = match (&t.error, t.clean(), &t.repair) {
-            (Some(_), _, _) => "ERROR",
-            (None, true, Some(_)) => "repaired",
-            (None, true, None) => "ok",
-            (None, false, _) => "DIFFERENT",
-        };
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>10}  {:>10}  {:>7}  {:>10}  {:>8}  {:>8}  {:>9}  {:>7}  {status}",
-            t.table,
-            t.rows_old,
-            t.rows_new,
-            t.chunks,
-            t.mismatched_chunks,
-            t.missing,
-            t.extra,
-            t.different,
-            t.sampled
-        );
-    }
-    for t in &report.tables {
-        let mut lines = Vec::new();
-        if let Some(e) = &t.error {
-            lines.push(format!("error: {e}"));
-        }
-        if let Some(n) = &t.note {
-            lines.push(format!("note: {n}"));
-        }
-        if !t.columns_only_old.is_empty() {
-            lines.push(format!(
-                "columns missing on the new side: {}",
-                t.columns_only_old.join(", ")
-            ));
-        }
-        if !t.missing_keys.is_empty() {
-            lines.push(format!(
-                "missing on new (key): {}",
-                t.missing_keys.join(" ")
-            ));
-        }
-        if !t.extra_keys.is_empty() {
-            lines.push(format!("extra on new (key): {}", t.extra_keys.join(" ")));
-        }
-        for d in &t.different_rows {
-            let cols: Vec<String> = d
-                .columns
-                .iter()
-                .map(|c| format!("{}: {} | {}", c.column, c.old, c.new))
-                .collect();
-            lines.push(format!("different {}: {}", d.key, cols.join("; ")));
-        }
-        if t.sample_mismatches > 0 {
-            lines.push(format!(
-                "{} of {} sampled rows differ",
-                t.sample_mismatches, t.sampled
-            ));
-        }
-        if let Some(r) = &t.repair {
-            lines.push(format!(
-                "repair: {} rows written, {} deleted, {} still different {}",
-                r.upserted,
-                r.deleted,
-                r.still_different,
-                r.still_different_keys.join(" ")
-            ));
-        }
-        if !lines.is_empty() {
-            let _ = writeln!(out, "\n{}:", t.table);
-            for l in lines {
-                let _ = writeln!(out, "  {l}");
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "\n{}",
-        if report.clean {
-            "verify: both sides match"
-        } else {
-            "verify: DIFFERENCES FOUND (rerun with --repair to copy the authoritative rows)"
-        }
-    );
-    out
 }

@@ -113,6 +113,15 @@ impl Writer {
         )
     }
 
+    /// `COPY <table> (…) FROM STDIN`: straight into the table (PostgreSQL).
+    pub fn direct_copy_statement(&self) -> String {
+        format!(
+            "COPY {} ({}) FROM STDIN",
+            self.table,
+            self.col_names.join(", ")
+        )
+    }
+
     /// Moves the staged rows into the table (PostgreSQL). Without a unique
     /// key on the target, conflicts cannot be detected and rows are appended.
     pub fn merge_statement(&self, conflict: OnConflict) -> String {

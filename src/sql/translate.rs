@@ -8,9 +8,12 @@
 //! [`TranslateError::Untranslatable`] naming the construct, never changed in
 //! meaning silently. `docs/translation.md` lists every rule.
 //!
-//! Layout: `dml` reshapes INSERT/UPDATE/DELETE, `expr` rewrites expressions
-//! (with `func` for functions and `literal` for values), `ddl` and `alter`
-//! handle schema changes, `types` maps column types, `names` identifiers.
+//! Layout: `dml` (INSERT shapes) and `update` (UPDATE/DELETE shapes) run
+//! first on the MySQL AST; then `expr` rewrites every expression in one
+//! visitor pass, with `func` for functions, `literal` for values, `query`
+//! for SELECT-level clauses and `scope` to find the column a name refers to.
+//! `ddl` and `alter` handle schema changes, `types` maps column types,
+//! `names` identifiers.
 
 mod alter;
 mod ddl;
@@ -36,8 +39,6 @@ use sqlparser::tokenizer::Span;
 
 use super::schema::Schema;
 use scope::Scope;
-
-pub use names::schema_ident;
 
 /// Parser nesting limit: deep enough for real queries, shallow enough that
 /// the recursive rewrite and printing cannot exhaust a thread's stack.
@@ -100,15 +101,16 @@ pub fn to_postgres_replay(
     guarded(|| translate(mysql_sql, schema, Some(ids)))
 }
 
-/// sqlparser has had panics on odd input in the past; a mirror must not lose
-/// its task over one statement. Tests call `translate` directly so that a
-/// panic there still fails them.
+/// sqlparser has had panics on odd input in the past, and a panic in the
+/// rewrite would be a bug; either way the mirror must not lose its task over
+/// one statement. Tests call `translate` directly so that a panic there
+/// still fails them.
 fn guarded(
     f: impl FnOnce() -> Result<Translated, TranslateError>,
 ) -> Result<Translated, TranslateError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(TranslateError::Parse(
-            "the SQL parser failed on this text".into(),
+            "the translator panicked on this text (a bug)".into(),
         ))
     })
 }

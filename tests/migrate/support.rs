@@ -173,3 +173,32 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// Rows the checkpoint says are copied (0 before the backfill created it).
+pub fn checkpoint_rows(env: &Env, table: &str) -> u64 {
+    servers::postgres()
+        .try_sql(
+            &env.pg,
+            &format!(
+                "SELECT rows_copied FROM tandem_backfill_checkpoint WHERE table_name = '{table}'"
+            ),
+        )
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn fingerprint_my(env: &Env) -> String {
+    env.my(
+        "SET SESSION group_concat_max_len = 1073741824; \
+         SELECT COUNT(*), COUNT(DISTINCT id), SUM(id), MD5(GROUP_CONCAT(id, ':', v ORDER BY id SEPARATOR ',')) FROM big",
+    )
+    .trim()
+    .replace('\t', "|")
+}
+
+pub fn fingerprint_pg(env: &Env) -> String {
+    env.pg("SELECT count(*), count(DISTINCT id), sum(id), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM big")
+        .trim()
+        .to_string()
+}

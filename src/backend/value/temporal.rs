@@ -53,6 +53,9 @@ fn digits(s: &str) -> Option<i64> {
 /// `YYYY-MM-DD` (PostgreSQL's ` BC` suffix accepted). `None` for zero or
 /// impossible dates such as MySQL's `0000-00-00`.
 pub fn parse_date(s: &str) -> Option<i32> {
+    if let Some(days) = fixed_date(s.as_bytes()) {
+        return days;
+    }
     let (s, bc) = match s.strip_suffix(" BC") {
         Some(rest) => (rest, true),
         None => (s, false),
@@ -66,6 +69,54 @@ pub fn parse_date(s: &str) -> Option<i32> {
         return None;
     }
     i32::try_from(days_from_civil(y, m, d)).ok()
+}
+
+fn num(b: &[u8]) -> Option<i64> {
+    let mut n = 0i64;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + (c - b'0') as i64;
+    }
+    Some(n)
+}
+
+/// `YYYY-MM-DD` exactly (the form both engines print for years 1000-9999):
+/// `Some(result)` when the text has that shape, `None` to take the general
+/// path.
+fn fixed_date(b: &[u8]) -> Option<Option<i32>> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (
+        num(&b[0..4])?,
+        num(&b[5..7])? as u32,
+        num(&b[8..10])? as u32,
+    );
+    if y == 0 || !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return Some(None);
+    }
+    Some(i32::try_from(days_from_civil(y, m, d)).ok())
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.f{1,6}]` exactly, without a zone; see
+/// [`fixed_date`] for the return convention.
+fn fixed_datetime(b: &[u8]) -> Option<Option<i64>> {
+    if b.len() < 19 || (b[10] != b' ' && b[10] != b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let frac = match &b[19..] {
+        [] => 0,
+        [b'.', f @ ..] if (1..=6).contains(&f.len()) => num(f)? * 10i64.pow(6 - f.len() as u32),
+        _ => return None,
+    };
+    let day = fixed_date(&b[..10])?;
+    let (h, mi, s) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    if h > 24 || mi > 59 || s > 59 || (h == 24 && (mi, s, frac) != (0, 0, 0)) {
+        return Some(None);
+    }
+    Some(day.map(|d| d as i64 * MICROS_PER_DAY + (h * 3600 + mi * 60 + s) * MICROS_PER_SEC + frac))
 }
 
 /// `[-]H+:MM:SS[.ffffff]` as signed microseconds.
@@ -105,6 +156,9 @@ fn parse_fraction(frac: &str) -> Option<i64> {
 /// `YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z|±HH[:MM[:SS]]][ BC]` as microseconds
 /// since the epoch in UTC (a zone offset is applied; no offset means UTC).
 pub fn parse_datetime(s: &str) -> Option<i64> {
+    if let Some(micros) = fixed_datetime(s.as_bytes()) {
+        return micros;
+    }
     let (s, bc) = match s.strip_suffix(" BC") {
         Some(rest) => (rest, true),
         None => (s, false),

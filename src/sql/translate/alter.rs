@@ -12,7 +12,7 @@ use sqlparser::ast::{
 
 use super::ddl::{column, create_index, default_expr, key_name, on_update_trigger};
 use super::expr;
-use super::names::{index_ident, last_ident, protect, protect_object_name};
+use super::names::{index_ident, last_ident, protect, protect_object_name, stored_name};
 use super::scope::Scope;
 use super::types::column_type;
 use super::{untranslatable, TranslateError, Translated};
@@ -22,14 +22,6 @@ fn table_ident(name: &ObjectName) -> Result<Ident, TranslateError> {
     last_ident(name)
         .cloned()
         .ok_or_else(|| untranslatable(format!("table {name}")))
-}
-
-/// The name PostgreSQL stores for an identifier (bare names fold to lower case).
-fn stored_name(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
 }
 
 fn sql_string(s: &str) -> String {
@@ -66,9 +58,9 @@ fn rename_table(
          LOOP EXECUTE format('ALTER INDEX %I RENAME TO %I', r.indexname, {new_prefix} || \
          substr(r.indexname, {skip})); END LOOP; END$$",
         table = sql_string(&stored_name(&new_ident)),
-        prefix = like_prefix(&old_ident.value),
-        new_prefix = sql_string(&new_ident.value),
-        skip = old_ident.value.chars().count() + 1,
+        prefix = like_prefix(&stored_name(&old_ident)),
+        new_prefix = sql_string(&stored_name(&new_ident)),
+        skip = stored_name(&old_ident).chars().count() + 1,
     ));
     Ok(())
 }

@@ -14,7 +14,7 @@ use sqlparser::tokenizer::Token;
 
 use super::expr;
 use super::literal::{coerce, number, string};
-use super::names::{index_ident, last_ident, protect, protect_object_name};
+use super::names::{index_ident, last_ident, protect, protect_object_name, stored_name};
 use super::scope::Scope;
 use super::types::column_type;
 use super::{untranslatable, TranslateError, Translated};
@@ -206,7 +206,7 @@ pub(super) fn on_update_trigger(
 ) -> Vec<String> {
     let function = Ident::with_quote(
         '"',
-        format!("{}_{}_on_update", table_ident.value, column.value),
+        format!("{}_{}_on_update", stored_name(table_ident), column.value),
     );
     vec![
         format!(

@@ -448,6 +448,15 @@ fn fill_generated_ids(
     let Some(auto) = t.auto_increment_column() else {
         return Ok(());
     };
+    if ins.source.is_none() && ins.columns.is_empty() {
+        // `VALUES ()`: the generated id is the only value.
+        ins.columns
+            .push(ObjectName(vec![ObjectNamePart::Identifier(schema_ident(
+                &auto.name,
+            ))]));
+        ins.source = Some(Box::new(values_query(vec![vec![number(ids.first)]])));
+        return Ok(());
+    }
     let Some(SetExpr::Values(values)) = ins.source.as_deref_mut().map(|q| q.body.as_mut()) else {
         return Err(untranslatable(
             "INSERT … SELECT into a table whose AUTO_INCREMENT values MySQL generated",

@@ -5,9 +5,9 @@
 
 use sqlparser::ast::{
     helpers::attached_token::AttachedToken, CaseWhen, DataType, DateTimeField, DuplicateTreatment,
-    Expr, ExtractSyntax, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, TimezoneInfo,
-    Value,
+    ExactNumberInfo, Expr, ExtractSyntax, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, TimezoneInfo, Value,
 };
 
 use super::expr::{cast, null_if_zero, paren};
@@ -70,90 +70,32 @@ fn extract(field: DateTimeField, e: Expr) -> Expr {
 }
 
 /// Same-named functions whose results match MySQL's.
+#[rustfmt::skip]
 const SAME: &[&str] = &[
-    "ABS",
-    "ASCII",
-    "AVG",
-    "CEIL",
-    "CEILING",
-    "COALESCE",
-    "COUNT",
-    "CUME_DIST",
-    "DENSE_RANK",
-    "EXP",
-    "FIRST_VALUE",
-    "FLOOR",
-    "LAG",
-    "LAST_VALUE",
-    "LEAD",
-    "LN",
-    "LOG10",
-    "LPAD",
-    "LTRIM",
-    "MAX",
-    "MD5",
-    "MIN",
-    "NTH_VALUE",
-    "NTILE",
-    "NULLIF",
-    "PERCENT_RANK",
-    "RANK",
-    "REPEAT",
-    "REPLACE",
-    "REVERSE",
-    "ROUND",
-    "ROW_NUMBER",
-    "RPAD",
-    "RTRIM",
-    "SIGN",
-    "SQRT",
-    "SUM",
-    "LEFT",
-    "RIGHT",
-    "PI",
+    "ABS", "AVG", "CEIL", "CEILING", "COALESCE", "COUNT", "CUME_DIST", "DENSE_RANK", "EXP",
+    "FIRST_VALUE", "FLOOR", "LAG", "LAST_VALUE", "LEAD", "LEFT", "LN", "LOG10", "LPAD", "LTRIM",
+    "MAX", "MD5", "MIN", "NTH_VALUE", "NTILE", "NULLIF", "PERCENT_RANK", "PI", "RANK", "REPEAT",
+    "REPLACE", "REVERSE", "RIGHT", "ROW_NUMBER", "RPAD", "RTRIM", "SIGN", "SQRT", "SUM",
 ];
 
+/// Of those, the ones whose second argument is a length that MySQL and
+/// PostgreSQL treat differently when negative (`LEFT('abc', -1)` is '' in
+/// MySQL, 'ab' in PostgreSQL).
+const LENGTH_ARGUMENT: &[&str] = &["LEFT", "RIGHT", "LPAD", "RPAD"];
+
 /// Aggregates and window functions: the only ones allowed DISTINCT or OVER.
+#[rustfmt::skip]
 const AGGREGATE_OR_WINDOW: &[&str] = &[
-    "AVG",
-    "COUNT",
-    "CUME_DIST",
-    "DENSE_RANK",
-    "FIRST_VALUE",
-    "GROUP_CONCAT",
-    "LAG",
-    "LAST_VALUE",
-    "LEAD",
-    "MAX",
-    "MIN",
-    "NTH_VALUE",
-    "NTILE",
-    "PERCENT_RANK",
-    "RANK",
-    "ROW_NUMBER",
-    "SUM",
+    "AVG", "COUNT", "CUME_DIST", "DENSE_RANK", "FIRST_VALUE", "GROUP_CONCAT", "LAG", "LAST_VALUE",
+    "LEAD", "MAX", "MIN", "NTH_VALUE", "NTILE", "PERCENT_RANK", "RANK", "ROW_NUMBER", "SUM",
 ];
 
 /// Functions that read session or server state the mirror cannot reproduce.
+#[rustfmt::skip]
 const SESSION_STATE: &[&str] = &[
-    "BENCHMARK",
-    "CONNECTION_ID",
-    "CURRENT_ROLE",
-    "CURRENT_USER",
-    "DATABASE",
-    "FOUND_ROWS",
-    "GET_LOCK",
-    "IS_FREE_LOCK",
-    "IS_USED_LOCK",
-    "LAST_INSERT_ID",
-    "RELEASE_LOCK",
-    "ROW_COUNT",
-    "SCHEMA",
-    "SESSION_USER",
-    "SLEEP",
-    "SYSTEM_USER",
-    "USER",
-    "VERSION",
+    "BENCHMARK", "CONNECTION_ID", "CURRENT_ROLE", "CURRENT_USER", "DATABASE", "FOUND_ROWS",
+    "GET_LOCK", "IS_FREE_LOCK", "IS_USED_LOCK", "LAST_INSERT_ID", "RELEASE_LOCK", "ROW_COUNT",
+    "SCHEMA", "SESSION_USER", "SLEEP", "SYSTEM_USER", "USER", "VERSION",
 ];
 
 /// The plain argument list of `f`; `None` for `f` without parentheses.
@@ -351,7 +293,16 @@ pub(super) fn rewrite(f: &mut Function, scope: &Scope) -> Result<Option<Expr>, T
             // May hold DISTINCT or `*`.
             return Ok(None);
         }
-        plain_args(f, &name)?;
+        let args = plain_args(f, &name)?.unwrap_or_default();
+        if LENGTH_ARGUMENT.contains(&name.as_str()) {
+            let literal_length = matches!(args.get(1), Some(Expr::Value(v))
+                if matches!(&v.value, Value::Number(n, _) if n.parse::<u64>().is_ok()));
+            if !literal_length {
+                return Err(untranslatable(format!(
+                    "{name} with a length that is not a non-negative literal"
+                )));
+            }
+        }
         return Ok(None);
     }
     let args = plain_args(f, &name)?;
@@ -418,9 +369,18 @@ pub(super) fn rewrite(f: &mut Function, scope: &Scope) -> Result<Option<Expr>, T
             call("log", args)
         }
         "LOG2" => call("log", vec![number(2), one(args)?]),
-        "TRUNCATE" => {
-            arity(&name, &args, |n| n == 2)?;
-            call("trunc", args)
+        // With a digits argument PostgreSQL only has the numeric versions;
+        // MySQL rounds doubles to the same decimal value.
+        "ROUND" if args.len() == 1 => call("ROUND", args),
+        "ROUND" | "TRUNCATE" => {
+            let [x, digits]: [Expr; 2] = args
+                .try_into()
+                .map_err(|_| untranslatable(format!("{name} without two arguments")))?;
+            let pg = if name == "ROUND" { "round" } else { "trunc" };
+            call(
+                pg,
+                vec![cast(x, DataType::Numeric(ExactNumberInfo::None)), digits],
+            )
         }
         // MySQL returns NULL when any argument is NULL; PostgreSQL skips
         // NULLs. The NULL test repeats each argument, so only plain ones are

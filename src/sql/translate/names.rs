@@ -153,7 +153,7 @@ pub(super) fn protect_object_name(name: &mut ObjectName) {
 /// translator). Plain lower-case names stay bare so they match tables created
 /// without quotes; anything else is quoted with its exact case, which matches
 /// tables created with backticks (what dumps and ORMs emit).
-pub fn schema_ident(name: &str) -> Ident {
+pub(super) fn schema_ident(name: &str) -> Ident {
     let simple = name
         .chars()
         .next()
@@ -182,12 +182,25 @@ pub(super) fn qualified(qualifier: Ident, column: Ident) -> Expr {
 }
 
 /// PostgreSQL index names live in the schema, MySQL's in the table: every
-/// translated index is named `<table>_<index>` so two tables' `idx_name`
+/// translated index is named `<table>_<index>` (the index part in lower
+/// case, as MySQL index names are case-insensitive) so two tables' `idx_name`
 /// cannot collide and `DROP INDEX i ON t` finds what `KEY i` created.
 /// (PostgreSQL truncates names past 63 bytes, the same way on create and
 /// drop; two long names that share a 63-byte prefix would still collide.)
 pub(super) fn index_ident(table: &Ident, index: &str) -> Ident {
-    Ident::with_quote('"', format!("{}_{}", table.value, index))
+    Ident::with_quote(
+        '"',
+        format!("{}_{}", stored_name(table), index.to_lowercase()),
+    )
+}
+
+/// The name PostgreSQL stores for an identifier: bare names fold to lower
+/// case (so the prefix matches PostgreSQL's own `<table>_pkey`).
+pub(super) fn stored_name(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
 }
 
 #[cfg(test)]
@@ -220,9 +233,15 @@ mod tests {
         assert_eq!(schema_ident("userId").to_string(), "\"userId\"");
         assert_eq!(schema_ident("order").to_string(), "\"order\"");
         assert_eq!(schema_ident("1x").to_string(), "\"1x\"");
+        // Bare table names fold like PostgreSQL's; index names are
+        // case-insensitive in MySQL.
         assert_eq!(
-            index_ident(&Ident::new("t"), "idx").to_string(),
+            index_ident(&Ident::new("T"), "Idx").to_string(),
             "\"t_idx\""
+        );
+        assert_eq!(
+            index_ident(&Ident::with_quote('"', "T"), "i").to_string(),
+            "\"T_i\""
         );
     }
 }

@@ -204,6 +204,10 @@ fn generated_ids_for_replay() {
         replay("INSERT INTO log VALUES ('x')"),
         "INSERT INTO log (msg) VALUES ('x')"
     );
+    assert_eq!(
+        replay("INSERT INTO users () VALUES ()"),
+        "INSERT INTO users (id) VALUES (41)"
+    );
 }
 
 #[test]
@@ -280,12 +284,16 @@ fn functions() {
         ("SELECT DATE_FORMAT(created, '%Y') FROM users", "ERR untranslatable: DATE_FORMAT (format strings differ)"),
         (
             "SELECT GREATEST(a, b), LOG(a), LOG(2, a), POW(a, 2), TRUNCATE(a, 1), DATE(d), YEAR(d) FROM t",
-            "SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE GREATEST(a, b) END, ln(a), log(2, a), power(a, 2), trunc(a, 1), d::DATE, (EXTRACT(YEAR FROM d::TIMESTAMP))::INTEGER FROM t",
+            "SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE GREATEST(a, b) END, ln(a), log(2, a), power(a, 2), trunc(a::NUMERIC, 1), d::DATE, (EXTRACT(YEAR FROM d::TIMESTAMP))::INTEGER FROM t",
         ),
         ("SELECT COUNT(DISTINCT a), SUM(b), MAX(c), COUNT(*) FROM t", "SELECT COUNT(DISTINCT a), SUM(b), MAX(c), COUNT(*) FROM t"),
+        ("SELECT ROUND(a), ROUND(a, 2) FROM t", "SELECT ROUND(a), round(a::NUMERIC, 2) FROM t"),
         ("SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b DESC) FROM t", "SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b DESC NULLS LAST) FROM t"),
         ("SELECT LAST_INSERT_ID()", "ERR untranslatable: function LAST_INSERT_ID (session or server state)"),
         ("SELECT SHA2(a, 256) FROM t", "ERR untranslatable: function SHA2"),
+        ("SELECT LEFT(name, 3), RPAD(name, 5, '-') FROM t", "SELECT LEFT(name, 3), RPAD(name, 5, '-') FROM t"),
+        ("SELECT LEFT(name, n) FROM t", "ERR untranslatable: LEFT with a length that is not a non-negative literal"),
+        ("SELECT ASCII(name) FROM t", "ERR untranslatable: function ASCII"),
         ("SELECT db.f(1)", "ERR untranslatable: stored function db.f"),
     ]);
 }

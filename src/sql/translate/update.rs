@@ -30,11 +30,11 @@ pub(super) fn table_of<'s>(tf: &TableFactor, schema: &'s Schema) -> Option<&'s T
     }
 }
 
-/// `a AND b AND …`, parenthesizing ORs.
+/// `a AND b AND …`, parenthesizing ORs (and `||`, which is MySQL's OR).
 fn and_all(conds: Vec<Expr>) -> Option<Expr> {
     let wrap = |e: Expr| match e {
         Expr::BinaryOp {
-            op: BinaryOperator::Or | BinaryOperator::Xor,
+            op: BinaryOperator::Or | BinaryOperator::Xor | BinaryOperator::StringConcat,
             ..
         } => Expr::Nested(Box::new(e)),
         e => e,

@@ -178,7 +178,10 @@ async fn dispatch(
             });
             if let (Some(id), Some(c)) = (id, &classified) {
                 if session.mirror.is_some()
-                    && write::mirrors(c, session.prepared[&id].sql.as_bytes())
+                    && session
+                        .prepared
+                        .get(&id)
+                        .is_some_and(|p| write::mirrors(c, p.sql.as_bytes()))
                 {
                     return write::execute(client, backend, session, state, payload, id).await;
                 }

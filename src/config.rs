@@ -52,6 +52,39 @@ pub struct Config {
     pub mirror: MirrorConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub reads: ReadsConfig,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StickyMode {
+    /// Each read is routed on its own.
+    #[default]
+    Statement,
+    /// One choice per client connection.
+    Session,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadsConfig {
+    /// Share of reads (0–100, fractional allowed) served by the
+    /// non-authoritative backend: the new one in dual_write.
+    pub new_percent: f64,
+    pub sticky: StickyMode,
+    /// Seed of the routing hash (same seed, same choices).
+    pub seed: u64,
+}
+
+impl Default for ReadsConfig {
+    fn default() -> Self {
+        Self {
+            new_percent: 0.0,
+            sticky: StickyMode::Statement,
+            seed: 0x7a6e_6465_6d00,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -397,6 +430,9 @@ impl Config {
                     ))
                 }
             },
+        }
+        if !(0.0..=100.0).contains(&self.reads.new_percent) {
+            return Err(invalid("reads.new_percent", "must be between 0 and 100"));
         }
         if self.mirror.queue_capacity == 0 {
             return Err(invalid("mirror.queue_capacity", "must be at least 1"));

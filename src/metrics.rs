@@ -35,6 +35,15 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     pub backend_errors: AtomicU64,
     pub reloads: AtomicU64,
+    /// Reads served by the new backend (dual_write, `[reads] new_percent`).
+    pub reads_to_new: AtomicU64,
+    /// Reads that would have gone to the new backend but stayed on the
+    /// authoritative one for read-your-writes (open transaction or mirrored
+    /// writes in flight).
+    pub reads_kept_for_consistency: AtomicU64,
+    /// Reads chosen for the new backend that it could not take (no free
+    /// connection, untranslatable): served by the old one instead.
+    pub reads_fallback: AtomicU64,
     pub reload_failures: AtomicU64,
     /// Statements received, by class (COM_QUERY and COM_STMT_EXECUTE).
     statements: [AtomicU64; 6],

@@ -52,6 +52,8 @@ struct Unit {
     enqueued: Instant,
     /// Answered once the unit was applied (sync mode).
     done: Option<oneshot::Sender<()>>,
+    /// The session's count of units not yet applied (read-your-writes).
+    in_flight: Arc<AtomicI64>,
 }
 
 /// Process-wide mirroring state: the queue and its applier.
@@ -149,6 +151,7 @@ impl Mirror {
             open_bytes: 0,
             oversized: false,
             last_done: None,
+            in_flight: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -190,6 +193,7 @@ impl Mirror {
             Ok(()) => rx,
             Err(unit) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                unit.in_flight.fetch_sub(1, Ordering::Relaxed);
                 self.record(
                     unit.session,
                     DriftKind::QueueFull,
@@ -215,6 +219,8 @@ pub struct SessionMirror {
     oversized: bool,
     /// Completion of the last unit handed over (sync mode).
     last_done: Option<oneshot::Receiver<()>>,
+    /// Units of this session handed over and not yet applied.
+    in_flight: Arc<AtomicI64>,
 }
 
 impl Drop for SessionMirror {
@@ -296,12 +302,14 @@ impl SessionMirror {
     }
 
     fn unit(&self, statements: Vec<String>, transaction: bool) -> Unit {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         Unit {
             session: self.session,
             statements,
             transaction,
             enqueued: Instant::now(),
             done: None,
+            in_flight: Arc::clone(&self.in_flight),
         }
     }
 
@@ -322,6 +330,14 @@ impl SessionMirror {
     pub fn has_pending(&self) -> bool {
         self.open.as_ref().is_some_and(|b| !b.is_empty())
             || self.mirror.stats.queued.load(Ordering::Relaxed) > 0
+    }
+}
+
+struct InFlightGuard(Arc<AtomicI64>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -383,7 +399,11 @@ impl Applier {
             transaction,
             enqueued,
             done,
+            in_flight,
         } = unit;
+        // Counted down whatever the outcome: a failed write is drift, and the
+        // session's reads need not wait for it.
+        let _applied = InFlightGuard(in_flight);
         let batch = match self.prepare(&statements) {
             Ok(b) => b,
             Err((stmt, e)) => {

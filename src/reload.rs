@@ -98,9 +98,12 @@ async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>,
     let new = Config::load(path).map_err(|e| e.to_string())?;
     let old = state.snapshot.load_full();
     check_transition(old.config.phase, new.phase)?;
-    let changes = diff(&old.config, &new);
+    if new == old.config {
+        return Ok(Vec::new());
+    }
+    let mut changes = diff(&old.config, &new);
     if changes.is_empty() {
-        return Ok(changes);
+        changes.push("(settings without a diff line changed)".into());
     }
     let mut notes = Vec::new();
     if new.listen != old.config.listen {
@@ -243,6 +246,14 @@ impl serde::Serialize for Flat<'_> {
             &c.limits.statement_cache_size,
         )?;
         m.serialize_entry("log.level", &c.log.level)?;
+        m.serialize_entry("reads.new_percent", &c.reads.new_percent)?;
+        m.serialize_entry(
+            "reads.sticky",
+            &format!("{:?}", c.reads.sticky).to_lowercase(),
+        )?;
+        m.serialize_entry("reads.seed", &c.reads.seed)?;
+        m.serialize_entry("admin.listen", &c.admin.listen)?;
+        m.serialize_entry("mirror.max_backoff_ms", &c.mirror.max_backoff_ms)?;
         m.end()
     }
 }

@@ -54,6 +54,17 @@ pub struct Session {
     pub database: String,
     /// LAST_INSERT_ID() when PostgreSQL is authoritative.
     pub last_insert_id: u64,
+    /// Reads routed so far (the routing sequence position).
+    pub reads: u64,
+    /// PostgreSQL connection for reads routed to the new backend
+    /// (dual_write with `[reads] new_percent`), opened on first use.
+    pub read_pg: Option<ReadConn>,
+}
+
+/// A session's PostgreSQL connection for routed reads, with its slot.
+pub struct ReadConn {
+    pub pg: crate::backend::pg_mysql::PgSession,
+    pub _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Session {

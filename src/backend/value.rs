@@ -120,7 +120,7 @@ impl Value {
         let mut point = int_part.len() as i64 + exponent as i64;
         if point < 0 {
             let pad = (-point) as usize;
-            digits.splice(0..0, std::iter::repeat(b'0').take(pad));
+            digits.splice(0..0, std::iter::repeat_n(b'0', pad));
             point = 0;
         }
         if point as usize > digits.len() {

@@ -1172,7 +1172,7 @@ fn remove_stale_dirs() {
         let recorded_start = fields.next().and_then(|s| s.parse::<u64>().ok());
         let alive = match process_start_time(pid) {
             None => false,
-            Some(start) => recorded_start.map_or(true, |r| r == start),
+            Some(start) => recorded_start.is_none_or(|r| r == start),
         };
         if !alive {
             let _ = fs::remove_dir_all(entry.path());

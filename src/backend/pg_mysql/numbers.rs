@@ -19,7 +19,7 @@ pub fn rescale(plain: &str, scale: u8) -> String {
     }
     let scale = usize::from(scale);
     let mut digits: Vec<u8> = int.bytes().chain(frac.bytes().take(scale)).collect();
-    digits.extend(std::iter::repeat(b'0').take(scale.saturating_sub(frac.len())));
+    digits.extend(std::iter::repeat_n(b'0', scale.saturating_sub(frac.len())));
     let mut int_len = int.len();
     if frac.as_bytes().get(scale).is_some_and(|&d| d >= b'5') {
         let mut i = digits.len();
@@ -117,7 +117,7 @@ fn push_gcvt(out: &mut String, negative: bool, exp_form: &str) {
     if decpt >= -14 && (decpt <= 15 || len > decpt) {
         if decpt <= 0 {
             out.push_str("0.");
-            out.extend(std::iter::repeat('0').take((-decpt) as usize));
+            out.extend(std::iter::repeat_n('0', (-decpt) as usize));
             out.push_str(&digits);
         } else if decpt < len {
             out.push_str(&digits[..decpt as usize]);
@@ -125,7 +125,7 @@ fn push_gcvt(out: &mut String, negative: bool, exp_form: &str) {
             out.push_str(&digits[decpt as usize..]);
         } else {
             out.push_str(&digits);
-            out.extend(std::iter::repeat('0').take((decpt - len) as usize));
+            out.extend(std::iter::repeat_n('0', (decpt - len) as usize));
         }
     } else {
         out.push_str(&digits[..1]);

@@ -229,7 +229,7 @@ fn trim_spaces(raw: &[u8]) -> &[u8] {
 
 pub(crate) fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);

@@ -130,6 +130,24 @@ async fn dispatch(
                     .instrument(span)
                     .await;
             }
+            if classified.class == crate::sql::classify::StatementClass::Read {
+                match super::reads::try_new(client, session, state, &payload[1..], &classified)
+                    .await
+                {
+                    Ok(true) => return Ok(Flow::Continue),
+                    Ok(false) => {}
+                    Err(crate::backend::pg_mysql::PgError::Client(e)) => {
+                        return Err(RelayError::Client(e))
+                    }
+                    // PostgreSQL failed mid-answer: the client got an ERR;
+                    // the session goes on (the next routed read reconnects).
+                    Err(e) => {
+                        tracing::warn!(error = %e, "routed read failed on the new backend");
+                        session.read_pg = None;
+                        return Ok(Flow::Continue);
+                    }
+                }
+            }
             let w = relay::command_held(
                 &mut backend.io,
                 client,

@@ -128,6 +128,8 @@ pub async fn accept(
                 .or_else(|| pool.target.database.clone())
                 .unwrap_or_default(),
             last_insert_id: 0,
+            reads: 0,
+            read_pg: None,
         },
         backend,
         permit,

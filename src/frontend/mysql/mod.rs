@@ -5,6 +5,7 @@
 mod command;
 mod handshake;
 mod pg_primary;
+mod reads;
 pub mod relay;
 mod write;
 

@@ -137,6 +137,8 @@ pub async fn accept(
             mariadb_caps: 0,
             database,
             last_insert_id: 0,
+            reads: 0,
+            read_pg: None,
         },
         pg,
         permit,

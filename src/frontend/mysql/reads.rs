@@ -1,0 +1,119 @@
+//! Reads routed to the new backend in `dual_write` (`[reads] new_percent`):
+//! the share comes from `route`, the answer from PostgreSQL in MySQL form.
+//! A read that cannot be served there (no free connection, untranslatable,
+//! PostgreSQL down) falls back to the old backend: routing never costs the
+//! client an error.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
+use crate::config::{Phase, StickyMode};
+use crate::metrics::Metrics;
+use crate::route::{route, RouteCtx, Sticky, Target};
+use crate::server::AppState;
+use crate::session::{ReadConn, Session};
+use crate::sql::classify::Classified;
+use crate::sql::translate;
+use crate::wire::io::PacketIo;
+
+/// Serves a text-protocol read from the new backend when routing says so.
+/// Returns false when the old backend must serve it.
+pub async fn try_new(
+    client: &mut PacketIo,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    sql: &[u8],
+    classified: &Classified,
+) -> Result<bool, PgError> {
+    let snapshot = state.snapshot.load();
+    let config = &snapshot.config;
+    if config.phase != Phase::DualWrite || config.reads.new_percent <= 0.0 {
+        return Ok(false);
+    }
+    let pending = session.mirror.as_ref().is_some_and(|m| m.has_pending());
+    let ctx = RouteCtx {
+        phase: config.phase,
+        class: classified.class,
+        other_percent: config.reads.new_percent,
+        sticky: match config.reads.sticky {
+            StickyMode::Statement => Sticky::Statement,
+            StickyMode::Session => Sticky::Session,
+        },
+        seed: config.reads.seed,
+        session: session.id,
+        statement: session.reads,
+        pinned_to_primary: session.in_transaction() || pending,
+        locking_read: classified.statements.iter().any(|s| s.locking_read),
+    };
+    session.reads += 1;
+    let decision = route(&ctx);
+    if decision.kept_for_consistency {
+        Metrics::incr(&state.metrics.reads_kept_for_consistency);
+    }
+    if decision.primary != Target::New {
+        return Ok(false);
+    }
+    let schema = state.schema.load_full();
+    let Ok(text) = std::str::from_utf8(sql) else {
+        Metrics::incr(&state.metrics.reads_fallback);
+        return Ok(false);
+    };
+    let pg_sql = match translate::to_postgres(text, &schema) {
+        Ok(t) if t.statements.len() == 1 => t.statements.into_iter().next().unwrap_or_default(),
+        _ => {
+            Metrics::incr(&state.metrics.reads_fallback);
+            return Ok(false);
+        }
+    };
+    if session.read_pg.as_ref().is_none_or(|c| c.pg.is_closed()) {
+        session.read_pg = None;
+        let Some(new) = config.backends.new.as_ref() else {
+            return Ok(false);
+        };
+        let Ok(permit) = Arc::clone(&state.pg_slots).try_acquire_owned() else {
+            Metrics::incr(&state.metrics.reads_fallback);
+            return Ok(false);
+        };
+        let Ok(target) = new.target() else {
+            return Ok(false);
+        };
+        match PgSession::connect(&target, new.connect_timeout()).await {
+            Ok(pg) => {
+                session.read_pg = Some(ReadConn {
+                    pg,
+                    _permit: permit,
+                })
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "new backend unavailable for reads");
+                Metrics::incr(&state.metrics.reads_fallback);
+                return Ok(false);
+            }
+        }
+    }
+    let Some(conn) = session.read_pg.as_mut() else {
+        return Ok(false);
+    };
+    let cx = ClientContext {
+        capabilities: session.client_caps,
+        mariadb_caps: session.mariadb_caps,
+        collation: u16::from(session.collation),
+        schema: &session.database,
+    };
+    let req = Request {
+        sql: &pg_sql,
+        params: &[],
+        binary: false,
+        returning_id: false,
+        status: session.status,
+    };
+    let summary = conn
+        .pg
+        .query_to_mysql(&req, &cx, &*schema, client, 1)
+        .await?;
+    let _ = summary;
+    client.flush().await?;
+    state.metrics.reads_to_new.fetch_add(1, Ordering::Relaxed);
+    Ok(true)
+}

@@ -1,0 +1,111 @@
+//! dual_write with `[reads] new_percent`: a share of reads is answered by
+//! PostgreSQL (in MySQL form), changed by editing the config; reads of a
+//! session with an open transaction or writes in flight stay on MariaDB.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql_async::prelude::*;
+
+fn config(old_db: &str, pg_url: &str, drift: &std::path::Path, percent: f64) -> String {
+    config_for(old_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
+        + &format!(
+            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n[mirror]\ndrift_log = \"{}\"\n[reads]\nnew_percent = {percent:.1}\n",
+            drift.display()
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_share_follows_the_config_and_reads_see_their_writes() {
+    let m = servers::mariadb();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
+    let old = m.create_database("reads_old");
+    let new = pg.create_database("reads_new");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let path = dir.path().join("proxy.toml");
+    let base = config(&old, &pg.url(&new), &drift, 0.0);
+    std::fs::write(&path, &base).unwrap();
+    let proxy = start_proxy_with(&base).await;
+    tandem::reload::spawn(path.clone(), proxy.state.clone(), proxy.shutdown.clone());
+    let mut c = via(&proxy, &old).await;
+    c.query_drop("CREATE TABLE kv (k INT PRIMARY KEY, v VARCHAR(20))")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO kv VALUES (1, 'same')")
+        .await
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    // Mark the row on PostgreSQL only: answers show which backend served.
+    pg.sql(&new, "UPDATE kv SET v = 'from-pg' WHERE k = 1");
+    let which = |v: Option<String>| v.unwrap_or_default();
+    let v: Option<String> = c.query_first("SELECT v FROM kv WHERE k = 1").await.unwrap();
+    assert_eq!(which(v), "same", "0%: MariaDB answers");
+
+    // 0 -> 100 by editing the file.
+    std::fs::write(&path, config(&old, &pg.url(&new), &drift, 100.0)).unwrap();
+    let start = Instant::now();
+    loop {
+        let v: Option<String> = c.query_first("SELECT v FROM kv WHERE k = 1").await.unwrap();
+        if which(v) == "from-pg" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "reload did not move reads"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Column metadata and values come back in MySQL form.
+    let row: Option<(i64, String)> = c
+        .query_first("SELECT k, v FROM kv WHERE k = 1")
+        .await
+        .unwrap();
+    assert_eq!(row, Some((1, "from-pg".into())));
+    // Read-your-writes: inside a transaction, reads stay on MariaDB.
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("UPDATE kv SET v = 'mine' WHERE k = 1")
+        .await
+        .unwrap();
+    let v: Option<String> = c.query_first("SELECT v FROM kv WHERE k = 1").await.unwrap();
+    assert_eq!(which(v), "mine");
+    c.query_drop("COMMIT").await.unwrap();
+    wait_mirrored(&proxy).await;
+    let v: Option<String> = c.query_first("SELECT v FROM kv WHERE k = 1").await.unwrap();
+    assert_eq!(which(v), "mine", "the mirrored write reached PostgreSQL");
+    assert!(
+        proxy
+            .state
+            .metrics
+            .reads_kept_for_consistency
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+
+    // 100 -> 30: the observed share follows.
+    pg.sql(&new, "UPDATE kv SET v = 'pg-again' WHERE k = 1");
+    std::fs::write(&path, config(&old, &pg.url(&new), &drift, 30.0)).unwrap();
+    let start = Instant::now();
+    while proxy.state.snapshot.load().config.reads.new_percent != 30.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "reload did not apply"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut from_pg = 0;
+    for _ in 0..1000 {
+        let v: Option<String> = c.query_first("SELECT v FROM kv WHERE k = 1").await.unwrap();
+        if which(v) == "pg-again" {
+            from_pg += 1;
+        }
+    }
+    assert!(
+        (280..=320).contains(&from_pg),
+        "30% share: {from_pg} of 1000 from PostgreSQL"
+    );
+}

@@ -463,17 +463,9 @@ async fn statement(
         if let Some(m) = session.mirror.as_mut() {
             m.send(Op::Write(text)).await;
         }
-        if classified.class == StatementClass::Ddl {
-            let state = Arc::clone(state);
-            tokio::spawn(async move {
-                let _ = state.refresh_schema().await;
-            });
-        }
-    } else if summary.error.is_none() && writes && classified.class == StatementClass::Ddl {
-        let state = Arc::clone(state);
-        tokio::spawn(async move {
-            let _ = state.refresh_schema().await;
-        });
+    }
+    if summary.error.is_none() && classified.class == StatementClass::Ddl {
+        write::refresh_schema_after_ddl(state).await;
     }
     if let Some(mirror) = state.mirror.load_full() {
         if summary.error.is_some() && writes {

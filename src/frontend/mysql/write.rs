@@ -130,6 +130,17 @@ pub async fn after_relay(
     client.flush().await.map_err(RelayError::Client)
 }
 
+/// Re-reads table definitions before the DDL is answered, so the client's next
+/// writes are pinned and translated with the new definitions (bounded wait;
+/// DDL is rare).
+pub async fn refresh_schema_after_ddl(state: &AppState) {
+    match tokio::time::timeout(Duration::from_secs(5), state.refresh_schema()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "schema refresh after DDL failed"),
+        Err(_) => tracing::warn!("schema refresh after DDL timed out"),
+    }
+}
+
 /// A COM_QUERY write.
 pub async fn query(
     client: &mut PacketIo,
@@ -283,12 +294,7 @@ async fn finish(
             ),
         }
         if classified.class == StatementClass::Ddl {
-            let state = Arc::clone(state);
-            tokio::spawn(async move {
-                if let Err(e) = state.refresh_schema().await {
-                    tracing::warn!(error = %e, "schema refresh after DDL failed");
-                }
-            });
+            refresh_schema_after_ddl(state).await;
         }
     }
     if sync {

@@ -173,6 +173,30 @@ async fn malformed_packets_get_errors_not_crashes() {
         handshake_reply.len() > 7 && handshake_reply[4] == 0xff,
         "ERR packet: {handshake_reply:?}"
     );
+    // A client that insists on TLS (an SSLRequest although CLIENT_SSL was not
+    // offered) gets a clear error.
+    let tls_reply = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).unwrap();
+        let mut body = vec![0u8; u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize];
+        s.read_exact(&mut body).unwrap();
+        let caps: u32 = 0x0000_0200 | 0x0000_0800 | 0x0000_8000;
+        let mut req = caps.to_le_bytes().to_vec();
+        req.extend_from_slice(&(16u32 << 20).to_le_bytes());
+        req.push(45);
+        req.extend_from_slice(&[0; 23]);
+        s.write_all(&[32, 0, 0, 1]).unwrap();
+        s.write_all(&req).unwrap();
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        reply
+    })
+    .await
+    .unwrap();
+    assert_eq!(tls_reply.get(4), Some(&0xff), "{tls_reply:?}");
+    assert!(String::from_utf8_lossy(&tls_reply).contains("TLS is not supported"));
     assert_eq!(
         u16::from_le_bytes([handshake_reply[5], handshake_reply[6]]),
         1043

@@ -181,6 +181,47 @@ fn metrics(state: &AppState) -> String {
             mirror.drift.lost.load(Ordering::Relaxed),
         );
     }
+    counter(
+        "reads_to_new_total",
+        "Reads answered by the new backend ([reads] new_percent).",
+        "counter",
+        load(&m.reads_to_new),
+    );
+    counter(
+        "reads_kept_for_consistency_total",
+        "Reads routed to the new backend but kept on the authoritative one (read-your-writes).",
+        "counter",
+        load(&m.reads_kept_for_consistency),
+    );
+    counter(
+        "reads_fallback_total",
+        "Reads routed to the new backend that it could not take (served by the old one).",
+        "counter",
+        load(&m.reads_fallback),
+    );
+    let sh = &state.shadow.stats;
+    counter(
+        "shadow_queue_depth",
+        "Sampled reads waiting for a shadow worker.",
+        "gauge",
+        sh.queued.load(Ordering::Relaxed).max(0) as u64,
+    );
+    counter(
+        "shadow_log_suppressed_total",
+        "Mismatches counted but not logged (per-statement log budget).",
+        "counter",
+        load(&sh.log_suppressed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tandem_shadow_reads_total Sampled reads by comparison outcome.\n# TYPE tandem_shadow_reads_total counter"
+    );
+    for (outcome, v) in sh.outcomes() {
+        let _ = writeln!(
+            out,
+            "tandem_shadow_reads_total{{outcome=\"{outcome}\"}} {v}"
+        );
+    }
     let _ = writeln!(out, "# HELP tandem_statements_total Statements by class.\n# TYPE tandem_statements_total counter");
     for c in CLASSES {
         let _ = writeln!(
@@ -246,6 +287,18 @@ fn status(state: &AppState) -> String {
         "statements_unparsed": state.classifier.parse_failures(),
         "pool": { "idle": state.old.idle_count(), "leased": state.old.leased_count() },
         "mirror": mirror,
+        "reads": {
+            "new_percent": snap.config.reads.new_percent,
+            "to_new": m.reads_to_new.load(Ordering::Relaxed),
+            "kept_for_consistency": m.reads_kept_for_consistency.load(Ordering::Relaxed),
+            "fallback": m.reads_fallback.load(Ordering::Relaxed),
+        },
+        "shadow": {
+            "sample_percent": snap.config.shadow.sample_percent,
+            "queue_depth": state.shadow.stats.queued.load(Ordering::Relaxed).max(0),
+            "outcomes": state.shadow.stats.outcomes().into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect::<serde_json::Map<_, _>>(),
+            "log_suppressed": state.shadow.stats.log_suppressed.load(Ordering::Relaxed),
+        },
         "reloads": m.reloads.load(Ordering::Relaxed),
         "reload_failures": m.reload_failures.load(Ordering::Relaxed),
     })

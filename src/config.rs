@@ -54,6 +54,8 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default)]
     pub reads: ReadsConfig,
+    #[serde(default)]
+    pub shadow: ShadowConfig,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -83,6 +85,56 @@ impl Default for ReadsConfig {
             new_percent: 0.0,
             sticky: StickyMode::Statement,
             seed: 0x7a6e_6465_6d00,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShadowConfig {
+    /// Share (0–100, fractional allowed) of the reads answered by the
+    /// authoritative backend that are also run on the other one and compared.
+    pub sample_percent: f64,
+    /// The mismatch log (JSON lines); `tandem mismatches` summarizes it.
+    pub log: PathBuf,
+    /// Background comparisons running at once (each holds one connection to
+    /// each backend). Read at start.
+    pub workers: u32,
+    /// Sampled reads waiting for a worker; beyond it they are not compared
+    /// (counted as `dropped`). Read at start.
+    pub queue_capacity: u32,
+    /// Answers up to this many bytes are copied as relayed and compared
+    /// with what the client saw; larger ones are re-run on both sides.
+    pub capture_bytes: u64,
+    /// Rows kept per answer for an exact comparison with sample rows; past
+    /// it answers are compared by row count and hashes.
+    pub max_rows: u32,
+    /// Differing rows written per mismatch.
+    pub sample_rows: u32,
+    /// Re-run both sides once, after the mirror caught up, before logging a
+    /// mismatch (one that disappears is counted as transient).
+    pub recheck: bool,
+    /// Longest wait for either side's answer (and for the session's mirrored
+    /// writes to be applied first).
+    pub timeout_ms: u64,
+    /// Mismatches logged per statement fingerprint per minute (the rest are
+    /// counted): a systematic difference cannot flood the disk.
+    pub max_logged_per_minute: u32,
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        Self {
+            sample_percent: 0.0,
+            log: PathBuf::from("tandem-mismatches.jsonl"),
+            workers: 2,
+            queue_capacity: 1024,
+            capture_bytes: 1 << 20,
+            max_rows: 10_000,
+            sample_rows: 5,
+            recheck: true,
+            timeout_ms: 5000,
+            max_logged_per_minute: 60,
         }
     }
 }
@@ -433,6 +485,34 @@ impl Config {
         }
         if !(0.0..=100.0).contains(&self.reads.new_percent) {
             return Err(invalid("reads.new_percent", "must be between 0 and 100"));
+        }
+        if !(0.0..=100.0).contains(&self.shadow.sample_percent) {
+            return Err(invalid(
+                "shadow.sample_percent",
+                "must be between 0 and 100",
+            ));
+        }
+        if self.shadow.sample_percent > 0.0 && self.backends.new.is_none() {
+            return Err(invalid(
+                "shadow.sample_percent",
+                "shadow reads run on [backends.new], which is not configured",
+            ));
+        }
+        for (key, v) in [
+            ("shadow.workers", u64::from(self.shadow.workers)),
+            (
+                "shadow.queue_capacity",
+                u64::from(self.shadow.queue_capacity),
+            ),
+            ("shadow.max_rows", u64::from(self.shadow.max_rows)),
+            ("shadow.timeout_ms", self.shadow.timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.shadow.workers > 64 {
+            return Err(invalid("shadow.workers", "at most 64"));
         }
         if self.mirror.queue_capacity == 0 {
             return Err(invalid("mirror.queue_capacity", "must be at least 1"));

@@ -1,15 +1,13 @@
 //! The drift log: every write the secondary did not apply as the primary did
 //! (an error there, an untranslatable statement, a full queue, a secondary
-//! that was down), one JSON object per line, written by one background task
-//! so that sessions never wait on the disk.
+//! that was down), one JSON object per line (see `jsonl`).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::jsonl::JsonLines;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 /// Why a write is drift.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -42,63 +40,27 @@ pub struct DriftEvent {
 /// Handle to the drift log writer. Cheap to clone.
 #[derive(Clone)]
 pub struct DriftLog {
-    tx: mpsc::Sender<DriftEvent>,
+    out: JsonLines<DriftEvent>,
     pub recorded: Arc<AtomicU64>,
     /// Events lost because the writer could not keep up (bounded channel).
     pub lost: Arc<AtomicU64>,
 }
 
-const CHANNEL: usize = 10_000;
-
 impl DriftLog {
     /// Starts the writer task appending to `path`.
     pub fn start(path: PathBuf) -> Self {
-        let (tx, mut rx) = mpsc::channel::<DriftEvent>(CHANNEL);
-        let log = Self {
-            tx,
+        let out = JsonLines::start(path, "drift log");
+        Self {
+            lost: Arc::clone(&out.lost),
+            out,
             recorded: Arc::new(AtomicU64::new(0)),
-            lost: Arc::new(AtomicU64::new(0)),
-        };
-        tokio::task::spawn_blocking(move || {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path);
-            let mut out = match file {
-                Ok(f) => std::io::BufWriter::new(f),
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "cannot open the drift log; drift is only counted");
-                    while rx.blocking_recv().is_some() {}
-                    return;
-                }
-            };
-            while let Some(ev) = rx.blocking_recv() {
-                let mut batch = vec![ev];
-                while let Ok(more) = rx.try_recv() {
-                    batch.push(more);
-                    if batch.len() >= 256 {
-                        break;
-                    }
-                }
-                for ev in batch {
-                    if let Ok(line) = serde_json::to_string(&ev) {
-                        let _ = writeln!(out, "{line}");
-                    }
-                }
-                if let Err(e) = out.flush() {
-                    tracing::warn!(error = %e, "drift log write failed");
-                }
-            }
-        });
-        log
+        }
     }
 
     pub fn record(&self, ev: DriftEvent) {
         self.recorded.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(session = ev.session, kind = ?ev.kind, error = %ev.error, "drift");
-        if self.tx.try_send(ev).is_err() {
-            self.lost.fetch_add(1, Ordering::Relaxed);
-        }
+        self.out.record(ev);
     }
 
     pub fn recorded(&self) -> u64 {

@@ -76,22 +76,13 @@ pub async fn plan(
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };
-    let mut edits = Vec::new();
-    if let Some(values) = params {
-        if values.len() != shape.placeholders.len() {
-            return Ok(Err(format!(
-                "{} parameters for {} placeholders",
-                values.len(),
-                shape.placeholders.len()
-            )));
-        }
-        for (range, v) in shape.placeholders.iter().zip(values) {
-            match v.to_literal(backslash_escapes) {
-                Some(lit) => edits.push((range.clone(), lit)),
-                None => return Ok(Err("parameter sent with COM_STMT_SEND_LONG_DATA".into())),
-            }
-        }
-    }
+    let mut edits = match params {
+        Some(values) => match param_edits(&shape, values, backslash_escapes) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(e)),
+        },
+        None => Vec::new(),
+    };
     let fetch_increment = want_increment && shape.insert.is_some();
     let mut increment = None;
     if !shape.pins.is_empty() || fetch_increment {
@@ -124,6 +115,42 @@ pub async fn plan(
         shape,
         increment,
     }))
+}
+
+/// The literal replacing each `?` placeholder of `shape`.
+fn param_edits(
+    shape: &pin::WriteShape,
+    values: &[ParamValue],
+    backslash_escapes: bool,
+) -> Result<Vec<(std::ops::Range<usize>, String)>, String> {
+    if values.len() != shape.placeholders.len() {
+        return Err(format!(
+            "{} parameters for {} placeholders",
+            values.len(),
+            shape.placeholders.len()
+        ));
+    }
+    shape
+        .placeholders
+        .iter()
+        .zip(values)
+        .map(|(range, v)| match v.to_literal(backslash_escapes) {
+            Some(lit) => Ok((range.clone(), lit)),
+            None => Err("parameter sent with COM_STMT_SEND_LONG_DATA".into()),
+        })
+        .collect()
+}
+
+/// A prepared statement's text with its execute parameters written in as
+/// literals (what a shadow read runs on the other backend).
+pub fn inline_params(
+    sql: &str,
+    values: &[ParamValue],
+    backslash_escapes: bool,
+) -> Result<String, String> {
+    let shape = pin::analyze(sql)?;
+    let edits = param_edits(&shape, values, backslash_escapes)?;
+    Ok(pin::apply_edits(sql, edits))
 }
 
 fn is_generated(value: &str) -> bool {

@@ -77,6 +77,9 @@ pub struct MirrorStats {
     pub applied: AtomicU64,
     /// Units queued or being applied.
     pub queued: AtomicI64,
+    /// Units accepted into the queue so far: once `applied` reaches a value
+    /// read here, everything queued before that read is on the secondary.
+    pub accepted: AtomicU64,
     /// Microseconds from enqueue to apply of the last unit.
     pub last_lag_us: AtomicU64,
     pub max_lag_us: AtomicU64,
@@ -190,7 +193,10 @@ impl Mirror {
             }),
         };
         match result {
-            Ok(()) => rx,
+            Ok(()) => {
+                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                rx
+            }
             Err(unit) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 unit.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -324,6 +330,11 @@ impl SessionMirror {
             Some(rx) => matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(()))),
             None => true,
         }
+    }
+
+    /// This session's count of units handed over and not yet applied.
+    pub fn in_flight(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.in_flight)
     }
 
     /// True while writes of this session may not be on the secondary yet.

@@ -115,6 +115,11 @@ async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>,
                 .to_string(),
         );
     }
+    if new.shadow.workers != old.config.shadow.workers
+        || new.shadow.queue_capacity != old.config.shadow.queue_capacity
+    {
+        notes.push("shadow.workers and shadow.queue_capacity take effect on restart".to_string());
+    }
     if new.runtime != old.config.runtime {
         notes.push("runtime takes effect on restart".to_string());
     }
@@ -253,6 +258,19 @@ impl serde::Serialize for Flat<'_> {
         )?;
         m.serialize_entry("reads.seed", &c.reads.seed)?;
         m.serialize_entry("admin.listen", &c.admin.listen)?;
+        m.serialize_entry("shadow.sample_percent", &c.shadow.sample_percent)?;
+        m.serialize_entry("shadow.log", &c.shadow.log.display().to_string())?;
+        m.serialize_entry("shadow.workers", &c.shadow.workers)?;
+        m.serialize_entry("shadow.queue_capacity", &c.shadow.queue_capacity)?;
+        m.serialize_entry("shadow.capture_bytes", &c.shadow.capture_bytes)?;
+        m.serialize_entry("shadow.max_rows", &c.shadow.max_rows)?;
+        m.serialize_entry("shadow.sample_rows", &c.shadow.sample_rows)?;
+        m.serialize_entry("shadow.recheck", &c.shadow.recheck)?;
+        m.serialize_entry("shadow.timeout_ms", &c.shadow.timeout_ms)?;
+        m.serialize_entry(
+            "shadow.max_logged_per_minute",
+            &c.shadow.max_logged_per_minute,
+        )?;
         m.serialize_entry("mirror.max_backoff_ms", &c.mirror.max_backoff_ms)?;
         m.end()
     }

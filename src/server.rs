@@ -19,6 +19,7 @@ use crate::backend::pool::MysqlPool;
 use crate::config::{Config, Phase};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
+use crate::shadow::Shadow;
 use crate::sql::classify::Classifier;
 use crate::sql::schema::Schema;
 
@@ -70,6 +71,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     pub classifier: Classifier,
     pub metrics: Metrics,
+    /// Shadow reads: sampling, queue and background comparers.
+    pub shadow: Shadow,
     next_session: AtomicU64,
 }
 
@@ -88,7 +91,8 @@ impl AppState {
                 .as_ref()
                 .map_or(1, |b| b.pool_size as usize),
         ));
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|me| Self {
+            shadow: Shadow::start(&config.shadow, me.clone()),
             server_vars: ArcSwap::from_pointee(HashMap::new()),
             schema,
             pg_slots,

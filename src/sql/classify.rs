@@ -117,6 +117,11 @@ pub struct StatementInfo {
     /// Result depends on more than the data: time/random/session functions,
     /// or `LIMIT` without `ORDER BY` (in any query block, UPDATE or DELETE).
     pub nondeterministic: bool,
+    /// A plain query (`SELECT`/`WITH`/`VALUES`/`TABLE`), as opposed to SHOW,
+    /// EXPLAIN and the like, whose output is engine-specific.
+    pub query: bool,
+    /// The outermost query block has ORDER BY: its row order is meaningful.
+    pub ordered: bool,
 }
 
 type Shard = Mutex<LruCache<u64, Arc<Classified>>>;
@@ -492,6 +497,11 @@ mod tests {
         assert!(one("SELECT * FROM t WHERE id = 1 FOR UPDATE").locking_read);
         assert!(one("SELECT * FROM t WHERE id = 1 FOR SHARE").locking_read);
         assert!(!one("SELECT * FROM t WHERE id = 1").locking_read);
+        assert!(one("SELECT a FROM t ORDER BY a").ordered);
+        assert!(!one("SELECT a FROM t WHERE id IN (SELECT id FROM u ORDER BY id)").ordered);
+        assert!(one("SELECT 1").query && one("WITH c AS (SELECT 1) SELECT * FROM c").query);
+        assert!(!one("SHOW TABLES").query && !one("EXPLAIN SELECT 1").query);
+        assert!(!one("SELECT a INTO @v FROM t").query);
         for sql in [
             "SELECT RAND() FROM t",
             "SELECT NOW()",

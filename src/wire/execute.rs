@@ -76,6 +76,29 @@ pub fn parse_params(
     Ok(values)
 }
 
+/// Records the parameter types a COM_STMT_EXECUTE binds, if it sends them:
+/// a later execute may omit them, and decoding it needs them.
+pub fn remember_types(payload: &[u8], num_params: usize, types: &mut Vec<ParamType>) {
+    if num_params == 0 {
+        return;
+    }
+    let mut r = Reader::new(payload);
+    let bound = r
+        .take(1 + 4 + 1 + 4 + num_params.div_ceil(8))
+        .and_then(|_| r.u8());
+    if bound != Some(1) {
+        return;
+    }
+    let mut fresh = Vec::with_capacity(num_params);
+    for _ in 0..num_params {
+        match (r.u8(), r.u8()) {
+            (Some(t), Some(flags)) => fresh.push((t, flags & 0x80 != 0)),
+            _ => return,
+        }
+    }
+    *types = fresh;
+}
+
 fn read_value(r: &mut Reader<'_>, t: u8, unsigned: bool) -> Option<Result<ParamValue, WireError>> {
     let int = |v: i64, u: u64| {
         if unsigned {

@@ -13,9 +13,11 @@ use crate::auth::verify_native;
 use crate::backend::mysql::BackendConn;
 use crate::backend::pool::LeasePermit;
 use crate::metrics::Metrics;
+use crate::route::Target;
 use crate::server::AppState;
 use crate::session::{Prepared, Session};
-use crate::sql::classify::Classified;
+use crate::shadow::Relayed;
+use crate::sql::classify::{Classified, StatementClass};
 use crate::wire::buf::Reader;
 use crate::wire::cmd;
 use crate::wire::handshake::{ChangeUser, NATIVE_PASSWORD};
@@ -148,16 +150,53 @@ async fn dispatch(
                     }
                 }
             }
-            let w = relay::command_held(
-                &mut backend.io,
-                client,
-                payload,
-                Expect::Results,
-                deprecate_eof,
-            )
-            .instrument(span)
-            .await?;
+            let w = match super::reads::shadow_capture(state, session, &classified) {
+                Some(mut capture) => {
+                    let w = relay::command_tapped(
+                        &mut backend.io,
+                        client,
+                        payload,
+                        Expect::Results,
+                        deprecate_eof,
+                        &mut capture,
+                    )
+                    .instrument(span)
+                    .await?;
+                    let relayed = Relayed {
+                        capture,
+                        binary: false,
+                        deprecate_eof,
+                        latency: started.elapsed(),
+                    };
+                    let statement = String::from_utf8_lossy(&payload[1..]).into_owned();
+                    super::reads::shadow_submit(
+                        state,
+                        session,
+                        &classified,
+                        statement,
+                        Target::Old,
+                        Some(relayed),
+                    );
+                    w
+                }
+                None => {
+                    relay::command_held(
+                        &mut backend.io,
+                        client,
+                        payload,
+                        Expect::Results,
+                        deprecate_eof,
+                    )
+                    .instrument(span)
+                    .await?
+                }
+            };
             session.note_status(w.status);
+            if w.ok.is_some() && classified.class == StatementClass::Session {
+                if let Some(db) = used_database(&payload[1..]) {
+                    session.database = db;
+                }
+            }
             write::after_relay(client, session, Some(&classified)).await?;
             return Ok(Flow::Continue);
         }
@@ -204,14 +243,52 @@ async fn dispatch(
                     return write::execute(client, backend, session, state, payload, id).await;
                 }
             }
-            let w = relay::command_held(
-                &mut backend.io,
-                client,
-                payload,
-                Expect::Results,
-                deprecate_eof,
-            )
-            .await?;
+            let shadowed = classified
+                .as_ref()
+                .and_then(|c| super::reads::shadow_capture(state, session, c));
+            let w = match shadowed {
+                Some(mut capture) => {
+                    let started = std::time::Instant::now();
+                    let w = relay::command_tapped(
+                        &mut backend.io,
+                        client,
+                        payload,
+                        Expect::Results,
+                        deprecate_eof,
+                        &mut capture,
+                    )
+                    .await?;
+                    shadow_execute(
+                        session,
+                        state,
+                        payload,
+                        id,
+                        classified.as_deref(),
+                        capture,
+                        started,
+                    );
+                    w
+                }
+                None => {
+                    // Types bound now may be omitted by the execute that is
+                    // sampled later.
+                    if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
+                        crate::wire::execute::remember_types(
+                            payload,
+                            usize::from(p.params),
+                            &mut p.param_types,
+                        );
+                    }
+                    relay::command_held(
+                        &mut backend.io,
+                        client,
+                        payload,
+                        Expect::Results,
+                        deprecate_eof,
+                    )
+                    .await?
+                }
+            };
             session.note_status(w.status);
             if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
                 p.long_data.iter_mut().for_each(|l| *l = false);
@@ -259,12 +336,24 @@ async fn dispatch(
         cmd::CHANGE_USER => return change_user(client, backend, session, state, payload).await,
         cmd::FIELD_LIST => Expect::FieldList,
         cmd::PROCESS_INFO => Expect::Results,
-        cmd::INIT_DB
-        | cmd::PING
-        | cmd::REFRESH
-        | cmd::STATISTICS
-        | cmd::PROCESS_KILL
-        | cmd::DEBUG => Expect::Single,
+        cmd::INIT_DB => {
+            let w = relay::command(
+                &mut backend.io,
+                client,
+                payload,
+                Expect::Single,
+                deprecate_eof,
+            )
+            .await?;
+            session.note_status(w.status);
+            if w.ok.is_some() {
+                session.database = String::from_utf8_lossy(&payload[1..]).into_owned();
+            }
+            return Ok(Flow::Continue);
+        }
+        cmd::PING | cmd::REFRESH | cmd::STATISTICS | cmd::PROCESS_KILL | cmd::DEBUG => {
+            Expect::Single
+        }
         other => {
             // Replication and other commands a proxy cannot pass on safely.
             tracing::info!(command = other, "unsupported command refused");
@@ -302,6 +391,73 @@ pub(super) fn classify(state: &AppState, sql: &[u8]) -> Arc<Classified> {
         Ok(s) => state.classifier.classify(s),
         Err(_) => state.classifier.classify(&String::from_utf8_lossy(sql)),
     }
+}
+
+/// The database a successful `USE db` switched to.
+fn used_database(sql: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(sql)
+        .ok()?
+        .trim()
+        .trim_end_matches(';')
+        .trim_end();
+    text.get(..4).filter(|k| k.eq_ignore_ascii_case("use "))?;
+    let name = text[4..].trim();
+    let name = name
+        .strip_prefix('`')
+        .and_then(|n| n.strip_suffix('`'))
+        .map_or_else(|| name.to_string(), |n| n.replace("``", "`"));
+    (!name.is_empty()).then_some(name)
+}
+
+/// Queues the comparison of a prepared read: its text with the execute's
+/// parameters written in, run as text on the other backend.
+fn shadow_execute(
+    session: &mut Session,
+    state: &Arc<AppState>,
+    payload: &[u8],
+    id: Option<u32>,
+    classified: Option<&Classified>,
+    capture: crate::shadow::capture::Capture,
+    started: std::time::Instant,
+) {
+    let escapes = session.backslash_escapes();
+    let (Some(classified), Some(prepared)) =
+        (classified, id.and_then(|id| session.prepared.get_mut(&id)))
+    else {
+        return;
+    };
+    let params = crate::wire::execute::parse_params(
+        payload,
+        usize::from(prepared.params),
+        &mut prepared.param_types,
+        &prepared.long_data,
+    );
+    let statement = match params {
+        Ok(values) => crate::dual::inline_params(&prepared.sql, &values, escapes),
+        Err(e) => Err(e.to_string()),
+    };
+    let Ok(statement) = statement else {
+        state
+            .shadow
+            .stats
+            .skipped_unsupported
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    };
+    let relayed = Relayed {
+        capture,
+        binary: true,
+        deprecate_eof: session.deprecate_eof(),
+        latency: started.elapsed(),
+    };
+    super::reads::shadow_submit(
+        state,
+        session,
+        classified,
+        statement,
+        Target::Old,
+        Some(relayed),
+    );
 }
 
 fn statement_id(payload: &[u8]) -> Option<u32> {

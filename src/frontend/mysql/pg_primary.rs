@@ -431,6 +431,24 @@ async fn statement(
     };
     let summary = pg.query_to_mysql(&req, &cx, &*schema, client, 1).await?;
     session.status = summary.status;
+    if classified.class == StatementClass::Read
+        && state.shadow.wants(
+            &state.snapshot.load().config,
+            classified,
+            session.status & IN_TRANS != 0,
+        )
+    {
+        // PostgreSQL's answer was rendered, not relayed: the worker runs the
+        // statement on both sides.
+        super::reads::shadow_submit(
+            state,
+            session,
+            classified,
+            mysql_text.clone(),
+            crate::route::Target::New,
+            None,
+        );
+    }
     if summary.error.is_none() && summary.last_insert_id != 0 {
         session.last_insert_id = summary.last_insert_id;
     }

@@ -13,6 +13,8 @@ use crate::metrics::Metrics;
 use crate::route::{route, RouteCtx, Sticky, Target};
 use crate::server::AppState;
 use crate::session::{ReadConn, Session};
+use crate::shadow::capture::Capture;
+use crate::shadow::{Job, Relayed};
 use crate::sql::classify::Classified;
 use crate::sql::translate;
 use crate::wire::io::PacketIo;
@@ -116,4 +118,41 @@ pub async fn try_new(
     client.flush().await?;
     state.metrics.reads_to_new.fetch_add(1, Ordering::Relaxed);
     Ok(true)
+}
+
+/// A read answered by the old backend that is also compared on the new one
+/// (`[shadow] sample_percent`): the response is copied while relayed.
+pub fn shadow_capture(
+    state: &AppState,
+    session: &Session,
+    classified: &Classified,
+) -> Option<Capture> {
+    let snapshot = state.snapshot.load();
+    let config = &snapshot.config;
+    state
+        .shadow
+        .wants(config, classified, session.in_transaction())
+        .then(|| Capture::new(config.shadow.capture_bytes as usize))
+}
+
+/// Queues the comparison of a read the client has been answered.
+pub fn shadow_submit(
+    state: &AppState,
+    session: &Session,
+    classified: &Classified,
+    statement: String,
+    primary: Target,
+    relayed: Option<Relayed>,
+) {
+    let info = classified.statements.first();
+    state.shadow.submit(Job {
+        session: session.id,
+        fingerprint: classified.fingerprint.clone(),
+        statement,
+        database: session.database.clone(),
+        ordered: info.is_some_and(|i| i.ordered),
+        primary,
+        relayed,
+        session_writes: session.mirror.as_ref().map(|m| m.in_flight()),
+    });
 }

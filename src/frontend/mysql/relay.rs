@@ -2,6 +2,7 @@
 //! packet by packet, unchanged: column definitions, rows, OK/ERR/EOF with their
 //! flags and warnings all reach the client exactly as the server wrote them.
 
+use crate::shadow::capture::Capture;
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::response::{Expect, ResponseWalker, Step};
 
@@ -39,6 +40,30 @@ pub async fn command_held(
     expect: Expect,
     deprecate_eof: bool,
 ) -> Result<ResponseWalker, RelayError> {
+    relay_response(backend, client, payload, expect, deprecate_eof, None).await
+}
+
+/// Like `command_held`, also copying the response into `tap` (a shadow read
+/// compares it later).
+pub async fn command_tapped(
+    backend: &mut PacketIo,
+    client: &mut PacketIo,
+    payload: &[u8],
+    expect: Expect,
+    deprecate_eof: bool,
+    tap: &mut Capture,
+) -> Result<ResponseWalker, RelayError> {
+    relay_response(backend, client, payload, expect, deprecate_eof, Some(tap)).await
+}
+
+async fn relay_response(
+    backend: &mut PacketIo,
+    client: &mut PacketIo,
+    payload: &[u8],
+    expect: Expect,
+    deprecate_eof: bool,
+    mut tap: Option<&mut Capture>,
+) -> Result<ResponseWalker, RelayError> {
     backend.write_packet(0, payload);
     backend.flush().await.map_err(RelayError::Backend)?;
     let mut walker = ResponseWalker::new(expect, deprecate_eof);
@@ -51,6 +76,9 @@ pub async fn command_held(
         let step = walker
             .feed(h.len, backend.raw_payload(h))
             .map_err(RelayError::Backend)?;
+        if let Some(tap) = tap.as_deref_mut() {
+            tap.push(backend.raw_payload(h));
+        }
         backend
             .relay_physical(h, client)
             .await

@@ -69,12 +69,20 @@ fn analyze(stmt: &Statement) -> StatementInfo {
         _ if class == StatementClass::Ddl => false,
         _ => facts.nondeterministic,
     };
+    // Shadow reads compare only plain queries, and compare their rows as a
+    // sequence only when the outermost query block sorts them.
+    let (query, ordered) = match stmt {
+        Statement::Query(q) => (class == StatementClass::Read, q.order_by.is_some()),
+        _ => (false, false),
+    };
     StatementInfo {
         class,
         tables,
         txn,
         locking_read: facts.locking && class == StatementClass::Read,
         nondeterministic,
+        query,
+        ordered,
     }
 }
 

@@ -1,0 +1,498 @@
+//! Shadow reads: a sample of the reads the authoritative backend answers is
+//! also run on the other backend, in the background, and the two answers are
+//! compared. The client never waits for any of it: sessions hand a job to a
+//! bounded queue (dropped and counted when full) and go on.
+//!
+//! A job carries what the client was sent (copied while relayed, see
+//! `capture`) or, when the answer was too large to copy or came from
+//! PostgreSQL, nothing; then the worker runs the statement on the primary
+//! itself. The other side runs after the session's mirrored writes were
+//! applied, so the session's own writes are visible there too. A difference
+//! is checked once more, both sides re-run after the mirror caught up, and
+//! logged only if it persists; otherwise it was the mirror's lag (transient).
+
+pub mod capture;
+pub mod compare;
+pub mod log;
+mod side;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::config::{Config, Phase, ShadowConfig};
+use crate::drift::now_rfc3339;
+use crate::jsonl::JsonLines;
+use crate::mirror::MirrorStats;
+use crate::route::Target;
+use crate::server::AppState;
+use crate::sql::classify::{Classified, StatementClass};
+
+use capture::{Capture, Decoded};
+use compare::{compare, Collected};
+use log::{Category, MismatchRecord, PerSide, SideError};
+use side::{Answer, RunError, SideConn};
+
+/// What became of sampled reads, for `/metrics` and `/status`.
+#[derive(Default)]
+pub struct ShadowStats {
+    /// Both answers agreed.
+    pub matched: AtomicU64,
+    /// Differed, and still differed on the recheck: logged.
+    pub mismatched: AtomicU64,
+    /// Differed, then agreed on the recheck (the mirror's lag).
+    pub transient: AtomicU64,
+    /// Not compared: the output depends on more than the data (RAND(),
+    /// NOW(), LIMIT without ORDER BY …).
+    pub skipped_nondeterministic: AtomicU64,
+    /// Not compared: a read inside a transaction sees its uncommitted writes.
+    pub skipped_transaction: AtomicU64,
+    /// Not compared: not a plain query, several result sets, untranslatable.
+    pub skipped_unsupported: AtomicU64,
+    /// Not compared: the queue of sampled reads was full.
+    pub dropped: AtomicU64,
+    /// Not compared: a backend was unreachable or too slow.
+    pub failed: AtomicU64,
+    /// Mismatches counted but not written (per-fingerprint log budget).
+    pub log_suppressed: AtomicU64,
+    pub queued: AtomicI64,
+}
+
+impl ShadowStats {
+    /// (outcome label, count) pairs, for the metrics endpoint.
+    pub fn outcomes(&self) -> [(&'static str, u64); 8] {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("match", l(&self.matched)),
+            ("mismatch", l(&self.mismatched)),
+            ("transient", l(&self.transient)),
+            (
+                "skipped_nondeterministic",
+                l(&self.skipped_nondeterministic),
+            ),
+            ("skipped_transaction", l(&self.skipped_transaction)),
+            ("skipped_unsupported", l(&self.skipped_unsupported)),
+            ("dropped", l(&self.dropped)),
+            ("failed", l(&self.failed)),
+        ]
+    }
+}
+
+/// The authoritative answer as relayed to the client.
+pub struct Relayed {
+    pub capture: Capture,
+    pub binary: bool,
+    pub deprecate_eof: bool,
+    pub latency: Duration,
+}
+
+/// One sampled read.
+pub struct Job {
+    pub session: u64,
+    pub fingerprint: String,
+    /// MySQL text (a prepared statement with its parameters inlined).
+    pub statement: String,
+    /// The client's current database (MySQL side).
+    pub database: String,
+    pub ordered: bool,
+    /// The authoritative backend when the read ran.
+    pub primary: Target,
+    /// What the client got; `None` when the worker must run the primary too.
+    pub relayed: Option<Relayed>,
+    /// The session's mirrored writes not yet applied: waited for first.
+    pub session_writes: Option<Arc<AtomicI64>>,
+}
+
+/// The process's shadow-read service: sampling, the job queue, the workers.
+pub struct Shadow {
+    tx: mpsc::Sender<Job>,
+    pub stats: Arc<ShadowStats>,
+    sequence: AtomicU64,
+}
+
+impl Shadow {
+    /// Starts `config.workers` workers (they connect on first use).
+    pub fn start(config: &ShadowConfig, state: std::sync::Weak<AppState>) -> Self {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1) as usize);
+        let stats = Arc::new(ShadowStats::default());
+        let shared = Arc::new(Shared {
+            rx: tokio::sync::Mutex::new(rx),
+            stats: Arc::clone(&stats),
+            log: Mutex::new(None),
+            budget: Mutex::new(HashMap::new()),
+        });
+        for _ in 0..config.workers.max(1) {
+            let worker = Worker {
+                shared: Arc::clone(&shared),
+                state: state.clone(),
+                old: None,
+                new: None,
+            };
+            tokio::spawn(worker.run());
+        }
+        Self {
+            tx,
+            stats,
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this read is in the sample: a golden-ratio (Weyl) sequence
+    /// over all reads, so the share matches the setting closely.
+    pub fn sample(&self, percent: f64) -> bool {
+        if percent <= 0.0 {
+            return false;
+        }
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        (n as f64 * 0.618_033_988_749_894_8).fract() * 100.0 < percent
+    }
+
+    /// Whether this read, answered by the authoritative backend, is to be
+    /// compared. Decides the sample first, then counts why a sampled read
+    /// cannot be compared.
+    pub fn wants(&self, config: &Config, classified: &Classified, in_transaction: bool) -> bool {
+        if !matches!(config.phase, Phase::DualWrite | Phase::NewPrimary)
+            || config.backends.new.is_none()
+            || classified.class != StatementClass::Read
+            || !self.sample(config.shadow.sample_percent)
+        {
+            return false;
+        }
+        let skip = |counter: &AtomicU64| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            false
+        };
+        let [info] = classified.statements.as_slice() else {
+            return skip(&self.stats.skipped_unsupported);
+        };
+        if !info.query || info.locking_read {
+            return skip(&self.stats.skipped_unsupported);
+        }
+        if info.nondeterministic {
+            return skip(&self.stats.skipped_nondeterministic);
+        }
+        if in_transaction {
+            return skip(&self.stats.skipped_transaction);
+        }
+        true
+    }
+
+    /// Hands a job to the workers without waiting.
+    pub fn submit(&self, job: Job) {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(job).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Shared {
+    rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    stats: Arc<ShadowStats>,
+    /// The mismatch log writer, reopened when `[shadow] log` changes.
+    log: Mutex<Option<(PathBuf, JsonLines<MismatchRecord>)>>,
+    /// Mismatches logged per fingerprint in the current minute.
+    budget: Mutex<HashMap<String, (u64, u32)>>,
+}
+
+/// Fingerprints tracked for the log budget; the map is cleared when full.
+const MAX_BUDGET_ENTRIES: usize = 10_000;
+
+impl Shared {
+    fn write(&self, path: &PathBuf, record: MismatchRecord) {
+        let Ok(mut log) = self.log.lock() else {
+            return;
+        };
+        if log.as_ref().is_none_or(|(p, _)| p != path) {
+            *log = Some((path.clone(), JsonLines::start(path.clone(), "mismatch log")));
+        }
+        if let Some((_, out)) = log.as_ref() {
+            out.record(record);
+        }
+    }
+
+    /// Whether another mismatch of `fingerprint` may be written this minute.
+    fn allow(&self, fingerprint: &str, per_minute: u32) -> bool {
+        let minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 60);
+        let Ok(mut budget) = self.budget.lock() else {
+            return true;
+        };
+        if budget.len() >= MAX_BUDGET_ENTRIES && !budget.contains_key(fingerprint) {
+            budget.clear();
+        }
+        let entry = budget.entry(fingerprint.to_string()).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= per_minute
+    }
+}
+
+/// One background comparer with its own connection to each backend.
+struct Worker {
+    shared: Arc<Shared>,
+    state: std::sync::Weak<AppState>,
+    old: Option<SideConn>,
+    new: Option<SideConn>,
+}
+
+/// How long to wait between looks at the mirror's progress.
+const POLL: Duration = Duration::from_millis(2);
+
+impl Worker {
+    async fn run(mut self) {
+        loop {
+            let job = {
+                let mut rx = self.shared.rx.lock().await;
+                rx.recv().await
+            };
+            let Some(job) = job else { break };
+            self.shared.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            let Some(state) = self.state.upgrade() else {
+                break;
+            };
+            let span = tracing::debug_span!("shadow", session = job.session);
+            self.handle(&state, job).instrument(span).await;
+        }
+    }
+
+    async fn handle(&mut self, state: &Arc<AppState>, job: Job) {
+        let config = state.snapshot.load().config.shadow.clone();
+        let stats = Arc::clone(&self.shared.stats);
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let max_rows = config.max_rows as usize;
+        // The authoritative answer as the client got it, when it was copied.
+        let relayed = match &job.relayed {
+            Some(r) if !r.capture.overflowed() => {
+                let result = match capture::decode(&r.capture, r.binary, r.deprecate_eof, max_rows)
+                {
+                    Decoded::Rows(rows) => Ok(rows),
+                    Decoded::Error(e) => Err(e),
+                    Decoded::Unsupported(why) => {
+                        tracing::debug!(why, "shadow read not compared");
+                        stats.skipped_unsupported.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                Some(Answer {
+                    result,
+                    latency: r.latency,
+                    translated: None,
+                })
+            }
+            _ => None,
+        };
+        // The session's own writes must be on the other side first.
+        if let Some(pending) = &job.session_writes {
+            let deadline = Instant::now() + timeout;
+            while pending.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        let first = match relayed {
+            Some(primary) => self
+                .run_on(state, &job, other(job.primary), max_rows, timeout)
+                .await
+                .map(|secondary| (primary, secondary)),
+            None => self.both(state, &job, max_rows, timeout).await,
+        };
+        let (primary, secondary) = match first {
+            Ok(pair) => pair,
+            Err(e) => return self.not_run(e),
+        };
+        let sample = config.sample_rows as usize;
+        let Some(found) = judge(&primary, &secondary, job.ordered, sample) else {
+            stats.matched.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let (primary, secondary, found) = if config.recheck {
+            wait_mirror_caught_up(state, timeout).await;
+            let (p, s) = match self.both(state, &job, max_rows, timeout).await {
+                Ok(pair) => pair,
+                Err(e) => return self.not_run(e),
+            };
+            match judge(&p, &s, job.ordered, sample) {
+                None => {
+                    stats.transient.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Some(f) => (p, s, f),
+            }
+        } else {
+            (primary, secondary, found)
+        };
+        stats.mismatched.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            category = found.category.as_str(),
+            fingerprint = %job.fingerprint,
+            "shadow read mismatch"
+        );
+        if !self
+            .shared
+            .allow(&job.fingerprint, config.max_logged_per_minute)
+        {
+            stats.log_suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let translated = secondary.translated.clone().or(primary.translated.clone());
+        let record = MismatchRecord {
+            time: now_rfc3339(),
+            session: job.session,
+            fingerprint: job.fingerprint,
+            statement: job.statement,
+            translated,
+            category: found.category,
+            primary: target_name(job.primary).into(),
+            rows: PerSide {
+                primary: primary.rows(),
+                secondary: secondary.rows(),
+            },
+            columns: found.columns,
+            sample: found.sample,
+            error: found.error,
+            latency_us: PerSide {
+                primary: primary.latency.as_micros() as u64,
+                secondary: secondary.latency.as_micros() as u64,
+            },
+            hashed: found.hashed,
+        };
+        self.shared.write(&config.log, record);
+    }
+
+    /// A side could not be asked: not a difference, but counted.
+    fn not_run(&self, e: RunError) {
+        let stats = &self.shared.stats;
+        match e {
+            RunError::Untranslatable(why) => {
+                tracing::debug!(%why, "shadow read not translatable");
+                stats.skipped_unsupported.fetch_add(1, Ordering::Relaxed);
+            }
+            other => {
+                tracing::debug!(error = %other, "shadow read not run");
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Runs the statement on both backends (primary first).
+    async fn both(
+        &mut self,
+        state: &Arc<AppState>,
+        job: &Job,
+        max_rows: usize,
+        timeout: Duration,
+    ) -> Result<(Answer, Answer), RunError> {
+        let primary = self
+            .run_on(state, job, job.primary, max_rows, timeout)
+            .await?;
+        let secondary = self
+            .run_on(state, job, other(job.primary), max_rows, timeout)
+            .await?;
+        Ok((primary, secondary))
+    }
+
+    /// Runs the job's statement on `target`.
+    async fn run_on(
+        &mut self,
+        state: &Arc<AppState>,
+        job: &Job,
+        target: Target,
+        max_rows: usize,
+        timeout: Duration,
+    ) -> Result<Answer, RunError> {
+        let config = state.snapshot.load().config.clone();
+        let backend = match target {
+            Target::Old => &config.backends.old,
+            Target::New => config
+                .backends
+                .new
+                .as_ref()
+                .ok_or_else(|| RunError::Config("[backends.new] is not configured".into()))?,
+        };
+        let slot = match target {
+            Target::Old => &mut self.old,
+            Target::New => &mut self.new,
+        };
+        let schema = state.schema.load_full();
+        side::run(slot, backend, job, &schema, max_rows, timeout).await
+    }
+}
+
+/// What differs, ready for the log.
+struct Found {
+    category: Category,
+    columns: Vec<String>,
+    sample: Vec<log::SampleRow>,
+    error: Option<SideError>,
+    hashed: bool,
+}
+
+fn judge(primary: &Answer, secondary: &Answer, ordered: bool, sample: usize) -> Option<Found> {
+    match (&primary.result, &secondary.result) {
+        // Both failed: the new backend is as unhappy as the old one.
+        (Err(_), Err(_)) => None,
+        (Err(e), Ok(rows)) => Some(Found {
+            category: Category::ErrorPrimaryOnly,
+            columns: rows.columns.clone(),
+            sample: Vec::new(),
+            error: Some(e.clone()),
+            hashed: false,
+        }),
+        (Ok(rows), Err(e)) => Some(Found {
+            category: Category::ErrorSecondaryOnly,
+            columns: rows.columns.clone(),
+            sample: Vec::new(),
+            error: Some(e.clone()),
+            hashed: false,
+        }),
+        (Ok(p), Ok(s)) => compare(p, s, ordered, sample).map(|d| Found {
+            category: d.category,
+            columns: p.columns.clone(),
+            sample: d.sample,
+            error: None,
+            hashed: d.hashed,
+        }),
+    }
+}
+
+/// Waits until every write mirrored so far has been applied (bounded).
+async fn wait_mirror_caught_up(state: &AppState, timeout: Duration) {
+    let Some(mirror) = state.mirror.load_full() else {
+        return;
+    };
+    let stats: &MirrorStats = &mirror.stats;
+    let target = stats.accepted.load(Ordering::Relaxed);
+    let deadline = Instant::now() + timeout;
+    while stats.applied.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn other(t: Target) -> Target {
+    match t {
+        Target::Old => Target::New,
+        Target::New => Target::Old,
+    }
+}
+
+fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::Old => "old",
+        Target::New => "new",
+    }
+}
+
+impl Answer {
+    fn rows(&self) -> u64 {
+        self.result.as_ref().map_or(0, |r: &Collected| r.count)
+    }
+}

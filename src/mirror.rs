@@ -52,8 +52,8 @@ struct Unit {
     enqueued: Instant,
     /// Answered once the unit was applied (sync mode).
     done: Option<oneshot::Sender<()>>,
-    /// The session's count of units not yet applied (read-your-writes).
-    in_flight: Arc<AtomicI64>,
+    /// The session's progress (read-your-writes, shadow reads).
+    in_flight: Arc<SessionProgress>,
 }
 
 /// Process-wide mirroring state: the queue and its applier.
@@ -154,7 +154,7 @@ impl Mirror {
             open_bytes: 0,
             oversized: false,
             last_done: None,
-            in_flight: Arc::new(AtomicI64::new(0)),
+            in_flight: Arc::new(SessionProgress::default()),
         }
     }
 
@@ -199,7 +199,7 @@ impl Mirror {
             }
             Err(unit) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                unit.in_flight.fetch_sub(1, Ordering::Relaxed);
+                unit.in_flight.done.fetch_add(1, Ordering::Relaxed);
                 self.record(
                     unit.session,
                     DriftKind::QueueFull,
@@ -225,8 +225,8 @@ pub struct SessionMirror {
     oversized: bool,
     /// Completion of the last unit handed over (sync mode).
     last_done: Option<oneshot::Receiver<()>>,
-    /// Units of this session handed over and not yet applied.
-    in_flight: Arc<AtomicI64>,
+    /// Units of this session handed over and applied.
+    in_flight: Arc<SessionProgress>,
 }
 
 impl Drop for SessionMirror {
@@ -308,7 +308,7 @@ impl SessionMirror {
     }
 
     fn unit(&self, statements: Vec<String>, transaction: bool) -> Unit {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.handed.fetch_add(1, Ordering::Relaxed);
         Unit {
             session: self.session,
             statements,
@@ -332,9 +332,12 @@ impl SessionMirror {
         }
     }
 
-    /// This session's count of units handed over and not yet applied.
-    pub fn in_flight(&self) -> Arc<AtomicI64> {
-        Arc::clone(&self.in_flight)
+    /// This session's progress, and the number of units it has handed over
+    /// so far: once `done` reaches that number, every write the session made
+    /// before this call is on the secondary.
+    pub fn progress(&self) -> (Arc<SessionProgress>, u64) {
+        let handed = self.in_flight.handed.load(Ordering::Relaxed);
+        (Arc::clone(&self.in_flight), handed)
     }
 
     /// True while writes of this session may not be on the secondary yet.
@@ -344,11 +347,26 @@ impl SessionMirror {
     }
 }
 
-struct InFlightGuard(Arc<AtomicI64>);
+/// Units of one session handed to the queue, and finished (applied, failed
+/// as drift, or dropped): both only grow.
+#[derive(Default)]
+pub struct SessionProgress {
+    handed: AtomicU64,
+    pub done: AtomicU64,
+}
+
+impl SessionProgress {
+    /// Whether the first `handed` units of the session are finished.
+    pub fn reached(&self, handed: u64) -> bool {
+        self.done.load(Ordering::Relaxed) >= handed
+    }
+}
+
+struct InFlightGuard(Arc<SessionProgress>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.done.fetch_add(1, Ordering::Relaxed);
     }
 }
 

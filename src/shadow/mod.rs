@@ -28,7 +28,7 @@ use tracing::Instrument;
 use crate::config::{Config, Phase, ShadowConfig};
 use crate::drift::now_rfc3339;
 use crate::jsonl::JsonLines;
-use crate::mirror::MirrorStats;
+use crate::mirror::{MirrorStats, SessionProgress};
 use crate::route::Target;
 use crate::server::AppState;
 use crate::sql::classify::{Classified, StatementClass};
@@ -60,6 +60,7 @@ pub struct ShadowStats {
     pub failed: AtomicU64,
     /// Mismatches counted but not written (per-fingerprint log budget).
     pub log_suppressed: AtomicU64,
+    /// Sampled reads queued or being compared.
     pub queued: AtomicI64,
 }
 
@@ -104,8 +105,9 @@ pub struct Job {
     pub primary: Target,
     /// What the client got; `None` when the worker must run the primary too.
     pub relayed: Option<Relayed>,
-    /// The session's mirrored writes not yet applied: waited for first.
-    pub session_writes: Option<Arc<AtomicI64>>,
+    /// The session's mirror progress and the point it had reached when the
+    /// read ran: the other side is read only after that point was applied.
+    pub session_writes: Option<(Arc<SessionProgress>, u64)>,
 }
 
 /// The process's shadow-read service: sampling, the job queue, the workers.
@@ -256,12 +258,12 @@ impl Worker {
                 rx.recv().await
             };
             let Some(job) = job else { break };
-            self.shared.stats.queued.fetch_sub(1, Ordering::Relaxed);
             let Some(state) = self.state.upgrade() else {
                 break;
             };
             let span = tracing::debug_span!("shadow", session = job.session);
             self.handle(&state, job).instrument(span).await;
+            self.shared.stats.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -292,9 +294,9 @@ impl Worker {
             _ => None,
         };
         // The session's own writes must be on the other side first.
-        if let Some(pending) = &job.session_writes {
+        if let Some((progress, handed)) = &job.session_writes {
             let deadline = Instant::now() + timeout;
-            while pending.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            while !progress.reached(*handed) && Instant::now() < deadline {
                 tokio::time::sleep(POLL).await;
             }
         }

@@ -513,6 +513,9 @@ mod tests {
             "SELECT * FROM t LIMIT 10",
             "DELETE FROM t WHERE a = 1 LIMIT 10",
             "SELECT * FROM t WHERE id IN (SELECT id FROM u LIMIT 5) ORDER BY id",
+            "SELECT @@max_allowed_packet",
+            "SELECT @@session.sql_mode",
+            "SELECT @v",
         ] {
             assert!(one(sql).nondeterministic, "{sql}");
         }

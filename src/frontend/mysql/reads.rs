@@ -153,6 +153,6 @@ pub fn shadow_submit(
         ordered: info.is_some_and(|i| i.ordered),
         primary,
         relayed,
-        session_writes: session.mirror.as_ref().map(|m| m.in_flight()),
+        session_writes: session.mirror.as_ref().map(|m| m.progress()),
     });
 }

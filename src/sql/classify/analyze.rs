@@ -388,6 +388,15 @@ impl Visitor for Facts {
                     self.nondeterministic = true;
                 }
             }
+            // @@system and @user variables: session state, not data.
+            Expr::Identifier(i) if i.quote_style.is_none() && i.value.starts_with('@') => {
+                self.nondeterministic = true;
+            }
+            Expr::CompoundIdentifier(parts)
+                if parts.first().is_some_and(|p| p.value.starts_with('@')) =>
+            {
+                self.nondeterministic = true;
+            }
             Expr::Identifier(i)
                 if i.quote_style.is_none()
                     && BARE_TIME_KEYWORDS

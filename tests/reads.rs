@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -107,5 +108,116 @@ async fn read_share_follows_the_config_and_reads_see_their_writes() {
     assert!(
         (280..=320).contains(&from_pg),
         "30% share: {from_pg} of 1000 from PostgreSQL"
+    );
+}
+
+/// Reads answered by PostgreSQL among `n` consecutive reads of each client.
+type Tally = Arc<std::sync::Mutex<Vec<(Instant, bool)>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_the_share_moves_running_clients_within_a_second() {
+    let m = servers::mariadb();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
+    let old = m.create_database("reads_live");
+    let new = pg.create_database("reads_live");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let path = dir.path().join("proxy.toml");
+    let base = config(&old, &pg.url(&new), &drift, 0.0);
+    std::fs::write(&path, &base).unwrap();
+    let proxy = start_proxy_with(&base).await;
+    tandem::reload::spawn(path.clone(), proxy.state.clone(), proxy.shutdown.clone());
+    let mut c = via(&proxy, &old).await;
+    c.query_drop("CREATE TABLE kv (k INT PRIMARY KEY, v VARCHAR(20))")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO kv VALUES (1, 'mariadb')")
+        .await
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    pg.sql(&new, "UPDATE kv SET v = 'postgres' WHERE k = 1");
+
+    // Four clients read without pause while the file is edited.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tally: Tally = Arc::default();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let opts = proxy_opts(&proxy, &old);
+        let (stop, tally) = (stop.clone(), tally.clone());
+        clients.push(tokio::spawn(async move {
+            let mut s = mysql_async::Conn::new(opts).await.unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Any error here (a dropped connection) fails the test.
+                let v: Option<String> = s
+                    .query_first("SELECT v FROM kv WHERE k = 1")
+                    .await
+                    .expect("read during reloads");
+                tally
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), v.as_deref() == Some("postgres")));
+            }
+        }));
+    }
+    let share_between = |from: Instant, to: Instant| {
+        let t = tally.lock().unwrap();
+        let window: Vec<bool> = t
+            .iter()
+            .filter(|(at, _)| *at >= from && *at < to)
+            .map(|(_, pg)| *pg)
+            .collect();
+        let pg = window.iter().filter(|x| **x).count();
+        (pg as f64 * 100.0 / window.len().max(1) as f64, window.len())
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let edited = Instant::now();
+    std::fs::write(&path, config(&old, &pg.url(&new), &drift, 30.0)).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (before, n0) = share_between(edited - Duration::from_millis(300), edited);
+    assert!(
+        n0 > 0 && before == 0.0,
+        "0% before the edit: {before}% of {n0}"
+    );
+    let (after, n1) = share_between(edited + Duration::from_secs(1), Instant::now());
+    assert!(n1 >= 500, "enough reads to measure: {n1}");
+    assert!(
+        (28.0..=32.0).contains(&after),
+        "30% ± 2 a second after the edit: {after:.1}% of {n1}"
+    );
+
+    // An invalid edit is refused; routing stays where it was.
+    let failures = proxy
+        .state
+        .metrics
+        .reload_failures
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let bad = Instant::now();
+    std::fs::write(
+        &path,
+        config(&old, &pg.url(&new), &drift, 30.0)
+            .replace("new_percent = 30.0", "new_percent = 300"),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(
+        proxy
+            .state
+            .metrics
+            .reload_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > failures,
+        "the invalid file was rejected"
+    );
+    assert_eq!(proxy.state.snapshot.load().config.reads.new_percent, 30.0);
+    let (kept, n2) = share_between(bad, Instant::now());
+    assert!(
+        n2 >= 300 && (28.0..=32.0).contains(&kept),
+        "still 30% after the invalid edit: {kept:.1}% of {n2}"
     );
 }

@@ -67,6 +67,17 @@ async fn read_share_follows_the_config_and_reads_see_their_writes() {
         .await
         .unwrap();
     assert_eq!(row, Some((1, "from-pg".into())));
+    // Prepared reads are routed too, answered in the binary protocol.
+    let row: Option<(i64, String)> = c
+        .exec_first("SELECT k, v FROM kv WHERE k = ?", (1,))
+        .await
+        .unwrap();
+    assert_eq!(row, Some((1, "from-pg".into())));
+    let none: Option<(i64, String)> = c
+        .exec_first("SELECT k, v FROM kv WHERE v = ?", ("it's \\ none",))
+        .await
+        .unwrap();
+    assert_eq!(none, None);
     // Read-your-writes: inside a transaction, reads stay on MariaDB.
     c.query_drop("BEGIN").await.unwrap();
     c.query_drop("UPDATE kv SET v = 'mine' WHERE k = 1")

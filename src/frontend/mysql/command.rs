@@ -243,6 +243,31 @@ async fn dispatch(
                     return write::execute(client, backend, session, state, payload, id).await;
                 }
             }
+            if let (Some(id), Some(c)) = (id, &classified) {
+                if c.class == StatementClass::Read {
+                    let escapes = session.backslash_escapes();
+                    let text = super::reads::Text::Prepared(Box::new(move |s: &mut Session| {
+                        inline_execute(s, payload, id, escapes)
+                    }));
+                    match super::reads::try_new_as(client, session, state, text, c, true).await {
+                        Ok(true) => {
+                            if let Some(p) = session.prepared.get_mut(&id) {
+                                p.long_data.iter_mut().for_each(|l| *l = false);
+                            }
+                            return Ok(Flow::Continue);
+                        }
+                        Ok(false) => {}
+                        Err(crate::backend::pg_mysql::PgError::Client(e)) => {
+                            return Err(RelayError::Client(e))
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "routed read failed on the new backend");
+                            session.read_pg = None;
+                            return Ok(Flow::Continue);
+                        }
+                    }
+                }
+            }
             let shadowed = classified
                 .as_ref()
                 .and_then(|c| super::reads::shadow_capture(state, session, c));
@@ -409,6 +434,20 @@ fn used_database(sql: &[u8]) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// A prepared statement's text with this execute's parameters written in;
+/// `None` when they cannot be (malformed, long data).
+fn inline_execute(session: &mut Session, payload: &[u8], id: u32, escapes: bool) -> Option<String> {
+    let prepared = session.prepared.get_mut(&id)?;
+    let values = crate::wire::execute::parse_params(
+        payload,
+        usize::from(prepared.params),
+        &mut prepared.param_types,
+        &prepared.long_data,
+    )
+    .ok()?;
+    crate::dual::inline_params(&prepared.sql, &values, escapes).ok()
+}
+
 /// Queues the comparison of a prepared read: its text with the execute's
 /// parameters written in, run as text on the other backend.
 fn shadow_execute(
@@ -421,22 +460,10 @@ fn shadow_execute(
     started: std::time::Instant,
 ) {
     let escapes = session.backslash_escapes();
-    let (Some(classified), Some(prepared)) =
-        (classified, id.and_then(|id| session.prepared.get_mut(&id)))
-    else {
+    let (Some(classified), Some(id)) = (classified, id) else {
         return;
     };
-    let params = crate::wire::execute::parse_params(
-        payload,
-        usize::from(prepared.params),
-        &mut prepared.param_types,
-        &prepared.long_data,
-    );
-    let statement = match params {
-        Ok(values) => crate::dual::inline_params(&prepared.sql, &values, escapes),
-        Err(e) => Err(e.to_string()),
-    };
-    let Ok(statement) = statement else {
+    let Some(statement) = inline_execute(session, payload, id, escapes) else {
         state
             .shadow
             .stats

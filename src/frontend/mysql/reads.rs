@@ -28,6 +28,26 @@ pub async fn try_new(
     sql: &[u8],
     classified: &Classified,
 ) -> Result<bool, PgError> {
+    try_new_as(client, session, state, Text::Raw(sql), classified, false).await
+}
+
+/// The statement of a routed read: COM_QUERY text, or a prepared statement
+/// whose parameters are inlined only once it is known to be routed.
+pub enum Text<'a> {
+    Raw(&'a [u8]),
+    Prepared(Box<dyn FnOnce(&mut Session) -> Option<String> + Send + 'a>),
+}
+
+/// Serves a read from the new backend when routing says so; `binary`
+/// answers in the binary protocol (COM_STMT_EXECUTE).
+pub async fn try_new_as(
+    client: &mut PacketIo,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    sql: Text<'_>,
+    classified: &Classified,
+    binary: bool,
+) -> Result<bool, PgError> {
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
     if config.phase != Phase::DualWrite || config.reads.new_percent <= 0.0 {
@@ -57,11 +77,15 @@ pub async fn try_new(
         return Ok(false);
     }
     let schema = state.schema.load_full();
-    let Ok(text) = std::str::from_utf8(sql) else {
+    let text = match sql {
+        Text::Raw(raw) => std::str::from_utf8(raw).ok().map(str::to_owned),
+        Text::Prepared(inline) => inline(session),
+    };
+    let Some(text) = text else {
         Metrics::incr(&state.metrics.reads_fallback);
         return Ok(false);
     };
-    let pg_sql = match translate::to_postgres(text, &schema) {
+    let pg_sql = match translate::to_postgres(&text, &schema) {
         Ok(t) if t.statements.len() == 1 => t.statements.into_iter().next().unwrap_or_default(),
         _ => {
             Metrics::incr(&state.metrics.reads_fallback);
@@ -106,7 +130,7 @@ pub async fn try_new(
     let req = Request {
         sql: &pg_sql,
         params: &[],
-        binary: false,
+        binary,
         returning_id: false,
         status: session.status,
     };

@@ -102,13 +102,38 @@ enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Summarize the shadow-read mismatch log, most frequent statements first.
+    Mismatches {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Read this log instead of the one `[shadow] log` names.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Show only the N most frequent statements.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Reading a file needs neither a runtime nor logging: stdout carries only
+    // the report.
+    let command = match cli.command {
+        Command::Mismatches {
+            config,
+            log,
+            json,
+            limit,
+        } => return mismatches(&config, log, json, limit),
+        other => other,
+    };
     // The runtime's size comes from the config; a config that doesn't load is
     // reported by the command itself.
-    let threads = match &cli.command {
+    let threads = match &command {
         Command::Serve { config, .. } => Config::load(config)
             .map(|c| c.runtime.worker_threads)
             .unwrap_or(0),
@@ -132,7 +157,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve { config, log_format } => serve(config, log_format).await,
             Command::Check { config } => check(config).await,
             Command::Schema { config, apply } => schema(config, apply).await,
@@ -173,6 +198,7 @@ fn main() -> ExitCode {
                 verify(config, opts, json).await
             }
             Command::CutoverCheck { config, fix } => cutover_check(config, fix).await,
+            Command::Mismatches { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
@@ -397,5 +423,43 @@ async fn cutover_check(path: PathBuf, fix: bool) -> anyhow::Result<ExitCode> {
     } else {
         println!("cutover-check: NOT ready (see MISSING above)");
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Exit 0 when nothing was logged, 1 when there are mismatches (like
+/// `verify`), 2 when the log or the config cannot be read — so a script can
+/// tell "differences" from "could not look".
+fn mismatches(
+    config: &std::path::Path,
+    log: Option<PathBuf>,
+    json: bool,
+    limit: Option<usize>,
+) -> ExitCode {
+    let run = || -> anyhow::Result<tandem::shadow::summary::Summary> {
+        let path = match log {
+            Some(p) => p,
+            None => load(config)?.shadow.log,
+        };
+        Ok(tandem::shadow::summary::read_log(&path)?)
+    };
+    let mut summary = match run() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        if let Some(n) = limit {
+            summary.groups.truncate(n);
+        }
+        println!("{}", tandem::shadow::summary::render_json(&summary));
+    } else {
+        print!("{}", tandem::shadow::summary::render_text(&summary, limit));
+    }
+    if summary.total == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use mysql_common::constants::ColumnType;
+use mysql_common::constants::{ColumnFlags, ColumnType};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::Column;
 use mysql_common::proto::{Binary, Text};
@@ -91,6 +91,44 @@ fn binary_decodable(ty: ColumnType) -> bool {
     )
 }
 
+/// Parses a column definition, with or without MariaDB's extended metadata
+/// (`MARIADB_CLIENT_EXTENDED_METADATA`: a length-encoded block after the
+/// names, which `mysql_common`'s parser does not expect).
+fn parse_column(p: &[u8]) -> Option<Column> {
+    /// 0x0c, charset, length, type, flags, decimals, filler.
+    const FIXED: usize = 13;
+    let mut r = crate::wire::buf::Reader::new(p);
+    let _catalog = r.lenenc_bytes()?;
+    let schema = r.lenenc_bytes()?;
+    let table = r.lenenc_bytes()?;
+    let org_table = r.lenenc_bytes()?;
+    let name = r.lenenc_bytes()?;
+    let org_name = r.lenenc_bytes()?;
+    if r.remaining().len() != FIXED {
+        let _extended = r.lenenc_bytes()?;
+    }
+    let fixed = r.take(FIXED)?;
+    if fixed[0] != 0x0c {
+        return None;
+    }
+    let charset = u16::from_le_bytes([fixed[1], fixed[2]]);
+    let length = u32::from_le_bytes([fixed[3], fixed[4], fixed[5], fixed[6]]);
+    let ty = ColumnType::try_from(fixed[7]).ok()?;
+    let flags = ColumnFlags::from_bits_truncate(u16::from_le_bytes([fixed[8], fixed[9]]));
+    Some(
+        Column::new(ty)
+            .with_schema(schema)
+            .with_table(table)
+            .with_org_table(org_table)
+            .with_name(name)
+            .with_org_name(org_name)
+            .with_character_set(charset)
+            .with_column_length(length)
+            .with_flags(flags)
+            .with_decimals(fixed[10]),
+    )
+}
+
 /// Decodes a captured text (`binary = false`) or binary-protocol result.
 pub fn decode(capture: &Capture, binary: bool, deprecate_eof: bool, max_rows: usize) -> Decoded {
     let mut packets = capture.packets();
@@ -119,10 +157,10 @@ pub fn decode(capture: &Capture, binary: bool, deprecate_eof: bool, max_rows: us
         let Some(p) = packets.next() else {
             return Decoded::Unsupported("truncated metadata");
         };
-        match ParseBuf(p).parse::<Column>(()) {
-            Ok(c) if !binary || binary_decodable(c.column_type()) => columns.push(c),
-            Ok(_) => return Decoded::Unsupported("column type without a binary decoder"),
-            Err(_) => return Decoded::Unsupported("malformed column definition"),
+        match parse_column(p) {
+            Some(c) if !binary || binary_decodable(c.column_type()) => columns.push(c),
+            Some(_) => return Decoded::Unsupported("column type without a binary decoder"),
+            None => return Decoded::Unsupported("malformed column definition"),
         }
     }
     if !deprecate_eof {
@@ -187,5 +225,91 @@ fn terminator_status(p: &[u8], deprecate_eof: bool) -> u16 {
     } else {
         let _ = r.u16();
         r.u16().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::value::Value;
+
+    fn lenenc(out: &mut Vec<u8>, s: &[u8]) {
+        out.push(s.len() as u8);
+        out.extend_from_slice(s);
+    }
+
+    fn column(name: &str, ty: u8, flags: u16, length: u32, extended: Option<&[u8]>) -> Vec<u8> {
+        let mut p = Vec::new();
+        for part in [
+            &b"def"[..],
+            b"db",
+            b"t",
+            b"t",
+            name.as_bytes(),
+            name.as_bytes(),
+        ] {
+            lenenc(&mut p, part);
+        }
+        if let Some(ext) = extended {
+            lenenc(&mut p, ext);
+        }
+        p.push(0x0c);
+        p.extend_from_slice(&45u16.to_le_bytes());
+        p.extend_from_slice(&length.to_le_bytes());
+        p.push(ty);
+        p.extend_from_slice(&flags.to_le_bytes());
+        p.extend_from_slice(&[0, 0, 0]);
+        p
+    }
+
+    fn capture(packets: &[Vec<u8>]) -> Capture {
+        let mut c = Capture::new(1 << 20);
+        packets.iter().for_each(|p| c.push(p));
+        c
+    }
+
+    #[test]
+    fn text_result_with_and_without_extended_metadata() {
+        for ext in [None, Some(&b"\x00\x04json"[..])] {
+            let mut row = Vec::new();
+            lenenc(&mut row, b"7");
+            row.push(0xfb);
+            let packets = vec![
+                vec![2],
+                column("id", 3, 0, 11, ext),
+                column("flag", 1, 0, 1, ext),
+                row,
+                vec![0xfe, 0, 0, 0x02, 0, 0, 0],
+            ];
+            match decode(&capture(&packets), false, true, 10) {
+                Decoded::Rows(c) => {
+                    assert_eq!(c.columns, ["id", "flag"]);
+                    assert_eq!(c.rows, vec![vec![Value::Int(7), Value::Null]]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn errors_and_overflow() {
+        let err = ServerError::new(1146, b"42S02", "Table 'x' doesn't exist").encode();
+        match decode(&capture(&[err]), false, true, 10) {
+            Decoded::Error(e) => assert_eq!(e.code, 1146),
+            other => panic!("{other:?}"),
+        }
+        let mut small = Capture::new(10);
+        small.push(&[0u8; 20]);
+        assert!(small.overflowed());
+        let more = vec![1, 0, 0, 0x0a, 0, 0, 0];
+        assert!(matches!(
+            decode(
+                &capture(&[vec![1], column("a", 3, 0, 11, None), more]),
+                false,
+                true,
+                10
+            ),
+            Decoded::Unsupported(_)
+        ));
     }
 }

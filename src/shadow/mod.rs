@@ -15,6 +15,7 @@ pub mod capture;
 pub mod compare;
 pub mod log;
 mod side;
+pub mod summary;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -317,17 +318,19 @@ impl Worker {
             return;
         };
         let (primary, secondary, found) = if config.recheck {
-            wait_mirror_caught_up(state, timeout).await;
             let (p, s) = match self.both(state, &job, max_rows, timeout).await {
                 Ok(pair) => pair,
                 Err(e) => return self.not_run(e),
             };
             match judge(&p, &s, job.ordered, sample) {
-                None => {
+                // Gone, or a different difference (other rows, other counts):
+                // writes were landing while we looked. A real divergence
+                // shows the same rows both times.
+                Some(again) if again.same_as(&found) && p.rows() == primary.rows() => (p, s, again),
+                _ => {
                     stats.transient.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                Some(f) => (p, s, f),
             }
         } else {
             (primary, secondary, found)
@@ -385,7 +388,9 @@ impl Worker {
         }
     }
 
-    /// Runs the statement on both backends (primary first).
+    /// Runs the statement on the primary, then on the other backend once
+    /// every write mirrored before the primary's answer has been applied
+    /// there: both see the same writes unless more arrive in between.
     async fn both(
         &mut self,
         state: &Arc<AppState>,
@@ -393,9 +398,16 @@ impl Worker {
         max_rows: usize,
         timeout: Duration,
     ) -> Result<(Answer, Answer), RunError> {
+        let mirrored = state
+            .mirror
+            .load_full()
+            .map(|m| m.stats.accepted.load(Ordering::Relaxed));
         let primary = self
             .run_on(state, job, job.primary, max_rows, timeout)
             .await?;
+        if let Some(target) = mirrored {
+            wait_mirror_applied(state, target, timeout).await;
+        }
         let secondary = self
             .run_on(state, job, other(job.primary), max_rows, timeout)
             .await?;
@@ -438,6 +450,13 @@ struct Found {
     hashed: bool,
 }
 
+impl Found {
+    /// The same difference: same category, same differing rows.
+    fn same_as(&self, other: &Found) -> bool {
+        self.category == other.category && self.sample == other.sample && self.error == other.error
+    }
+}
+
 fn judge(primary: &Answer, secondary: &Answer, ordered: bool, sample: usize) -> Option<Found> {
     match (&primary.result, &secondary.result) {
         // Both failed: the new backend is as unhappy as the old one.
@@ -466,13 +485,13 @@ fn judge(primary: &Answer, secondary: &Answer, ordered: bool, sample: usize) -> 
     }
 }
 
-/// Waits until every write mirrored so far has been applied (bounded).
-async fn wait_mirror_caught_up(state: &AppState, timeout: Duration) {
+/// Waits until the mirror has applied its first `target` units (bounded by
+/// `timeout`).
+async fn wait_mirror_applied(state: &AppState, target: u64, timeout: Duration) {
     let Some(mirror) = state.mirror.load_full() else {
         return;
     };
     let stats: &MirrorStats = &mirror.stats;
-    let target = stats.accepted.load(Ordering::Relaxed);
     let deadline = Instant::now() + timeout;
     while stats.applied.load(Ordering::Relaxed) < target && Instant::now() < deadline {
         tokio::time::sleep(POLL).await;

@@ -245,10 +245,7 @@ async fn dispatch(
             }
             if let (Some(id), Some(c)) = (id, &classified) {
                 if c.class == StatementClass::Read {
-                    let escapes = session.backslash_escapes();
-                    let text = super::reads::Text::Prepared(Box::new(move |s: &mut Session| {
-                        inline_execute(s, payload, id, escapes)
-                    }));
+                    let text = super::reads::Text::Prepared { payload, id };
                     match super::reads::try_new_as(client, session, state, text, c, true).await {
                         Ok(true) => {
                             if let Some(p) = session.prepared.get_mut(&id) {
@@ -434,20 +431,6 @@ fn used_database(sql: &[u8]) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// A prepared statement's text with this execute's parameters written in;
-/// `None` when they cannot be (malformed, long data).
-fn inline_execute(session: &mut Session, payload: &[u8], id: u32, escapes: bool) -> Option<String> {
-    let prepared = session.prepared.get_mut(&id)?;
-    let values = crate::wire::execute::parse_params(
-        payload,
-        usize::from(prepared.params),
-        &mut prepared.param_types,
-        &prepared.long_data,
-    )
-    .ok()?;
-    crate::dual::inline_params(&prepared.sql, &values, escapes).ok()
-}
-
 /// Queues the comparison of a prepared read: its text with the execute's
 /// parameters written in, run as text on the other backend.
 fn shadow_execute(
@@ -463,7 +446,7 @@ fn shadow_execute(
     let (Some(classified), Some(id)) = (classified, id) else {
         return;
     };
-    let Some(statement) = inline_execute(session, payload, id, escapes) else {
+    let Some(statement) = super::reads::inline_execute(session, payload, id, escapes) else {
         state
             .shadow
             .stats

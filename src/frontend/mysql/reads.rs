@@ -35,7 +35,11 @@ pub async fn try_new(
 /// whose parameters are inlined only once it is known to be routed.
 pub enum Text<'a> {
     Raw(&'a [u8]),
-    Prepared(Box<dyn FnOnce(&mut Session) -> Option<String> + Send + 'a>),
+    /// A COM_STMT_EXECUTE of statement `id`.
+    Prepared {
+        payload: &'a [u8],
+        id: u32,
+    },
 }
 
 /// Serves a read from the new backend when routing says so; `binary`
@@ -79,7 +83,10 @@ pub async fn try_new_as(
     let schema = state.schema.load_full();
     let text = match sql {
         Text::Raw(raw) => std::str::from_utf8(raw).ok().map(str::to_owned),
-        Text::Prepared(inline) => inline(session),
+        Text::Prepared { payload, id } => {
+            let escapes = session.backslash_escapes();
+            inline_execute(session, payload, id, escapes)
+        }
     };
     let Some(text) = text else {
         Metrics::incr(&state.metrics.reads_fallback);
@@ -179,4 +186,23 @@ pub fn shadow_submit(
         relayed,
         session_writes: session.mirror.as_ref().map(|m| m.progress()),
     });
+}
+
+/// A prepared statement's text with this execute's parameters written in;
+/// `None` when they cannot be (malformed, long data).
+pub(super) fn inline_execute(
+    session: &mut Session,
+    payload: &[u8],
+    id: u32,
+    escapes: bool,
+) -> Option<String> {
+    let prepared = session.prepared.get_mut(&id)?;
+    let values = crate::wire::execute::parse_params(
+        payload,
+        usize::from(prepared.params),
+        &mut prepared.param_types,
+        &prepared.long_data,
+    )
+    .ok()?;
+    crate::dual::inline_params(&prepared.sql, &values, escapes).ok()
 }

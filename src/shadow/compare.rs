@@ -91,6 +91,12 @@ pub fn compare(
     if !primary.complete() || !secondary.complete() {
         return compare_hashed(primary, secondary, ordered);
     }
+    // The common case, decided by the hashes already computed: equal.
+    // (Unequal hashes may still be equal within the float tolerance, so
+    // they fall through to the row-level comparison.)
+    if compare_hashed(primary, secondary, ordered).is_none() {
+        return None;
+    }
     let unmatched = multiset_difference(&primary.rows, &secondary.rows);
     if !unmatched.primary.is_empty() || !unmatched.secondary.is_empty() {
         let category = if primary.count != secondary.count {

@@ -64,6 +64,8 @@ pub struct Session {
 /// A session's PostgreSQL connection for routed reads, with its slot.
 pub struct ReadConn {
     pub pg: crate::backend::pg_mysql::PgSession,
+    /// Where it is connected (a reload may move `[backends.new]`).
+    pub target: crate::config::BackendTarget,
     pub _permit: tokio::sync::OwnedSemaphorePermit,
 }
 

@@ -94,9 +94,7 @@ pub fn compare(
     // The common case, decided by the hashes already computed: equal.
     // (Unequal hashes may still be equal within the float tolerance, so
     // they fall through to the row-level comparison.)
-    if compare_hashed(primary, secondary, ordered).is_none() {
-        return None;
-    }
+    compare_hashed(primary, secondary, ordered)?;
     let unmatched = multiset_difference(&primary.rows, &secondary.rows);
     if !unmatched.primary.is_empty() || !unmatched.secondary.is_empty() {
         let category = if primary.count != secondary.count {

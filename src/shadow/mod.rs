@@ -204,6 +204,10 @@ impl Shadow {
         if in_transaction {
             return skip(&self.stats.skipped_transaction);
         }
+        // No room for the job: don't copy the answer only to drop it.
+        if self.tx.capacity() == 0 {
+            return skip(&self.stats.dropped);
+        }
         true
     }
 

@@ -99,22 +99,29 @@ pub async fn try_new_as(
             return Ok(false);
         }
     };
-    if session.read_pg.as_ref().is_none_or(|c| c.pg.is_closed()) {
+    let Some(new) = config.backends.new.as_ref() else {
+        return Ok(false);
+    };
+    let Ok(target) = new.target() else {
+        return Ok(false);
+    };
+    // A reload that moved the new backend moves routed reads with it (reads
+    // run outside transactions, so any read is a boundary).
+    if session
+        .read_pg
+        .as_ref()
+        .is_none_or(|c| c.pg.is_closed() || c.target != target)
+    {
         session.read_pg = None;
-        let Some(new) = config.backends.new.as_ref() else {
-            return Ok(false);
-        };
         let Ok(permit) = Arc::clone(&state.pg_slots).try_acquire_owned() else {
             Metrics::incr(&state.metrics.reads_fallback);
-            return Ok(false);
-        };
-        let Ok(target) = new.target() else {
             return Ok(false);
         };
         match PgSession::connect(&target, new.connect_timeout()).await {
             Ok(pg) => {
                 session.read_pg = Some(ReadConn {
                     pg,
+                    target,
                     _permit: permit,
                 })
             }

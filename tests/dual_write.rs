@@ -351,3 +351,114 @@ async fn sync_mode_answers_after_the_secondary_applied() {
     let sum = m.root_sql(&format!("SELECT SUM(v) FROM `{secondary}`.s"));
     assert_eq!(sum.trim(), "1045");
 }
+
+/// The secondary's table is locked, so its applier stalls on the first write;
+/// with a queue of one, later writes meet a full queue.
+async fn stalled_secondary(
+    policy: &str,
+) -> (Proxy, String, String, mysql_async::Conn, tempfile::TempDir) {
+    let m = servers::mariadb();
+    let primary = m.create_database(&format!("dw_{policy}"));
+    let secondary = m.create_database(&format!("dw_{policy}_new"));
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let proxy = start_proxy_with(&dual_config(
+        &primary,
+        &m.url(&secondary),
+        &drift,
+        &format!("queue_capacity = 1\noverflow = \"{policy}\""),
+    ))
+    .await;
+    let mut c = via(&proxy, &primary).await;
+    c.query_drop("CREATE TABLE q (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    let mut lock = direct(&secondary).await;
+    lock.query_drop("LOCK TABLES q WRITE").await.unwrap();
+    (proxy, primary, secondary, lock, dir)
+}
+
+fn drift_kinds(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_with_drop_records_drift_and_never_waits() {
+    let (proxy, primary, secondary, mut lock, dir) = stalled_secondary("drop").await;
+    let mut c = via(&proxy, &primary).await;
+    let started = std::time::Instant::now();
+    for i in 0..6 {
+        c.exec_drop("INSERT INTO q VALUES (?)", (i,)).await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "clients never wait for a stalled secondary"
+    );
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    wait_mirrored(&proxy).await;
+    let m = servers::mariadb();
+    let on_secondary: usize = m
+        .root_sql(&format!("SELECT COUNT(*) FROM `{secondary}`.q"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        m.root_sql(&format!("SELECT COUNT(*) FROM `{primary}`.q"))
+            .trim(),
+        "6"
+    );
+    // One write was being applied, one waited in the queue; the rest are drift.
+    let mut dropped = 0;
+    for _ in 0..100 {
+        dropped = drift_kinds(&dir.path().join("drift.jsonl"))
+            .iter()
+            .filter(|k| *k == "queue_full")
+            .count();
+        if dropped == 6 - on_secondary {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(on_secondary < 6, "the queue overflowed");
+    assert_eq!(
+        dropped,
+        6 - on_secondary,
+        "every write missing on the secondary is in the drift log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_with_block_waits_and_loses_nothing() {
+    let (proxy, primary, secondary, mut lock, dir) = stalled_secondary("block").await;
+    let opts = proxy_opts(&proxy, &primary);
+    let writer = tokio::spawn(async move {
+        let mut c = mysql_async::Conn::new(opts).await.unwrap();
+        for i in 0..6 {
+            c.exec_drop("INSERT INTO q VALUES (?)", (i,)).await.unwrap();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !writer.is_finished(),
+        "a full queue holds the writer back (backpressure)"
+    );
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .unwrap()
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    let m = servers::mariadb();
+    assert_eq!(
+        m.root_sql(&format!("SELECT COUNT(*) FROM `{secondary}`.q"))
+            .trim(),
+        "6"
+    );
+    assert!(drift_kinds(&dir.path().join("drift.jsonl")).is_empty());
+}

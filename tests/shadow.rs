@@ -330,3 +330,67 @@ async fn a_row_changed_on_postgres_is_logged_with_that_row() {
     let text = tandem::shadow::summary::render_text(&summary, None);
     assert!(text.contains("99.99") && text.contains("bob"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_new_primary_mariadb_is_the_shadow() {
+    let m = servers::mariadb();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
+    let old = m.create_database("shadow_np");
+    let new = pg.create_database("shadow_np");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mismatches.jsonl");
+    let dual = config(&old, &pg.url(&new), dir.path(), 0.0);
+    let proxy = start_proxy_with(&dual.replace("sample_percent = 100", "sample_percent = 0")).await;
+    let mut c = via(&proxy, &old).await;
+    c.query_drop("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10), n DECIMAL(8,3))")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO t VALUES (1, 'a', 1.5), (2, 'b', NULL), (3, 'c', -2.25)")
+        .await
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    drop(c);
+    proxy.stop().await;
+
+    // PostgreSQL answers; MariaDB receives the writes and the shadow reads.
+    let proxy = start_proxy_with(&dual.replace("\"dual_write\"", "\"new_primary\"")).await;
+    let mut c = via(&proxy, &old).await;
+    c.query_drop("UPDATE t SET v = 'bb' WHERE id = 2")
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT * FROM t ORDER BY id",
+        "SELECT v FROM t WHERE id = 2",
+        "SELECT COUNT(*), SUM(n) FROM t",
+    ] {
+        let _: Vec<mysql_async::Row> = c.query(sql).await.unwrap();
+    }
+    wait_compared(&proxy).await;
+    let o = outcomes(&proxy);
+    assert_eq!((o["match"], o["mismatch"]), (3, 0), "{o:?}");
+
+    // A row changed on MariaDB only is now the difference, primary "new".
+    m.root_sql(&format!("UPDATE `{old}`.t SET n = 9.999 WHERE id = 3"));
+    let _: Vec<mysql_async::Row> = c.query("SELECT id, n FROM t WHERE id = 3").await.unwrap();
+    wait_compared(&proxy).await;
+    let records = read_log(&log, 1).await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let r = &records[0];
+    assert_eq!((r.category, r.primary.as_str()), (Category::Values, "new"));
+    let row = |side| {
+        r.sample
+            .iter()
+            .find(|s| s.side == side)
+            .map(|s| s.row.clone())
+    };
+    assert_eq!(
+        row(Side::Primary),
+        Some(vec![Some("3".into()), Some("-2.25".into())])
+    );
+    assert_eq!(
+        row(Side::Secondary),
+        Some(vec![Some("3".into()), Some("9.999".into())])
+    );
+}

@@ -52,6 +52,15 @@ impl Capture {
         self.buf.extend_from_slice(payload);
     }
 
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     pub fn overflowed(&self) -> bool {
         self.overflowed
     }

@@ -63,6 +63,8 @@ pub struct ShadowStats {
     pub log_suppressed: AtomicU64,
     /// Sampled reads queued or being compared.
     pub queued: AtomicI64,
+    /// Bytes those jobs hold (copied answers, statement text).
+    pub queued_bytes: AtomicI64,
 }
 
 impl ShadowStats {
@@ -109,6 +111,17 @@ pub struct Job {
     /// The session's mirror progress and the point it had reached when the
     /// read ran: the other side is read only after that point was applied.
     pub session_writes: Option<(Arc<SessionProgress>, u64)>,
+}
+
+/// Most bytes queued jobs may hold together (copied answers up to
+/// `capture_bytes` each): the queue's memory stays bounded whatever its
+/// length and the answers' sizes.
+const MAX_QUEUED_BYTES: i64 = 64 << 20;
+
+impl Job {
+    fn bytes(&self) -> usize {
+        self.statement.len() + self.relayed.as_ref().map_or(0, |r| r.capture.len())
+    }
 }
 
 /// The process's shadow-read service: sampling, the job queue, the workers.
@@ -213,9 +226,22 @@ impl Shadow {
 
     /// Hands a job to the workers without waiting.
     pub fn submit(&self, job: Job) {
+        let bytes = job.bytes() as i64;
+        let held = self.stats.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if held + bytes > MAX_QUEUED_BYTES {
+            self.stats.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.try_send(job).is_err() {
+        if let Err(e) = self.tx.try_send(job) {
+            let job = match e {
+                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
+            };
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            self.stats
+                .queued_bytes
+                .fetch_sub(job.bytes() as i64, Ordering::Relaxed);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -299,8 +325,13 @@ impl Worker {
                 break;
             };
             let span = tracing::debug_span!("shadow", session = job.session);
+            let bytes = job.bytes() as i64;
             self.handle(&state, job).instrument(span).await;
             self.shared.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .queued_bytes
+                .fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 
@@ -551,5 +582,63 @@ fn target_name(t: Target) -> &'static str {
 impl Answer {
     fn rows(&self) -> u64 {
         self.result.as_ref().map_or(0, |r: &Collected| r.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(capture_mib: usize) -> Job {
+        let mut capture = Capture::new(64 << 20);
+        for _ in 0..capture_mib {
+            capture.push(&vec![0u8; 1 << 20]);
+        }
+        Job {
+            session: 1,
+            fingerprint: "SELECT ?".into(),
+            statement: "SELECT 1".into(),
+            database: String::new(),
+            ordered: false,
+            primary: Target::Old,
+            relayed: Some(Relayed {
+                capture,
+                binary: false,
+                deprecate_eof: true,
+                latency: Duration::ZERO,
+            }),
+            session_writes: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_answers_are_bounded_in_bytes() {
+        let config = ShadowConfig {
+            queue_capacity: 100,
+            ..ShadowConfig::default()
+        };
+        let shadow = Shadow::start(&config, std::sync::Weak::new());
+        shadow.submit(job(40));
+        shadow.submit(job(40));
+        assert_eq!(shadow.stats.dropped.load(Ordering::Relaxed), 1);
+        shadow.submit(job(1));
+        assert_eq!(
+            shadow.stats.dropped.load(Ordering::Relaxed),
+            1,
+            "small jobs still fit"
+        );
+    }
+
+    #[test]
+    fn sampling_matches_the_share() {
+        let config = ShadowConfig::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let shadow = Shadow::start(&config, std::sync::Weak::new());
+        let picked = (0..10_000).filter(|_| shadow.sample(12.5)).count();
+        assert!((1240..=1260).contains(&picked), "{picked}");
     }
 }

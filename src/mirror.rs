@@ -342,8 +342,8 @@ impl SessionMirror {
 
     /// True while writes of this session may not be on the secondary yet.
     pub fn has_pending(&self) -> bool {
-        self.open.as_ref().is_some_and(|b| !b.is_empty())
-            || self.mirror.stats.queued.load(Ordering::Relaxed) > 0
+        let handed = self.in_flight.handed.load(Ordering::Relaxed);
+        self.open.as_ref().is_some_and(|b| !b.is_empty()) || !self.in_flight.reached(handed)
     }
 }
 

@@ -18,18 +18,31 @@ fn config(old_db: &str, pg_url: &str, drift: &std::path::Path, percent: f64) -> 
         )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_share_follows_the_config_and_reads_see_their_writes() {
+/// A `dual_write` proxy that watches its config file, in front of a MariaDB
+/// database and a PostgreSQL one both holding `kv (1, on_mariadb)`; the row
+/// then says `on_postgres` on PostgreSQL only, so answers show who served.
+struct Kv {
+    proxy: Proxy,
+    c: mysql_async::Conn,
+    old: String,
+    new: String,
+    pg: &'static servers::Postgres,
+    path: std::path::PathBuf,
+    drift: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn kv(prefix: &str, percent: f64, on_mariadb: &str, on_postgres: &str) -> Kv {
     let m = servers::mariadb();
     let pg = tokio::task::spawn_blocking(servers::postgres)
         .await
         .unwrap();
-    let old = m.create_database("reads_old");
-    let new = pg.create_database("reads_new");
+    let old = m.create_database(prefix);
+    let new = pg.create_database(prefix);
     let dir = tempfile::tempdir().unwrap();
     let drift = dir.path().join("drift.jsonl");
     let path = dir.path().join("proxy.toml");
-    let base = config(&old, &pg.url(&new), &drift, 0.0);
+    let base = config(&old, &pg.url(&new), &drift, percent);
     std::fs::write(&path, &base).unwrap();
     let proxy = start_proxy_with(&base).await;
     tandem::reload::spawn(path.clone(), proxy.state.clone(), proxy.shutdown.clone());
@@ -37,12 +50,39 @@ async fn read_share_follows_the_config_and_reads_see_their_writes() {
     c.query_drop("CREATE TABLE kv (k INT PRIMARY KEY, v VARCHAR(20))")
         .await
         .unwrap();
-    c.query_drop("INSERT INTO kv VALUES (1, 'same')")
+    c.query_drop(format!("INSERT INTO kv VALUES (1, '{on_mariadb}')"))
         .await
         .unwrap();
     wait_mirrored(&proxy).await;
+    pg.sql(
+        &new,
+        &format!("UPDATE kv SET v = '{on_postgres}' WHERE k = 1"),
+    );
+    Kv {
+        proxy,
+        c,
+        old,
+        new,
+        pg,
+        path,
+        drift,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_share_follows_the_config_and_reads_see_their_writes() {
     // Mark the row on PostgreSQL only: answers show which backend served.
-    pg.sql(&new, "UPDATE kv SET v = 'from-pg' WHERE k = 1");
+    let Kv {
+        proxy,
+        mut c,
+        old,
+        new,
+        pg,
+        path,
+        drift,
+        _dir,
+    } = kv("reads_old", 0.0, "same", "from-pg").await;
     let which = |v: Option<String>| v.unwrap_or_default();
     let v: Option<String> = c.query_first("SELECT v FROM kv WHERE k = 1").await.unwrap();
     assert_eq!(which(v), "same", "0%: MariaDB answers");
@@ -127,28 +167,16 @@ type Tally = Arc<std::sync::Mutex<Vec<(Instant, bool)>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_the_share_moves_running_clients_within_a_second() {
-    let m = servers::mariadb();
-    let pg = tokio::task::spawn_blocking(servers::postgres)
-        .await
-        .unwrap();
-    let old = m.create_database("reads_live");
-    let new = pg.create_database("reads_live");
-    let dir = tempfile::tempdir().unwrap();
-    let drift = dir.path().join("drift.jsonl");
-    let path = dir.path().join("proxy.toml");
-    let base = config(&old, &pg.url(&new), &drift, 0.0);
-    std::fs::write(&path, &base).unwrap();
-    let proxy = start_proxy_with(&base).await;
-    tandem::reload::spawn(path.clone(), proxy.state.clone(), proxy.shutdown.clone());
-    let mut c = via(&proxy, &old).await;
-    c.query_drop("CREATE TABLE kv (k INT PRIMARY KEY, v VARCHAR(20))")
-        .await
-        .unwrap();
-    c.query_drop("INSERT INTO kv VALUES (1, 'mariadb')")
-        .await
-        .unwrap();
-    wait_mirrored(&proxy).await;
-    pg.sql(&new, "UPDATE kv SET v = 'postgres' WHERE k = 1");
+    let Kv {
+        proxy,
+        c: _,
+        old,
+        new,
+        pg,
+        path,
+        drift,
+        _dir,
+    } = kv("reads_live", 0.0, "mariadb", "postgres").await;
 
     // Four clients read without pause while the file is edited.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -231,4 +259,42 @@ async fn editing_the_share_moves_running_clients_within_a_second() {
         n2 >= 300 && (28.0..=32.0).contains(&kept),
         "still 30% after the invalid edit: {kept:.1}% of {n2}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_reads_follow_a_moved_new_backend() {
+    let Kv {
+        proxy: _proxy,
+        mut c,
+        old,
+        new: _,
+        pg,
+        path,
+        drift,
+        _dir,
+    } = kv("reads_move", 100.0, "mariadb", "first").await;
+    let second = pg.create_database("reads_move_b");
+    pg.sql(
+        &second,
+        "CREATE TABLE kv (k INT PRIMARY KEY, v VARCHAR(20))",
+    );
+    pg.sql(&second, "INSERT INTO kv VALUES (1, 'second')");
+    assert_eq!(marker(&mut c).await.as_deref(), Some("first"));
+    std::fs::write(&path, config(&old, &pg.url(&second), &drift, 100.0)).unwrap();
+    let start = Instant::now();
+    loop {
+        // Same client connection: its routed reads reconnect on their own.
+        if marker(&mut c).await.as_deref() == Some("second") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "reads stayed on the old address"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn marker(c: &mut mysql_async::Conn) -> Option<String> {
+    c.query_first("SELECT v FROM kv WHERE k = 1").await.unwrap()
 }

@@ -29,7 +29,7 @@ use tracing::Instrument;
 use crate::config::{Config, Phase, ShadowConfig};
 use crate::drift::now_rfc3339;
 use crate::jsonl::JsonLines;
-use crate::mirror::{MirrorStats, SessionProgress};
+use crate::mirror::SessionProgress;
 use crate::route::Target;
 use crate::server::AppState;
 use crate::sql::classify::{Classified, StatementClass};
@@ -363,10 +363,7 @@ impl Worker {
         };
         // The session's own writes must be on the other side first.
         if let Some((progress, handed)) = &job.session_writes {
-            let deadline = Instant::now() + timeout;
-            while !progress.reached(*handed) && Instant::now() < deadline {
-                tokio::time::sleep(POLL).await;
-            }
+            wait_for(timeout, || progress.reached(*handed)).await;
         }
         let first = match relayed {
             Some(primary) => self
@@ -465,15 +462,18 @@ impl Worker {
         max_rows: usize,
         timeout: Duration,
     ) -> Result<(Answer, Answer), RunError> {
-        let mirrored = state
-            .mirror
-            .load_full()
+        let mirror = state.mirror.load_full();
+        let mirrored = mirror
+            .as_ref()
             .map(|m| m.stats.accepted.load(Ordering::Relaxed));
         let primary = self
             .run_on(state, job, job.primary, max_rows, timeout)
             .await?;
-        if let Some(target) = mirrored {
-            wait_mirror_applied(state, target, timeout).await;
+        if let (Some(m), Some(target)) = (&mirror, mirrored) {
+            wait_for(timeout, || {
+                m.stats.applied.load(Ordering::Relaxed) >= target
+            })
+            .await;
         }
         let secondary = self
             .run_on(state, job, other(job.primary), max_rows, timeout)
@@ -490,7 +490,8 @@ impl Worker {
         max_rows: usize,
         timeout: Duration,
     ) -> Result<Answer, RunError> {
-        let config = state.snapshot.load().config.clone();
+        let snapshot = state.snapshot.load_full();
+        let config = &snapshot.config;
         let backend = match target {
             Target::Old => &config.backends.old,
             Target::New => config
@@ -552,15 +553,11 @@ fn judge(primary: &Answer, secondary: &Answer, ordered: bool, sample: usize) -> 
     }
 }
 
-/// Waits until the mirror has applied its first `target` units (bounded by
-/// `timeout`).
-async fn wait_mirror_applied(state: &AppState, target: u64, timeout: Duration) {
-    let Some(mirror) = state.mirror.load_full() else {
-        return;
-    };
-    let stats: &MirrorStats = &mirror.stats;
+/// Polls `done` until it holds or `timeout` has passed: the mirror's
+/// progress is counters, with nothing to wait on.
+async fn wait_for(timeout: Duration, done: impl Fn() -> bool) {
     let deadline = Instant::now() + timeout;
-    while stats.applied.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+    while !done() && Instant::now() < deadline {
         tokio::time::sleep(POLL).await;
     }
 }

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::handshake::access_denied;
+use super::reads::{self, Text};
 use super::relay::{self, RelayError};
 use super::write;
 use crate::auth::verify_native;
@@ -132,65 +133,46 @@ async fn dispatch(
                     .instrument(span)
                     .await;
             }
-            if classified.class == crate::sql::classify::StatementClass::Read {
-                match super::reads::try_new(client, session, state, &payload[1..], &classified)
-                    .await
-                {
-                    Ok(true) => return Ok(Flow::Continue),
-                    Ok(false) => {}
-                    Err(crate::backend::pg_mysql::PgError::Client(e)) => {
-                        return Err(RelayError::Client(e))
-                    }
-                    // PostgreSQL failed mid-answer: the client got an ERR;
-                    // the session goes on (the next routed read reconnects).
-                    Err(e) => {
-                        tracing::warn!(error = %e, "routed read failed on the new backend");
-                        session.read_pg = None;
-                        return Ok(Flow::Continue);
-                    }
-                }
+            if classified.class == StatementClass::Read
+                && reads::serve_from_new(
+                    client,
+                    session,
+                    state,
+                    Text::Raw(&payload[1..]),
+                    &classified,
+                )
+                .await?
+            {
+                return Ok(Flow::Continue);
             }
-            let w = match super::reads::shadow_capture(state, session, &classified) {
-                Some(mut capture) => {
-                    let w = relay::command_tapped(
-                        &mut backend.io,
-                        client,
-                        payload,
-                        Expect::Results,
-                        deprecate_eof,
-                        &mut capture,
-                    )
-                    .instrument(span)
-                    .await?;
-                    let relayed = Relayed {
-                        capture,
-                        binary: false,
-                        deprecate_eof,
-                        latency: started.elapsed(),
-                    };
-                    let statement = String::from_utf8_lossy(&payload[1..]).into_owned();
-                    super::reads::shadow_submit(
-                        state,
-                        session,
-                        &classified,
-                        statement,
-                        Target::Old,
-                        Some(relayed),
-                    );
-                    w
-                }
-                None => {
-                    relay::command_held(
-                        &mut backend.io,
-                        client,
-                        payload,
-                        Expect::Results,
-                        deprecate_eof,
-                    )
-                    .instrument(span)
-                    .await?
-                }
-            };
+            let mut capture = reads::shadow_capture(state, session, &classified);
+            let w = relay::command_tapped(
+                &mut backend.io,
+                client,
+                payload,
+                Expect::Results,
+                deprecate_eof,
+                capture.as_mut(),
+            )
+            .instrument(span)
+            .await?;
+            if let Some(capture) = capture {
+                let relayed = Relayed {
+                    capture,
+                    binary: false,
+                    deprecate_eof,
+                    latency: started.elapsed(),
+                };
+                let statement = String::from_utf8_lossy(&payload[1..]).into_owned();
+                reads::shadow_submit(
+                    state,
+                    session,
+                    &classified,
+                    statement,
+                    Target::Old,
+                    Some(relayed),
+                );
+            }
             session.note_status(w.status);
             if w.ok.is_some() && classified.class == StatementClass::Session {
                 if let Some(db) = used_database(&payload[1..]) {
@@ -244,73 +226,49 @@ async fn dispatch(
                 }
             }
             if let (Some(id), Some(c)) = (id, &classified) {
-                if c.class == StatementClass::Read {
-                    let text = super::reads::Text::Prepared { payload, id };
-                    match super::reads::try_new_as(client, session, state, text, c, true).await {
-                        Ok(true) => {
-                            if let Some(p) = session.prepared.get_mut(&id) {
-                                p.long_data.iter_mut().for_each(|l| *l = false);
-                            }
-                            return Ok(Flow::Continue);
-                        }
-                        Ok(false) => {}
-                        Err(crate::backend::pg_mysql::PgError::Client(e)) => {
-                            return Err(RelayError::Client(e))
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "routed read failed on the new backend");
-                            session.read_pg = None;
-                            return Ok(Flow::Continue);
-                        }
+                let text = Text::Prepared { payload, id };
+                if c.class == StatementClass::Read
+                    && reads::serve_from_new(client, session, state, text, c).await?
+                {
+                    if let Some(p) = session.prepared.get_mut(&id) {
+                        p.long_data.iter_mut().for_each(|l| *l = false);
                     }
+                    return Ok(Flow::Continue);
                 }
             }
-            let shadowed = classified
+            // Types bound now may be omitted by a later execute that is
+            // routed or sampled, which must decode the parameters.
+            if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
+                crate::wire::execute::remember_types(
+                    payload,
+                    usize::from(p.params),
+                    &mut p.param_types,
+                );
+            }
+            let started = std::time::Instant::now();
+            let mut capture = classified
                 .as_ref()
-                .and_then(|c| super::reads::shadow_capture(state, session, c));
-            let w = match shadowed {
-                Some(mut capture) => {
-                    let started = std::time::Instant::now();
-                    let w = relay::command_tapped(
-                        &mut backend.io,
-                        client,
-                        payload,
-                        Expect::Results,
-                        deprecate_eof,
-                        &mut capture,
-                    )
-                    .await?;
-                    shadow_execute(
-                        session,
-                        state,
-                        payload,
-                        id,
-                        classified.as_deref(),
-                        capture,
-                        started,
-                    );
-                    w
-                }
-                None => {
-                    // Types bound now may be omitted by the execute that is
-                    // sampled later.
-                    if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
-                        crate::wire::execute::remember_types(
-                            payload,
-                            usize::from(p.params),
-                            &mut p.param_types,
-                        );
-                    }
-                    relay::command_held(
-                        &mut backend.io,
-                        client,
-                        payload,
-                        Expect::Results,
-                        deprecate_eof,
-                    )
-                    .await?
-                }
-            };
+                .and_then(|c| reads::shadow_capture(state, session, c));
+            let w = relay::command_tapped(
+                &mut backend.io,
+                client,
+                payload,
+                Expect::Results,
+                deprecate_eof,
+                capture.as_mut(),
+            )
+            .await?;
+            if let Some(capture) = capture {
+                shadow_execute(
+                    session,
+                    state,
+                    payload,
+                    id,
+                    classified.as_deref(),
+                    capture,
+                    started,
+                );
+            }
             session.note_status(w.status);
             if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
                 p.long_data.iter_mut().for_each(|l| *l = false);
@@ -446,7 +404,7 @@ fn shadow_execute(
     let (Some(classified), Some(id)) = (classified, id) else {
         return;
     };
-    let Some(statement) = super::reads::inline_execute(session, payload, id, escapes) else {
+    let Some(statement) = reads::inline_execute(session, payload, id, escapes) else {
         state
             .shadow
             .stats
@@ -460,7 +418,7 @@ fn shadow_execute(
         deprecate_eof: session.deprecate_eof(),
         latency: started.elapsed(),
     };
-    super::reads::shadow_submit(
+    reads::shadow_submit(
         state,
         session,
         classified,

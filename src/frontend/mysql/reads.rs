@@ -19,16 +19,29 @@ use crate::sql::classify::Classified;
 use crate::sql::translate;
 use crate::wire::io::PacketIo;
 
-/// Serves a text-protocol read from the new backend when routing says so.
-/// Returns false when the old backend must serve it.
-pub async fn try_new(
+use super::relay::RelayError;
+
+/// Serves a read from the new backend when routing says so. True when the
+/// client has been answered there (with rows, or with PostgreSQL's error);
+/// false when the old backend must serve it.
+pub async fn serve_from_new(
     client: &mut PacketIo,
     session: &mut Session,
     state: &Arc<AppState>,
-    sql: &[u8],
+    sql: Text<'_>,
     classified: &Classified,
-) -> Result<bool, PgError> {
-    try_new_as(client, session, state, Text::Raw(sql), classified, false).await
+) -> Result<bool, RelayError> {
+    match try_new(client, session, state, sql, classified).await {
+        Ok(served) => Ok(served),
+        Err(PgError::Client(e)) => Err(RelayError::Client(e)),
+        // PostgreSQL failed mid-answer: the client got an ERR; the session
+        // goes on (the next routed read reconnects).
+        Err(e) => {
+            tracing::warn!(error = %e, "routed read failed on the new backend");
+            session.read_pg = None;
+            Ok(true)
+        }
+    }
 }
 
 /// The statement of a routed read: COM_QUERY text, or a prepared statement
@@ -42,16 +55,15 @@ pub enum Text<'a> {
     },
 }
 
-/// Serves a read from the new backend when routing says so; `binary`
-/// answers in the binary protocol (COM_STMT_EXECUTE).
-pub async fn try_new_as(
+async fn try_new(
     client: &mut PacketIo,
     session: &mut Session,
     state: &Arc<AppState>,
     sql: Text<'_>,
     classified: &Classified,
-    binary: bool,
 ) -> Result<bool, PgError> {
+    // Prepared statements are answered in the binary protocol.
+    let binary = matches!(sql, Text::Prepared { .. });
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
     if config.phase != Phase::DualWrite || config.reads.new_percent <= 0.0 {

@@ -43,17 +43,17 @@ pub async fn command_held(
     relay_response(backend, client, payload, expect, deprecate_eof, None).await
 }
 
-/// Like `command_held`, also copying the response into `tap` (a shadow read
-/// compares it later).
+/// Like `command_held`, also copying the response into `tap` when given (a
+/// shadow read compares it later).
 pub async fn command_tapped(
     backend: &mut PacketIo,
     client: &mut PacketIo,
     payload: &[u8],
     expect: Expect,
     deprecate_eof: bool,
-    tap: &mut Capture,
+    tap: Option<&mut Capture>,
 ) -> Result<ResponseWalker, RelayError> {
-    relay_response(backend, client, payload, expect, deprecate_eof, Some(tap)).await
+    relay_response(backend, client, payload, expect, deprecate_eof, tap).await
 }
 
 async fn relay_response(

@@ -23,4 +23,5 @@ pub mod server;
 pub mod session;
 pub mod shadow;
 pub mod sql;
+pub mod stream;
 pub mod wire;

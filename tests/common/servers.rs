@@ -458,7 +458,15 @@ fn launch_mariadbd(
         .arg("--skip-name-resolve")
         .args(MARIADB_STORAGE_ARGS)
         .arg("--max-connections=500")
-        .arg("--skip-log-bin")
+        // As production runs it: a row-format binlog (the change stream reads
+        // it), a server id, full row images and full table-map metadata.
+        .arg("--log-bin=mariadb-bin")
+        .arg("--binlog-format=ROW")
+        .arg("--binlog-row-image=FULL")
+        .arg("--binlog-row-metadata=FULL")
+        .arg("--server-id=1")
+        // Bounded disk use in long test runs; each test database is small.
+        .arg("--max-binlog-size=64M")
         // Test data is disposable: no fsync per commit. (2, not 0: commits must
         // still survive a SIGKILL of mariadbd, which fault tests rely on.)
         .arg("--innodb-flush-log-at-trx-commit=2")

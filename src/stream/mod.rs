@@ -1,0 +1,103 @@
+//! Change streams: what the old database committed, read from its binlog (ROW
+//! format) and applied to the new one — and later the reverse direction.
+//!
+//! A statement mirror must re-derive every value the primary decided (ids,
+//! clocks, triggers, `INSERT … SELECT`), and every gap is a wrong row; the
+//! binlog carries the rows the primary actually wrote, in the order it
+//! committed them. Two halves meet at the types below:
+//!
+//! * a *source* (`binlog`) connects as a replica, decodes events through
+//!   their table maps into the one value model and yields [`Item`]s in commit
+//!   order, each transaction between a [`Item::Begin`] and its
+//!   [`Item::Commit`];
+//! * an *applier* (`apply`) writes each source transaction atomically on the
+//!   target, with the [`Position`] it ends at committed in the same target
+//!   transaction (the checkpoint), so a restart resumes exactly once.
+//!
+//! Items flow through a bounded channel: a transaction is streamed, never
+//! held whole by the source, so memory stays bounded by the channel.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::value::mysql::MysqlType;
+use crate::backend::value::Row;
+
+/// A point in the primary's log: where a checkpoint resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Binlog file name (`mariadb-bin.000003`).
+    pub file: String,
+    /// Offset of the next event to read in `file` (the end of the last event
+    /// this position covers).
+    pub offset: u64,
+    /// The GTID state after the covered transaction, in the server's own
+    /// notation: MariaDB `domain-server-seq[,…]` (one entry per domain, as
+    /// `@@gtid_binlog_pos` prints it), MySQL `uuid:1-n[,…]` (an executed set).
+    /// `None` when the server has no GTIDs.
+    pub gtid: Option<String>,
+}
+
+/// A source table as of the event that names it: database, name and columns
+/// in binlog order (the table's ordinal order), with the key the applier
+/// addresses rows by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTable {
+    pub database: String,
+    pub name: String,
+    pub columns: Vec<SourceColumn>,
+    /// Positions in `columns` of the primary key (empty: the table has none;
+    /// the applier reports it and follows `[mirror] no_key`).
+    pub key: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceColumn {
+    pub name: String,
+    /// How values of this column are normalized.
+    pub ty: MysqlType,
+    /// `information_schema.COLUMNS.COLUMN_TYPE` (`int(10) unsigned`), for
+    /// the applier's type mapping.
+    pub column_type: String,
+}
+
+/// One row image change. Rows hold every column of the table in `columns`
+/// order (the binlog runs with `binlog_row_image=FULL`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowChange {
+    Insert { after: Row },
+    Update { before: Row, after: Row },
+    Delete { before: Row },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub table: Arc<SourceTable>,
+    pub change: RowChange,
+}
+
+/// What a source yields, in the primary's commit order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A transaction starts. `gtid` is this transaction's own GTID
+    /// (`0-1-42` on MariaDB, `uuid:42` on MySQL), when the server has them.
+    Begin { gtid: Option<String>, timestamp: u32 },
+    /// Row changes of the open transaction, in the order they were logged
+    /// (a batch per rows event).
+    Rows(Vec<Change>),
+    /// The open transaction committed; `position` is just past it.
+    Commit { position: Position },
+    /// DDL (its own transaction in the binlog, committed implicitly): the
+    /// statement as the primary logged it, in the database it ran in.
+    Ddl {
+        database: String,
+        sql: String,
+        gtid: Option<String>,
+        position: Position,
+    },
+    /// Nothing to apply, but the source has read up to `position` (rotate,
+    /// heartbeat, a transaction on a database outside the migration): the
+    /// applier may advance its checkpoint and lag measurement.
+    Progress { position: Position, timestamp: u32 },
+}

@@ -14,8 +14,7 @@ use std::time::Duration;
 use common::*;
 use mysql_async::prelude::*;
 
-const LOAD_SQL: &str =
-    "IGNORE INTO TABLE li FIELDS TERMINATED BY ',' ENCLOSED BY '\"'";
+const LOAD_SQL: &str = "IGNORE INTO TABLE li FIELDS TERMINATED BY ',' ENCLOSED BY '\"'";
 const CHECK_SQL: &str =
     "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, name, amount, note))) FROM li";
 
@@ -30,7 +29,12 @@ fn csv_file(dir: &Path, name: &str, first: u32, rows: u32) -> PathBuf {
         } else {
             format!("\"note {id} {}\"", "x".repeat((id % 40) as usize))
         };
-        let _ = writeln!(text, "{id},\"name, {id}\",{}.{:02},{note}", id * 3, id % 100);
+        let _ = writeln!(
+            text,
+            "{id},\"name, {id}\",{}.{:02},{note}",
+            id * 3,
+            id % 100
+        );
     }
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -149,7 +153,14 @@ async fn load_data_local_with_the_cli_matches_direct() {
                 "LOAD DATA LOCAL INFILE '{}' REPLACE INTO TABLE li FIELDS TERMINATED BY ','",
                 small.display()
             );
-            steps.push(shown(&cli(port, user, pass, db, &["--local-infile=0"], &sql)));
+            steps.push(shown(&cli(
+                port,
+                user,
+                pass,
+                db,
+                &["--local-infile=0"],
+                &sql,
+            )));
             steps.push(shown(&cli(port, user, pass, db, &[], CHECK_SQL)));
             shown_by.push(steps);
         }
@@ -186,10 +197,7 @@ async fn load_data_local_with_pymysql_matches_direct() {
     let dir = tempfile::tempdir().unwrap();
     let small = csv_file(dir.path(), "small.csv", 1, 50);
     let big = csv_file(dir.path(), "big.csv", 1, 100_000);
-    let files = [
-        small.display().to_string(),
-        big.display().to_string(),
-    ];
+    let files = [small.display().to_string(), big.display().to_string()];
     let port = servers::mariadb().port;
     let pport = proxy.port();
     let runs = tokio::task::spawn_blocking(move || {
@@ -281,7 +289,10 @@ async fn load_data_in_dual_write_is_reported_as_drift() {
     })
     .await
     .unwrap();
-    assert!(loaded.contains("Records: 1234  Deleted: 0  Skipped: 0"), "{loaded}");
+    assert!(
+        loaded.contains("Records: 1234  Deleted: 0  Skipped: 0"),
+        "{loaded}"
+    );
     wait_mirrored(&proxy).await;
     // The client's load is on the old side only, and said so.
     let events: Vec<serde_json::Value> = std::fs::read_to_string(&drift)
@@ -297,7 +308,10 @@ async fn load_data_in_dual_write_is_reported_as_drift() {
         why.contains("table li") && why.contains("1234 rows"),
         "{why}"
     );
-    assert!(e["statement"].as_str().unwrap().starts_with("LOAD DATA LOCAL"));
+    assert!(e["statement"]
+        .as_str()
+        .unwrap()
+        .starts_with("LOAD DATA LOCAL"));
     let metrics = http_get(admin, "/metrics").await;
     assert!(
         metrics
@@ -333,7 +347,9 @@ async fn without_database(c: &mut mysql_async::Conn, db: &str) -> Vec<String> {
         let r: Result<Vec<mysql_async::Row>, _> = c.query(&sql).await;
         seen.push(match r {
             Ok(rows) => format!("{:?}", rows.into_iter().map(row_text).collect::<Vec<_>>()),
-            Err(mysql_async::Error::Server(e)) => format!("ERROR {} ({}): {}", e.code, e.state, e.message),
+            Err(mysql_async::Error::Server(e)) => {
+                format!("ERROR {} ({}): {}", e.code, e.state, e.message)
+            }
             Err(e) => panic!("{sql}: {e}"),
         });
     }
@@ -382,7 +398,11 @@ async fn a_client_without_database_has_none_selected() {
     let mut with_db = via(&proxy, &db_p).await;
     let current: Option<String> = with_db.query_first("SELECT DATABASE()").await.unwrap();
     assert_eq!(current.as_deref(), Some(db_p.as_str()));
-    let backend_id: u32 = with_db.query_first("SELECT CONNECTION_ID()").await.unwrap().unwrap();
+    let backend_id: u32 = with_db
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
     with_db.disconnect().await.unwrap();
     for _ in 0..100 {
         if proxy.state.old.idle_count() > 0 && proxy.state.old.leased_count() == 0 {
@@ -393,7 +413,11 @@ async fn a_client_without_database_has_none_selected() {
     let mut next = mysql_async::Conn::new(no_db_opts(proxy_opts(&proxy, &db_p)))
         .await
         .unwrap();
-    let reused: u32 = next.query_first("SELECT CONNECTION_ID()").await.unwrap().unwrap();
+    let reused: u32 = next
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reused, backend_id, "the pooled connection was reused");
     let current: Option<Option<String>> = next.query_first("SELECT DATABASE()").await.unwrap();
     assert_eq!(current, Some(None), "pooled connection kept a database");
@@ -447,7 +471,10 @@ async fn a_killed_or_timed_out_backend_closes_the_idle_client_like_the_server() 
         })
         .await
         .unwrap();
-        let (de, pe) = (d["elapsed"].as_f64().unwrap(), p["elapsed"].as_f64().unwrap());
+        let (de, pe) = (
+            d["elapsed"].as_f64().unwrap(),
+            p["elapsed"].as_f64().unwrap(),
+        );
         // The proxy closes within a second of the server closing (KILL is
         // immediate, wait_timeout=1 fires after one idle second).
         let limit = if mode == "kill" { 1.0 } else { 2.5 };
@@ -456,7 +483,10 @@ async fn a_killed_or_timed_out_backend_closes_the_idle_client_like_the_server() 
         assert_ne!(p["ping"], "ok", "{mode}: {p}");
         println!("{mode}: direct {d}, proxy {p}");
         for key in ["outcome", "bytes", "ping"] {
-            assert_eq!(d[key], p[key], "{mode} {key}: direct {d} (after {de:.2}s), proxy {p}");
+            assert_eq!(
+                d[key], p[key],
+                "{mode} {key}: direct {d} (after {de:.2}s), proxy {p}"
+            );
         }
     }
     // The dead connections were not pooled.

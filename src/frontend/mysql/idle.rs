@@ -54,7 +54,9 @@ pub async fn wait(client: &PacketIo, backend: &mut PacketIo, shutdown: &Cancella
             Woke::Backend => match backend.check_idle_peer() {
                 // A stale readiness event: nothing happened.
                 PeerState::Idle => continue,
-                PeerState::Sent => return Idle::Backend(backend.wait_peer_close(CLOSE_GRACE).await),
+                PeerState::Sent => {
+                    return Idle::Backend(backend.wait_peer_close(CLOSE_GRACE).await)
+                }
                 gone => return Idle::Backend(gone),
             },
         }

@@ -27,7 +27,9 @@ pub fn parse(sql: &str) -> Option<LoadData> {
     let mut t = Tokens { rest: sql };
     t.keyword("LOAD")?;
     t.keyword("DATA").or_else(|| t.keyword("XML"))?;
-    let _ = t.keyword("LOW_PRIORITY").or_else(|| t.keyword("CONCURRENT"));
+    let _ = t
+        .keyword("LOW_PRIORITY")
+        .or_else(|| t.keyword("CONCURRENT"));
     let local = t.keyword("LOCAL").is_some();
     t.keyword("INFILE")?;
     t.string()?;

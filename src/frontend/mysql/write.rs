@@ -287,8 +287,7 @@ async fn finish(
             Err(reason) => {
                 if let Some(load) = load_data::parse(sql) {
                     load_data::report(&mirror, session.id, sql, &load, w.ok.unwrap_or_default());
-                } else if mirror.kind() == crate::config::BackendKind::Mysql && !classified.parsed
-                {
+                } else if mirror.kind() == crate::config::BackendKind::Mysql && !classified.parsed {
                     // A MySQL secondary runs what sqlparser cannot read,
                     // verbatim (nothing to pin was found, so nothing is lost).
                     if let Some(m) = session.mirror.as_mut() {

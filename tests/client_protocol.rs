@@ -441,7 +441,16 @@ async fn a_client_without_database_has_none_selected() {
 
 /// Runs dead_backend.py against `port` (the server itself or the proxy).
 fn dead_backend(port: u16, user: &str, password: &str, mode: &str) -> serde_json::Value {
-    let m = servers::mariadb();
+    dead_backend_on(servers::mariadb(), port, user, password, mode)
+}
+
+fn dead_backend_on(
+    m: &servers::MariaDb,
+    port: u16,
+    user: &str,
+    password: &str,
+    mode: &str,
+) -> serde_json::Value {
     python(
         "dead_backend.py",
         &[
@@ -493,5 +502,35 @@ async fn a_killed_or_timed_out_backend_closes_the_idle_client_like_the_server() 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(proxy.state.old.leased_count(), 0);
     assert_eq!(proxy.state.old.idle_count(), 0);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_shutdown_closes_the_idle_client_like_the_server() {
+    let server = tokio::task::spawn_blocking(servers::start_private_mariadb)
+        .await
+        .unwrap();
+    let server = std::sync::Arc::new(std::sync::Mutex::new(server));
+    let url = server.lock().unwrap().url("mysql");
+    let toml = config_for("x", "").replace(&servers::mariadb().url("x"), &url);
+    let proxy = start_proxy_with(&toml).await;
+    let pport = proxy.port();
+    let s = server.clone();
+    let (d, p) = tokio::task::spawn_blocking(move || {
+        let mut m = s.lock().unwrap();
+        let port = m.port;
+        let d = dead_backend_on(&m, port, "app", "apppass", "shutdown");
+        m.restart();
+        let p = dead_backend_on(&m, pport, PROXY_USER, PROXY_PASSWORD, "shutdown");
+        (d, p)
+    })
+    .await
+    .unwrap();
+    println!("shutdown: direct {d}, proxy {p}");
+    assert!(p["elapsed"].as_f64().unwrap() < 5.0, "{p}");
+    assert!(p["outcome"] != "still open", "{p}");
+    for key in ["outcome", "bytes", "ping"] {
+        assert_eq!(d[key], p[key], "{key}: direct {d}, proxy {p}");
+    }
     proxy.stop().await;
 }

@@ -1,5 +1,6 @@
 """An idle PyMySQL connection whose server-side connection dies, by KILL from
-another connection (straight to the server) or by wait_timeout. Reports how
+another connection (straight to the server), by wait_timeout, or by a
+server SHUTDOWN. Reports how
 the client's socket ended (EOF, reset, or bytes first), how long after the
 cause, and what ping(reconnect=False) then raises, as JSON."""
 import json
@@ -16,11 +17,14 @@ c = pymysql.connect(host=host, port=port, user=user, password=password)
 cur = c.cursor()
 cur.execute("SELECT CONNECTION_ID()")
 cid = cur.fetchone()[0]
-if mode == "kill":
+if mode in ("kill", "shutdown"):
     k = pymysql.connect(host=host, port=server_port, user=server_user, password=server_password)
     started = time.monotonic()
-    k.cursor().execute("KILL %d" % cid)
-    k.close()
+    k.cursor().execute("KILL %d" % cid if mode == "kill" else "SHUTDOWN")
+    try:
+        k.close()
+    except pymysql.err.MySQLError:
+        pass
 else:
     cur.execute("SET SESSION wait_timeout = 1")
     started = time.monotonic()

@@ -546,11 +546,14 @@ async fn without_database_reads_stay_on_the_old_backend() {
     let primary = m.create_database("nodbrd");
     let secondary = pg.create_database("nodbrd_new");
     let dir = tempfile::tempdir().unwrap();
-    let toml = dual_config(&primary, &pg.url(&secondary), &dir.path().join("drift.jsonl"))
-        + &format!(
-            "[reads]\nnew_percent = 100\n[shadow]\nsample_percent = 100\nlog = \"{}\"\n",
-            dir.path().join("mismatches.jsonl").display()
-        );
+    let toml = dual_config(
+        &primary,
+        &pg.url(&secondary),
+        &dir.path().join("drift.jsonl"),
+    ) + &format!(
+        "[reads]\nnew_percent = 100\n[shadow]\nsample_percent = 100\nlog = \"{}\"\n",
+        dir.path().join("mismatches.jsonl").display()
+    );
     let proxy = start_proxy_with(&toml).await;
     let mut c = via(&proxy, &primary).await;
     c.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
@@ -559,10 +562,18 @@ async fn without_database_reads_stay_on_the_old_backend() {
     c.query_drop("INSERT INTO t VALUES (7)").await.unwrap();
     wait_mirrored(&proxy).await;
     // With its database, a read is answered by PostgreSQL.
-    let routed = proxy.state.metrics.reads_to_new.load(std::sync::atomic::Ordering::Relaxed);
+    let routed = proxy
+        .state
+        .metrics
+        .reads_to_new
+        .load(std::sync::atomic::Ordering::Relaxed);
     let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
     assert_eq!(n, Some(1));
-    let after = proxy.state.metrics.reads_to_new.load(std::sync::atomic::Ordering::Relaxed);
+    let after = proxy
+        .state
+        .metrics
+        .reads_to_new
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(after, routed + 1, "reads are routed to PostgreSQL");
     drop(c);
 
@@ -578,7 +589,11 @@ async fn without_database_reads_stay_on_the_old_backend() {
     assert_eq!(seen_p[0], "Some(None)");
     assert!(seen_p[1].starts_with("ERROR 1046"), "{seen_p:?}");
     assert_eq!(
-        proxy.state.metrics.reads_to_new.load(std::sync::atomic::Ordering::Relaxed),
+        proxy
+            .state
+            .metrics
+            .reads_to_new
+            .load(std::sync::atomic::Ordering::Relaxed),
         after,
         "no read of a client without a database went to PostgreSQL"
     );

@@ -250,9 +250,9 @@ impl PacketIo {
         let _ = self.stream.readable().await;
     }
 
-    /// After `readable` on a connection that owes us nothing: one
-    /// non-blocking read says whether the peer went away. Bytes read are kept
-    /// in the read buffer (see `relay_buffered`).
+    /// After `readable`: one non-blocking read says what the peer did (a
+    /// stale readiness event reads nothing). Bytes read stay in the read
+    /// buffer for the next `read_packet` (or `relay_buffered`).
     pub fn check_idle_peer(&mut self) -> PeerState {
         self.rbuf.reserve(READ_CHUNK);
         match self.stream.try_read_buf(&mut self.rbuf) {

@@ -46,7 +46,7 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) {
     let end = loop {
-        match idle::wait(&client, &mut backend.io, shutdown).await {
+        match idle::wait(&mut client, &mut backend.io, shutdown).await {
             Idle::Client => {}
             Idle::Shutdown => break End::Clean,
             Idle::Backend(how) => break End::BackendGone(how),

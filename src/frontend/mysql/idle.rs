@@ -37,7 +37,11 @@ enum Woke {
 }
 
 /// Waits until the client has input, the backend went away, or shutdown.
-pub async fn wait(client: &PacketIo, backend: &mut PacketIo, shutdown: &CancellationToken) -> Idle {
+pub async fn wait(
+    client: &mut PacketIo,
+    backend: &mut PacketIo,
+    shutdown: &CancellationToken,
+) -> Idle {
     if client.has_buffered_input() {
         return Idle::Client;
     }
@@ -49,7 +53,13 @@ pub async fn wait(client: &PacketIo, backend: &mut PacketIo, shutdown: &Cancella
             _ = shutdown.cancelled() => Woke::Shutdown,
         };
         match woke {
-            Woke::Client => return Idle::Client,
+            // Read what woke us now (the command's read finds it buffered, so
+            // this costs no extra system call); a stale readiness event must
+            // not leave the backend unwatched while the read waits.
+            Woke::Client => match client.check_idle_peer() {
+                PeerState::Idle => continue,
+                _ => return Idle::Client,
+            },
             Woke::Shutdown => return Idle::Shutdown,
             Woke::Backend => match backend.check_idle_peer() {
                 // A stale readiness event: nothing happened.

@@ -86,3 +86,97 @@ pub async fn close_like_backend(mut client: PacketIo, backend: &mut PacketIo, ho
         _ => client.shutdown().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A connected pair: (our end as PacketIo, the peer's raw stream).
+    async fn pair() -> (PacketIo, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (ours, theirs) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (PacketIo::new(ours.unwrap(), 1 << 20), theirs.unwrap().0)
+    }
+
+    async fn read_all(s: &mut TcpStream) -> (Vec<u8>, Option<std::io::ErrorKind>) {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) => return (got, None),
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                Ok(Err(e)) => return (got, Some(e.kind())),
+                Err(_) => panic!("the client's connection stayed open"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_then_close_are_passed_on_then_closed() {
+        let (mut client, mut app) = pair().await;
+        let (mut backend, mut server) = pair().await;
+        let shutdown = CancellationToken::new();
+        let err = crate::wire::packets::ServerError::new(1927, b"70100", "Connection was killed");
+        let mut packet = vec![0, 0, 0, 0];
+        packet.extend_from_slice(&err.encode());
+        packet[0] = (packet.len() - 4) as u8;
+        server.write_all(&packet).await.unwrap();
+        drop(server);
+        let how = match wait(&mut client, &mut backend, &shutdown).await {
+            Idle::Backend(how) => how,
+            _ => panic!("expected the backend to be seen closing"),
+        };
+        assert_eq!(how, PeerState::Closed);
+        close_like_backend(client, &mut backend, how).await;
+        let (got, error) = read_all(&mut app).await;
+        assert_eq!(
+            got, packet,
+            "the unprompted packet reaches the client verbatim"
+        );
+        assert_eq!(error, None, "then a normal close");
+    }
+
+    #[tokio::test]
+    async fn a_reset_backend_resets_the_client() {
+        let (mut client, mut app) = pair().await;
+        let (mut backend, server) = pair().await;
+        server.set_zero_linger().unwrap();
+        drop(server);
+        let shutdown = CancellationToken::new();
+        let how = match wait(&mut client, &mut backend, &shutdown).await {
+            Idle::Backend(how) => how,
+            _ => panic!("expected the backend to be seen closing"),
+        };
+        assert_eq!(how, PeerState::Reset);
+        close_like_backend(client, &mut backend, how).await;
+        let (got, error) = read_all(&mut app).await;
+        assert!(got.is_empty());
+        assert_eq!(error, Some(std::io::ErrorKind::ConnectionReset));
+    }
+
+    #[tokio::test]
+    async fn client_input_wins_and_stays_buffered() {
+        let (mut client, mut app) = pair().await;
+        let (mut backend, _server) = pair().await;
+        let shutdown = CancellationToken::new();
+        app.write_all(&[1, 0, 0, 0, 0x0e]).await.unwrap();
+        assert!(matches!(
+            wait(&mut client, &mut backend, &shutdown).await,
+            Idle::Client
+        ));
+        let pkt = client.read_packet().await.unwrap();
+        assert_eq!(
+            &pkt.payload[..],
+            &[0x0e],
+            "COM_PING read whole after the wait"
+        );
+        shutdown.cancel();
+        assert!(matches!(
+            wait(&mut client, &mut backend, &shutdown).await,
+            Idle::Shutdown
+        ));
+    }
+}

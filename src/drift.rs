@@ -24,6 +24,9 @@ pub enum DriftKind {
     /// Skipped because an earlier statement of the same transaction failed on
     /// the secondary (PostgreSQL aborts the whole transaction).
     Skipped,
+    /// LOAD DATA rows the primary loaded from a file the statement mirror
+    /// cannot replay.
+    LoadData,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -83,6 +83,9 @@ pub struct MirrorStats {
     /// Microseconds from enqueue to apply of the last unit.
     pub last_lag_us: AtomicU64,
     pub max_lag_us: AtomicU64,
+    /// Rows LOAD DATA put on the primary that the mirror could not carry
+    /// (each load is also a drift event).
+    pub load_data_rows: AtomicU64,
 }
 
 /// A transaction bigger than this is not held for ordered mirroring: it is

@@ -4,6 +4,8 @@
 
 mod command;
 mod handshake;
+mod idle;
+mod load_data;
 mod pg_primary;
 mod reads;
 pub mod relay;

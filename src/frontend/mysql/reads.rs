@@ -66,7 +66,12 @@ async fn try_new(
     let binary = matches!(sql, Text::Prepared { .. });
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
-    if config.phase != Phase::DualWrite || config.reads.new_percent <= 0.0 {
+    // Without a database selected the old backend resolves names (or
+    // answers 1046) as directly; the new one would use its own default.
+    if config.phase != Phase::DualWrite
+        || config.reads.new_percent <= 0.0
+        || session.database.is_empty()
+    {
         return Ok(false);
     }
     let pending = session.mirror.as_ref().is_some_and(|m| m.has_pending());
@@ -177,6 +182,10 @@ pub fn shadow_capture(
     session: &Session,
     classified: &Classified,
 ) -> Option<Capture> {
+    // Compared only in a selected database (the other side runs it there).
+    if session.database.is_empty() {
+        return None;
+    }
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
     state

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::command::Flow;
+use super::load_data;
 use super::relay::{self, RelayError};
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
@@ -152,15 +153,20 @@ pub async fn query(
 ) -> Result<Flow, RelayError> {
     let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
     let want_increment = session.auto_increment_increment.is_none();
-    let plan = crate::dual::plan(
-        backend,
-        &sql,
-        None,
-        session.backslash_escapes(),
-        want_increment,
-    )
-    .await
-    .map_err(backend_failure)?;
+    let plan = if load_data::parse(&sql).is_some() {
+        // Its rows are in a file, not in the text (reported in `finish`).
+        Err("LOAD DATA".to_string())
+    } else {
+        crate::dual::plan(
+            backend,
+            &sql,
+            None,
+            session.backslash_escapes(),
+            want_increment,
+        )
+        .await
+        .map_err(backend_failure)?
+    };
     let rewritten;
     let to_primary: &[u8] = match &plan {
         Ok(p) if p.rewrites() => {
@@ -278,20 +284,25 @@ async fn finish(
                     m.send(Op::Write(text)).await;
                 }
             }
-            // A MySQL secondary runs what sqlparser cannot read, verbatim
-            // (nothing to pin was found, so nothing is lost).
-            Err(_) if mirror.kind() == crate::config::BackendKind::Mysql && !classified.parsed => {
-                if let Some(m) = session.mirror.as_mut() {
-                    m.send(Op::Write(sql.to_string())).await;
+            Err(reason) => {
+                if let Some(load) = load_data::parse(sql) {
+                    load_data::report(&mirror, session.id, sql, &load, w.ok.unwrap_or_default());
+                } else if mirror.kind() == crate::config::BackendKind::Mysql && !classified.parsed {
+                    // A MySQL secondary runs what sqlparser cannot read,
+                    // verbatim (nothing to pin was found, so nothing is lost).
+                    if let Some(m) = session.mirror.as_mut() {
+                        m.send(Op::Write(sql.to_string())).await;
+                    }
+                } else {
+                    mirror.record(
+                        session.id,
+                        DriftKind::Untranslatable,
+                        sql,
+                        None,
+                        format!("cannot mirror: {reason}"),
+                    )
                 }
             }
-            Err(reason) => mirror.record(
-                session.id,
-                DriftKind::Untranslatable,
-                sql,
-                None,
-                format!("cannot mirror: {reason}"),
-            ),
         }
         if classified.class == StatementClass::Ddl {
             refresh_schema_after_ddl(state).await;

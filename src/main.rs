@@ -438,7 +438,18 @@ fn mismatches(
     let run = || -> anyhow::Result<tandem::shadow::summary::Summary> {
         let path = match log {
             Some(p) => p,
-            None => load(config)?.shadow.log,
+            None => {
+                let (path, warning) = Config::shadow_log_lenient(config)
+                    .with_context(|| format!("invalid config {}", config.display()))?;
+                if let Some(w) = warning {
+                    eprintln!(
+                        "warning: {} is not a valid config ({w}); reading only [shadow] log = {}",
+                        config.display(),
+                        path.display()
+                    );
+                }
+                path
+            }
         };
         Ok(tandem::shadow::summary::read_log(&path)?)
     };

@@ -2,6 +2,8 @@
 //! against a real MariaDB and PostgreSQL, through the real binary.
 
 mod common;
+#[path = "migrate/identity.rs"]
+mod identity;
 #[path = "migrate/independent.rs"]
 mod independent;
 #[path = "migrate/support.rs"]

@@ -23,7 +23,7 @@ use crate::backend::value::{Row, Value};
 
 use super::catalog::TablePlan;
 use super::checkpoint::{
-    checkpoint_upsert, ensure_checkpoint_table, read_checkpoint, text_literal,
+    checkpoint_upsert, ensure_checkpoint_table, text_literal, trusted_checkpoint,
 };
 use super::db::Db;
 use super::progress::{Progress, RateLimiter, TableProgress};
@@ -203,9 +203,7 @@ async fn copy_table(
     tag: usize,
 ) -> Result<(u64, u64, Status), MigrateError> {
     let mut target = sides.connect(Side::New).await?;
-    let checkpoint = read_checkpoint(&mut target, &plan.old_name)
-        .await?
-        .unwrap_or_default();
+    let checkpoint = trusted_checkpoint(&mut target, sides, &plan).await?;
     if checkpoint.done {
         tracing::info!(table = %plan.old_name, rows = checkpoint.rows_copied, "already copied (checkpoint says done; --restart copies again)");
         return Ok((0, 0, Status::AlreadyDone));

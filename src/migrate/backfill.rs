@@ -65,6 +65,8 @@ pub struct TableOutcome {
 #[derive(Debug, Default)]
 pub struct BackfillReport {
     pub tables: Vec<TableOutcome>,
+    /// Pending foreign keys, added once every table is copied.
+    pub foreign_keys: super::fk::FkStep,
 }
 
 impl BackfillReport {
@@ -72,6 +74,7 @@ impl BackfillReport {
         self.tables
             .iter()
             .all(|t| matches!(t.status, Status::Copied | Status::AlreadyDone))
+            && self.foreign_keys.ok()
     }
 }
 
@@ -178,6 +181,9 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
     }
     stop.cancel();
     let _ = ticker.await;
+    if report.ok() {
+        report.foreign_keys = super::fk::add_when_complete(sides).await?;
+    }
     Ok(report)
 }
 

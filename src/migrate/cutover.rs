@@ -68,6 +68,16 @@ pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverRep
         }
     }
     report.items.extend(check_backfill(&mut new, &plans).await?);
+    let pending = super::fk::pending_report(&mut new).await?;
+    report.items.push(if pending.is_empty() {
+        Item::ok("foreign keys: none pending")
+    } else {
+        Item::missing(format!(
+            "foreign keys: {} pending: {}; `tandem backfill` adds them once every table is copied",
+            pending.len(),
+            pending.join("; ")
+        ))
+    });
     report.items.push(check_last_verify(&mut new).await?);
     report.items.push(mirror_queue(config).await);
     Ok(report)

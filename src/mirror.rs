@@ -16,6 +16,8 @@
 //! drift event; `block`: the session waits). Failures on the secondary never
 //! reach the client: they are drift events.
 
+mod fk;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,6 +121,8 @@ impl Mirror {
             drift: drift.clone(),
             stats: Arc::clone(&stats),
             phase,
+            fks: fk::MirrorFks::default(),
+            fk_violation: None,
         };
         let mirror = Self {
             kind: secondary.kind,
@@ -388,7 +392,14 @@ struct Applier {
     drift: DriftLog,
     stats: Arc<MirrorStats>,
     phase: &'static str,
+    /// Foreign keys held back on a PostgreSQL secondary (see `fk`).
+    fks: fk::MirrorFks,
+    /// (table, constraint) of the last foreign-key violation `exec` met.
+    fk_violation: Option<(String, String)>,
 }
+
+/// Most foreign keys one unit may take off the secondary before it is drift.
+const MAX_DEMOTIONS_PER_UNIT: usize = 8;
 
 /// Prefix of errors that mean the secondary is unreachable.
 const DOWN: &str = "secondary unreachable";
@@ -399,6 +410,19 @@ impl Applier {
             self.apply(unit).await;
             // Counted down only once applied: 0 means the secondary caught up.
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        for (fk, why) in self.fks.waiting().to_vec() {
+            self.record(
+                0,
+                DriftKind::ForeignKeyHeld,
+                fk.add_sql(false),
+                None,
+                format!(
+                    "foreign key {} never applied while the mirror ran ({why}); it stays in {} for `tandem backfill`",
+                    crate::foreign_keys::label(&fk),
+                    crate::foreign_keys::PENDING_TABLE
+                ),
+            );
         }
     }
 
@@ -433,7 +457,7 @@ impl Applier {
         // Counted down whatever the outcome: a failed write is drift, and the
         // session's reads need not wait for it.
         let _applied = InFlightGuard(in_flight);
-        let batch = match self.prepare(&statements) {
+        let (batch, fks) = match self.prepare(&statements) {
             Ok(b) => b,
             Err((stmt, e)) => {
                 // One untranslatable statement: the whole unit is skipped so
@@ -461,7 +485,32 @@ impl Applier {
         } else {
             batch.join(";\n")
         };
-        if let Err(e) = self.exec(&text).await {
+        let mut result = self.exec(&text).await;
+        let mut demoted = 0;
+        while result.is_err() && demoted < MAX_DEMOTIONS_PER_UNIT {
+            let Some((table, constraint)) = self.fk_violation.take() else {
+                break;
+            };
+            if transaction {
+                let _ = self.exec("ROLLBACK").await;
+            }
+            if !self.demote(session, &statements, &table, &constraint).await {
+                break;
+            }
+            demoted += 1;
+            result = self.exec(&text).await;
+        }
+        if result.is_ok() && self.kind == BackendKind::Postgres {
+            let ddl = !fks.is_empty()
+                || batch.iter().any(|s| {
+                    let head = s.trim_start().get(..6).unwrap_or_default();
+                    head.eq_ignore_ascii_case("CREATE") || head.eq_ignore_ascii_case("ALTER ")
+                });
+            if ddl {
+                self.after_ddl(session, fks).await;
+            }
+        }
+        if let Err(e) = result {
             let kind = if e.starts_with(DOWN) {
                 DriftKind::SecondaryDown
             } else {
@@ -486,24 +535,91 @@ impl Applier {
         }
     }
 
-    /// The statements as the secondary runs them.
-    fn prepare(&self, statements: &[String]) -> Result<Vec<String>, (String, String)> {
+    /// A write was refused for a foreign key the primary did not enforce
+    /// (or whose parent rows are not here yet): the key is held back and
+    /// the write runs again. False when nothing could be done.
+    async fn demote(
+        &mut self,
+        session: u64,
+        statements: &[String],
+        table: &str,
+        constraint: &str,
+    ) -> bool {
+        let Some(SecondaryConn::Postgres(client)) = self.conn.as_ref() else {
+            return false;
+        };
+        match self.fks.demote(client, table, constraint).await {
+            Ok(true) => {
+                self.record(
+                    session,
+                    DriftKind::ForeignKeyHeld,
+                    statements.join(";\n"),
+                    None,
+                    format!(
+                        "foreign key {table}.{constraint} taken off the secondary and held back: the primary accepted \
+                         this write, which violates it here; the write is applied, `tandem backfill` adds the key \
+                         again once every table is copied"
+                    ),
+                );
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "holding back a foreign key on the secondary failed");
+                false
+            }
+        }
+    }
+
+    /// After a unit changed the schema: its tables' foreign keys, and those
+    /// waiting for a table.
+    async fn after_ddl(&mut self, session: u64, created: Vec<translate::ForeignKey>) {
+        let Some(SecondaryConn::Postgres(client)) = self.conn.as_ref() else {
+            return;
+        };
+        if let Err(e) = self.fks.after_unit(client, created.clone(), true).await {
+            let text = created
+                .iter()
+                .map(|f| f.add_sql(false))
+                .collect::<Vec<_>>()
+                .join(";\n");
+            self.record(
+                session,
+                DriftKind::ForeignKeyHeld,
+                text,
+                None,
+                format!("adding or holding back foreign keys failed: {e}"),
+            );
+        }
+    }
+
+    /// The statements as the secondary runs them, and the foreign keys of
+    /// the tables they create (added after them, see `fk`).
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        statements: &[String],
+    ) -> Result<(Vec<String>, Vec<translate::ForeignKey>), (String, String)> {
         match self.kind {
-            BackendKind::Mysql => Ok(statements.to_vec()),
+            BackendKind::Mysql => Ok((statements.to_vec(), Vec::new())),
             BackendKind::Postgres => {
                 let mut out = Vec::with_capacity(statements.len());
+                let mut fks = Vec::new();
                 let schema = self.schema.load();
                 for s in statements {
                     let translated = translate::to_postgres(s, &schema)
                         .map_err(|e| (s.clone(), e.to_string()))?;
-                    out.extend(translated.statements);
+                    let (statements, keys) = translated.split_foreign_keys();
+                    out.extend(statements);
+                    fks.extend(keys);
                 }
-                Ok(out)
+                Ok((out, fks))
             }
         }
     }
 
     async fn exec(&mut self, sql: &str) -> Result<(), String> {
+        self.fk_violation = None;
         self.ensure_connected().await?;
         let Some(conn) = self.conn.as_mut() else {
             return Err(format!("{DOWN}: no connection"));
@@ -511,7 +627,14 @@ impl Applier {
         let result = match conn {
             SecondaryConn::Postgres(client) => client.batch_execute(sql).await.map_err(|e| {
                 let msg = match e.as_db_error() {
-                    Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                    Some(db) => {
+                        if db.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION {
+                            if let (Some(t), Some(c)) = (db.table(), db.constraint()) {
+                                self.fk_violation = Some((t.to_string(), c.to_string()));
+                            }
+                        }
+                        format!("{} (SQLSTATE {})", db.message(), db.code().code())
+                    }
                     None => e.to_string(),
                 };
                 (e.is_closed(), msg)

@@ -140,9 +140,11 @@ pub async fn list(c: &Client) -> Result<Vec<Pending>, tokio_postgres::Error> {
 }
 
 async fn table_exists(c: &Client, name: &str) -> Result<bool, tokio_postgres::Error> {
-    Ok(c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&quote(name)])
-        .await?
-        .get(0))
+    Ok(
+        c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&quote(name)])
+            .await?
+            .get(0),
+    )
 }
 
 fn db_message(e: &tokio_postgres::Error) -> String {
@@ -219,10 +221,15 @@ async fn try_add(c: &Client, fk: &ForeignKey) -> Result<Outcome, tokio_postgres:
             quote(&fk.name)
         );
         if let Err(e) = c.batch_execute(&validate).await {
-            let violated = e
-                .as_db_error()
-                .is_some_and(|d| d.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION);
-            let msg = format!("table {}, constraint {}: {}", fk.table, fk.name, db_message(&e));
+            let violated = e.as_db_error().is_some_and(|d| {
+                d.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION
+            });
+            let msg = format!(
+                "table {}, constraint {}: {}",
+                fk.table,
+                fk.name,
+                db_message(&e)
+            );
             return Ok(if violated {
                 Outcome::Violated(msg)
             } else {

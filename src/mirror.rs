@@ -16,6 +16,7 @@
 //! drift event; `block`: the session waits). Failures on the secondary never
 //! reach the client: they are drift events.
 
+mod conn;
 mod fk;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::mysql::{self, BackendConn};
+use crate::backend::mysql::BackendConn;
 use crate::config::{BackendConfig, BackendKind, BackendTarget, MirrorConfig, OverflowPolicy};
 use crate::drift::{now_rfc3339, DriftEvent, DriftKind, DriftLog};
 use crate::sql::schema::Schema;
@@ -411,18 +412,8 @@ impl Applier {
             // Counted down only once applied: 0 means the secondary caught up.
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
         }
-        for (fk, why) in self.fks.waiting().to_vec() {
-            self.record(
-                0,
-                DriftKind::ForeignKeyHeld,
-                fk.add_sql(false),
-                None,
-                format!(
-                    "foreign key {} never applied while the mirror ran ({why}); it stays in {} for `tandem backfill`",
-                    crate::foreign_keys::label(&fk),
-                    crate::foreign_keys::PENDING_TABLE
-                ),
-            );
+        for (statement, error) in self.fks.never_applied() {
+            self.record(0, DriftKind::ForeignKeyHeld, statement, None, error);
         }
     }
 
@@ -500,15 +491,8 @@ impl Applier {
             demoted += 1;
             result = self.exec(&text).await;
         }
-        if result.is_ok() && self.kind == BackendKind::Postgres {
-            let ddl = !fks.is_empty()
-                || batch.iter().any(|s| {
-                    let head = s.trim_start().get(..6).unwrap_or_default();
-                    head.eq_ignore_ascii_case("CREATE") || head.eq_ignore_ascii_case("ALTER ")
-                });
-            if ddl {
-                self.after_ddl(session, fks).await;
-            }
+        if result.is_ok() && fk::changes_schema(&batch, &fks) {
+            self.after_ddl(session, fks).await;
         }
         if let Err(e) = result {
             let kind = if e.starts_with(DOWN) {
@@ -535,40 +519,29 @@ impl Applier {
         }
     }
 
-    /// A write was refused for a foreign key the primary did not enforce
-    /// (or whose parent rows are not here yet): the key is held back and
-    /// the write runs again. False when nothing could be done.
+    /// A write was refused for a foreign key the primary did not enforce:
+    /// the key is held back (drift) and the write may run again.
     async fn demote(
         &mut self,
         session: u64,
         statements: &[String],
         table: &str,
-        constraint: &str,
+        key: &str,
     ) -> bool {
         let Some(SecondaryConn::Postgres(client)) = self.conn.as_ref() else {
             return false;
         };
-        match self.fks.demote(client, table, constraint).await {
-            Ok(true) => {
-                self.record(
-                    session,
-                    DriftKind::ForeignKeyHeld,
-                    statements.join(";\n"),
-                    None,
-                    format!(
-                        "foreign key {table}.{constraint} taken off the secondary and held back: the primary accepted \
-                         this write, which violates it here; the write is applied, `tandem backfill` adds the key \
-                         again once every table is copied"
-                    ),
-                );
-                true
-            }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "holding back a foreign key on the secondary failed");
-                false
-            }
-        }
+        let Some(message) = self.fks.demote(client, table, key).await else {
+            return false;
+        };
+        self.record(
+            session,
+            DriftKind::ForeignKeyHeld,
+            statements.join(";\n"),
+            None,
+            message,
+        );
+        true
     }
 
     /// After a unit changed the schema: its tables' foreign keys, and those
@@ -577,19 +550,8 @@ impl Applier {
         let Some(SecondaryConn::Postgres(client)) = self.conn.as_ref() else {
             return;
         };
-        if let Err(e) = self.fks.after_unit(client, created.clone(), true).await {
-            let text = created
-                .iter()
-                .map(|f| f.add_sql(false))
-                .collect::<Vec<_>>()
-                .join(";\n");
-            self.record(
-                session,
-                DriftKind::ForeignKeyHeld,
-                text,
-                None,
-                format!("adding or holding back foreign keys failed: {e}"),
-            );
+        if let Some((text, error)) = self.fks.after_ddl(client, created).await {
+            self.record(session, DriftKind::ForeignKeyHeld, text, None, error);
         }
     }
 
@@ -614,116 +576,6 @@ impl Applier {
                     fks.extend(keys);
                 }
                 Ok((out, fks))
-            }
-        }
-    }
-
-    async fn exec(&mut self, sql: &str) -> Result<(), String> {
-        self.fk_violation = None;
-        self.ensure_connected().await?;
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(format!("{DOWN}: no connection"));
-        };
-        let result = match conn {
-            SecondaryConn::Postgres(client) => client.batch_execute(sql).await.map_err(|e| {
-                let msg = match e.as_db_error() {
-                    Some(db) => {
-                        if db.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION {
-                            if let (Some(t), Some(c)) = (db.table(), db.constraint()) {
-                                self.fk_violation = Some((t.to_string(), c.to_string()));
-                            }
-                        }
-                        format!("{} (SQLSTATE {})", db.message(), db.code().code())
-                    }
-                    None => e.to_string(),
-                };
-                (e.is_closed(), msg)
-            }),
-            SecondaryConn::Mysql(c) => c.execute(sql).await.map(|_| ()).map_err(|e| {
-                let lost = matches!(e, crate::backend::BackendError::Wire(_));
-                (lost, e.to_string())
-            }),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err((lost, msg)) => {
-                if lost {
-                    self.conn = None;
-                    self.mark_down();
-                    return Err(format!("{DOWN}: {msg}"));
-                }
-                Err(msg)
-            }
-        }
-    }
-
-    async fn ensure_connected(&mut self) -> Result<(), String> {
-        if self.conn.is_some() {
-            return Ok(());
-        }
-        if let Some(until) = self.down_until {
-            if Instant::now() < until {
-                return Err(format!("{DOWN}: reconnecting (backoff)"));
-            }
-        }
-        match tokio::time::timeout(self.connect_timeout, self.connect()).await {
-            Ok(Ok(conn)) => {
-                self.conn = Some(conn);
-                self.down_until = None;
-                self.backoff = Duration::from_millis(50);
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                self.mark_down();
-                Err(format!("{DOWN}: {e}"))
-            }
-            Err(_) => {
-                self.mark_down();
-                Err(format!("{DOWN}: connect timed out"))
-            }
-        }
-    }
-
-    fn mark_down(&mut self) {
-        self.down_until = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(self.max_backoff);
-    }
-
-    async fn connect(&self) -> Result<SecondaryConn, String> {
-        let t = &self.target;
-        match self.kind {
-            BackendKind::Postgres => {
-                let mut cfg = tokio_postgres::Config::new();
-                cfg.host(&t.host)
-                    .port(t.port)
-                    .user(&t.user)
-                    .password(&t.password);
-                if let Some(db) = &t.database {
-                    cfg.dbname(db);
-                }
-                // Pinned timestamps are written as the primary's session saw them.
-                cfg.options("-c TimeZone=UTC");
-                let (client, conn) = cfg
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                Ok(SecondaryConn::Postgres(client))
-            }
-            BackendKind::Mysql => {
-                let greeted = mysql::connect(t, self.max_packet)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut opts = mysql::default_opts(t.database.as_deref());
-                // A transaction is sent as one multi-statement batch.
-                opts.capabilities |= crate::wire::CapabilityFlags::CLIENT_MULTI_STATEMENTS.bits();
-                let (conn, _) = greeted
-                    .authenticate(t, opts)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(SecondaryConn::Mysql(Box::new(conn)))
             }
         }
     }

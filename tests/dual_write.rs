@@ -506,7 +506,9 @@ async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
             .await
             .unwrap();
         (
-            rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>(),
             client,
         )
     };
@@ -531,7 +533,12 @@ async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
     }
     c.query_drop("SET FOREIGN_KEY_CHECKS = 1").await.unwrap();
     wait_mirrored(&proxy).await;
-    for (table, n) in [("categories", 3), ("order_items", 3), ("orders", 2), ("users", 2)] {
+    for (table, n) in [
+        ("categories", 3),
+        ("order_items", 3),
+        ("orders", 2),
+        ("users", 2),
+    ] {
         let count: i64 = client
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .await

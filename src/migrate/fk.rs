@@ -18,7 +18,10 @@ pub enum FkStep {
     #[default]
     NonePending,
     /// Some are pending, but these tables are not completely copied yet.
-    NotYet { pending: usize, incomplete: Vec<String> },
+    NotYet {
+        pending: usize,
+        incomplete: Vec<String>,
+    },
     /// Each pending key and what adding it gave.
     Tried(Vec<(ForeignKey, Outcome)>),
 }

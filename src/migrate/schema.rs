@@ -21,8 +21,8 @@ use mysql_async::prelude::Queryable;
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
-use crate::sql::schema::Schema;
 use crate::foreign_keys::Outcome;
+use crate::sql::schema::Schema;
 use crate::sql::translate::{to_postgres, ForeignKey, TranslateError};
 
 use super::db::Db;
@@ -100,13 +100,15 @@ pub async fn run(
             Dialect::Postgres => match to_postgres(&mariadb_json_columns(&ddl), &schema) {
                 Ok(mut t) => {
                     let prefix = format!("{name}:");
-                    report.notes.extend(std::mem::take(&mut t.notes).into_iter().map(|n| {
-                        if n.starts_with(&prefix) || n.starts_with(&format!("{name}.")) {
-                            n
-                        } else {
-                            format!("{name}: {n}")
-                        }
-                    }));
+                    report
+                        .notes
+                        .extend(std::mem::take(&mut t.notes).into_iter().map(|n| {
+                            if n.starts_with(&prefix) || n.starts_with(&format!("{name}.")) {
+                                n
+                            } else {
+                                format!("{name}: {n}")
+                            }
+                        }));
                     let (statements, fks) = t.split_foreign_keys();
                     if catalog::find(&existing_new, &name).is_none() {
                         report.foreign_keys.extend(fks);

@@ -24,28 +24,39 @@ pub(super) struct MirrorFks {
     waiting: Vec<(ForeignKey, String)>,
 }
 
-const HELD: &str = "held back by the dual-write mirror until the tables it joins exist and hold matching rows";
+const HELD: &str =
+    "held back by the dual-write mirror until the tables it joins exist and hold matching rows";
 
 impl MirrorFks {
-    /// After a unit ran: adds the keys of the tables it created, then
-    /// retries those still waiting when the unit changed the schema.
-    /// Returns errors talking to PostgreSQL, for the drift log.
-    pub async fn after_unit(
+    /// After a unit that changed the schema: adds the keys of the tables it
+    /// created, then retries those still waiting. A failure talking to
+    /// PostgreSQL comes back as (statements, error) for the drift log.
+    pub async fn after_ddl(
         &mut self,
         c: &Client,
         created: Vec<ForeignKey>,
-        ddl: bool,
-    ) -> Result<(), tokio_postgres::Error> {
-        let retry = ddl && !self.waiting.is_empty();
-        for fk in created {
-            self.try_add(c, fk, true).await?;
-        }
-        if retry {
+    ) -> Option<(String, String)> {
+        let text = created
+            .iter()
+            .map(|f| f.add_sql(false))
+            .collect::<Vec<_>>()
+            .join(";\n");
+        let result = async {
+            for fk in created {
+                self.try_add(c, fk, true).await?;
+            }
             for (fk, _) in std::mem::take(&mut self.waiting) {
                 self.try_add(c, fk, false).await?;
             }
+            Ok::<(), tokio_postgres::Error>(())
         }
-        Ok(())
+        .await;
+        result.err().map(|e| {
+            (
+                text,
+                format!("adding or holding back foreign keys failed: {e}"),
+            )
+        })
     }
 
     async fn try_add(
@@ -73,24 +84,51 @@ impl MirrorFks {
     }
 
     /// A write was refused for `constraint` on `table`: the key leaves the
-    /// table and waits. False when there was no such key (nothing to undo).
-    pub async fn demote(
-        &mut self,
-        c: &Client,
-        table: &str,
-        constraint: &str,
-    ) -> Result<bool, tokio_postgres::Error> {
+    /// table and waits. The drift message, or `None` when there was no such
+    /// key (nothing to undo) or holding it back failed.
+    pub async fn demote(&mut self, c: &Client, table: &str, constraint: &str) -> Option<String> {
         let reason = "a mirrored write the primary accepted violated it (rows not backfilled yet, or FOREIGN_KEY_CHECKS=0 on the primary)";
-        let Some(fk) = foreign_keys::demote(c, table, constraint, reason).await? else {
-            return Ok(false);
+        let fk = match foreign_keys::demote(c, table, constraint, reason).await {
+            Ok(Some(fk)) => fk,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "holding back a foreign key on the secondary failed");
+                return None;
+            }
         };
         self.waiting.retain(|(w, _)| w != &fk);
         self.waiting.push((fk, reason.to_string()));
-        Ok(true)
+        Some(format!(
+            "foreign key {table}.{constraint} taken off the secondary and held back: the primary accepted \
+             this write, which violates it here; the write is applied, `tandem backfill` adds the key \
+             again once every table is copied"
+        ))
     }
 
-    /// Keys that never applied, with the last reason.
-    pub fn waiting(&self) -> &[(ForeignKey, String)] {
-        &self.waiting
+    /// Drift events for keys that never applied: (statement, error).
+    pub fn never_applied(&self) -> Vec<(String, String)> {
+        self.waiting
+            .iter()
+            .map(|(fk, why)| {
+                (
+                    fk.add_sql(false),
+                    format!(
+                        "foreign key {} never applied while the mirror ran ({why}); it stays in {} for `tandem backfill`",
+                        foreign_keys::label(fk),
+                        foreign_keys::PENDING_TABLE
+                    ),
+                )
+            })
+            .collect()
     }
+}
+
+/// Whether a unit (as PostgreSQL runs it) changed the schema, so held-back
+/// keys may apply now.
+pub(super) fn changes_schema(batch: &[String], created: &[ForeignKey]) -> bool {
+    !created.is_empty()
+        || batch.iter().any(|s| {
+            let head = s.trim_start().get(..6).unwrap_or_default();
+            head.eq_ignore_ascii_case("CREATE") || head.eq_ignore_ascii_case("ALTER ")
+        })
 }

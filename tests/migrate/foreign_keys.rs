@@ -65,12 +65,18 @@ fn schema_then_backfill_adds_foreign_keys_after_the_rows() {
     );
 
     // Only some tables copied: the keys keep waiting.
-    let partial = env.tandem(&["backfill", "--tables", "order_items,categories", "--chunk-rows", "97"]);
+    let partial = env.tandem(&[
+        "backfill",
+        "--tables",
+        "order_items,categories",
+        "--chunk-rows",
+        "97",
+    ]);
     partial.expect_code(0);
     assert!(
-        partial
-            .stdout
-            .contains("foreign keys: 4 pending until every table is copied (not yet: orders, users)"),
+        partial.stdout.contains(
+            "foreign keys: 4 pending until every table is copied (not yet: orders, users)"
+        ),
         "{}",
         partial.stdout
     );
@@ -101,7 +107,8 @@ fn schema_then_backfill_adds_foreign_keys_after_the_rows() {
         "c"
     );
     assert_eq!(
-        env.pg("SELECT count(*) FROM tandem_pending_foreign_keys").trim(),
+        env.pg("SELECT count(*) FROM tandem_pending_foreign_keys")
+            .trim(),
         "0"
     );
     env.tandem(&["verify"]).expect_code(0);
@@ -141,7 +148,9 @@ fn a_violated_foreign_key_is_reported_and_stays_pending() {
     assert!(pg_fks(&env).is_empty(), "{:?}", pg_fks(&env));
     let check = env.tandem(&["cutover-check"]);
     assert!(
-        check.stdout.contains("foreign keys: 1 pending: child.child_ibfk_1 -> parent (VIOLATED"),
+        check
+            .stdout
+            .contains("foreign keys: 1 pending: child.child_ibfk_1 -> parent (VIOLATED"),
         "{}",
         check.stdout
     );

@@ -23,7 +23,11 @@ fn recreated_or_truncated_target_table_is_copied_again() {
     let again = env.tandem(&["backfill"]);
     again.expect_code(0);
     assert!(again.stdout.contains("already"), "{}", again.stdout);
-    assert!(!again.stderr.contains("no longer applies"), "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("no longer applies"),
+        "{}",
+        again.stderr
+    );
 
     // Dropped and created again (empty) on the new side.
     env.pg("DROP TABLE t");
@@ -41,12 +45,15 @@ fn recreated_or_truncated_target_table_is_copied_again() {
     run.expect_code(0);
     assert!(
         run.stderr.contains("checkpoint no longer applies")
-            && run.stderr.contains("dropped and created again, or truncated"),
+            && run
+                .stderr
+                .contains("dropped and created again, or truncated"),
         "{}",
         run.stderr
     );
     assert!(
-        run.stdout.contains("t: copied: 700 rows read, 700 inserted"),
+        run.stdout
+            .contains("t: copied: 700 rows read, 700 inserted"),
         "{}",
         run.stdout
     );

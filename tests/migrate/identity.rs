@@ -100,3 +100,54 @@ fn recreated_or_truncated_target_table_is_copied_again() {
     let again = env.tandem(&["backfill"]);
     assert!(again.stdout.contains("already"), "{}", again.stdout);
 }
+
+/// The same on a MySQL new side (MariaDB → MariaDB): CREATE_TIME and the
+/// emptiness probe stand in for PostgreSQL's relfilenode.
+#[test]
+fn mysql_target_recreated_or_truncated_is_copied_again() {
+    use super::common::servers;
+    let env = Env::new("mig_ident_my");
+    let target = servers::mariadb().create_database("mig_ident_my_new");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[users]]\nname = \"app\"\npassword = \"x\"\n\
+             [backends.old]\nkind = \"mysql\"\nurl = \"{}\"\n\
+             [backends.new]\nkind = \"mysql\"\nurl = \"{}\"\n",
+            env.my_url(),
+            servers::mariadb().url(&target)
+        ),
+    )
+    .unwrap();
+    let new_side = |sql: &str| servers::mariadb().root_sql(&format!("USE `{target}`;\n{sql}"));
+    env.my("CREATE TABLE z_parent (id INT PRIMARY KEY);
+         CREATE TABLE t (id INT PRIMARY KEY, p_id INT, FOREIGN KEY (p_id) REFERENCES z_parent (id));
+         INSERT INTO z_parent SELECT seq FROM seq_1_to_10;
+         INSERT INTO t SELECT seq, seq % 10 + 1 FROM seq_1_to_300;");
+    // Name order puts the child first: created with checks off.
+    env.tandem(&["schema", "--apply"]).expect_code(0);
+    env.tandem(&["backfill"]).expect_code(0);
+    assert_eq!(new_side("SELECT COUNT(*) FROM t").trim(), "300");
+
+    new_side("SET FOREIGN_KEY_CHECKS = 0; DROP TABLE t;");
+    env.tandem(&["schema", "--apply"]).expect_code(0);
+    let run = env.tandem(&["backfill"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("checkpoint no longer applies"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(new_side("SELECT COUNT(*) FROM t").trim(), "300");
+
+    new_side("TRUNCATE t");
+    let run = env.tandem(&["backfill"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("checkpoint no longer applies"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(new_side("SELECT COUNT(*) FROM t").trim(), "300");
+    env.tandem(&["verify"]).expect_code(0);
+}

@@ -522,6 +522,11 @@ async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
     assert_eq!(found, all, "drift: {:?}", std::fs::read_to_string(&drift));
     assert_eq!(proxy.state.mirror.load_full().unwrap().drift.recorded(), 0);
 
+    // A key whose table never comes: it waits, and says why (before the
+    // rows: a DDL after them would retry the held-back keys, and they would apply).
+    c.query_drop("CREATE TABLE reviews (id INT PRIMARY KEY, product_id INT, FOREIGN KEY (product_id) REFERENCES products (id))")
+        .await
+        .unwrap();
     // The dump's rows, children first, checks off on the primary.
     for sql in [
         "INSERT INTO categories VALUES (1, NULL), (2, 3), (3, 1)",
@@ -560,7 +565,16 @@ async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(pending, 2);
+    assert_eq!(pending, 3);
+    let waiting: String = client
+        .query_one(
+            "SELECT last_error FROM tandem_pending_foreign_keys WHERE constraint_name = 'reviews_ibfk_1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, "waiting: table products does not exist");
 
     // The migration's next step adds them back.
     let file = dir.path().join("proxy.toml");
@@ -573,6 +587,10 @@ async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout.matches("added and validated").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("foreign key reviews.reviews_ibfk_1 -> products: waiting: table products does not exist"),
+        "{stdout}"
+    );
     let (found, _client) = fks(client).await;
     assert_eq!(found, all);
 }

@@ -27,6 +27,10 @@ pub enum DriftKind {
     /// LOAD DATA rows the primary loaded from a file the statement mirror
     /// cannot replay.
     LoadData,
+    /// A foreign key was held back on the secondary (taken off because a
+    /// write the primary accepted violates it, or never added while the
+    /// mirror ran); it waits in `tandem_pending_foreign_keys`.
+    ForeignKeyHeld,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -63,6 +63,18 @@ pub struct WriteShape {
     pub insert: Option<InsertShape>,
     /// Text that held more than one statement.
     pub multi: bool,
+    /// `RETURNING …` of an INSERT/REPLACE/DELETE (MariaDB ≥ 10.5): the primary
+    /// answers with rows instead of an OK packet.
+    pub returning: Option<Returning>,
+}
+
+/// A statement's `RETURNING` clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returning {
+    /// Byte range from the keyword to the end of the last item, which the
+    /// secondary's text leaves out (its rows would go nowhere); `None` when
+    /// the span is unknown (the secondary then returns rows nobody reads).
+    pub range: Option<Range<usize>>,
 }
 
 /// Parses `sql` (MySQL) and finds pins, placeholders and the INSERT shape.
@@ -94,12 +106,36 @@ pub fn analyze(sql: &str) -> Result<WriteShape, String> {
         [Statement::Insert(ins)] => insert_shape(ins, &lines, sql),
         _ => None,
     };
+    let returning = match statements.as_slice() {
+        [stmt] => returning(stmt, &lines, sql),
+        _ => None,
+    };
     Ok(WriteShape {
         pins,
         placeholders,
         insert,
         multi: statements.len() > 1,
+        returning,
     })
+}
+
+/// The `RETURNING` clause of an INSERT, REPLACE or DELETE, if it has one.
+fn returning(stmt: &Statement, lines: &LineIndex, sql: &str) -> Option<Returning> {
+    let items = match stmt {
+        Statement::Insert(i) => i.returning.as_ref()?,
+        Statement::Delete(d) => d.returning.as_ref()?,
+        _ => return None,
+    };
+    let range = (|| {
+        let first = lines.range(items.first()?.span())?;
+        let last = lines.range(items.last()?.span())?;
+        // Only blanks and comments lie between the keyword and its first
+        // item; the keyword is the last "returning" before that item.
+        let head = sql.get(..first.start)?.to_ascii_lowercase();
+        let keyword = head.rfind("returning")?;
+        (last.end >= first.start).then_some(keyword..last.end)
+    })();
+    Some(Returning { range })
 }
 
 /// Functions whose value differs per evaluation or per server.
@@ -399,6 +435,29 @@ mod tests {
         assert_eq!(&sql[ins.rows[1][1].clone()], "NULL");
         assert_eq!(&sql[ins.row_starts[1]..][..1], "3");
         assert!(!ins.on_duplicate_key_update);
+    }
+
+    #[test]
+    fn returning_clause_is_found_whole() {
+        for (sql, clause) in [
+            (
+                "INSERT INTO p (name) VALUES ('a'), ('b') RETURNING p.id",
+                "RETURNING p.id",
+            ),
+            (
+                "REPLACE INTO p (id, name) VALUES (1, 'x') returning id, name AS n",
+                "returning id, name AS n",
+            ),
+            ("DELETE FROM p WHERE id > 3 RETURNING id", "RETURNING id"),
+        ] {
+            let shape = analyze(sql).unwrap();
+            let r = shape.returning.expect(sql).range.expect(sql);
+            assert_eq!(&sql[r], clause);
+        }
+        assert!(analyze("INSERT INTO p VALUES (1)")
+            .unwrap()
+            .returning
+            .is_none());
     }
 
     #[test]

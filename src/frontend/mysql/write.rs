@@ -8,6 +8,10 @@ use std::time::Duration;
 use super::command::Flow;
 use super::relay::{self, RelayError};
 use crate::backend::mysql::BackendConn;
+use crate::backend::value::Value;
+use crate::dual::Generated;
+use crate::shadow::capture::{decode, Capture, Decoded};
+use crate::sql::schema::TableInfo;
 use crate::backend::BackendError;
 use crate::drift::DriftKind;
 use crate::mirror::Op;
@@ -23,6 +27,10 @@ use crate::wire::StatusFlags;
 /// How long a sync-mode client waits for the secondary before it gets its
 /// answer anyway (the write is then still applied or recorded as drift).
 const SYNC_WAIT: Duration = Duration::from_secs(30);
+
+/// Largest `INSERT … RETURNING` answer copied while it is relayed, to learn
+/// the ids the primary generated (an ORM batch of 1,000 rows is ~50 kB).
+const MAX_RETURNING_BYTES: usize = 4 << 20;
 
 /// Does this statement go to the secondary too? Writes, DDL and savepoints
 /// (so that `ROLLBACK TO` works there as well). Text sqlparser cannot parse is
@@ -243,12 +251,19 @@ async fn finish(
         return Ok(Flow::Continue);
     };
     let sync = mirror.is_sync();
-    let w = relay::command_held(
+    // A write with RETURNING is answered with rows, not an OK packet: copy
+    // them (bounded) to learn the ids the primary generated.
+    let mut returned = match &plan {
+        Ok(p) if p.shape.returning.is_some() => Some(Capture::new(MAX_RETURNING_BYTES)),
+        _ => None,
+    };
+    let w = relay::command_tapped(
         &mut backend.io,
         client,
         to_primary,
         Expect::Results,
         session.deprecate_eof(),
+        returned.as_mut(),
     )
     .await?;
     session.note_status(w.status);
@@ -273,9 +288,34 @@ async fn finish(
                     session.auto_increment_increment = plan.increment;
                 }
                 let increment = session.auto_increment_increment.unwrap_or(1);
-                let text = plan.mirror_text(&w.ok.unwrap_or_default(), table, increment);
-                if let Some(m) = session.mirror.as_mut() {
-                    m.send(Op::Write(text)).await;
+                let ok = w.ok.unwrap_or_default();
+                let ids = match (&returned, table) {
+                    (Some(c), Some(t)) if w.result_sets > 0 => Some(returned_ids(
+                        c,
+                        to_primary.first() == Some(&cmd::STMT_EXECUTE),
+                        session.deprecate_eof(),
+                        t,
+                    )),
+                    _ => None,
+                };
+                let generated = match &ids {
+                    Some(Ok(ids)) => Generated::Returned(ids),
+                    Some(Err(reason)) => Generated::Unknown(reason),
+                    None => Generated::Ok(&ok),
+                };
+                match plan.mirror_text(generated, table, increment) {
+                    Ok(text) => {
+                        if let Some(m) = session.mirror.as_mut() {
+                            m.send(Op::Write(text)).await;
+                        }
+                    }
+                    Err(reason) => mirror.record(
+                        session.id,
+                        DriftKind::Untranslatable,
+                        sql,
+                        None,
+                        format!("not mirrored: {reason}"),
+                    ),
                 }
             }
             // A MySQL secondary runs what sqlparser cannot read, verbatim
@@ -306,6 +346,43 @@ async fn finish(
     }
     client.flush().await.map_err(RelayError::Client)?;
     Ok(Flow::Continue)
+}
+
+/// The auto-increment values of a captured `RETURNING` answer, one per row,
+/// or why they cannot be known.
+fn returned_ids(
+    capture: &Capture,
+    binary: bool,
+    deprecate_eof: bool,
+    table: &TableInfo,
+) -> Result<Vec<u64>, String> {
+    let Some(col) = table.auto_increment_column() else {
+        return Ok(Vec::new());
+    };
+    if capture.overflowed() {
+        return Err(format!(
+            "its RETURNING rows exceeded {MAX_RETURNING_BYTES} bytes"
+        ));
+    }
+    let rows = match decode(capture, binary, deprecate_eof, usize::MAX) {
+        Decoded::Rows(rows) => rows,
+        Decoded::Error(e) => return Err(format!("its RETURNING rows ended in error {}", e.code)),
+        Decoded::Unsupported(why) => return Err(format!("its RETURNING answer is {why}")),
+    };
+    let Some(at) = rows
+        .columns
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(&col.name))
+    else {
+        return Err("RETURNING does not list that column".into());
+    };
+    rows.rows
+        .iter()
+        .map(|row| match row.get(at) {
+            Some(Value::Int(i)) => u64::try_from(*i).map_err(|_| format!("id {i} out of range")),
+            other => Err(format!("RETURNING gave {other:?} for the id")),
+        })
+        .collect()
 }
 
 fn backend_failure(e: BackendError) -> RelayError {

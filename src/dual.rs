@@ -60,7 +60,14 @@ impl Plan {
             edits.push((r, String::new()));
         }
         if let (Some(ins), Some(table)) = (&self.shape.insert, table) {
-            if let Some(ids) = id_edits(&self.original, ins, table, generated, increment, &self.edits)? {
+            if let Some(ids) = id_edits(
+                &self.original,
+                ins,
+                table,
+                generated,
+                increment,
+                &self.edits,
+            )? {
                 edits.extend(ids);
             }
         }
@@ -371,12 +378,19 @@ mod tests {
         );
         // Explicit ids or a DELETE need none: the clause just goes.
         assert_eq!(
-            returned("DELETE FROM t WHERE a > 1 RETURNING id", Generated::Unknown("x")).unwrap(),
+            returned(
+                "DELETE FROM t WHERE a > 1 RETURNING id",
+                Generated::Unknown("x")
+            )
+            .unwrap(),
             "DELETE FROM t WHERE a > 1 "
         );
         assert_eq!(
-            returned("INSERT INTO t (id, a) VALUES (3, 1) RETURNING a", Generated::Unknown("x"))
-                .unwrap(),
+            returned(
+                "INSERT INTO t (id, a) VALUES (3, 1) RETURNING a",
+                Generated::Unknown("x")
+            )
+            .unwrap(),
             "INSERT INTO t (id, a) VALUES (3, 1) "
         );
     }
@@ -388,7 +402,10 @@ mod tests {
             Generated::Unknown("RETURNING does not list it"),
         )
         .unwrap_err();
-        assert!(e.contains("`id`") && e.contains("RETURNING does not list it"), "{e}");
+        assert!(
+            e.contains("`id`") && e.contains("RETURNING does not list it"),
+            "{e}"
+        );
         let e = returned(
             "INSERT IGNORE INTO t (a) VALUES (1), (2) RETURNING id",
             Generated::Returned(&[5]),

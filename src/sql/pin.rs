@@ -262,14 +262,14 @@ fn insert_shape(ins: &Insert, lines: &LineIndex, _sql: &str) -> Option<InsertSha
 
 /// Maps sqlparser's 1-based (line, character column) locations to byte
 /// offsets.
-struct LineIndex {
+pub(crate) struct LineIndex {
     /// Byte offset where each line starts.
     starts: Vec<usize>,
     text: String,
 }
 
 impl LineIndex {
-    fn new(sql: &str) -> Self {
+    pub(crate) fn new(sql: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
         Self {
@@ -293,7 +293,7 @@ impl LineIndex {
             .or_else(|| (line.chars().count() == col).then(|| line_start + line.len()))
     }
 
-    fn range(&self, span: sqlparser::tokenizer::Span) -> Option<Range<usize>> {
+    pub(crate) fn range(&self, span: sqlparser::tokenizer::Span) -> Option<Range<usize>> {
         if span.start.line == 0 {
             return None;
         }

@@ -16,7 +16,7 @@ use crate::mirror::Op;
 use crate::server::AppState;
 use crate::session::Session;
 use crate::shadow::capture::{decode, Capture, Decoded};
-use crate::sql::classify::{Classified, StatementClass, TxnOp};
+use crate::sql::classify::{fallback, Classified, StatementClass, TxnOp};
 use crate::sql::schema::TableInfo;
 use crate::wire::cmd;
 use crate::wire::execute::parse_params;
@@ -159,16 +159,78 @@ pub async fn query(
     classified: &Classified,
 ) -> Result<Flow, RelayError> {
     let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+    query_as(
+        client,
+        backend,
+        session,
+        state,
+        payload,
+        classified,
+        Ok(sql),
+    )
+    .await
+}
+
+/// A COM_QUERY write whose mirrored text is `sql`: the statement itself, or
+/// for an SQL-level EXECUTE the prepared text with its values written in
+/// (`Err`: why that text is not known). The primary runs `payload` unless
+/// pinned values need a rewritten text.
+pub async fn query_as(
+    client: &mut PacketIo,
+    backend: &mut BackendConn,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    payload: &[u8],
+    classified: &Classified,
+    sql: Result<String, String>,
+) -> Result<Flow, RelayError> {
+    let sql = match sql {
+        Ok(sql) => sql,
+        Err(reason) => {
+            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+            return finish(
+                client,
+                backend,
+                session,
+                state,
+                payload,
+                Err(reason),
+                &sql,
+                classified,
+            )
+            .await;
+        }
+    };
     let want_increment = session.auto_increment_increment.is_none();
+    // A statement sqlparser cannot read may have an equivalent it can.
+    let postgres = state
+        .mirror
+        .load()
+        .as_ref()
+        .is_some_and(|m| m.kind() == crate::config::BackendKind::Postgres);
+    let readable = match classified.parsed {
+        true => None,
+        false => fallback::mirror_text(&sql, postgres),
+    };
+    let plan_sql = readable.as_ref().map_or(sql.as_str(), |(t, _)| t.as_str());
     let plan = crate::dual::plan(
         backend,
-        &sql,
+        plan_sql,
         None,
         session.backslash_escapes(),
         want_increment,
     )
     .await
     .map_err(backend_failure)?;
+    let plan = match plan {
+        // Pinned values would make the primary run the rewritten text, which
+        // it may only when the rewrite means the same to MySQL.
+        Ok(p) if p.rewrites() && readable.as_ref().is_some_and(|(_, same)| !same) => {
+            Err("pinned values in a statement whose readable form only suits PostgreSQL".into())
+        }
+        Err(e) if !classified.parsed => Err(fallback::note(&sql).map_or(e, str::to_string)),
+        other => other,
+    };
     let rewritten;
     let to_primary: &[u8] = match &plan {
         Ok(p) if p.rewrites() => {

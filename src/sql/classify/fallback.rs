@@ -265,13 +265,14 @@ pub fn note(sql: &str) -> Option<&'static str> {
     }
 }
 
-/// The text a mirror may run in place of `sql`: for `postgres` (the
-/// secondary is PostgreSQL) rewrites that keep the rows the same count too.
-pub fn mirror_text(sql: &str, postgres: bool) -> Option<String> {
+/// The text a mirror may run in place of `sql`, and whether the primary may
+/// run it too (with pinned values): for `postgres` (the secondary is
+/// PostgreSQL) also rewrites that only keep the stored rows the same.
+pub fn mirror_text(sql: &str, postgres: bool) -> Option<(String, bool)> {
     match recognize(sql)? {
         Recognized::Rewrite { text, usable } => match usable {
-            Use::Mirror => Some(text),
-            Use::Postgres if postgres => Some(text),
+            Use::Mirror => Some((text, true)),
+            Use::Postgres if postgres => Some((text, false)),
             _ => None,
         },
         Recognized::Kind { .. } => None,
@@ -423,13 +424,16 @@ mod tests {
             assert_eq!(recognize(sql), None, "{sql}");
         }
         assert_eq!(
-            mirror_text("UPDATE a, b SET a.x = b.y", false).as_deref(),
-            Some("UPDATE a CROSS JOIN b SET a.x = b.y")
+            mirror_text("UPDATE a, b SET a.x = b.y", false),
+            Some(("UPDATE a CROSS JOIN b SET a.x = b.y".into(), true))
         );
         assert_eq!(
             mirror_text("CREATE TABLE p (id INT) PARTITION BY HASH(id)", false),
             None
         );
-        assert!(mirror_text("CREATE TABLE p (id INT) PARTITION BY HASH(id)", true).is_some());
+        assert_eq!(
+            mirror_text("CREATE TABLE p (id INT) PARTITION BY HASH(id)", true),
+            Some(("CREATE TABLE p (id INT) ".into(), false))
+        );
     }
 }

@@ -158,3 +158,149 @@ async fn sqlalchemy_workload_lands_identically_on_postgres() {
         assert_eq!(n, rows * threads, "{table}: {report}");
     }
 }
+
+/// Units the mirror accepted so far (one per autocommit write).
+fn accepted(proxy: &Proxy) -> u64 {
+    let m = proxy.state.mirror.load_full().unwrap();
+    m.stats.accepted.load(Ordering::Relaxed)
+}
+
+fn drift_errors(dir: &tempfile::TempDir) -> Vec<String> {
+    drift_text(dir)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["error"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_prepared_statements_run_as_what_they_prepare() {
+    let (proxy, primary, secondary, dir) = dual("sqlprep").await;
+    let mut c = via(&proxy, &primary).await;
+    c.query_drop("CREATE TABLE k (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(40), n INT)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO k (name, n) VALUES ('seed', 1)")
+        .await
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    let before = accepted(&proxy);
+    // Reads: prepared, executed, deallocated; nothing reaches the mirror.
+    c.query_drop("PREPARE sel FROM 'SELECT * FROM k WHERE id = ?'")
+        .await
+        .unwrap();
+    c.query_drop("SET @i = 1").await.unwrap();
+    let rows: Vec<(i32, String, i32)> = c.query("EXECUTE Sel USING @i").await.unwrap();
+    assert_eq!(rows, vec![(1, "seed".to_string(), 1)]);
+    c.query_drop("DEALLOCATE PREPARE sel").await.unwrap();
+    assert_eq!(accepted(&proxy), before, "reads are not mirrored");
+    // Writes, with values from user variables (quotes, NULL, numbers).
+    c.query_drop("PREPARE ins FROM 'INSERT INTO k (name, n) VALUES (?, ?)'")
+        .await
+        .unwrap();
+    for (name, n) in [("it's", "5"), ("back\\\\slash", "NULL"), ("plain", "-7")] {
+        c.query_drop(format!("SET @a = '{}', @b = {n}", name.replace('\'', "''")))
+            .await
+            .unwrap();
+        c.query_drop("EXECUTE INS USING @a, @b").await.unwrap();
+    }
+    // Prepared from a variable, which the proxy reads on the primary.
+    c.query_drop("SET @q = 'UPDATE k SET n = COALESCE(n, 0) + ? WHERE name <> ?'")
+        .await
+        .unwrap();
+    c.query_drop("PREPARE upd FROM @q").await.unwrap();
+    c.query_drop("SET @d = 10, @skip = 'plain'").await.unwrap();
+    c.query_drop("EXECUTE upd USING @d, @skip").await.unwrap();
+    // In a transaction that rolls back, then one that commits.
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("EXECUTE upd USING @d, @skip").await.unwrap();
+    c.query_drop("ROLLBACK").await.unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("SET @a = 'in tx', @b = 3").await.unwrap();
+    c.query_drop("EXECUTE ins USING @a, @b").await.unwrap();
+    c.query_drop("COMMIT").await.unwrap();
+    c.query_drop("DROP PREPARE ins").await.unwrap();
+    // A name no longer prepared: the server's error, nothing mirrored.
+    assert!(c.query_drop("EXECUTE ins USING @a, @b").await.is_err());
+    wait_mirrored(&proxy).await;
+    assert_eq!(drift_text(&dir), "", "no drift");
+    // 3 inserts + 1 update autocommitted, 1 committed transaction (the rolled
+    // back one may be dropped before it reaches the queue).
+    let units = accepted(&proxy) - before;
+    assert!((5..=6).contains(&units), "{units} units mirrored");
+    assert_eq!(assert_same(&primary, &secondary, "k").await, 5);
+    let (a, _) = both_sides(&primary, &secondary, "k").await;
+    assert_eq!(a[1][1], "it's");
+    assert_eq!(a[2][1], "back\\slash");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_the_parser_rejects_are_classified() {
+    let (proxy, primary, secondary, dir) = dual("unread").await;
+    let mut c = via(&proxy, &primary).await;
+    for ddl in [
+        "CREATE TABLE a (id INT PRIMARY KEY, x INT, body TEXT)",
+        "CREATE TABLE b (id INT PRIMARY KEY, y INT)",
+        // PostgreSQL gets the same table, unpartitioned.
+        "CREATE TABLE p (id INT PRIMARY KEY, v INT) PARTITION BY HASH(id) PARTITIONS 2",
+        "INSERT INTO a VALUES (1, 0, 'one'), (2, 0, 'two'), (3, 0, 'three')",
+        "INSERT INTO b VALUES (1, 10), (2, 20)",
+        "INSERT INTO p VALUES (1, 1), (2, 2), (3, 3)",
+    ] {
+        c.query_drop(ddl).await.unwrap();
+    }
+    wait_mirrored(&proxy).await;
+    assert_eq!(drift_text(&dir), "", "setup mirrored");
+    let before = accepted(&proxy);
+    // Reads the parser rejects: answered, never mirrored.
+    let locked: Vec<(i32, i32)> = c
+        .query("SELECT id, x FROM a WHERE id = 1 LOCK IN SHARE MODE")
+        .await
+        .unwrap();
+    assert_eq!(locked, vec![(1, 0)]);
+    c.query_drop("XA RECOVER").await.unwrap();
+    c.query_drop("SELECT * FROM p PARTITION (p0)")
+        .await
+        .unwrap();
+    assert_eq!(accepted(&proxy), before, "reads are not mirrored");
+    // Writes: a multi-table UPDATE (translated), an XA transaction
+    // committed and one rolled back (mirrored as ordinary transactions).
+    c.query_drop("UPDATE a, b SET a.x = b.y WHERE a.id = b.id")
+        .await
+        .unwrap();
+    for sql in [
+        "XA START 'x1'",
+        "INSERT INTO a VALUES (10, 1, 'xa')",
+        "UPDATE p SET v = v + 100 WHERE id = 2",
+        "XA END 'x1'",
+        "XA PREPARE 'x1'",
+        "XA COMMIT 'x1'",
+        "XA START 'x2'",
+        "INSERT INTO a VALUES (11, 1, 'rolled back')",
+        "XA END 'x2'",
+        "XA ROLLBACK 'x2'",
+    ] {
+        c.query_drop(sql).await.unwrap();
+    }
+    wait_mirrored(&proxy).await;
+    assert!(accepted(&proxy) >= before + 2, "the writes were mirrored");
+    assert_eq!(drift_text(&dir), "", "no drift for translatable writes");
+    for table in ["a", "b", "p"] {
+        assert_same(&primary, &secondary, table).await;
+    }
+    let (a, _) = both_sides(&primary, &secondary, "a").await;
+    assert_eq!(a.len(), 4, "x1 committed, x2 rolled back: {a:?}");
+    assert_eq!((a[0][1].as_str(), a[1][1].as_str()), ("10", "20"));
+    // DDL with no PostgreSQL counterpart runs on MariaDB and is reported.
+    c.query_drop("CREATE FULLTEXT INDEX ft ON a (body)")
+        .await
+        .unwrap();
+    c.query_drop("ALTER TABLE a COMMENT 'accounts'")
+        .await
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    let errors = drift_errors(&dir);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("FULLTEXT"), "{errors:?}");
+    assert!(errors[1].contains("comment"), "{errors:?}");
+}

@@ -214,7 +214,10 @@ async fn execute(
             _ => true,
         };
     let (Some(text), Some(inner)) = (text, inner) else {
-        if mirrored {
+        let unknown = command::classify(state, &payload[1..]);
+        let ran = relay_plain(client, backend, session, payload, &unknown).await?;
+        // Reported only when it ran (an EXECUTE of a dropped name fails).
+        if ran && mirrored {
             if let Some(mirror) = state.mirror.load_full() {
                 mirror.record(
                     session.id,
@@ -222,13 +225,11 @@ async fn execute(
                     &String::from_utf8_lossy(&payload[1..]),
                     None,
                     format!(
-                        "EXECUTE of `{name}`, whose text the proxy does not know (prepared before the proxy saw it, or from a variable it could not read): not mirrored"
+                        "EXECUTE of `{name}`, whose text the proxy does not know (beyond {MAX_STATEMENTS} prepared statements, or prepared from a variable it could not read): not mirrored"
                     ),
                 );
             }
         }
-        let unknown = command::classify(state, &payload[1..]);
-        relay_plain(client, backend, session, payload, &unknown).await?;
         return Ok(Flow::Continue);
     };
     if !mirrored {

@@ -246,9 +246,17 @@ async fn statements_the_parser_rejects_are_classified() {
         "INSERT INTO a VALUES (1, 0, 'one'), (2, 0, 'two'), (3, 0, 'three')",
         "INSERT INTO b VALUES (1, 10), (2, 20)",
         "INSERT INTO p VALUES (1, 1), (2, 2), (3, 3)",
+        // A column default is not a value to pin: the primary keeps it.
+        "CREATE TABLE d (id INT PRIMARY KEY, at DATETIME DEFAULT CURRENT_TIMESTAMP)",
     ] {
         c.query_drop(ddl).await.unwrap();
     }
+    let create: Option<(String, String)> = c.query_first("SHOW CREATE TABLE d").await.unwrap();
+    let create = create.unwrap().1;
+    assert!(
+        create.contains("DEFAULT current_timestamp()"),
+        "primary schema changed: {create}"
+    );
     wait_mirrored(&proxy).await;
     assert_eq!(drift_text(&dir), "", "setup mirrored");
     let before = accepted(&proxy);

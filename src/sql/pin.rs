@@ -90,8 +90,21 @@ pub fn analyze(sql: &str) -> Result<WriteShape, String> {
         lines: &lines,
         pins: Vec::new(),
         placeholders: Vec::new(),
+        pinning: true,
     };
     for s in &statements {
+        // Calls in DDL (column defaults, generated columns) are evaluated
+        // later per row, not now: only statements that run now are pinned.
+        finder.pinning = matches!(
+            s,
+            Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
+                | Statement::Query(_)
+                | Statement::Merge(_)
+                | Statement::Call(_)
+                | Statement::Set(_)
+        );
         let _ = s.visit(&mut finder);
     }
     let Finder {
@@ -159,6 +172,8 @@ struct Finder<'a> {
     lines: &'a LineIndex,
     pins: Vec<Pin>,
     placeholders: Vec<Range<usize>>,
+    /// Whether calls in the statement being visited are pinned.
+    pinning: bool,
 }
 
 impl Visitor for Finder<'_> {
@@ -173,7 +188,7 @@ impl Visitor for Finder<'_> {
                     FunctionArguments::None => false,
                 };
                 let name = f.name.to_string();
-                if let Some(kind) = pin_kind(&name, has_args) {
+                if let Some(kind) = pin_kind(&name, has_args).filter(|_| self.pinning) {
                     if let Some(range) = self.lines.range(expr.span()) {
                         // The span ends at the last argument (or the name):
                         // extend it over the closing parenthesis.
@@ -435,6 +450,17 @@ mod tests {
         assert_eq!(&sql[ins.rows[1][1].clone()], "NULL");
         assert_eq!(&sql[ins.row_starts[1]..][..1], "3");
         assert!(!ins.on_duplicate_key_update);
+    }
+
+    #[test]
+    fn ddl_defaults_are_not_pinned() {
+        // A column default is evaluated per row later: pinning it would
+        // change the primary's schema to a fixed value.
+        let s = analyze("CREATE TABLE t (id INT, ts DATETIME DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, u CHAR(36) DEFAULT (UUID()))").unwrap();
+        assert!(s.pins.is_empty(), "{:?}", s.pins);
+        let s = analyze("ALTER TABLE t ADD COLUMN at DATETIME DEFAULT NOW()").unwrap();
+        assert!(s.pins.is_empty(), "{:?}", s.pins);
+        assert_eq!(pins("INSERT INTO t (ts) VALUES (NOW())").len(), 1);
     }
 
     #[test]

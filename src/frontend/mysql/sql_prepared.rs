@@ -51,6 +51,19 @@ pub enum SqlPrepared {
 
 /// Recognises the three commands (one statement, nothing else in the text).
 pub fn parse(sql: &str) -> Option<SqlPrepared> {
+    // Most texts here are SET statements: skip tokenizing them (a leading
+    // comment still gets the full look).
+    let lead = sql.trim_start();
+    let word: String = lead
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let starts_with_letter = lead.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    if starts_with_letter && !matches!(word.as_str(), "PREPARE" | "EXECUTE" | "DEALLOCATE" | "DROP")
+    {
+        return None;
+    }
     let dialect = MySqlDialect {};
     let mut toks: Vec<Token> = Tokenizer::new(&dialect, sql)
         .tokenize()
@@ -338,6 +351,13 @@ mod tests {
                 vars: vec![]
             })
         );
+        assert_eq!(
+            parse("/* app */ EXECUTE s"),
+            Some(SqlPrepared::Execute {
+                name: "s".into(),
+                vars: vec![]
+            })
+        );
         for sql in ["DEALLOCATE PREPARE S", "DROP PREPARE s"] {
             assert_eq!(
                 parse(sql),
@@ -351,6 +371,7 @@ mod tests {
             "PREPARE s FROM CONCAT('a')",
             "SELECT 1",
             "EXECUTE s; SELECT 1",
+            "SET @a = 1",
         ] {
             assert_eq!(parse(sql), None, "{sql}");
         }

@@ -189,6 +189,9 @@ fn is_generated(value: &str) -> bool {
     v.eq_ignore_ascii_case("NULL") || v == "0" || v.eq_ignore_ascii_case("DEFAULT")
 }
 
+/// Text edits: byte range of the original, replacement.
+type Edits = Vec<(Range<usize>, String)>;
+
 /// Edits that write the ids the primary generated explicitly. `Ok(None)`:
 /// nothing to write, or (OK packet only) the ids are ambiguous and the
 /// secondary numbers the rows itself, as it always did. `Err`: the statement
@@ -200,7 +203,7 @@ fn id_edits(
     generated: Generated<'_>,
     increment: u64,
     existing: &[(Range<usize>, String)],
-) -> Result<Option<Vec<(Range<usize>, String)>>, String> {
+) -> Result<Option<Edits>, String> {
     let Some(col) = table.auto_increment_column() else {
         return Ok(None);
     };

@@ -232,6 +232,23 @@ async fn sql_prepared_statements_run_as_what_they_prepare() {
     let (a, _) = both_sides(&primary, &secondary, "k").await;
     assert_eq!(a[1][1], "it's");
     assert_eq!(a[2][1], "back\\slash");
+    // Beyond the proxy's bound (1,024 texts per session, `upd` is one) an
+    // EXECUTE is not guessed: it runs on MariaDB and is reported.
+    for i in 0..1023 {
+        c.query_drop(format!("PREPARE p{i} FROM 'SELECT {i}'"))
+            .await
+            .unwrap();
+    }
+    c.query_drop("PREPARE late FROM 'INSERT INTO k (name, n) VALUES (''late'', 0)'")
+        .await
+        .unwrap();
+    c.query_drop("EXECUTE late").await.unwrap();
+    let known: Option<i32> = c.query_first("EXECUTE p1022").await.unwrap();
+    assert_eq!(known, Some(1022));
+    wait_mirrored(&proxy).await;
+    let errors = drift_errors(&dir);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("EXECUTE of `late`"), "{errors:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

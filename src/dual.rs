@@ -258,17 +258,29 @@ fn id_edits(
             if ok.last_insert_id == 0 {
                 return Ok(None);
             }
+            let affected = ok.affected_rows;
+            // Did every VALUES row insert exactly one row (ids consecutive)?
             let certain = if ins.on_duplicate_key_update {
-                // One row, and it was inserted (1), not updated (2).
-                rows == 1 && ok.affected_rows == 1
+                // Counts 1 per insert, 2 per update, 0 per unchanged row.
+                match rows {
+                    1 if affected == 1 => true,
+                    1 => return Ok(None), // updated or unchanged: no new row
+                    _ => false,
+                }
             } else if ins.replace {
-                rows == 1
+                // Counts 2 for a row that replaced another.
+                rows == 1 || affected == rows as u64
+            } else if affected == 0 {
+                return Ok(None); // INSERT IGNORE that skipped every row
             } else {
-                // INSERT IGNORE may have skipped rows: then ids are ambiguous.
-                ok.affected_rows == rows as u64
+                affected == rows as u64
             };
             if !certain {
-                return Ok(None);
+                return Err(format!(
+                    "{affected} rows affected by {rows} VALUES rows (some skipped, updated or replaced): \
+                     which generated `{}` belongs to which row is unknown",
+                    col.name
+                ));
             }
             let step = increment.max(1);
             let mut next = ok.last_insert_id;
@@ -448,19 +460,37 @@ mod tests {
     }
 
     #[test]
-    fn ambiguous_cases_are_left_alone() {
+    fn ambiguous_cases_are_reported_not_guessed() {
+        let plan = |sql: &str| Plan {
+            original: sql.into(),
+            edits: vec![],
+            shape: pin::analyze(sql).unwrap(),
+            increment: None,
+        };
         let ignore = "INSERT IGNORE INTO t (a) VALUES (1), (2)";
-        assert_eq!(
-            mirror(ignore, ok(1, 7)),
-            ignore,
-            "one row skipped: which id went where?"
-        );
+        let e = plan(ignore)
+            .mirror_text(Generated::Ok(&ok(1, 7)), Some(&table()), 1)
+            .unwrap_err();
+        assert!(e.contains("1 rows affected by 2 VALUES rows"), "{e}");
+        assert_eq!(mirror(ignore, ok(0, 0)), ignore, "nothing inserted");
         let odku = "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2";
         assert_eq!(mirror(odku, ok(2, 7)), odku, "updated, not inserted");
         assert_eq!(
             mirror(odku, ok(1, 7)),
             "INSERT INTO t (`id`, a) VALUES (7, 1) ON DUPLICATE KEY UPDATE a = 2"
         );
+        let odku2 = "INSERT INTO t (a) VALUES (1), (2) ON DUPLICATE KEY UPDATE a = 2";
+        assert!(plan(odku2)
+            .mirror_text(Generated::Ok(&ok(2, 7)), Some(&table()), 1)
+            .is_err());
+        let replace = "REPLACE INTO t (a) VALUES (1), (2)";
+        assert_eq!(
+            mirror(replace, ok(2, 4)),
+            "REPLACE INTO t (`id`, a) VALUES (4, 1), (5, 2)"
+        );
+        assert!(plan(replace)
+            .mirror_text(Generated::Ok(&ok(3, 4)), Some(&table()), 1)
+            .is_err());
         let update = "UPDATE t SET a = 1";
         assert_eq!(mirror(update, ok(3, 0)), update);
     }

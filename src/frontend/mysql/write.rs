@@ -276,7 +276,15 @@ pub async fn execute(
         Err(e) => Err(format!("cannot decode the execute parameters: {e}")),
     };
     // With pinned values the primary must run the text (a prepared statement
-    // cannot take them); a write's answer is an OK packet either way.
+    // cannot take them); the answer is then in the text protocol, which is
+    // the same OK packet for a write, but not the same rows for RETURNING.
+    let plan = match plan {
+        Ok(p) if !p.shape.pins.is_empty() && p.shape.returning.is_some() => Err(
+            "a prepared statement with RETURNING cannot run with pinned values (NOW(), UUID(), …)"
+                .to_string(),
+        ),
+        other => other,
+    };
     let rewritten;
     let to_primary: &[u8] = match &plan {
         Ok(p) if !p.shape.pins.is_empty() => {

@@ -10,6 +10,7 @@ use super::handshake::access_denied;
 use super::idle::{self, Idle};
 use super::reads::{self, Text};
 use super::relay::{self, RelayError};
+use super::sql_prepared;
 use super::write;
 use crate::auth::verify_native;
 use crate::backend::mysql::BackendConn;
@@ -140,6 +141,24 @@ async fn dispatch(
             state.metrics.count_statement(classified.class);
             let _timer = LatencyTimer(state, classified.class, started);
             let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
+            if sql_prepared::candidate(&classified) {
+                let parsed = std::str::from_utf8(&payload[1..])
+                    .ok()
+                    .and_then(sql_prepared::parse);
+                if let Some(c) = parsed {
+                    return sql_prepared::serve(
+                        client,
+                        backend,
+                        session,
+                        state,
+                        payload,
+                        &classified,
+                        c,
+                    )
+                    .instrument(span)
+                    .await;
+                }
+            }
             if session.mirror.is_some() && write::mirrors(&classified, &payload[1..]) {
                 return write::query(client, backend, session, state, payload, &classified)
                     .instrument(span)
@@ -319,6 +338,7 @@ async fn dispatch(
         }
         cmd::RESET_CONNECTION => {
             session.prepared.clear();
+            session.sql_prepared.clear();
             Expect::Single
         }
         cmd::SET_OPTION => {
@@ -528,6 +548,7 @@ async fn change_user(
                 .map(|d| String::from_utf8_lossy(&d).into_owned())
                 .unwrap_or_default();
             session.prepared.clear();
+            session.sql_prepared.clear();
             session.note_status(crate::wire::packets::OkInfo::parse(&ok.payload).map(|o| o.status));
             tracing::Span::current().record("user", session.user.as_str());
             Ok(Flow::Continue)

@@ -128,6 +128,7 @@ pub async fn accept(
             last_insert_id: 0,
             reads: 0,
             read_pg: None,
+            sql_prepared: std::collections::HashMap::new(),
         },
         backend,
         permit,

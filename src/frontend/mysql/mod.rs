@@ -9,6 +9,7 @@ mod load_data;
 mod pg_primary;
 mod reads;
 pub mod relay;
+mod sql_prepared;
 mod write;
 
 use std::net::SocketAddr;

@@ -594,3 +594,48 @@ async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
     let (found, _client) = fks(client).await;
     assert_eq!(found, all);
 }
+
+/// A multi-statement text that inserts into an AUTO_INCREMENT table: only the
+/// last statement's OK packet reaches the proxy, so the ids of the first are
+/// unknown. The write is reported as drift, never mirrored with ids the new
+/// backend would pick itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_statement_insert_with_unknown_ids_is_drift_not_renumbered() {
+    let m = servers::mariadb();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
+    let primary = m.create_database("dwmulti_primary");
+    let secondary = pg.create_database("dwmulti_secondary");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let proxy = start_proxy_with(&dual_config(&primary, &pg.url(&secondary), &drift, "")).await;
+    let mut c = via(&proxy, &primary).await;
+    c.query_drop("CREATE TABLE m (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    // Ids 1..3 taken directly on the primary: the new backend's own numbering
+    // would start at 1 and differ.
+    let mut d = direct(&primary).await;
+    d.query_drop("INSERT INTO m (v) VALUES (0), (0), (0)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO m (v) VALUES (10); INSERT INTO m (v) VALUES (20)")
+        .await
+        .unwrap();
+    wait_mirrored(&proxy).await;
+    let kinds = drift_kinds(&drift);
+    assert_eq!(kinds, vec!["untranslatable"], "{kinds:?}");
+    let logged = std::fs::read_to_string(&drift).unwrap();
+    assert!(logged.contains("multi-statement"), "{logged}");
+    let (client, conn) = tokio_postgres::connect(&pg.url(&secondary), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM m", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "no row numbered by PostgreSQL itself");
+}

@@ -63,6 +63,10 @@ pub struct WriteShape {
     pub insert: Option<InsertShape>,
     /// Text that held more than one statement.
     pub multi: bool,
+    /// Tables an INSERT/REPLACE of a multi-statement text writes: the OK
+    /// packets of all but the last statement are not seen, so ids generated
+    /// there are unknown.
+    pub multi_inserts: Vec<String>,
     /// `RETURNING …` of an INSERT/REPLACE/DELETE (MariaDB ≥ 10.5): the primary
     /// answers with rows instead of an OK packet.
     pub returning: Option<Returning>,
@@ -123,11 +127,22 @@ pub fn analyze(sql: &str) -> Result<WriteShape, String> {
         [stmt] => returning(stmt, &lines, sql),
         _ => None,
     };
+    let multi_inserts = match statements.as_slice() {
+        [_, _, ..] => statements
+            .iter()
+            .filter_map(|s| match s {
+                Statement::Insert(i) => Some(i.table.to_string().trim_matches('`').to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(WriteShape {
         pins,
         placeholders,
         insert,
         multi: statements.len() > 1,
+        multi_inserts,
         returning,
     })
 }
@@ -437,6 +452,21 @@ mod tests {
         let texts: Vec<&str> = s.placeholders.iter().map(|r| &sql[r.clone()]).collect();
         assert_eq!(texts, vec!["?", "?", "?"]);
         assert!(s.placeholders[0].start < s.placeholders[1].start);
+    }
+
+    #[test]
+    fn multi_statement_inserts_are_listed() {
+        let shape = analyze(
+            "INSERT INTO a (x) VALUES (1); SELECT LAST_INSERT_ID(); REPLACE INTO `b` VALUES (2)",
+        )
+        .unwrap();
+        assert!(shape.multi);
+        assert!(shape.insert.is_none());
+        assert_eq!(shape.multi_inserts, vec!["a", "b"]);
+        assert!(analyze("INSERT INTO a (x) VALUES (1)")
+            .unwrap()
+            .multi_inserts
+            .is_empty());
     }
 
     #[test]

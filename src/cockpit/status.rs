@@ -1,0 +1,1 @@
+//! `tandem status`: the dashboard at a glance in a terminal.

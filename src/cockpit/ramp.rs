@@ -173,6 +173,15 @@ impl RampState {
         };
         inner.position = d.to;
         self.set_share(to);
+        if from == to {
+            // Failing at 0 %: nothing to step back from. Start a new window
+            // (the evidence must build up again before an advance) without
+            // filling the history with non-moves.
+            tracing::warn!(window = ?w, "read ramp held at 0%: {reason}");
+            inner.last = Some(d);
+            inner.generation += 1;
+            return;
+        }
         let mut m = moved(kind, from, to, reason);
         m.window = Some(w);
         m.decision = Some(d.clone());

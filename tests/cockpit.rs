@@ -249,3 +249,146 @@ fn tandem_cli(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The opening tag of the element with `id` in a serialized DOM.
+fn tag<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("#{id} missing from the DOM"));
+    let start = dom[..at].rfind('<').unwrap();
+    let end = at + dom[at..].find('>').unwrap();
+    &dom[start..=end]
+}
+
+fn attr(dom: &str, id: &str, name: &str) -> Option<String> {
+    let t = tag(dom, id);
+    let k = format!("{name}=\"");
+    let at = t.find(&k)? + k.len();
+    Some(t[at..at + t[at..].find('"')?].to_string())
+}
+
+/// Text inside the element `id` up to its first child tag or end.
+fn text(dom: &str, id: &str) -> String {
+    let t = tag(dom, id);
+    let at = dom.find(t).unwrap() + t.len();
+    dom[at..at + dom[at..].find("</").unwrap()].to_string()
+}
+
+fn chromium(args: &[String]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("chromium runs (scripts/install-prereqs.sh installs it)");
+    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
+    let rig = rig("dash").await;
+    let cfg = rig.dir.path().join("proxy.toml");
+    let cfg = cfg.to_str().unwrap();
+    // Real facts for the slow sections: a backfill checkpoint, a verify run.
+    let (b, v) = tokio::task::spawn_blocking({
+        let cfg = cfg.to_string();
+        move || {
+            let run = |args: &[&str]| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+                    .args(args)
+                    .output()
+                    .unwrap()
+            };
+            (run(&["backfill", "-c", &cfg]), run(&["verify", "-c", &cfg]))
+        }
+    })
+    .await
+    .unwrap();
+    assert!(b.status.success(), "backfill: {}", String::from_utf8_lossy(&b.stderr));
+    assert!(v.status.success(), "verify: {}", String::from_utf8_lossy(&v.stdout));
+    // Some samples under load, then a row PostgreSQL has wrong.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    servers::postgres().sql(&rig.new, "UPDATE t SET name = 'wrong' WHERE id = 3");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let samples = rig.proxy.state.cockpit.timeline.since(0);
+    assert!(samples.len() >= 5, "{} samples", samples.len());
+    let stmts = samples.last().unwrap().statements_per_s;
+    assert!(stmts > 10.0, "{stmts} statements/s");
+
+    let url = format!("http://{}/", rig.admin);
+    let dom = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || chromium(&["--virtual-time-budget=6000".into(), "--dump-dom".into(), url])
+    })
+    .await
+    .unwrap();
+    let body = dom.find("<body").map(|i| &dom[i..i + dom[i..].find('>').unwrap()]).unwrap();
+    let draws: u32 = body
+        .split("data-rendered=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(draws >= 1, "the script drew nothing: {body}");
+    assert_eq!(text(&dom, "phase"), "dual_write");
+    assert!(text(&dom, "share").ends_with('%'), "{}", text(&dom, "share"));
+    let shown: f64 = text(&dom, "stmts").parse().expect("statements/s is a number");
+    assert!(shown > 10.0, "dashboard shows {shown} statements/s");
+    assert!(text(&dom, "old").contains(" ms"), "old p95 shown: {}", text(&dom, "old"));
+    for id in ["plot-share", "plot-shadow", "plot-p95", "plot-stmts", "plot-lag", "plot-errors"] {
+        let points: usize = attr(&dom, id, "data-points")
+            .unwrap_or_else(|| panic!("{id} was never drawn"))
+            .parse()
+            .unwrap();
+        assert!(points >= 5, "{id} drew {points} points");
+    }
+    let backfill = dom[dom.find("id=\"backfill\"").unwrap()..].split("</table>").next().unwrap().to_string();
+    assert!(backfill.contains(">t<") && backfill.contains("100.0%"), "{backfill}");
+    assert!(dom.contains("class=\"good\">clean"), "last verify shown as clean");
+    let mism = dom[dom.find("id=\"mismatches\"").unwrap()..].split("</table>").next().unwrap().to_string();
+    assert!(mism.to_lowercase().contains("select id, name from t where id ="), "{mism}");
+    assert!(dom.contains("id=\"history\"><table>") && dom.contains(">advance<"), "ramp moves listed");
+
+    // The screenshot is kept as an artifact.
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cockpit-dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        move || {
+            chromium(&[
+                "--virtual-time-budget=6000".into(),
+                "--window-size=1400,1500".into(),
+                format!("--screenshot={}", shot.display()),
+                url,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "screenshot {} is {size} bytes", shot.display());
+    eprintln!("cockpit: dashboard screenshot at {}", shot.display());
+
+    // `tandem status` reads the same endpoint.
+    let admin = rig.admin.to_string();
+    let out = tandem_cli(&["status", "--admin", &admin]);
+    assert!(out.starts_with("phase dual_write"), "{out}");
+    assert!(out.contains("backfill: 1/1 tables complete"), "{out}");
+    assert!(out.contains("clean (0 differences)"), "{out}");
+    assert!(out.contains("  old reads") && out.contains("  new reads"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(tandem_cli(&["status", "--json", "--admin", &admin]).trim()).unwrap();
+    assert_eq!(json["phase"], "dual_write");
+    assert!(json["shadow_outcomes"]["mismatch"].as_u64().unwrap() >= 1, "{json}");
+    rig.stop().await;
+}

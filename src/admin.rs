@@ -160,18 +160,6 @@ fn metrics(state: &AppState) -> String {
             load(&s.applied),
         );
         counter(
-            "mirror_lag_last_microseconds",
-            "Enqueue-to-apply time of the last mirrored write.",
-            "gauge",
-            load(&s.last_lag_us),
-        );
-        counter(
-            "mirror_lag_max_microseconds",
-            "Largest enqueue-to-apply time seen.",
-            "gauge",
-            load(&s.max_lag_us),
-        );
-        counter(
             "drift_events_total",
             "Writes the secondary did not apply as the primary did.",
             "counter",
@@ -260,6 +248,7 @@ fn metrics(state: &AppState) -> String {
             "tandem_statement_duration_seconds_count{{class=\"{class}\"}} {count}"
         );
     }
+    crate::cockpit::metrics::render(state, &mut out);
     out
 }
 

@@ -390,6 +390,34 @@ async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
         serde_json::from_str(tandem_cli(&["status", "--json", "--admin", &admin]).trim()).unwrap();
     assert_eq!(json["phase"], "dual_write");
     assert!(json["shadow_outcomes"]["mismatch"].as_u64().unwrap() >= 1, "{json}");
+    // Latency per statement on both sides, with the text to EXPLAIN on new.
+    let row = json["slow_on_new"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["fingerprint"].as_str().unwrap().to_lowercase().starts_with("select id, name from t"))
+        .unwrap_or_else(|| panic!("statement latencies missing: {json}"))
+        .clone();
+    assert!(row["compared"].as_u64().unwrap() >= 20, "{row}");
+    assert!(row["old_p95_ms"].as_f64().unwrap() > 0.0 && row["new_p95_ms"].as_f64().unwrap() > 0.0, "{row}");
+    assert!(row["translated"].as_str().unwrap().contains("FROM t"), "{row}");
+    assert!(dom.contains("id=\"slow\"><table>"), "statement latency table rendered");
+    // Prometheus series in base units, with build info.
+    let (code, metrics) = tandem::cockpit::http::request(&admin, "GET", "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains(&format!("tandem_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{metrics}");
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing"))
+    };
+    assert!(value("tandem_read_duration_seconds_count{backend=\"old\"}") > 100.0);
+    assert!(value("tandem_reads_total{backend=\"old\"}") > 100.0);
+    assert!(value("tandem_mirror_lag_max_seconds") > 0.0 && value("tandem_mirror_lag_max_seconds") < 60.0);
+    let share = value("tandem_read_share_ratio");
+    assert!((0.0..=1.0).contains(&share));
+    assert!(!metrics.contains("microseconds"), "no non-base units");
     rig.stop().await;
 }
 

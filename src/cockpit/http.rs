@@ -16,6 +16,8 @@ use tokio::net::TcpStream;
 use crate::server::AppState;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
+/// Comparisons a statement needs before its latencies are listed.
+const SLOW_MIN_COMPARED: u64 = 20;
 
 /// (status line, content type, body).
 pub type Response = (&'static str, &'static str, String);
@@ -80,6 +82,7 @@ pub async fn handle(state: &Arc<AppState>, method: &str, target: &str) -> Option
                 "shadow_outcomes": sh.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "ramp": state.cockpit.ramp.view(ramp_cfg),
                 "latest": state.cockpit.timeline.latest(),
+                "slow_on_new": state.cockpit.statements.slowest_on_new(SLOW_MIN_COMPARED, 10),
                 "facts": facts,
             }))
         }

@@ -11,9 +11,11 @@
 pub mod decide;
 pub mod facts;
 pub mod http;
+pub mod metrics;
 pub mod plan;
 pub mod ramp;
 pub mod settings;
+pub mod statements;
 pub mod status;
 pub mod timeline;
 
@@ -56,6 +58,8 @@ pub struct Cockpit {
     pub ramp: ramp::RampState,
     pub timeline: timeline::Timeline,
     pub facts: facts::Facts,
+    /// Both sides' latency per statement fingerprint (shadow comparisons).
+    pub statements: statements::StatementLatency,
 }
 
 impl Cockpit {

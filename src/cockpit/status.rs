@@ -65,6 +65,18 @@ pub fn render(o: &Value) -> String {
             );
         }
     }
+    if let Some(slow) = o["slow_on_new"].as_array() {
+        for r in slow.iter().filter(|r| f(&r["ratio"]) >= 2.0).take(3) {
+            let _ = writeln!(
+                out,
+                "slower on new: {:.1}x p95 {} vs {}  {}",
+                f(&r["ratio"]),
+                ms(&r["new_p95_ms"]),
+                ms(&r["old_p95_ms"]),
+                s(&r["fingerprint"])
+            );
+        }
+    }
     let facts = &o["facts"];
     if let Some(tables) = facts["backfill"]["tables"].as_array() {
         let done = tables.iter().filter(|t| t["done"] == true).count();

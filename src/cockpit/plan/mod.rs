@@ -90,6 +90,9 @@ pub struct Plan {
     pub risks: Vec<Risk>,
     pub communication: Vec<String>,
     pub checklist: Vec<CheckItem>,
+    /// Statements at least twice as slow (p95) on the new side, from the
+    /// running proxy's shadow comparisons, with the text to EXPLAIN there.
+    pub slow_on_new: Vec<serde_json::Value>,
 }
 
 /// Gathers the facts and builds the plan. Only the old database is
@@ -226,6 +229,12 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
         current_phase: phase,
         read_share_percent: share,
     };
+    let slow_on_new = o
+        .and_then(|o| o["slow_on_new"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r["ratio"].as_f64().unwrap_or(0.0) >= 2.0)
+        .collect();
     let phases = phases::phases(config, backfill_estimate_s, &risks);
     let communication = phases::communication(backfill_estimate_s, config);
     Ok(Plan {
@@ -238,5 +247,6 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
         risks,
         communication,
         checklist,
+        slow_on_new,
     })
 }

@@ -62,6 +62,22 @@ pub fn render_markdown(p: &Plan) -> String {
         }
         o.push('\n');
     }
+    if !p.slow_on_new.is_empty() {
+        let _ = writeln!(o, "## Statements slower on the new side\n\nFrom the proxy's shadow comparisons; EXPLAIN the translated text on the new side.\n\n| statement | p95 old | p95 new | ratio | translated |\n|---|---:|---:|---:|---|");
+        for r in &p.slow_on_new {
+            let ms = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |x| format!("{x:.2} ms"));
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {:.1}× | `{}` |",
+                r["fingerprint"].as_str().unwrap_or(""),
+                ms(&r["old_p95_ms"]),
+                ms(&r["new_p95_ms"]),
+                r["ratio"].as_f64().unwrap_or(0.0),
+                r["translated"].as_str().unwrap_or("")
+            );
+        }
+        o.push('\n');
+    }
     let _ = writeln!(o, "## Communication timeline\n");
     for c in &p.communication {
         let _ = writeln!(o, "- {c}");

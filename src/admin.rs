@@ -54,14 +54,20 @@ pub async fn start(
                 let cockpit = crate::cockpit::http::handle(&state, method, path).await;
                 let (status, ctype, body) = match (cockpit, method, path) {
                     (Some(answer), _, _) => answer,
-                    (None, "GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics(&state)),
+                    (None, "GET", "/metrics") => {
+                        ("200 OK", "text/plain; version=0.0.4", metrics(&state))
+                    }
                     (None, "GET", "/status") => ("200 OK", "application/json", status(&state)),
                     (None, "GET", _) => (
                         "404 Not Found",
                         "text/plain",
                         "try /, /metrics, /status, /overview, /timeline or /ramp\n".into(),
                     ),
-                    _ => ("405 Method Not Allowed", "text/plain", "GET (or POST /ramp/…) only\n".into()),
+                    _ => (
+                        "405 Method Not Allowed",
+                        "text/plain",
+                        "GET (or POST /ramp/…) only\n".into(),
+                    ),
                 };
                 let resp = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

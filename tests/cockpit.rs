@@ -47,7 +47,9 @@ struct Rig {
 /// 50 rows on both sides, and four sessions reading it in a loop.
 async fn rig(prefix: &str) -> Rig {
     let m = servers::mariadb();
-    let pg = tokio::task::spawn_blocking(servers::postgres).await.unwrap();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
     let old = m.create_database(prefix);
     let new = pg.create_database(prefix);
     let dir = tempfile::tempdir().unwrap();
@@ -127,7 +129,12 @@ impl Rig {
             .view(snap.config.reads.ramp.as_ref())
     }
 
-    async fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&tandem::cockpit::ramp::RampView) -> bool) {
+    async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        f: impl Fn(&tandem::cockpit::ramp::RampView) -> bool,
+    ) {
         let start = Instant::now();
         loop {
             let v = self.ramp();
@@ -150,8 +157,10 @@ async fn ramp_advances_on_clean_reads_and_steps_back_on_a_mismatch() {
     assert_eq!(rig.ramp().share_percent, 0.0, "the ramp starts at 0%");
     // 0 -> 20 -> 60: two full clean hold windows at least.
     let start = Instant::now();
-    rig.wait_for("advance to 60%", Duration::from_secs(60), |v| v.position >= 2)
-        .await;
+    rig.wait_for("advance to 60%", Duration::from_secs(60), |v| {
+        v.position >= 2
+    })
+    .await;
     assert!(
         start.elapsed() >= Duration::from_secs(2 * HOLD_S),
         "advanced twice in {:?}, faster than two holds",
@@ -161,15 +170,30 @@ async fn ramp_advances_on_clean_reads_and_steps_back_on_a_mismatch() {
     assert_eq!(v.share_percent, 60.0);
     let advances: Vec<_> = v.history.iter().filter(|m| m.kind == "advance").collect();
     assert_eq!(advances.len(), 2, "{:?}", v.history);
-    assert_eq!((advances[0].from_percent, advances[0].to_percent), (0.0, 20.0));
-    assert_eq!((advances[1].from_percent, advances[1].to_percent), (20.0, 60.0));
+    assert_eq!(
+        (advances[0].from_percent, advances[0].to_percent),
+        (0.0, 20.0)
+    );
+    assert_eq!(
+        (advances[1].from_percent, advances[1].to_percent),
+        (20.0, 60.0)
+    );
     // The numbers that caused each move are kept.
     let w = advances[0].window.expect("window recorded");
-    assert!(w.compared >= 20 && w.mismatches == 0 && w.elapsed_s >= HOLD_S as f64, "{w:?}");
+    assert!(
+        w.compared >= 20 && w.mismatches == 0 && w.elapsed_s >= HOLD_S as f64,
+        "{w:?}"
+    );
     let w = advances[1].window.unwrap();
     assert!(w.routed >= 20 && w.new_failures == 0, "{w:?}");
     // The read path routes by the ramp's share: PostgreSQL answers reads.
-    let answered_new = rig.proxy.state.cockpit.new_reads.answered.load(Ordering::Relaxed);
+    let answered_new = rig
+        .proxy
+        .state
+        .cockpit
+        .new_reads
+        .answered
+        .load(Ordering::Relaxed);
     assert!(answered_new >= 20, "new side answered {answered_new} reads");
 
     // PostgreSQL's copy drifts: every compared read now differs.
@@ -193,23 +217,37 @@ async fn ramp_advances_on_clean_reads_and_steps_back_on_a_mismatch() {
     assert!(back.reason.contains("max_mismatch_rate"), "{}", back.reason);
     assert!(back.window.unwrap().mismatches > 0);
     // With the mismatch persisting it keeps going down, to 0, and stays.
-    rig.wait_for("back to 0%", Duration::from_secs(30), |v| v.share_percent == 0.0)
-        .await;
+    rig.wait_for("back to 0%", Duration::from_secs(30), |v| {
+        v.share_percent == 0.0
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(HOLD_S + 1)).await;
-    assert_eq!(rig.ramp().share_percent, 0.0, "no advance while mismatching");
+    assert_eq!(
+        rig.ramp().share_percent,
+        0.0,
+        "no advance while mismatching"
+    );
 
     // A hand edit of new_percent wins and pauses the ramp.
     let path = rig.dir.path().join("proxy.toml");
     let pg_url = pg.url(&rig.new);
     std::fs::write(&path, config(&rig.old, &pg_url, rig.dir.path(), 30.0)).unwrap();
-    tandem::reload::apply(&path, &rig.proxy.state).await.unwrap();
-    rig.wait_for("manual pause", Duration::from_secs(5), |v| v.paused.is_some())
-        .await;
+    tandem::reload::apply(&path, &rig.proxy.state)
+        .await
+        .unwrap();
+    rig.wait_for("manual pause", Duration::from_secs(5), |v| {
+        v.paused.is_some()
+    })
+    .await;
     assert_eq!(rig.ramp().share_percent, 30.0);
     let snap = rig.proxy.state.snapshot.load();
     assert_eq!(rig.proxy.state.cockpit.read_share(&snap.config), 30.0);
     tokio::time::sleep(Duration::from_secs(HOLD_S + 1)).await;
-    assert_eq!(rig.ramp().share_percent, 30.0, "a paused ramp does not move");
+    assert_eq!(
+        rig.ramp().share_percent,
+        30.0,
+        "a paused ramp does not move"
+    );
 
     // `tandem ramp resume` over the admin endpoint: from the highest step
     // not above 30% (20%); the mismatch then sends it back down.
@@ -222,11 +260,23 @@ async fn ramp_advances_on_clean_reads_and_steps_back_on_a_mismatch() {
     let out = tandem_cli(&["ramp", "pause", "--admin", &rig.admin.to_string()]);
     assert!(out.contains("PAUSED (paused by the operator)"), "{out}");
     let out = tandem_cli(&["ramp", "status", "--admin", &rig.admin.to_string()]);
-    assert!(out.contains("max_mismatch_rate") && out.contains("fail"), "{out}");
+    assert!(
+        out.contains("max_mismatch_rate") && out.contains("fail"),
+        "{out}"
+    );
     let kinds: Vec<&str> = rig.ramp().history.iter().map(|m| m.kind).collect();
     assert_eq!(
         kinds,
-        ["advance", "advance", "step_back", "step_back", "manual", "resume", "step_back", "pause"]
+        [
+            "advance",
+            "advance",
+            "step_back",
+            "step_back",
+            "manual",
+            "resume",
+            "step_back",
+            "pause"
+        ]
     );
     for kind in ["step_back", "manual", "resume", "pause"] {
         assert!(out.contains(kind), "{kind} missing from:\n{out}");
@@ -290,7 +340,11 @@ fn chromium(args: &[String]) -> String {
         .args(args)
         .output()
         .expect("chromium runs (scripts/install-prereqs.sh installs it)");
-    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -314,8 +368,16 @@ async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
     })
     .await
     .unwrap();
-    assert!(b.status.success(), "backfill: {}", String::from_utf8_lossy(&b.stderr));
-    assert!(v.status.success(), "verify: {}", String::from_utf8_lossy(&v.stdout));
+    assert!(
+        b.status.success(),
+        "backfill: {}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert!(
+        v.status.success(),
+        "verify: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     // Some samples under load, then a row PostgreSQL has wrong.
     tokio::time::sleep(Duration::from_secs(4)).await;
     servers::postgres().sql(&rig.new, "UPDATE t SET name = 'wrong' WHERE id = 3");
@@ -328,11 +390,20 @@ async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
     let url = format!("http://{}/", rig.admin);
     let dom = tokio::task::spawn_blocking({
         let url = url.clone();
-        move || chromium(&["--virtual-time-budget=6000".into(), "--dump-dom".into(), url])
+        move || {
+            chromium(&[
+                "--virtual-time-budget=6000".into(),
+                "--dump-dom".into(),
+                url,
+            ])
+        }
     })
     .await
     .unwrap();
-    let body = dom.find("<body").map(|i| &dom[i..i + dom[i..].find('>').unwrap()]).unwrap();
+    let body = dom
+        .find("<body")
+        .map(|i| &dom[i..i + dom[i..].find('>').unwrap()])
+        .unwrap();
     let draws: u32 = body
         .split("data-rendered=\"")
         .nth(1)
@@ -341,23 +412,61 @@ async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
         .unwrap_or(0);
     assert!(draws >= 1, "the script drew nothing: {body}");
     assert_eq!(text(&dom, "phase"), "dual_write");
-    assert!(text(&dom, "share").ends_with('%'), "{}", text(&dom, "share"));
-    let shown: f64 = text(&dom, "stmts").parse().expect("statements/s is a number");
+    assert!(
+        text(&dom, "share").ends_with('%'),
+        "{}",
+        text(&dom, "share")
+    );
+    let shown: f64 = text(&dom, "stmts")
+        .parse()
+        .expect("statements/s is a number");
     assert!(shown > 10.0, "dashboard shows {shown} statements/s");
-    assert!(text(&dom, "old").contains(" ms"), "old p95 shown: {}", text(&dom, "old"));
-    for id in ["plot-share", "plot-shadow", "plot-p95", "plot-stmts", "plot-lag", "plot-errors"] {
+    assert!(
+        text(&dom, "old").contains(" ms"),
+        "old p95 shown: {}",
+        text(&dom, "old")
+    );
+    for id in [
+        "plot-share",
+        "plot-shadow",
+        "plot-p95",
+        "plot-stmts",
+        "plot-lag",
+        "plot-errors",
+    ] {
         let points: usize = attr(&dom, id, "data-points")
             .unwrap_or_else(|| panic!("{id} was never drawn"))
             .parse()
             .unwrap();
         assert!(points >= 5, "{id} drew {points} points");
     }
-    let backfill = dom[dom.find("id=\"backfill\"").unwrap()..].split("</table>").next().unwrap().to_string();
-    assert!(backfill.contains(">t<") && backfill.contains("100.0%"), "{backfill}");
-    assert!(dom.contains("class=\"good\">clean"), "last verify shown as clean");
-    let mism = dom[dom.find("id=\"mismatches\"").unwrap()..].split("</table>").next().unwrap().to_string();
-    assert!(mism.to_lowercase().contains("select id, name from t where id ="), "{mism}");
-    assert!(dom.contains("id=\"history\"><table>") && dom.contains(">advance<"), "ramp moves listed");
+    let backfill = dom[dom.find("id=\"backfill\"").unwrap()..]
+        .split("</table>")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        backfill.contains(">t<") && backfill.contains("100.0%"),
+        "{backfill}"
+    );
+    assert!(
+        dom.contains("class=\"good\">clean"),
+        "last verify shown as clean"
+    );
+    let mism = dom[dom.find("id=\"mismatches\"").unwrap()..]
+        .split("</table>")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        mism.to_lowercase()
+            .contains("select id, name from t where id ="),
+        "{mism}"
+    );
+    assert!(
+        dom.contains("id=\"history\"><table>") && dom.contains(">advance<"),
+        "ramp moves listed"
+    );
 
     // The screenshot is kept as an artifact.
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cockpit-dashboard.png");
@@ -376,7 +485,11 @@ async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
     .await
     .unwrap();
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 20_000, "screenshot {} is {size} bytes", shot.display());
+    assert!(
+        size > 20_000,
+        "screenshot {} is {size} bytes",
+        shot.display()
+    );
     eprintln!("cockpit: dashboard screenshot at {}", shot.display());
 
     // `tandem status` reads the same endpoint.
@@ -385,27 +498,56 @@ async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
     assert!(out.starts_with("phase dual_write"), "{out}");
     assert!(out.contains("backfill: 1/1 tables complete"), "{out}");
     assert!(out.contains("clean (0 differences)"), "{out}");
-    assert!(out.contains("  old reads") && out.contains("  new reads"), "{out}");
+    assert!(
+        out.contains("  old reads") && out.contains("  new reads"),
+        "{out}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(tandem_cli(&["status", "--json", "--admin", &admin]).trim()).unwrap();
     assert_eq!(json["phase"], "dual_write");
-    assert!(json["shadow_outcomes"]["mismatch"].as_u64().unwrap() >= 1, "{json}");
+    assert!(
+        json["shadow_outcomes"]["mismatch"].as_u64().unwrap() >= 1,
+        "{json}"
+    );
     // Latency per statement on both sides, with the text to EXPLAIN on new.
     let row = json["slow_on_new"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["fingerprint"].as_str().unwrap().to_lowercase().starts_with("select id, name from t"))
+        .find(|r| {
+            r["fingerprint"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .starts_with("select id, name from t")
+        })
         .unwrap_or_else(|| panic!("statement latencies missing: {json}"))
         .clone();
     assert!(row["compared"].as_u64().unwrap() >= 20, "{row}");
-    assert!(row["old_p95_ms"].as_f64().unwrap() > 0.0 && row["new_p95_ms"].as_f64().unwrap() > 0.0, "{row}");
-    assert!(row["translated"].as_str().unwrap().contains("FROM t"), "{row}");
-    assert!(dom.contains("id=\"slow\"><table>"), "statement latency table rendered");
+    assert!(
+        row["old_p95_ms"].as_f64().unwrap() > 0.0 && row["new_p95_ms"].as_f64().unwrap() > 0.0,
+        "{row}"
+    );
+    assert!(
+        row["translated"].as_str().unwrap().contains("FROM t"),
+        "{row}"
+    );
+    assert!(
+        dom.contains("id=\"slow\"><table>"),
+        "statement latency table rendered"
+    );
     // Prometheus series in base units, with build info.
-    let (code, metrics) = tandem::cockpit::http::request(&admin, "GET", "/metrics").await.unwrap();
+    let (code, metrics) = tandem::cockpit::http::request(&admin, "GET", "/metrics")
+        .await
+        .unwrap();
     assert_eq!(code, 200);
-    assert!(metrics.contains(&format!("tandem_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "tandem_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{metrics}"
+    );
     let value = |series: &str| -> f64 {
         metrics
             .lines()
@@ -414,7 +556,10 @@ async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
     };
     assert!(value("tandem_read_duration_seconds_count{backend=\"old\"}") > 100.0);
     assert!(value("tandem_reads_total{backend=\"old\"}") > 100.0);
-    assert!(value("tandem_mirror_lag_max_seconds") > 0.0 && value("tandem_mirror_lag_max_seconds") < 60.0);
+    assert!(
+        value("tandem_mirror_lag_max_seconds") > 0.0
+            && value("tandem_mirror_lag_max_seconds") < 60.0
+    );
     let share = value("tandem_read_share_ratio");
     assert!((0.0..=1.0).contains(&share));
     assert!(!metrics.contains("microseconds"), "no non-base units");
@@ -424,7 +569,9 @@ async fn dashboard_renders_live_numbers_and_plots_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_names_exactly_the_risks_this_schema_has() {
     let m = servers::mariadb();
-    let pg = tokio::task::spawn_blocking(servers::postgres).await.unwrap();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
     let old = m.create_database("plan");
     let new = pg.create_database("plan");
     let mut c = direct(&old).await;
@@ -449,12 +596,18 @@ async fn plan_names_exactly_the_risks_this_schema_has() {
     let path = dir.path().join("proxy.toml");
     let toml = config_for(
         &old,
-        &format!("[backends.new]\nkind = \"postgres\"\nurl = \"{}\"", pg.url(&new)),
+        &format!(
+            "[backends.new]\nkind = \"postgres\"\nurl = \"{}\"",
+            pg.url(&new)
+        ),
     ) + "[admin]\nlisten = \"\"\n";
     std::fs::write(&path, toml).unwrap();
     let json_out = dir.path().join("plan.json");
     let md_out = dir.path().join("plan.md");
-    let (p, cfg) = (path.to_str().unwrap().to_string(), json_out.to_str().unwrap().to_string());
+    let (p, cfg) = (
+        path.to_str().unwrap().to_string(),
+        json_out.to_str().unwrap().to_string(),
+    );
     let md = md_out.to_str().unwrap().to_string();
     tokio::task::spawn_blocking(move || {
         tandem_cli(&["plan", "--config", &p, "--format", "json", "--out", &cfg]);
@@ -468,7 +621,12 @@ async fn plan_names_exactly_the_risks_this_schema_has() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["kind"].as_str().unwrap().to_string(), r["table"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["table"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     found.sort();
     let want: Vec<(String, String)> = [
@@ -498,7 +656,8 @@ async fn plan_names_exactly_the_risks_this_schema_has() {
             .unwrap()
             .iter()
             .find(|i| i["item"].as_str().unwrap().contains(needle))
-            .unwrap_or_else(|| panic!("no checklist item `{needle}`: {:#}", plan["checklist"]))["status"]
+            .unwrap_or_else(|| panic!("no checklist item `{needle}`: {:#}", plan["checklist"]))
+            ["status"]
             .as_str()
             .unwrap()
             .to_string()
@@ -509,8 +668,17 @@ async fn plan_names_exactly_the_risks_this_schema_has() {
     assert_eq!(status("proxy running"), "pending");
     assert!(plan["rates"]["source"] == "server", "{}", plan["rates"]);
     let md = std::fs::read_to_string(&md_out).unwrap();
-    for s in ["# Migration plan", "## Phases", "Rollback:", "## Risks in this schema", "| untranslatable | secrets |",
-        "## Communication timeline", "## Testing checklist", "- [x] old backend reachable", "- [ ] proxy running"] {
+    for s in [
+        "# Migration plan",
+        "## Phases",
+        "Rollback:",
+        "## Risks in this schema",
+        "| untranslatable | secrets |",
+        "## Communication timeline",
+        "## Testing checklist",
+        "- [x] old backend reachable",
+        "- [ ] proxy running",
+    ] {
         assert!(md.contains(s), "`{s}` missing from:\n{md}");
     }
     for absent in ["float_column", "zero_dates", "enum_ordering", "large_table"] {

@@ -106,7 +106,11 @@ pub fn decide(cfg: &RampConfig, pos: usize, w: &Window) -> Decision {
         p95_gate(cfg, w, floor, routed_gates),
     ];
     let failed = gates.iter().any(|g| g.verdict == Verdict::Fail);
-    let decision = |action, to| Decision { action, to, gates: gates.clone() };
+    let decision = |action, to| Decision {
+        action,
+        to,
+        gates: gates.clone(),
+    };
     if failed {
         let to = match cfg.step_back {
             StepBack::Previous => pos.saturating_sub(1),

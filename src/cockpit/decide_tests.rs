@@ -66,14 +66,23 @@ fn last_step_is_complete() {
 
 #[test]
 fn holds_until_the_window_is_full() {
-    let w = Window { elapsed_s: 9.9, ..clean() };
+    let w = Window {
+        elapsed_s: 9.9,
+        ..clean()
+    };
     let d = decide(&cfg(), 2, &w);
     assert_eq!((d.action, d.to), (Action::Hold, 2));
 }
 
 #[test]
 fn at_zero_only_the_mismatch_gate_applies_and_must_pass() {
-    let w = Window { routed: 0, new_failures: 0, new_p95_ms: None, new_answered: 0, ..clean() };
+    let w = Window {
+        routed: 0,
+        new_failures: 0,
+        new_p95_ms: None,
+        new_answered: 0,
+        ..clean()
+    };
     let d = decide(&cfg(), 0, &w);
     assert_eq!(d.action, Action::Advance);
     assert_eq!(verdict(&d, "max_error_rate_increase"), Verdict::Off);
@@ -86,20 +95,35 @@ fn at_zero_only_the_mismatch_gate_applies_and_must_pass() {
 
 #[test]
 fn above_zero_routed_reads_must_be_enough() {
-    let w = Window { routed: 50, new_answered: 50, ..clean() };
+    let w = Window {
+        routed: 50,
+        new_answered: 50,
+        ..clean()
+    };
     let d = decide(&cfg(), 1, &w);
     assert_eq!((d.action, d.to), (Action::WaitData, 1));
-    assert_eq!(verdict(&d, "max_error_rate_increase"), Verdict::Insufficient);
+    assert_eq!(
+        verdict(&d, "max_error_rate_increase"),
+        Verdict::Insufficient
+    );
     assert_eq!(verdict(&d, "max_p95_ms"), Verdict::Insufficient);
     // Shadow comparisons are not needed above 0 % (few are left at 100 %).
-    let w = Window { compared: 0, ..clean() };
+    let w = Window {
+        compared: 0,
+        ..clean()
+    };
     assert_eq!(decide(&cfg(), 3, &w).action, Action::Advance);
 }
 
 #[test]
 fn a_mismatch_steps_back_at_once_even_inside_the_window() {
     // 2 mismatches over max(20, 100) reads = 2 % > 1 %.
-    let w = Window { elapsed_s: 1.0, compared: 20, mismatches: 2, ..clean() };
+    let w = Window {
+        elapsed_s: 1.0,
+        compared: 20,
+        mismatches: 2,
+        ..clean()
+    };
     let d = decide(&cfg(), 3, &w);
     assert_eq!((d.action, d.to), (Action::StepBack, 2));
     assert_eq!(verdict(&d, "max_mismatch_rate"), Verdict::Fail);
@@ -110,7 +134,12 @@ fn a_mismatch_steps_back_at_once_even_inside_the_window() {
 #[test]
 fn few_samples_cannot_fail_a_rate_that_could_still_pass() {
     // 1 mismatch over max(20, 100) = 1 %, not above 1 %: keep watching.
-    let w = Window { elapsed_s: 1.0, compared: 20, mismatches: 1, ..clean() };
+    let w = Window {
+        elapsed_s: 1.0,
+        compared: 20,
+        mismatches: 1,
+        ..clean()
+    };
     let d = decide(&cfg(), 3, &w);
     assert_eq!(d.action, Action::Hold);
     assert_eq!(verdict(&d, "max_mismatch_rate"), Verdict::Insufficient);
@@ -120,14 +149,20 @@ fn few_samples_cannot_fail_a_rate_that_could_still_pass() {
 fn step_back_to_zero_when_configured() {
     let mut c = cfg();
     c.step_back = StepBack::Zero;
-    let w = Window { mismatches: 50, ..clean() };
+    let w = Window {
+        mismatches: 50,
+        ..clean()
+    };
     let d = decide(&c, 3, &w);
     assert_eq!((d.action, d.to), (Action::StepBack, 0));
 }
 
 #[test]
 fn failing_at_zero_stays_at_zero() {
-    let w = Window { mismatches: 50, ..clean() };
+    let w = Window {
+        mismatches: 50,
+        ..clean()
+    };
     let d = decide(&cfg(), 0, &w);
     assert_eq!((d.action, d.to), (Action::StepBack, 0));
 }
@@ -135,30 +170,54 @@ fn failing_at_zero_stays_at_zero() {
 #[test]
 fn error_rate_is_judged_against_the_old_side() {
     // New: 40 failures / 500 = 8 %; old: 5 % → +3 %, within 5 %.
-    let w = Window { new_failures: 40, old_errors: 50, ..clean() };
+    let w = Window {
+        new_failures: 40,
+        old_errors: 50,
+        ..clean()
+    };
     assert_eq!(decide(&cfg(), 2, &w).action, Action::Advance);
     // Old clean: +8 % > 5 %.
-    let w = Window { new_failures: 40, ..clean() };
+    let w = Window {
+        new_failures: 40,
+        ..clean()
+    };
     let d = decide(&cfg(), 2, &w);
     assert_eq!((d.action, d.to), (Action::StepBack, 1));
     assert_eq!(verdict(&d, "max_error_rate_increase"), Verdict::Fail);
     // Ten failures in the first ten routed reads already prove > 5 % over 100.
-    let w = Window { elapsed_s: 0.5, routed: 10, new_failures: 10, new_answered: 0, new_p95_ms: None, ..clean() };
+    let w = Window {
+        elapsed_s: 0.5,
+        routed: 10,
+        new_failures: 10,
+        new_answered: 0,
+        new_p95_ms: None,
+        ..clean()
+    };
     assert_eq!(decide(&cfg(), 2, &w).action, Action::StepBack);
 }
 
 #[test]
 fn slow_new_side_fails_the_p95_gate() {
-    let w = Window { new_p95_ms: Some(25.0), ..clean() };
+    let w = Window {
+        new_p95_ms: Some(25.0),
+        ..clean()
+    };
     let d = decide(&cfg(), 2, &w);
     assert_eq!((d.action, d.to), (Action::StepBack, 1));
     // Not judged on too few answers.
-    let w = Window { new_p95_ms: Some(25.0), new_answered: 10, ..clean() };
+    let w = Window {
+        new_p95_ms: Some(25.0),
+        new_answered: 10,
+        ..clean()
+    };
     assert_eq!(decide(&cfg(), 2, &w).action, Action::WaitData);
     // Off when max_p95_ms = 0.
     let mut c = cfg();
     c.max_p95_ms = 0.0;
-    let w = Window { new_p95_ms: Some(1e6), ..clean() };
+    let w = Window {
+        new_p95_ms: Some(1e6),
+        ..clean()
+    };
     let d = decide(&c, 2, &w);
     assert_eq!(d.action, Action::Advance);
     assert_eq!(verdict(&d, "max_p95_ms"), Verdict::Off);
@@ -167,9 +226,18 @@ fn slow_new_side_fails_the_p95_gate() {
 #[test]
 fn any_failing_gate_wins_over_a_full_clean_hold() {
     for w in [
-        Window { mismatches: 10, ..clean() },
-        Window { new_failures: 100, ..clean() },
-        Window { new_p95_ms: Some(100.0), ..clean() },
+        Window {
+            mismatches: 10,
+            ..clean()
+        },
+        Window {
+            new_failures: 100,
+            ..clean()
+        },
+        Window {
+            new_p95_ms: Some(100.0),
+            ..clean()
+        },
     ] {
         assert_eq!(decide(&cfg(), 4, &w).action, Action::StepBack, "{w:?}");
     }

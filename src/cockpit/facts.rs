@@ -96,9 +96,17 @@ async fn from_databases(config: &Config) -> Result<(Json, Json), String> {
     let Some(new_cfg) = &config.backends.new else {
         return Ok((Json::Null, Json::Null));
     };
-    let mut new = connect(new_cfg, "backends.new").await.map_err(|e| e.to_string())?;
+    let mut new = connect(new_cfg, "backends.new")
+        .await
+        .map_err(|e| e.to_string())?;
     let pg = new.dialect() == Dialect::Postgres;
-    let cast = |c: &str| if pg { format!("{c}::text") } else { format!("CAST({c} AS CHAR)") };
+    let cast = |c: &str| {
+        if pg {
+            format!("{c}::text")
+        } else {
+            format!("CAST({c} AS CHAR)")
+        }
+    };
     let checkpoints = text_rows(
         &mut new,
         &format!(

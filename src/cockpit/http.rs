@@ -25,9 +25,16 @@ pub type Response = (&'static str, &'static str, String);
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the admin endpoint at {addr}: {source} (is `tandem serve` running with [admin] listen = \"{addr}\"?)")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("admin endpoint {addr}: {source}")]
-    Io { addr: String, #[source] source: std::io::Error },
+    Io {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("admin endpoint {addr} did not answer within {secs}s")]
     Timeout { addr: String, secs: u64 },
     #[error("admin endpoint {addr} sent a malformed answer")]
@@ -42,7 +49,9 @@ pub async fn handle(state: &Arc<AppState>, method: &str, target: &str) -> Option
     let config = &snapshot.config;
     let ramp_cfg = config.reads.ramp.as_ref();
     Some(match (method, path) {
-        ("GET", "/") | ("GET", "/dashboard") => ("200 OK", "text/html; charset=utf-8", DASHBOARD.to_string()),
+        ("GET", "/") | ("GET", "/dashboard") => {
+            ("200 OK", "text/html; charset=utf-8", DASHBOARD.to_string())
+        }
         ("GET", "/timeline") => {
             let since = query
                 .split('&')
@@ -86,7 +95,11 @@ pub async fn handle(state: &Arc<AppState>, method: &str, target: &str) -> Option
                 "facts": facts,
             }))
         }
-        ("POST", _) => ("404 Not Found", "text/plain", "POST /ramp/pause or /ramp/resume\n".into()),
+        ("POST", _) => (
+            "404 Not Found",
+            "text/plain",
+            "POST /ramp/pause or /ramp/resume\n".into(),
+        ),
         _ => return None,
     })
 }
@@ -97,9 +110,15 @@ pub async fn request(addr: &str, method: &str, path: &str) -> Result<(u16, Strin
     let work = async {
         let mut s = TcpStream::connect(addr)
             .await
-            .map_err(|source| ClientError::Connect { addr: addr.into(), source })?;
+            .map_err(|source| ClientError::Connect {
+                addr: addr.into(),
+                source,
+            })?;
         let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        let io = |source| ClientError::Io { addr: addr.into(), source };
+        let io = |source| ClientError::Io {
+            addr: addr.into(),
+            source,
+        };
         s.write_all(req.as_bytes()).await.map_err(io)?;
         let mut buf = Vec::new();
         // The server closes after one answer; bound what we keep.
@@ -108,7 +127,10 @@ pub async fn request(addr: &str, method: &str, path: &str) -> Result<(u16, Strin
     };
     let buf = tokio::time::timeout(Duration::from_secs(secs), work)
         .await
-        .map_err(|_| ClientError::Timeout { addr: addr.into(), secs })??;
+        .map_err(|_| ClientError::Timeout {
+            addr: addr.into(),
+            secs,
+        })??;
     let text = String::from_utf8_lossy(&buf);
     let malformed = || ClientError::Malformed { addr: addr.into() };
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(malformed)?;

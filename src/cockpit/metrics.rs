@@ -19,23 +19,46 @@ pub fn render(state: &AppState, out: &mut String) {
         env!("CARGO_PKG_VERSION")
     );
     let c = &state.cockpit;
-    let _ = writeln!(out, "# HELP tandem_reads_total Reads answered, per backend.\n# TYPE tandem_reads_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP tandem_reads_total Reads answered, per backend.\n# TYPE tandem_reads_total counter"
+    );
     for (name, side) in [("old", &c.old_reads), ("new", &c.new_reads)] {
-        let _ = writeln!(out, "tandem_reads_total{{backend=\"{name}\"}} {}", side.answered.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "tandem_reads_total{{backend=\"{name}\"}} {}",
+            side.answered.load(Ordering::Relaxed)
+        );
     }
     let _ = writeln!(out, "# HELP tandem_read_errors_total Reads answered with an error or failed, per backend.\n# TYPE tandem_read_errors_total counter");
     for (name, side) in [("old", &c.old_reads), ("new", &c.new_reads)] {
-        let _ = writeln!(out, "tandem_read_errors_total{{backend=\"{name}\"}} {}", side.errors.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "tandem_read_errors_total{{backend=\"{name}\"}} {}",
+            side.errors.load(Ordering::Relaxed)
+        );
     }
     let _ = writeln!(out, "# HELP tandem_read_duration_seconds Read latency per backend.\n# TYPE tandem_read_duration_seconds histogram");
     for (name, side) in [("old", &c.old_reads), ("new", &c.new_reads)] {
         let (cum, sum, count) = side.latency.snapshot();
         for (b, v) in LATENCY_BUCKETS.iter().zip(&cum) {
-            let _ = writeln!(out, "tandem_read_duration_seconds_bucket{{backend=\"{name}\",le=\"{b}\"}} {v}");
+            let _ = writeln!(
+                out,
+                "tandem_read_duration_seconds_bucket{{backend=\"{name}\",le=\"{b}\"}} {v}"
+            );
         }
-        let _ = writeln!(out, "tandem_read_duration_seconds_bucket{{backend=\"{name}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "tandem_read_duration_seconds_sum{{backend=\"{name}\"}} {sum}");
-        let _ = writeln!(out, "tandem_read_duration_seconds_count{{backend=\"{name}\"}} {count}");
+        let _ = writeln!(
+            out,
+            "tandem_read_duration_seconds_bucket{{backend=\"{name}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "tandem_read_duration_seconds_sum{{backend=\"{name}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "tandem_read_duration_seconds_count{{backend=\"{name}\"}} {count}"
+        );
     }
     let view = c.ramp.view(config.reads.ramp.as_ref());
     let _ = writeln!(

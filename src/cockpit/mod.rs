@@ -94,7 +94,11 @@ impl Default for Options {
 pub fn start(state: &Arc<AppState>, shutdown: CancellationToken, opts: Options) -> TaskTracker {
     let tracker = TaskTracker::new();
     tracker.spawn(ramp::run(Arc::clone(state), shutdown.clone()));
-    tracker.spawn(timeline::run(Arc::clone(state), shutdown, opts.sample_every));
+    tracker.spawn(timeline::run(
+        Arc::clone(state),
+        shutdown,
+        opts.sample_every,
+    ));
     tracker.close();
     tracker
 }

@@ -161,7 +161,12 @@ impl RampState {
             .gates
             .iter()
             .filter(|g| g.verdict == super::decide::Verdict::Fail)
-            .map(|g| format!("{} {:.4} > {} over {} reads", g.name, g.value, g.limit, g.samples))
+            .map(|g| {
+                format!(
+                    "{} {:.4} > {} over {} reads",
+                    g.name, g.value, g.limit, g.samples
+                )
+            })
             .collect();
         let reason = if kind == "advance" {
             format!(
@@ -262,7 +267,9 @@ impl Counters {
     fn window_since(&self, before: &Counters, elapsed: Duration) -> Window {
         let fallback = self.fallback.saturating_sub(before.fallback);
         let answered = self.new_answered.saturating_sub(before.new_answered);
-        let count = self.new_latency_count.saturating_sub(before.new_latency_count);
+        let count = self
+            .new_latency_count
+            .saturating_sub(before.new_latency_count);
         let buckets = super::delta(&self.new_latency, &before.new_latency);
         Window {
             elapsed_s: elapsed.as_secs_f64(),
@@ -288,9 +295,13 @@ pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
     loop {
         let snapshot = state.snapshot.load_full();
         let config = &snapshot.config;
-        let tick = config.reads.ramp.as_ref().map_or(Duration::from_secs(1), |r| {
-            (r.hold() / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
-        });
+        let tick = config
+            .reads
+            .ramp
+            .as_ref()
+            .map_or(Duration::from_secs(1), |r| {
+                (r.hold() / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
+            });
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(tick) => {}

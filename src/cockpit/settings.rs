@@ -66,7 +66,7 @@ impl RampConfig {
         }
         let mut last = 0.0;
         for s in &self.steps {
-            if !(*s > last && *s <= 100.0) {
+            if s.is_nan() || *s <= last || *s > 100.0 {
                 return Err((
                     "reads.ramp.steps",
                     format!("must rise strictly within (0, 100]; {s} after {last}"),
@@ -90,7 +90,7 @@ impl RampConfig {
                 return Err((key, format!("is a ratio between 0 and 1, not {v}")));
             }
         }
-        if !(self.max_p95_ms >= 0.0) {
+        if self.max_p95_ms.is_nan() || self.max_p95_ms < 0.0 {
             return Err(("reads.ramp.max_p95_ms", "must be 0 (off) or more".into()));
         }
         if self.min_samples == 0 {
@@ -176,8 +176,14 @@ mod tests {
         assert_eq!(bad(|c| c.steps = vec![50.0, 150.0]), "reads.ramp.steps");
         assert_eq!(bad(|c| c.hold = "soon".into()), "reads.ramp.hold");
         assert_eq!(bad(|c| c.hold = "1ms".into()), "reads.ramp.hold");
-        assert_eq!(bad(|c| c.max_mismatch_rate = 2.0), "reads.ramp.max_mismatch_rate");
-        assert_eq!(bad(|c| c.max_error_rate_increase = -0.1), "reads.ramp.max_error_rate_increase");
+        assert_eq!(
+            bad(|c| c.max_mismatch_rate = 2.0),
+            "reads.ramp.max_mismatch_rate"
+        );
+        assert_eq!(
+            bad(|c| c.max_error_rate_increase = -0.1),
+            "reads.ramp.max_error_rate_increase"
+        );
         assert_eq!(bad(|c| c.max_p95_ms = f64::NAN), "reads.ramp.max_p95_ms");
         assert_eq!(bad(|c| c.min_samples = 0), "reads.ramp.min_samples");
     }

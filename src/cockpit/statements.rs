@@ -42,10 +42,14 @@ impl Buckets {
 
     fn quantile_ms(&self, q: f64) -> Option<f64> {
         let mut acc = 0;
-        let cum: Vec<u64> = self.counts.iter().map(|c| {
-            acc += c;
-            acc
-        }).collect();
+        let cum: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| {
+                acc += c;
+                acc
+            })
+            .collect();
         super::quantile_ms(&cum, self.total, q)
     }
 }
@@ -80,7 +84,14 @@ pub struct StatementRow {
 impl StatementLatency {
     /// One compared read: `primary` answered in `primary_took`, the other
     /// side in `other_took`.
-    pub fn record(&self, fingerprint: &str, primary: Target, primary_took: Duration, other_took: Duration, translated: Option<&str>) {
+    pub fn record(
+        &self,
+        fingerprint: &str,
+        primary: Target,
+        primary_took: Duration,
+        other_took: Duration,
+        translated: Option<&str>,
+    ) {
         let (old, new) = match primary {
             Target::Old => (primary_took, other_took),
             Target::New => (other_took, primary_took),
@@ -133,19 +144,54 @@ mod tests {
     fn slow_statements_on_new_come_first_and_the_map_is_bounded() {
         let s = StatementLatency::default();
         for _ in 0..50 {
-            s.record("fast", Target::Old, Duration::from_millis(2), Duration::from_millis(2), Some("SELECT 1"));
-            s.record("slow", Target::Old, Duration::from_millis(1), Duration::from_millis(40), Some("SELECT slow"));
+            s.record(
+                "fast",
+                Target::Old,
+                Duration::from_millis(2),
+                Duration::from_millis(2),
+                Some("SELECT 1"),
+            );
+            s.record(
+                "slow",
+                Target::Old,
+                Duration::from_millis(1),
+                Duration::from_millis(40),
+                Some("SELECT slow"),
+            );
         }
-        s.record("rare", Target::Old, Duration::from_millis(1), Duration::from_secs(1), None);
+        s.record(
+            "rare",
+            Target::Old,
+            Duration::from_millis(1),
+            Duration::from_secs(1),
+            None,
+        );
         let rows = s.slowest_on_new(10, 10);
-        assert_eq!(rows.iter().map(|r| r.fingerprint.as_str()).collect::<Vec<_>>(), ["slow", "fast"]);
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.fingerprint.as_str())
+                .collect::<Vec<_>>(),
+            ["slow", "fast"]
+        );
         assert!(rows[0].ratio > 10.0, "{:?}", rows[0]);
         assert!(rows[0].new_p95_ms.unwrap() > 25.0);
         assert_eq!(rows[0].translated.as_deref(), Some("SELECT slow"));
         // new_primary: the primary's time is the new side's.
-        s.record("np", Target::New, Duration::from_millis(30), Duration::from_millis(1), None);
+        s.record(
+            "np",
+            Target::New,
+            Duration::from_millis(30),
+            Duration::from_millis(1),
+            None,
+        );
         for i in 0..MAX_FINGERPRINTS + 5 {
-            s.record(&format!("f{i}"), Target::Old, Duration::from_millis(1), Duration::from_millis(1), None);
+            s.record(
+                &format!("f{i}"),
+                Target::Old,
+                Duration::from_millis(1),
+                Duration::from_millis(1),
+                None,
+            );
         }
         assert!(s.untracked.load(Ordering::Relaxed) >= 5);
         let rows = s.slowest_on_new(1, 2000);

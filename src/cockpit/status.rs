@@ -100,7 +100,11 @@ pub fn render(o: &Value) -> String {
             "last verify: #{} started {} {} ({} differences)",
             s(&v["id"]),
             s(&v["started_at"]),
-            if v["clean"] == true { "clean" } else { "DIFFERENCES" },
+            if v["clean"] == true {
+                "clean"
+            } else {
+                "DIFFERENCES"
+            },
             v["differences"]
         );
     } else {
@@ -145,7 +149,11 @@ pub fn render_ramp(v: &Value) -> String {
     let r = if v["ramp"].is_object() { &v["ramp"] } else { v };
     let mut out = String::new();
     if let Some(changed) = v["changed"].as_bool() {
-        out.push_str(if changed { "done\n" } else { "no change (already so)\n" });
+        out.push_str(if changed {
+            "done\n"
+        } else {
+            "no change (already so)\n"
+        });
     }
     out.push_str(&render_ramp_line(r));
     if let Some(gates) = r["last_decision"]["gates"].as_array() {

@@ -90,17 +90,28 @@ fn raw(state: &AppState) -> Raw {
         matched: l(&sh.matched),
         mismatched: l(&sh.mismatched),
         transient: l(&sh.transient),
-        sides: [side(&state.cockpit.old_reads), side(&state.cockpit.new_reads)],
+        sides: [
+            side(&state.cockpit.old_reads),
+            side(&state.cockpit.new_reads),
+        ],
     }
 }
 
-fn side_sample(now: &(u64, u64, Vec<u64>, u64), before: &(u64, u64, Vec<u64>, u64), secs: f64) -> SideSample {
+fn side_sample(
+    now: &(u64, u64, Vec<u64>, u64),
+    before: &(u64, u64, Vec<u64>, u64),
+    secs: f64,
+) -> SideSample {
     let answered = now.0.saturating_sub(before.0);
     let errors = now.1.saturating_sub(before.1);
     let buckets = super::delta(&now.2, &before.2);
     SideSample {
         reads_per_s: answered as f64 / secs,
-        error_ratio: if answered == 0 { 0.0 } else { errors as f64 / answered as f64 },
+        error_ratio: if answered == 0 {
+            0.0
+        } else {
+            errors as f64 / answered as f64
+        },
         p95_ms: super::quantile_ms(&buckets, now.3.saturating_sub(before.3), 0.95),
     }
 }
@@ -144,7 +155,9 @@ pub async fn run(state: Arc<AppState>, shutdown: CancellationToken, every: Durat
             mirror_lag_ms: mirror
                 .as_ref()
                 .map(|m| m.stats.last_lag_us.load(Ordering::Relaxed) as f64 / 1000.0),
-            mirror_queue: mirror.as_ref().map(|m| m.stats.queued.load(Ordering::Relaxed)),
+            mirror_queue: mirror
+                .as_ref()
+                .map(|m| m.stats.queued.load(Ordering::Relaxed)),
             statements_per_s: now.statements.saturating_sub(before.statements) as f64 / secs,
             old: side_sample(&now.sides[0], &before.sides[0], secs),
             new: side_sample(&now.sides[1], &before.sides[1], secs),

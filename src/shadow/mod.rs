@@ -376,7 +376,10 @@ impl Worker {
             Ok(pair) => pair,
             Err(e) => return self.not_run(e),
         };
-        let translated = secondary.translated.as_deref().or(primary.translated.as_deref());
+        let translated = secondary
+            .translated
+            .as_deref()
+            .or(primary.translated.as_deref());
         state.cockpit.statements.record(
             &job.fingerprint,
             job.primary,

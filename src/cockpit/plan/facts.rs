@@ -29,7 +29,11 @@ pub async fn schema(old: &mut Db) -> Result<SchemaFacts, String> {
     )
     .await?
     .into_iter()
-    .map(|r| TableFacts { name: get(&r, 0), rows: num(r.get(1)), bytes: num(r.get(2)) })
+    .map(|r| TableFacts {
+        name: get(&r, 0),
+        rows: num(r.get(1)),
+        bytes: num(r.get(2)),
+    })
     .collect::<Vec<_>>();
     let columns = text_rows(
         old,
@@ -60,11 +64,21 @@ pub async fn schema(old: &mut Db) -> Result<SchemaFacts, String> {
     )
     .await?
     .into_iter()
-    .map(|r| IndexColumn { table: get(&r, 0), index: get(&r, 1), column: get(&r, 2), unique: get(&r, 3) == "0" })
+    .map(|r| IndexColumn {
+        table: get(&r, 0),
+        index: get(&r, 1),
+        column: get(&r, 2),
+        unique: get(&r, 3) == "0",
+    })
     .collect();
     let mut zero_date_data = Vec::new();
-    for c in columns.iter().filter(|c| matches!(c.data_type.as_str(), "date" | "datetime" | "timestamp")) {
-        let small = tables.iter().any(|t| t.name == c.table && t.rows <= ZERO_DATE_SCAN_ROWS);
+    for c in columns
+        .iter()
+        .filter(|c| matches!(c.data_type.as_str(), "date" | "datetime" | "timestamp"))
+    {
+        let small = tables
+            .iter()
+            .any(|t| t.name == c.table && t.rows <= ZERO_DATE_SCAN_ROWS);
         if !small {
             continue;
         }
@@ -74,11 +88,21 @@ pub async fn schema(old: &mut Db) -> Result<SchemaFacts, String> {
             ident(&c.table),
             ident(&c.name)
         );
-        if text_rows(old, &sql, 1).await?.first().is_some_and(|r| num(r.first()) > 0) {
+        if text_rows(old, &sql, 1)
+            .await?
+            .first()
+            .is_some_and(|r| num(r.first()) > 0)
+        {
             zero_date_data.push(format!("{}.{}", c.table, c.name));
         }
     }
-    Ok(SchemaFacts { tables, columns, indexes, zero_date_data, untranslatable: Vec::new() })
+    Ok(SchemaFacts {
+        tables,
+        columns,
+        indexes,
+        zero_date_data,
+        untranslatable: Vec::new(),
+    })
 }
 
 /// (reads/s, writes/s) averaged since the server started, from its status
@@ -97,6 +121,10 @@ pub async fn server_rates(old: &mut Db) -> Result<(f64, f64), String> {
             .map_or(0, |r| num(r.get(1)))
     };
     let uptime = v("UPTIME").max(1) as f64;
-    let writes = v("COM_INSERT") + v("COM_UPDATE") + v("COM_DELETE") + v("COM_REPLACE") + v("COM_INSERT_SELECT");
+    let writes = v("COM_INSERT")
+        + v("COM_UPDATE")
+        + v("COM_DELETE")
+        + v("COM_REPLACE")
+        + v("COM_INSERT_SELECT");
     Ok((v("COM_SELECT") as f64 / uptime, writes as f64 / uptime))
 }

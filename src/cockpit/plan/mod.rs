@@ -118,14 +118,23 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
     let rates = match &overview_json {
         Some(o) if o["latest"].is_object() => {
             let l = &o["latest"];
-            let reads = l["old"]["reads_per_s"].as_f64().unwrap_or(0.0) + l["new"]["reads_per_s"].as_f64().unwrap_or(0.0);
+            let reads = l["old"]["reads_per_s"].as_f64().unwrap_or(0.0)
+                + l["new"]["reads_per_s"].as_f64().unwrap_or(0.0);
             let all = l["statements_per_s"].as_f64().unwrap_or(0.0);
-            Some(Rates { source: "proxy", reads_per_s: reads, writes_per_s: (all - reads).max(0.0) })
+            Some(Rates {
+                source: "proxy",
+                reads_per_s: reads,
+                writes_per_s: (all - reads).max(0.0),
+            })
         }
         _ => facts::server_rates(&mut old)
             .await
             .ok()
-            .map(|(r, w)| Rates { source: "server", reads_per_s: r, writes_per_s: w }),
+            .map(|(r, w)| Rates {
+                source: "server",
+                reads_per_s: r,
+                writes_per_s: w,
+            }),
     };
     drop(old);
     let sides = Sides::from_config(config).ok();
@@ -133,13 +142,18 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
         match schema::run(sides, false).await {
             Ok(report) => {
                 schema_facts.untranslatable = report.untranslatable.clone();
-                let all = report.existing.len() == report.tables.len() && report.untranslatable.is_empty();
+                let all = report.existing.len() == report.tables.len()
+                    && report.untranslatable.is_empty();
                 checklist.push(CheckItem {
                     item: format!(
                         "schema created on the new side ({} of {} tables exist{})",
                         report.existing.len(),
                         report.tables.len() + report.untranslatable.len(),
-                        if report.untranslatable.is_empty() { String::new() } else { format!(", {} untranslatable", report.untranslatable.len()) }
+                        if report.untranslatable.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} untranslatable", report.untranslatable.len())
+                        }
                     ),
                     status: if all { "done" } else { "pending" },
                     command: "tandem schema --apply".into(),
@@ -177,9 +191,15 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
         command: "tandem serve -c proxy.toml; tandem status".into(),
     });
     let phase = o.and_then(|o| o["phase"].as_str()).map(str::to_string);
-    let sample = o.and_then(|o| o["shadow_sample_percent"].as_f64()).unwrap_or(0.0);
-    let mismatches = o.and_then(|o| o["shadow_outcomes"]["mismatch"].as_u64()).unwrap_or(0);
-    let matched = o.and_then(|o| o["shadow_outcomes"]["match"].as_u64()).unwrap_or(0);
+    let sample = o
+        .and_then(|o| o["shadow_sample_percent"].as_f64())
+        .unwrap_or(0.0);
+    let mismatches = o
+        .and_then(|o| o["shadow_outcomes"]["mismatch"].as_u64())
+        .unwrap_or(0);
+    let matched = o
+        .and_then(|o| o["shadow_outcomes"]["match"].as_u64())
+        .unwrap_or(0);
     checklist.push(CheckItem {
         item: format!("shadow reads compare clean ({matched} matched, {mismatches} mismatched at {sample}% sampling)"),
         status: match o {
@@ -191,7 +211,10 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
     });
     let share = o.and_then(|o| o["read_share_percent"].as_f64());
     checklist.push(CheckItem {
-        item: format!("reads served by the new backend at 100% (now {}%)", share.unwrap_or(0.0)),
+        item: format!(
+            "reads served by the new backend at 100% (now {}%)",
+            share.unwrap_or(0.0)
+        ),
         status: match share {
             None => "unknown",
             Some(s) if s >= 100.0 => "done",
@@ -208,20 +231,39 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
             table: t.name.clone(),
             rows: t.rows,
             bytes: t.bytes,
-            backfill_s: (t.rows as f64 / PLANNING_COPY_ROWS_PER_S).max(t.bytes as f64 / PLANNING_COPY_BYTES_PER_S),
+            backfill_s: (t.rows as f64 / PLANNING_COPY_ROWS_PER_S)
+                .max(t.bytes as f64 / PLANNING_COPY_BYTES_PER_S),
         })
         .collect();
     let backfill_estimate_s = sizes.iter().map(|s| s.backfill_s).sum();
-    let risk_level = match risks.iter().filter(|r| matches!(r.kind, "untranslatable" | "no_primary_key" | "zero_dates" | "large_table")).count() {
+    let risk_level = match risks
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                "untranslatable" | "no_primary_key" | "zero_dates" | "large_table"
+            )
+        })
+        .count()
+    {
         0 if risks.is_empty() => "low",
         0 => "medium",
         _ => "high",
     };
     let target = config.backends.old.target().ok();
     let overview = Overview {
-        database: target.as_ref().and_then(|t| t.database.clone()).unwrap_or_default(),
-        old: target.map(|t| format!("mysql {}", t.addr())).unwrap_or_default(),
-        new: config.backends.new.as_ref().and_then(|n| n.target().ok().map(|t| format!("{:?} {}", n.kind, t.addr()).to_lowercase())),
+        database: target
+            .as_ref()
+            .and_then(|t| t.database.clone())
+            .unwrap_or_default(),
+        old: target
+            .map(|t| format!("mysql {}", t.addr()))
+            .unwrap_or_default(),
+        new: config.backends.new.as_ref().and_then(|n| {
+            n.target()
+                .ok()
+                .map(|t| format!("{:?} {}", n.kind, t.addr()).to_lowercase())
+        }),
         tables: sizes.len(),
         rows: sizes.iter().map(|s| s.rows).sum(),
         bytes: sizes.iter().map(|s| s.bytes).sum(),

@@ -122,13 +122,22 @@ pub fn phases(config: &Config, backfill_s: f64, risks: &[Risk]) -> Vec<Phase> {
 
 fn gate_lines(r: &RampConfig) -> Vec<String> {
     let mut g = vec![
-        format!("shadow mismatch rate ≤ {} of compared reads per hold window", r.max_mismatch_rate),
-        format!("new-side read error/fallback rate ≤ old side's + {}", r.max_error_rate_increase),
+        format!(
+            "shadow mismatch rate ≤ {} of compared reads per hold window",
+            r.max_mismatch_rate
+        ),
+        format!(
+            "new-side read error/fallback rate ≤ old side's + {}",
+            r.max_error_rate_increase
+        ),
     ];
     if r.max_p95_ms > 0.0 {
         g.push(format!("new-side read p95 ≤ {} ms", r.max_p95_ms));
     }
-    g.push(format!("at least {} reads per window (else the ramp holds)", r.min_samples));
+    g.push(format!(
+        "at least {} reads per window (else the ramp holds)",
+        r.min_samples
+    ));
     g
 }
 

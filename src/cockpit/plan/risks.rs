@@ -61,13 +61,20 @@ pub struct Risk {
 pub fn find(s: &SchemaFacts) -> Vec<Risk> {
     let mut out = BTreeSet::new();
     let mut risk = |kind, table: &str, detail: String, mitigation: &str| {
-        out.insert(Risk { kind, table: table.to_string(), detail, mitigation: mitigation.to_string() });
+        out.insert(Risk {
+            kind,
+            table: table.to_string(),
+            detail,
+            mitigation: mitigation.to_string(),
+        });
     };
     let col = |t: &str, c: &str| s.columns.iter().find(|x| x.table == t && x.name == c);
     // index -> (unique, columns)
     let mut indexes: BTreeMap<(&str, &str), (bool, Vec<&str>)> = BTreeMap::new();
     for i in &s.indexes {
-        let e = indexes.entry((&i.table, &i.index)).or_insert((i.unique, Vec::new()));
+        let e = indexes
+            .entry((&i.table, &i.index))
+            .or_insert((i.unique, Vec::new()));
         e.1.push(&i.column);
     }
     for t in &s.tables {
@@ -145,11 +152,21 @@ mod tests {
     use super::*;
 
     fn column(table: &str, name: &str, ty: &str) -> ColumnFacts {
-        ColumnFacts { table: table.into(), name: name.into(), data_type: ty.into(), ..Default::default() }
+        ColumnFacts {
+            table: table.into(),
+            name: name.into(),
+            data_type: ty.into(),
+            ..Default::default()
+        }
     }
 
     fn index(table: &str, index: &str, column: &str, unique: bool) -> IndexColumn {
-        IndexColumn { table: table.into(), index: index.into(), column: column.into(), unique }
+        IndexColumn {
+            table: table.into(),
+            index: index.into(),
+            column: column.into(),
+            unique,
+        }
     }
 
     fn kinds(s: &SchemaFacts) -> Vec<(&'static str, String)> {
@@ -157,14 +174,22 @@ mod tests {
     }
 
     fn table(name: &str) -> TableFacts {
-        TableFacts { name: name.into(), rows: 10, bytes: 16384 }
+        TableFacts {
+            name: name.into(),
+            rows: 10,
+            bytes: 16384,
+        }
     }
 
     #[test]
     fn a_clean_schema_has_no_risks() {
         let s = SchemaFacts {
             tables: vec![table("a")],
-            columns: vec![column("a", "id", "int"), column("a", "born", "date"), column("a", "r", "double")],
+            columns: vec![
+                column("a", "id", "int"),
+                column("a", "born", "date"),
+                column("a", "r", "double"),
+            ],
             indexes: vec![index("a", "PRIMARY", "id", true)],
             ..Default::default()
         };
@@ -184,14 +209,34 @@ mod tests {
         let mut nn = column("k", "x", "int");
         nn.nullable = false;
         let s = SchemaFacts {
-            tables: vec![table("n"), table("u"), table("e"), table("k"),
-                TableFacts { name: "big".into(), rows: LARGE_ROWS + 1, bytes: 0 }],
-            columns: vec![column("n", "a", "int"), ci, bin, upd, zero, nn,
-                column("e", "f", "float"), column("e", "s", "enum")],
+            tables: vec![
+                table("n"),
+                table("u"),
+                table("e"),
+                table("k"),
+                TableFacts {
+                    name: "big".into(),
+                    rows: LARGE_ROWS + 1,
+                    bytes: 0,
+                },
+            ],
+            columns: vec![
+                column("n", "a", "int"),
+                ci,
+                bin,
+                upd,
+                zero,
+                nn,
+                column("e", "f", "float"),
+                column("e", "s", "enum"),
+            ],
             indexes: vec![
-                index("u", "PRIMARY", "id", true), index("u", "email", "email", true),
-                index("u", "code", "code", true), index("u", "by_email", "email", false),
-                index("e", "PRIMARY", "id", true), index("big", "PRIMARY", "id", true),
+                index("u", "PRIMARY", "id", true),
+                index("u", "email", "email", true),
+                index("u", "code", "code", true),
+                index("u", "by_email", "email", false),
+                index("e", "PRIMARY", "id", true),
+                index("big", "PRIMARY", "id", true),
                 // A NOT NULL unique key counts as a key.
                 index("k", "ux", "x", true),
             ],

@@ -262,7 +262,10 @@ async fn dispatch(
                 capture.as_mut(),
             )
             .await?;
-            if classified.as_ref().is_some_and(|c| c.class == StatementClass::Read) {
+            if classified
+                .as_ref()
+                .is_some_and(|c| c.class == StatementClass::Read)
+            {
                 let error = w.error.is_some();
                 state.cockpit.old_reads.record(started.elapsed(), error);
             }

@@ -681,7 +681,15 @@ async fn plan_names_exactly_the_risks_this_schema_has() {
     ] {
         assert!(md.contains(s), "`{s}` missing from:\n{md}");
     }
-    for absent in ["float_column", "zero_dates", "enum_ordering", "large_table"] {
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cockpit-plan.md");
+    std::fs::write(&shot, &md).unwrap();
+    for absent in [
+        "float_column",
+        "zero_dates",
+        "enum_ordering",
+        "large_table",
+        "default_current_timestamp",
+    ] {
         assert!(!md.contains(absent), "{absent} reported:\n{md}");
     }
 }

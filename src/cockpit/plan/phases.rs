@@ -22,7 +22,8 @@ pub fn phases(config: &Config, backfill_s: f64, risks: &[Risk]) -> Vec<Phase> {
     let ramp = config.reads.ramp.clone().unwrap_or_default();
     let hold = ramp.hold();
     let steps: Vec<String> = ramp.steps.iter().map(|s| format!("{s}")).collect();
-    let ramp_time = hold.as_secs_f64() * (ramp.steps.len() as f64 + 1.0);
+    // One full hold at 0% and at each step below the last.
+    let ramp_time = hold.as_secs_f64() * ramp.steps.len() as f64;
     let blockers: Vec<&str> = risks
         .iter()
         .filter(|r| matches!(r.kind, "untranslatable" | "no_primary_key" | "zero_dates"))
@@ -80,13 +81,13 @@ pub fn phases(config: &Config, backfill_s: f64, risks: &[Risk]) -> Vec<Phase> {
             name: "3. reads on the new side (dual_write + shadow + ramp)",
             goal: "the new side answers reads, proven by shadow comparisons and a gated ramp".into(),
             steps: vec![
-                "[shadow] sample_percent = 10 (hot reload); watch `tandem mismatches`".into(),
+                "[shadow] sample_percent = 10 (hot reload); tandem mismatches".into(),
                 format!("[reads.ramp] steps = [{}], hold = \"{}\" (hot reload)", steps.join(", "), ramp.hold),
                 "tandem ramp status   # pause / resume by hand if needed".into(),
             ],
             gate: gate_lines(&ramp),
             rollback: "easy: tandem ramp pause and [reads] new_percent = 0 (hot reload); writes never left the old side".into(),
-            estimate: format!("at least {} ({} steps of {})", human(ramp_time), ramp.steps.len(), ramp.hold),
+            estimate: format!("at least {} to reach 100% ({} clean holds of {})", human(ramp_time), ramp.steps.len(), ramp.hold),
         },
         Phase {
             name: "4. new side authoritative (new_primary)",

@@ -51,7 +51,7 @@ pub struct SchemaFacts {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Risk {
     /// no_primary_key, ci_unique_key, on_update_current_timestamp,
-    /// float_column, zero_dates, enum_ordering, large_table, untranslatable.
+    /// default_current_timestamp, float_column, zero_dates, enum_ordering, large_table, untranslatable.
     pub kind: &'static str,
     pub table: String,
     pub detail: String,
@@ -113,9 +113,23 @@ pub fn find(s: &SchemaFacts) -> Vec<Risk> {
         let at = format!("{}.{}", c.table, c.name);
         let extra = c.extra.to_ascii_lowercase();
         if extra.contains("on update current_timestamp") {
-            risk("on_update_current_timestamp", &c.table,
+            risk(
+                "on_update_current_timestamp",
+                &c.table,
                 format!("`{at}` is set by ON UPDATE CURRENT_TIMESTAMP"),
-                "the new side sets it with its own clock when the write is mirrored: expect sub-second differences in verify and shadow reads unless the application writes the value itself");
+                "each backend evaluates it with its own clock (a BEFORE UPDATE trigger on PostgreSQL): the copies differ by the time between the two writes; write the value explicitly for identical rows",
+            );
+        } else if c
+            .default
+            .to_ascii_lowercase()
+            .starts_with("current_timestamp")
+        {
+            risk(
+                "default_current_timestamp",
+                &c.table,
+                format!("`{at}` defaults to CURRENT_TIMESTAMP"),
+                "each backend fills it with its own clock when a mirrored INSERT omits it: write the value explicitly for identical rows",
+            );
         }
         match c.data_type.as_str() {
             "float" => risk("float_column", &c.table,
@@ -206,6 +220,8 @@ mod tests {
         upd.extra = "on update current_timestamp()".into();
         let mut zero = column("e", "d", "datetime");
         zero.default = "0000-00-00 00:00:00".into();
+        let mut dflt = column("e", "created", "timestamp");
+        dflt.default = "current_timestamp()".into();
         let mut nn = column("k", "x", "int");
         nn.nullable = false;
         let s = SchemaFacts {
@@ -222,6 +238,7 @@ mod tests {
             ],
             columns: vec![
                 column("n", "a", "int"),
+                dflt,
                 ci,
                 bin,
                 upd,
@@ -247,6 +264,7 @@ mod tests {
             kinds(&s),
             vec![
                 ("ci_unique_key", "u".into()),
+                ("default_current_timestamp", "e".into()),
                 ("enum_ordering", "e".into()),
                 ("float_column", "e".into()),
                 ("large_table", "big".into()),

@@ -693,3 +693,84 @@ async fn plan_names_exactly_the_risks_this_schema_has() {
         assert!(!md.contains(absent), "{absent} reported:\n{md}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_binary_runs_the_cockpit_and_stops_it_on_sigterm() {
+    let db = servers::mariadb().create_database("cockpit_bin");
+    let (port, admin_port) = (servers::free_port(), servers::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_for(&db, "").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        + &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin = format!("127.0.0.1:{admin_port}");
+    // The timeline fills at the default period (5 s) once serve runs.
+    let start = Instant::now();
+    let samples = loop {
+        if let Ok((200, body)) = tandem::cockpit::http::request(&admin, "GET", "/timeline").await {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let n = v["samples"].as_array().map_or(0, |a| a.len());
+            if n > 0 {
+                break v;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no timeline sample from tandem serve"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(samples["samples"][0]["phase"], "primary_only");
+    assert_eq!(samples["ramp"]["configured"], false);
+    let (code, page) = tandem::cockpit::http::request(&admin, "GET", "/")
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>Tandem cockpit</title>"));
+    // No [reads.ramp]: pausing is a clear error, exit 1.
+    let out = tokio::task::spawn_blocking({
+        let admin = admin.clone();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+                .args(["ramp", "pause", "--admin", &admin])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no [reads.ramp]"));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tandem serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    // And a status command against a stopped proxy says what is wrong.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["status", "--admin", &admin])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the admin endpoint"));
+}

@@ -38,6 +38,9 @@ pub struct SideReads {
     /// Answered with an error, or failed mid-answer.
     pub errors: AtomicU64,
     pub latency: Histogram,
+    /// Reads slower than the last bucket (counted apart so a quantile never
+    /// mistakes an observation still being recorded for a 30 s read).
+    pub over_last_bucket: AtomicU64,
 }
 
 impl SideReads {
@@ -47,6 +50,18 @@ impl SideReads {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
         self.latency.observe(took);
+        if took.as_secs_f64() > LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1] {
+            self.over_last_bucket.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Cumulative bucket counts and the number of reads they and the
+    /// overflow hold: the inputs of `quantile_ms` (via `delta`).
+    pub fn latency_counts(&self) -> (Vec<u64>, u64) {
+        let over = self.over_last_bucket.load(Ordering::Relaxed);
+        let (cum, _, _) = self.latency.snapshot();
+        let total = cum.last().copied().unwrap_or(0) + over;
+        (cum, total)
     }
 }
 
@@ -166,5 +181,18 @@ mod tests {
         h.observe(Duration::from_secs(60));
         let (c3, _, n3) = h.snapshot();
         assert_eq!(quantile_ms(&c3, n3, 1.0), Some(30_000.0));
+    }
+
+    #[test]
+    fn side_counts_include_reads_over_the_last_bucket_only() {
+        let s = SideReads::default();
+        assert_eq!(s.latency_counts().1, 0);
+        s.record(Duration::from_millis(1), false);
+        s.record(Duration::from_secs(60), true);
+        let (cum, total) = s.latency_counts();
+        assert_eq!(total, 2);
+        assert_eq!(quantile_ms(&cum, total, 1.0), Some(30_000.0));
+        assert!(quantile_ms(&cum, total, 0.5).unwrap() <= 1.0);
+        assert_eq!(s.errors.load(Ordering::Relaxed), 1);
     }
 }

@@ -250,7 +250,7 @@ impl Counters {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let sh = &state.shadow.stats;
         let c = &state.cockpit;
-        let (new_latency, _, new_latency_count) = c.new_reads.latency.snapshot();
+        let (new_latency, new_latency_count) = c.new_reads.latency_counts();
         Self {
             compared: l(&sh.matched) + l(&sh.mismatched) + l(&sh.transient),
             mismatches: l(&sh.mismatched),

@@ -82,7 +82,7 @@ fn raw(state: &AppState) -> Raw {
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let sh = &state.shadow.stats;
     let side = |s: &super::SideReads| {
-        let (cum, _, n) = s.latency.snapshot();
+        let (cum, n) = s.latency_counts();
         (l(&s.answered), l(&s.errors), cum, n)
     };
     Raw {

@@ -24,12 +24,12 @@ pub type Response = (&'static str, &'static str, String);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the admin endpoint at {addr}: {source} (is `tandem serve` running with [admin] listen = \"{addr}\"?)")]
+    #[error("cannot reach the admin endpoint at {addr} (is `tandem serve` running with [admin] listen = \"{addr}\"?)")]
     Connect {
         addr: String,
         source: std::io::Error,
     },
-    #[error("admin endpoint {addr}: {source}")]
+    #[error("admin endpoint {addr} failed mid-answer")]
     Io {
         addr: String,
         #[source]

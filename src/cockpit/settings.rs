@@ -162,6 +162,39 @@ mod tests {
         assert!(parse_duration("-3").is_err());
     }
 
+    fn config(ramp: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        let text = format!(
+            "[[users]]\nname = \"a\"\npassword = \"b\"\n[backends.old]\nkind = \"mysql\"\n\
+             url = \"mysql://u:p@127.0.0.1:1/d\"\n{ramp}"
+        );
+        crate::config::Config::from_toml(&text, |_| None)
+    }
+
+    #[test]
+    fn ramp_is_read_from_the_config_file_validated_and_diffed_on_reload() {
+        let a = config("[reads.ramp]\nsteps = [5, 100]\nhold = \"1m\"\n").unwrap();
+        let ramp = a.reads.ramp.as_ref().unwrap();
+        assert_eq!(ramp.steps, [5.0, 100.0]);
+        assert_eq!(ramp.hold(), Duration::from_secs(60));
+        assert_eq!(ramp.min_samples, 100, "defaults fill the rest");
+        assert!(config("").unwrap().reads.ramp.is_none());
+        let err = config("[reads.ramp]\nhold = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("reads.ramp.hold:"), "{err}");
+        let err = config("[reads.ramp]\nstep = [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("step"), "{err}");
+        let b = config("[reads.ramp]\nsteps = [5, 100]\nhold = \"2m\"\n").unwrap();
+        let diff = crate::reload::diff(&a, &b);
+        assert!(
+            diff.iter()
+                .any(|d| d.starts_with("reads.ramp ") && d.contains("hold=2m")),
+            "{diff:?}"
+        );
+    }
+
     #[test]
     fn ramp_settings_are_validated_with_the_key_named() {
         assert!(RampConfig::default().validate().is_ok());

@@ -47,50 +47,23 @@ secs() { python3 -c "print(f'{$2-$1:.2f}')"; }
 
 DIR=$(mktemp -d /tmp/tandem-bench.XXXXXX)
 chmod 755 "$DIR"
-MYPORT=$(free_port)
-PGPORT=$(free_port)
-MYPID=""
-PGPID=""
+pids=()
 cleanup() {
-    [ -n "$MYPID" ] && kill "$MYPID" 2>/dev/null || true
-    # runuser does not pass signals on: stop the postmaster itself.
-    if [ -f "$DIR/pg/postmaster.pid" ]; then
-        kill -INT "$(head -1 "$DIR/pg/postmaster.pid")" 2>/dev/null || true
-    fi
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     [ "${KEEP:-0}" = 1 ] && echo "kept $DIR" >&2 || rm -rf "$DIR"
 }
 trap cleanup EXIT
 
-# PostgreSQL refuses to run as root: use the postgres account then.
-AS_PG=()
-if [ "$(id -u)" = 0 ]; then
-    AS_PG=(runuser -u postgres --)
-fi
-
-echo "== starting MariaDB on $MYPORT and PostgreSQL on $PGPORT in $DIR"
-MYARGS=(--no-defaults --datadir="$DIR/my" --innodb-buffer-pool-size=512M --innodb-log-file-size=256M)
-[ "$(id -u)" = 0 ] && MYARGS+=(--user=root)
-mariadb-install-db "${MYARGS[@]}" --auth-root-authentication-method=normal --skip-test-db >/dev/null
-mariadbd "${MYARGS[@]}" --socket="$DIR/my.sock" --port="$MYPORT" --bind-address=127.0.0.1 \
-    --skip-name-resolve --skip-log-bin --innodb-flush-log-at-trx-commit=2 \
-    --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-    --log-error="$DIR/my.err" --pid-file="$DIR/my.pid" &
-MYPID=$!
-mkdir "$DIR/pg" "$DIR/pgsock"
-[ "$(id -u)" = 0 ] && chown postgres "$DIR/pg" "$DIR/pgsock"
-"${AS_PG[@]}" "$PGBIN/initdb" -D "$DIR/pg" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
-    -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-"${AS_PG[@]}" "$PGBIN/postgres" -D "$DIR/pg" -p "$PGPORT" -k "$DIR/pgsock" -c listen_addresses=127.0.0.1 \
-    -c shared_buffers=256MB -c max_wal_size=4GB -c synchronous_commit=off >"$DIR/pg.log" 2>&1 &
-PGPID=$!
-for _ in $(seq 1 120); do
-    mariadb --no-defaults -S "$DIR/my.sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 \
-        && psql -h "$DIR/pgsock" -p "$PGPORT" -U postgres -c 'SELECT 1' postgres >/dev/null 2>&1 && break
-    sleep 0.5
-done
-my() { mariadb --no-defaults -S "$DIR/my.sock" -uroot --default-character-set=utf8mb4 "$@"; }
-pg() { psql -q -h "$DIR/pgsock" -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 "$@"; }
+# shellcheck source=scripts/lib/servers.sh
+. "$ROOT/scripts/lib/servers.sh"
+echo "== starting MariaDB and PostgreSQL in $DIR"
+start_mariadb "$DIR" --innodb-buffer-pool-size=512M --innodb-log-file-size=256M || exit 1
+start_postgres "$DIR" shared_buffers=256MB max_wal_size=4GB || exit 1
+MYPORT=$MY_PORT
+PGPORT=$PG_PORT
+my() { my_root --default-character-set=utf8mb4 "$@"; }
+pg() { pg_admin "$@"; }
 
 my -e "CREATE USER app@'%' IDENTIFIED BY 'apppass'; GRANT ALL ON *.* TO app@'%'; CREATE DATABASE src;"
 pg -c "CREATE ROLE app LOGIN SUPERUSER PASSWORD 'apppass'" postgres

@@ -91,7 +91,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Three distinct free loopback ports (held together while picking).
-read -r mariadb_port haproxy_port tandem_port < <(python3 - <<'PY'
+read -r _ haproxy_port tandem_port < <(python3 - <<'PY'
 import socket
 socks = [socket.socket() for _ in range(3)]
 for s in socks:
@@ -118,28 +118,19 @@ wait_for_sql() {
 # ---------------------------------------------------------------------------
 # MariaDB
 
-say "starting MariaDB on 127.0.0.1:$mariadb_port"
-root_args=()
-[[ $(id -u) -eq 0 ]] && root_args=(--user=root)
-"$(find_program mariadb-install-db)" --no-defaults "${root_args[@]}" --datadir="$work/mysql" \
-    --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
-    --innodb-log-file-size=256M >"$work/install.log" 2>&1 ||
-    die "mariadb-install-db failed; see $work/install.log"
-setsid "$(find_program mariadbd)" --no-defaults "${root_args[@]}" \
-    --datadir="$work/mysql" --socket="$work/mysqld.sock" --port="$mariadb_port" \
-    --bind-address=127.0.0.1 --pid-file="$work/mysqld.pid" --log-error="$work/mariadb.log" \
-    --skip-name-resolve --skip-log-bin --max-connections=500 \
-    --innodb-buffer-pool-size=256M --innodb-log-file-size=256M \
-    --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-    </dev/null >>"$work/mariadb.log" 2>&1 &
-mariadb_pid=$!
-pids+=("$mariadb_pid")
-for ((i = 0; i < 600; i++)); do
-    mariadb --no-defaults --socket="$work/mysqld.sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
-    kill -0 "$mariadb_pid" 2>/dev/null || { tail -n 30 "$work/mariadb.log" >&2; die "mariadbd exited"; }
-    sleep 0.1
-done
-mariadb --no-defaults --socket="$work/mysqld.sock" -uroot <<EOF
+# shellcheck source=scripts/lib/servers.sh
+source "$repo/scripts/lib/servers.sh"
+say "starting MariaDB (row-format binlog, as in production)"
+start_mariadb "$work" --innodb-log-file-size=256M || die "MariaDB did not start"
+mariadb_pid=${pids[-1]}
+mariadb_port=$MY_PORT
+my_root <<EOF
+CREATE DATABASE sbtest;
+CREATE USER '$DB_USER'@'%' IDENTIFIED BY '$DB_PASSWORD';
+CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
+GRANT ALL PRIVILEGES ON sbtest.* TO '$DB_USER'@'%';
+GRANT ALL PRIVILEGES ON sbtest.* TO '$DB_USER'@'localhost';
+EOF
 CREATE DATABASE sbtest;
 CREATE USER '$DB_USER'@'%' IDENTIFIED BY '$DB_PASSWORD';
 CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';

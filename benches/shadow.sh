@@ -52,48 +52,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r my_port pg_port p1_port p2_port a1_port a2_port < <(python3 - <<'PY'
+read -r p1_port p2_port a1_port a2_port < <(python3 - <<'PY'
 import socket
-s = [socket.socket() for _ in range(6)]
+s = [socket.socket() for _ in range(4)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*(x.getsockname()[1] for x in s))
 PY
 )
 
-# --- MariaDB
-root_args=()
-[[ $(id -u) -eq 0 ]] && root_args=(--user=root)
-mariadb-install-db --no-defaults "${root_args[@]}" --datadir="$work/mysql" \
-    --auth-root-authentication-method=normal --skip-test-db >"$work/install.log" 2>&1 || die "mariadb-install-db failed"
-setsid mariadbd --no-defaults "${root_args[@]}" --datadir="$work/mysql" --socket="$work/my.sock" \
-    --port="$my_port" --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
-    --innodb-buffer-pool-size=256M --max-connections=500 --character-set-server=utf8mb4 \
-    --collation-server=utf8mb4_general_ci --log-error="$work/mariadb.log" </dev/null >/dev/null 2>&1 &
-pids+=($!)
-for _ in $(seq 600); do mariadb --no-defaults --socket="$work/my.sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
-mariadb --no-defaults --socket="$work/my.sock" -uroot <<SQL
-CREATE DATABASE sbtest;
-CREATE USER '$DB_USER'@'%' IDENTIFIED BY '$DB_PASSWORD';
-CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
-GRANT ALL ON *.* TO '$DB_USER'@'%';
-GRANT ALL ON *.* TO '$DB_USER'@'localhost';
-SQL
-
-# --- PostgreSQL (as an unprivileged user when we are root)
-pgbin=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n1)
-run_pg=()
-if [[ $(id -u) -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
-    mkdir -p "$work/pg"; chown postgres "$work/pg"
-    run_pg=(runuser -u postgres --)
-fi
-"${run_pg[@]}" "$pgbin/initdb" -D "$work/pg/data" -U postgres --auth=trust --no-sync -E UTF8 --no-locale >"$work/initdb.log" 2>&1 || die "initdb failed"
-setsid "${run_pg[@]}" "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
-    -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300 \
-    </dev/null >"$work/postgres.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 600); do psql -h "$work/pg" -p "$pg_port" -U postgres -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
-psql -q -h "$work/pg" -p "$pg_port" -U postgres -c "CREATE ROLE $DB_USER LOGIN SUPERUSER PASSWORD '$DB_PASSWORD'" -c "CREATE DATABASE sbtest OWNER $DB_USER"
+# --- MariaDB (row-format binlog) and PostgreSQL: scripts/lib/servers.sh
+# shellcheck source=scripts/lib/servers.sh
+source "$repo/scripts/lib/servers.sh"
+start_mariadb "$work" || die "MariaDB did not start"
+start_postgres "$work" || die "PostgreSQL did not start"
+my_port=$MY_PORT pg_port=$PG_PORT
+my_root -e "CREATE DATABASE sbtest"
+create_app_accounts "$DB_USER" "$DB_PASSWORD" sbtest
 
 # --- one proxy config per shadow sample rate, both dual_write in front of
 # the same databases (the load is read-only, so they can share them).
@@ -134,7 +108,7 @@ sysbench oltp_read_only "${sb[@]}" --mysql-port="$my_port" prepare >"$work/prepa
     { tail -5 "$work/schema.log" >&2; die "tandem schema --apply failed"; }
 "$tandem" backfill --config "$work/shadow0.toml" >"$work/backfill.log" 2>&1 ||
     { tail -5 "$work/backfill.log" >&2; die "tandem backfill failed"; }
-my_rows=$(mariadb --no-defaults --socket="$work/my.sock" -uroot -N -B -e "SELECT COUNT(*) FROM sbtest.sbtest1")
+my_rows=$(mariadb --no-defaults --socket="$MY_SOCK" -uroot -N -B -e "SELECT COUNT(*) FROM sbtest.sbtest1")
 pg_rows=$(psql -h "$work/pg" -p "$pg_port" -U postgres -d sbtest -At -c "SELECT COUNT(*) FROM sbtest1")
 [[ $my_rows == "$pg_rows" ]] || die "backfill left $pg_rows rows on PostgreSQL, MariaDB has $my_rows"
 

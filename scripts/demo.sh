@@ -232,7 +232,12 @@ log-error = $mdir/error.log
 port = $MARIADB_PORT
 bind-address = 127.0.0.1
 skip-name-resolve
-skip-log-bin
+# A row-format binlog, as production runs it: the change stream reads it.
+log-bin = mariadb-bin
+binlog-format = ROW
+binlog-row-image = FULL
+binlog-row-metadata = FULL
+server-id = 1
 character-set-server = utf8mb4
 collation-server = utf8mb4_general_ci
 innodb-buffer-pool-size = 128M
@@ -268,6 +273,9 @@ ALTER USER 'app'@'%' IDENTIFIED BY '$old_pw';
 ALTER USER 'app'@'localhost' IDENTIFIED BY '$old_pw';
 GRANT ALL PRIVILEGES ON app.* TO 'app'@'%';
 GRANT ALL PRIVILEGES ON app.* TO 'app'@'localhost';
+-- The change stream connects as a replica and reads binlog positions.
+GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'app'@'%';
+GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'app'@'localhost';
 EOF
 
 if [[ -z $(mariadb_admin_sql -e "SELECT 1 FROM information_schema.tables WHERE table_schema = 'app' AND table_name = 'customers'") ]]; then

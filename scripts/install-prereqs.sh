@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tandem's tests, demo and benchmarks need, and only what is
-# missing: MariaDB server and client, PostgreSQL, sysbench, HAProxy, Chromium, a C
-# toolchain, Rust, and the Python client libraries pymysql and
-# mysql-connector-python. Silent when everything is already there.
+# missing: MariaDB server and client, PostgreSQL, sysbench, HAProxy, Chromium,
+# a C toolchain, Rust, and the Python client libraries pymysql,
+# mysql-connector-python and SQLAlchemy 2.x. Silent when everything is already there.
 #
 # Debian 12 (bookworm) or similar apt-based system. Runs as root directly, or
 # through sudo otherwise (non-interactively when stdin is not a terminal).
@@ -121,6 +121,8 @@ prereq_python_modules() {
     local -a missing=()
     python3 -c 'import pymysql' >/dev/null 2>&1 || missing+=(pymysql)
     python3 -c 'import mysql.connector' >/dev/null 2>&1 || missing+=(mysql-connector-python)
+    python3 -c 'import sqlalchemy, sys; sys.exit(int(sqlalchemy.__version__.split(".")[0]) < 2)' \
+        >/dev/null 2>&1 || missing+=('sqlalchemy>=2,<3')
     [[ ${#missing[@]} -eq 0 ]] && return 0
 
     if ! python3 -m pip --version >/dev/null 2>&1; then

@@ -172,6 +172,12 @@ fn metrics(state: &AppState) -> String {
             mirror.drift.recorded(),
         );
         counter(
+            "load_data_unmirrored_rows_total",
+            "Rows LOAD DATA put on the old backend that the mirror could not carry (see the drift log).",
+            "counter",
+            load(&s.load_data_rows),
+        );
+        counter(
             "drift_log_lost_total",
             "Drift events not written because the log writer lagged.",
             "counter",

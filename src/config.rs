@@ -447,6 +447,48 @@ impl Config {
         Ok(config)
     }
 
+    /// Only `[shadow] log`, for commands that need nothing else (`tandem
+    /// mismatches`): an operator may be mid-edit on an unrelated key while
+    /// the proxy keeps serving the last good config. The whole file is
+    /// validated first; when that fails the error is returned alongside as a
+    /// warning and the log path is still taken from the file (with `${VAR}`
+    /// expanded in that one value). Unreadable TOML, or an invalid
+    /// `[shadow] log` itself, is an error.
+    pub fn shadow_log_lenient(path: &Path) -> Result<(PathBuf, Option<ConfigError>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::shadow_log_from_toml(&text, |k| std::env::var(k).ok())
+    }
+
+    /// [`Config::shadow_log_lenient`] on a file's text.
+    pub fn shadow_log_from_toml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(PathBuf, Option<ConfigError>), ConfigError> {
+        let warning = match Self::from_toml(text, &env) {
+            Ok(config) => return Ok((config.shadow.log, None)),
+            Err(ConfigError::Syntax(e)) => return Err(ConfigError::Syntax(e)),
+            Err(e) => e,
+        };
+        let value: toml::Value =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let log = match value.get("shadow").map(|s| s.get("log")) {
+            None | Some(None) => ShadowConfig::default().log,
+            Some(Some(toml::Value::String(s))) => {
+                PathBuf::from(expand_str(s, &env).map_err(|m| invalid("shadow.log", m))?)
+            }
+            Some(Some(other)) => {
+                return Err(invalid(
+                    "shadow.log",
+                    format!("expected a path string, found {}", other.type_str()),
+                ))
+            }
+        };
+        Ok((log, Some(warning)))
+    }
+
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen.parse().map_err(|e| {
             invalid(

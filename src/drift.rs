@@ -24,6 +24,13 @@ pub enum DriftKind {
     /// Skipped because an earlier statement of the same transaction failed on
     /// the secondary (PostgreSQL aborts the whole transaction).
     Skipped,
+    /// LOAD DATA rows the primary loaded from a file the statement mirror
+    /// cannot replay.
+    LoadData,
+    /// A foreign key was held back on the secondary (taken off because a
+    /// write the primary accepted violates it, or never added while the
+    /// mirror ran); it waits in `tandem_pending_foreign_keys`.
+    ForeignKeyHeld,
 }
 
 #[derive(Debug, Clone, Serialize)]

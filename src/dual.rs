@@ -45,16 +45,47 @@ impl Plan {
     }
 
     /// The text the secondary runs: the primary's, plus explicit
-    /// auto-increment ids taken from the primary's OK packet.
-    pub fn mirror_text(&self, ok: &OkInfo, table: Option<&TableInfo>, increment: u64) -> String {
+    /// auto-increment ids the primary generated, without a `RETURNING`
+    /// clause (the secondary's rows would go nowhere). An error means the
+    /// primary generated ids the proxy cannot know: the caller reports drift
+    /// rather than let the secondary number the rows differently.
+    pub fn mirror_text(
+        &self,
+        generated: Generated<'_>,
+        table: Option<&TableInfo>,
+        increment: u64,
+    ) -> Result<String, String> {
         let mut edits = self.edits.clone();
+        if let Some(r) = self.shape.returning.as_ref().and_then(|r| r.range.clone()) {
+            edits.push((r, String::new()));
+        }
         if let (Some(ins), Some(table)) = (&self.shape.insert, table) {
-            if let Some(ids) = id_edits(&self.original, ins, table, ok, increment, &self.edits) {
+            if let Some(ids) = id_edits(
+                &self.original,
+                ins,
+                table,
+                generated,
+                increment,
+                &self.edits,
+            )? {
                 edits.extend(ids);
             }
         }
-        pin::apply_edits(&self.original, edits)
+        Ok(pin::apply_edits(&self.original, edits))
     }
+}
+
+/// Where the auto-increment ids the primary generated for an INSERT come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Generated<'a> {
+    /// The OK packet: the first id; a multi-row insert's others follow it,
+    /// stepping by @@auto_increment_increment.
+    Ok(&'a OkInfo),
+    /// The auto-increment column of the `RETURNING` rows, one per row
+    /// inserted, in the order of the VALUES rows.
+    Returned(&'a [u64]),
+    /// The primary answered with rows that do not carry the ids (the reason).
+    Unknown(&'a str),
 }
 
 /// Analyzes `sql`, inlines `params` (prepared statements) and evaluates pins on
@@ -158,77 +189,147 @@ fn is_generated(value: &str) -> bool {
     v.eq_ignore_ascii_case("NULL") || v == "0" || v.eq_ignore_ascii_case("DEFAULT")
 }
 
-/// Edits that write the ids the primary generated explicitly, or `None` when
-/// they cannot be known for certain (the secondary then numbers the rows
-/// itself, which the verify step would catch).
+/// Text edits: byte range of the original, replacement.
+type Edits = Vec<(Range<usize>, String)>;
+
+/// Edits that write the ids the primary generated explicitly. `Ok(None)`:
+/// nothing to write, or (OK packet only) the ids are ambiguous and the
+/// secondary numbers the rows itself, as it always did. `Err`: the statement
+/// answered with rows and the ids it generated are not known.
 fn id_edits(
     sql: &str,
     ins: &InsertShape,
     table: &TableInfo,
-    ok: &OkInfo,
+    generated: Generated<'_>,
     increment: u64,
     existing: &[(Range<usize>, String)],
-) -> Option<Vec<(Range<usize>, String)>> {
-    let col = table.auto_increment_column()?;
-    if ok.last_insert_id == 0 {
-        return None;
-    }
-    let rows = ins.rows.len();
-    let certain = if ins.on_duplicate_key_update {
-        // One row, and it was inserted (1), not updated (2).
-        rows == 1 && ok.affected_rows == 1
-    } else if ins.replace {
-        rows == 1
-    } else {
-        // INSERT IGNORE may have skipped rows: then ids are ambiguous.
-        ok.affected_rows == rows as u64
+) -> Result<Option<Edits>, String> {
+    let Some(col) = table.auto_increment_column() else {
+        return Ok(None);
     };
-    if !certain {
-        return None;
-    }
-    let value_at =
-        |row: &[Range<usize>], pos: usize| -> Option<Range<usize>> { row.get(pos).cloned() };
+    let rows = ins.rows.len();
     let position = if ins.columns.is_empty() {
-        Some(
-            table
-                .columns
-                .iter()
-                .position(|c| c.name.eq_ignore_ascii_case(&col.name))?,
-        )
+        table
+            .columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(&col.name))
     } else {
         ins.columns
             .iter()
             .position(|c| c.eq_ignore_ascii_case(&col.name))
     };
-    let step = increment.max(1);
-    let mut next = ok.last_insert_id;
-    let mut out = Vec::new();
-    match position {
-        Some(pos) => {
-            for row in &ins.rows {
-                let r = value_at(row, pos)?;
+    if ins.columns.is_empty() && position.is_none() {
+        return Ok(None);
+    }
+    // Per row: the span of its id value, or None when the column is omitted.
+    let mut slots: Vec<Option<Range<usize>>> = Vec::with_capacity(rows);
+    let mut needed = false;
+    for row in &ins.rows {
+        match position {
+            Some(pos) => {
+                let Some(r) = row.get(pos).cloned() else {
+                    return Ok(None);
+                };
                 // A value the proxy already replaced (a parameter or a pin).
                 let replaced = existing
                     .iter()
                     .find(|(er, _)| *er == r)
                     .map(|(_, t)| t.as_str());
-                let text = replaced.unwrap_or(&sql[r.clone()]);
+                let text = replaced.unwrap_or(sql.get(r.clone()).unwrap_or_default());
                 if is_generated(text) {
-                    out.push((r, next.to_string()));
-                    next += step;
+                    needed = true;
+                    slots.push(Some(r));
+                } else {
+                    slots.push(None);
+                }
+            }
+            None => {
+                needed = true;
+                slots.push(None);
+            }
+        }
+    }
+    if !needed {
+        return Ok(None);
+    }
+    let mut ids: Vec<u64> = Vec::with_capacity(rows);
+    match generated {
+        Generated::Ok(ok) => {
+            if ok.last_insert_id == 0 {
+                return Ok(None);
+            }
+            let affected = ok.affected_rows;
+            // Did every VALUES row insert exactly one row (ids consecutive)?
+            let certain = if ins.on_duplicate_key_update {
+                // Counts 1 per insert, 2 per update, 0 per unchanged row.
+                match rows {
+                    1 if affected == 1 => true,
+                    1 => return Ok(None), // updated or unchanged: no new row
+                    _ => false,
+                }
+            } else if ins.replace {
+                // Counts 2 for a row that replaced another.
+                rows == 1 || affected == rows as u64
+            } else if affected == 0 {
+                return Ok(None); // INSERT IGNORE that skipped every row
+            } else {
+                affected == rows as u64
+            };
+            if !certain {
+                return Err(format!(
+                    "{affected} rows affected by {rows} VALUES rows (some skipped, updated or replaced): \
+                     which generated `{}` belongs to which row is unknown",
+                    col.name
+                ));
+            }
+            let step = increment.max(1);
+            let mut next = ok.last_insert_id;
+            for slot in &slots {
+                let generated_here = position.is_none() || slot.is_some();
+                ids.push(if generated_here { next } else { 0 });
+                if generated_here {
+                    next = next.saturating_add(step);
+                }
+            }
+        }
+        Generated::Returned(returned) => {
+            if returned.len() != rows {
+                return Err(format!(
+                    "{} rows in VALUES but {} returned (rows skipped or updated): \
+                     which id belongs to which row is unknown",
+                    rows,
+                    returned.len()
+                ));
+            }
+            ids.extend_from_slice(returned);
+        }
+        Generated::Unknown(reason) => {
+            return Err(format!(
+                "the primary generated `{}` values the proxy cannot see: {reason}",
+                col.name
+            ))
+        }
+    }
+    let mut out = Vec::new();
+    match position {
+        Some(_) => {
+            for (slot, id) in slots.into_iter().zip(&ids) {
+                if let Some(r) = slot {
+                    out.push((r, id.to_string()));
                 }
             }
         }
         None => {
-            let at = ins.first_column_at?;
+            let Some(at) = ins.first_column_at else {
+                return Ok(None);
+            };
             out.push((at..at, format!("`{}`, ", col.name.replace('`', "``"))));
-            for &start in &ins.row_starts {
-                out.push((start..start, format!("{next}, ")));
-                next += step;
+            for (&start, id) in ins.row_starts.iter().zip(&ids) {
+                out.push((start..start, format!("{id}, ")));
             }
         }
     }
-    Some(out)
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -258,7 +359,74 @@ mod tests {
             shape: pin::analyze(sql).unwrap(),
             increment: None,
         };
-        plan.mirror_text(&ok, Some(&table()), 1)
+        plan.mirror_text(Generated::Ok(&ok), Some(&table()), 1)
+            .unwrap()
+    }
+
+    fn returned(sql: &str, generated: Generated<'_>) -> Result<String, String> {
+        let plan = Plan {
+            original: sql.into(),
+            edits: vec![],
+            shape: pin::analyze(sql).unwrap(),
+            increment: None,
+        };
+        plan.mirror_text(generated, Some(&table()), 1)
+    }
+
+    #[test]
+    fn returning_rows_give_the_ids_and_the_clause_is_dropped() {
+        assert_eq!(
+            returned(
+                "INSERT INTO t (a, b) VALUES (1, 2), (3, 4) RETURNING t.id",
+                Generated::Returned(&[41, 57])
+            )
+            .unwrap(),
+            "INSERT INTO t (`id`, a, b) VALUES (41, 1, 2), (57, 3, 4) "
+        );
+        assert_eq!(
+            returned(
+                "INSERT INTO t (id, a) VALUES (NULL, 1), (9, 2) RETURNING id, a",
+                Generated::Returned(&[10, 9])
+            )
+            .unwrap(),
+            "INSERT INTO t (id, a) VALUES (10, 1), (9, 2) "
+        );
+        // Explicit ids or a DELETE need none: the clause just goes.
+        assert_eq!(
+            returned(
+                "DELETE FROM t WHERE a > 1 RETURNING id",
+                Generated::Unknown("x")
+            )
+            .unwrap(),
+            "DELETE FROM t WHERE a > 1 "
+        );
+        assert_eq!(
+            returned(
+                "INSERT INTO t (id, a) VALUES (3, 1) RETURNING a",
+                Generated::Unknown("x")
+            )
+            .unwrap(),
+            "INSERT INTO t (id, a) VALUES (3, 1) "
+        );
+    }
+
+    #[test]
+    fn returning_without_the_ids_is_an_error_not_a_guess() {
+        let e = returned(
+            "INSERT INTO t (a) VALUES (1), (2) RETURNING a",
+            Generated::Unknown("RETURNING does not list it"),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("`id`") && e.contains("RETURNING does not list it"),
+            "{e}"
+        );
+        let e = returned(
+            "INSERT IGNORE INTO t (a) VALUES (1), (2) RETURNING id",
+            Generated::Returned(&[5]),
+        )
+        .unwrap_err();
+        assert!(e.contains("2 rows in VALUES but 1 returned"), "{e}");
     }
 
     fn ok(affected: u64, id: u64) -> OkInfo {
@@ -292,19 +460,37 @@ mod tests {
     }
 
     #[test]
-    fn ambiguous_cases_are_left_alone() {
+    fn ambiguous_cases_are_reported_not_guessed() {
+        let plan = |sql: &str| Plan {
+            original: sql.into(),
+            edits: vec![],
+            shape: pin::analyze(sql).unwrap(),
+            increment: None,
+        };
         let ignore = "INSERT IGNORE INTO t (a) VALUES (1), (2)";
-        assert_eq!(
-            mirror(ignore, ok(1, 7)),
-            ignore,
-            "one row skipped: which id went where?"
-        );
+        let e = plan(ignore)
+            .mirror_text(Generated::Ok(&ok(1, 7)), Some(&table()), 1)
+            .unwrap_err();
+        assert!(e.contains("1 rows affected by 2 VALUES rows"), "{e}");
+        assert_eq!(mirror(ignore, ok(0, 0)), ignore, "nothing inserted");
         let odku = "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2";
         assert_eq!(mirror(odku, ok(2, 7)), odku, "updated, not inserted");
         assert_eq!(
             mirror(odku, ok(1, 7)),
             "INSERT INTO t (`id`, a) VALUES (7, 1) ON DUPLICATE KEY UPDATE a = 2"
         );
+        let odku2 = "INSERT INTO t (a) VALUES (1), (2) ON DUPLICATE KEY UPDATE a = 2";
+        assert!(plan(odku2)
+            .mirror_text(Generated::Ok(&ok(2, 7)), Some(&table()), 1)
+            .is_err());
+        let replace = "REPLACE INTO t (a) VALUES (1), (2)";
+        assert_eq!(
+            mirror(replace, ok(2, 4)),
+            "REPLACE INTO t (`id`, a) VALUES (4, 1), (5, 2)"
+        );
+        assert!(plan(replace)
+            .mirror_text(Generated::Ok(&ok(3, 4)), Some(&table()), 1)
+            .is_err());
         let update = "UPDATE t SET a = 1";
         assert_eq!(mirror(update, ok(3, 0)), update);
     }
@@ -318,7 +504,8 @@ mod tests {
             increment: None,
         };
         assert_eq!(
-            plan.mirror_text(&ok(2, 3), Some(&table()), 10),
+            plan.mirror_text(Generated::Ok(&ok(2, 3)), Some(&table()), 10)
+                .unwrap(),
             "INSERT INTO t (`id`, a) VALUES (3, 1), (13, 2)"
         );
     }

@@ -13,6 +13,7 @@ pub mod cockpit;
 pub mod config;
 pub mod drift;
 pub mod dual;
+pub mod foreign_keys;
 pub mod frontend;
 pub mod jsonl;
 pub mod metrics;

@@ -49,6 +49,11 @@ enum Command {
         /// Run the DDL on the new backend instead of printing it.
         #[arg(long)]
         apply: bool,
+        /// When a PostgreSQL new side gets the foreign keys: `after-backfill`
+        /// (recorded as pending, added by `tandem backfill` once every table
+        /// is copied) or `now` (right after the tables: an empty database).
+        #[arg(long, value_enum, default_value = "after-backfill")]
+        foreign_keys: ForeignKeysArg,
     },
     /// Copy every table old -> new in key order, resumably.
     Backfill {
@@ -210,7 +215,11 @@ fn main() -> ExitCode {
         match command {
             Command::Serve { config, log_format } => serve(config, log_format).await,
             Command::Check { config } => check(config).await,
-            Command::Schema { config, apply } => schema(config, apply).await,
+            Command::Schema {
+                config,
+                apply,
+                foreign_keys,
+            } => schema(config, apply, foreign_keys).await,
             Command::Backfill {
                 config,
                 tables,
@@ -372,9 +381,24 @@ fn migrate_setup(path: &std::path::Path) -> anyhow::Result<(Config, tandem::migr
     Ok((config, sides))
 }
 
-async fn schema(path: PathBuf, apply: bool) -> anyhow::Result<ExitCode> {
+#[derive(Clone, Copy, ValueEnum)]
+enum ForeignKeysArg {
+    AfterBackfill,
+    Now,
+}
+
+async fn schema(
+    path: PathBuf,
+    apply: bool,
+    foreign_keys: ForeignKeysArg,
+) -> anyhow::Result<ExitCode> {
+    use tandem::migrate::schema::ForeignKeys;
     let (_, sides) = migrate_setup(&path)?;
-    let report = tandem::migrate::schema::run(&sides, apply).await?;
+    let when = match foreign_keys {
+        ForeignKeysArg::AfterBackfill => ForeignKeys::AfterBackfill,
+        ForeignKeysArg::Now => ForeignKeys::Now,
+    };
+    let report = tandem::migrate::schema::run(&sides, apply, when).await?;
     for (table, statements) in &report.tables {
         let exists = report.existing.contains(table);
         if apply {
@@ -400,17 +424,45 @@ async fn schema(path: PathBuf, apply: bool) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if !apply && !report.foreign_keys.is_empty() {
+        println!("-- foreign keys (with --apply: held back until `tandem backfill` has copied every table; --foreign-keys now adds them at once)");
+        for fk in &report.foreign_keys {
+            println!("{};", fk.add_sql(false));
+        }
+    }
+    if apply && report.added.is_empty() {
+        for fk in &report.foreign_keys {
+            println!(
+                "foreign key {} -> {}: pending (`tandem backfill` adds it once every table is copied)",
+                tandem::foreign_keys::label(fk),
+                fk.references
+            );
+        }
+    }
+    for (fk, outcome) in &report.added {
+        println!(
+            "foreign key {} -> {}: {}",
+            tandem::foreign_keys::label(fk),
+            fk.references,
+            outcome.describe()
+        );
+    }
     for n in &report.notes {
         eprintln!("not mapped exactly: {n}");
     }
     for u in &report.untranslatable {
         eprintln!("NOT TRANSLATED: {u}");
     }
-    if !report.ok() {
+    if !report.untranslatable.is_empty() {
         eprintln!(
             "{} table(s) could not be translated: create them on the new side by hand, then run backfill",
             report.untranslatable.len()
         );
+    }
+    if report.added.iter().any(|(_, o)| !o.is_added()) {
+        eprintln!("some foreign keys could not be added (see above); they stay pending");
+    }
+    if !report.ok() {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -444,6 +496,26 @@ async fn backfill(
             Status::Failed(e) => format!("FAILED: {e}"),
         };
         println!("{}: {status}", t.table);
+    }
+    match &report.foreign_keys {
+        tandem::migrate::fk::FkStep::NonePending => {}
+        tandem::migrate::fk::FkStep::NotYet {
+            pending,
+            incomplete,
+        } => println!(
+            "foreign keys: {pending} pending until every table is copied (not yet: {})",
+            incomplete.join(", ")
+        ),
+        tandem::migrate::fk::FkStep::Tried(tried) => {
+            for (fk, outcome) in tried {
+                println!(
+                    "foreign key {} -> {}: {}",
+                    tandem::foreign_keys::label(fk),
+                    fk.references,
+                    outcome.describe()
+                );
+            }
+        }
     }
     if !report.ok() {
         eprintln!(
@@ -507,7 +579,18 @@ fn mismatches(
     let run = || -> anyhow::Result<tandem::shadow::summary::Summary> {
         let path = match log {
             Some(p) => p,
-            None => load(config)?.shadow.log,
+            None => {
+                let (path, warning) = Config::shadow_log_lenient(config)
+                    .with_context(|| format!("invalid config {}", config.display()))?;
+                if let Some(w) = warning {
+                    eprintln!(
+                        "warning: {} is not a valid config ({w}); reading only [shadow] log = {}",
+                        config.display(),
+                        path.display()
+                    );
+                }
+                path
+            }
         };
         Ok(tandem::shadow::summary::read_log(&path)?)
     };

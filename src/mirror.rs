@@ -16,6 +16,9 @@
 //! drift event; `block`: the session waits). Failures on the secondary never
 //! reach the client: they are drift events.
 
+mod conn;
+mod fk;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::mysql::{self, BackendConn};
+use crate::backend::mysql::BackendConn;
 use crate::config::{BackendConfig, BackendKind, BackendTarget, MirrorConfig, OverflowPolicy};
 use crate::drift::{now_rfc3339, DriftEvent, DriftKind, DriftLog};
 use crate::sql::schema::Schema;
@@ -83,6 +86,9 @@ pub struct MirrorStats {
     /// Microseconds from enqueue to apply of the last unit.
     pub last_lag_us: AtomicU64,
     pub max_lag_us: AtomicU64,
+    /// Rows LOAD DATA put on the primary that the mirror could not carry
+    /// (each load is also a drift event).
+    pub load_data_rows: AtomicU64,
 }
 
 /// A transaction bigger than this is not held for ordered mirroring: it is
@@ -119,6 +125,8 @@ impl Mirror {
             drift: drift.clone(),
             stats: Arc::clone(&stats),
             phase,
+            fks: fk::MirrorFks::default(),
+            fk_violation: None,
         };
         let mirror = Self {
             kind: secondary.kind,
@@ -388,7 +396,14 @@ struct Applier {
     drift: DriftLog,
     stats: Arc<MirrorStats>,
     phase: &'static str,
+    /// Foreign keys held back on a PostgreSQL secondary (see `fk`).
+    fks: fk::MirrorFks,
+    /// (table, constraint) of the last foreign-key violation `exec` met.
+    fk_violation: Option<(String, String)>,
 }
+
+/// Most foreign keys one unit may take off the secondary before it is drift.
+const MAX_DEMOTIONS_PER_UNIT: usize = 8;
 
 /// Prefix of errors that mean the secondary is unreachable.
 const DOWN: &str = "secondary unreachable";
@@ -399,6 +414,9 @@ impl Applier {
             self.apply(unit).await;
             // Counted down only once applied: 0 means the secondary caught up.
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        for (statement, error) in self.fks.never_applied() {
+            self.record(0, DriftKind::ForeignKeyHeld, statement, None, error);
         }
     }
 
@@ -433,7 +451,7 @@ impl Applier {
         // Counted down whatever the outcome: a failed write is drift, and the
         // session's reads need not wait for it.
         let _applied = InFlightGuard(in_flight);
-        let batch = match self.prepare(&statements) {
+        let (batch, fks) = match self.prepare(&statements) {
             Ok(b) => b,
             Err((stmt, e)) => {
                 // One untranslatable statement: the whole unit is skipped so
@@ -461,7 +479,25 @@ impl Applier {
         } else {
             batch.join(";\n")
         };
-        if let Err(e) = self.exec(&text).await {
+        let mut result = self.exec(&text).await;
+        let mut demoted = 0;
+        while result.is_err() && demoted < MAX_DEMOTIONS_PER_UNIT {
+            let Some((table, constraint)) = self.fk_violation.take() else {
+                break;
+            };
+            if transaction {
+                let _ = self.exec("ROLLBACK").await;
+            }
+            if !self.demote(session, &statements, &table, &constraint).await {
+                break;
+            }
+            demoted += 1;
+            result = self.exec(&text).await;
+        }
+        if result.is_ok() && fk::changes_schema(&batch, &fks) {
+            self.after_ddl(session, fks).await;
+        }
+        if let Err(e) = result {
             let kind = if e.starts_with(DOWN) {
                 DriftKind::SecondaryDown
             } else {
@@ -486,121 +522,63 @@ impl Applier {
         }
     }
 
-    /// The statements as the secondary runs them.
-    fn prepare(&self, statements: &[String]) -> Result<Vec<String>, (String, String)> {
+    /// A write was refused for a foreign key the primary did not enforce:
+    /// the key is held back (drift) and the write may run again.
+    async fn demote(
+        &mut self,
+        session: u64,
+        statements: &[String],
+        table: &str,
+        key: &str,
+    ) -> bool {
+        let Some(SecondaryConn::Postgres(client)) = self.conn.as_ref() else {
+            return false;
+        };
+        let Some(message) = self.fks.demote(client, table, key).await else {
+            return false;
+        };
+        self.record(
+            session,
+            DriftKind::ForeignKeyHeld,
+            statements.join(";\n"),
+            None,
+            message,
+        );
+        true
+    }
+
+    /// After a unit changed the schema: its tables' foreign keys, and those
+    /// waiting for a table.
+    async fn after_ddl(&mut self, session: u64, created: Vec<translate::ForeignKey>) {
+        let Some(SecondaryConn::Postgres(client)) = self.conn.as_ref() else {
+            return;
+        };
+        if let Some((text, error)) = self.fks.after_ddl(client, created).await {
+            self.record(session, DriftKind::ForeignKeyHeld, text, None, error);
+        }
+    }
+
+    /// The statements as the secondary runs them, and the foreign keys of
+    /// the tables they create (added after them, see `fk`).
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        statements: &[String],
+    ) -> Result<(Vec<String>, Vec<translate::ForeignKey>), (String, String)> {
         match self.kind {
-            BackendKind::Mysql => Ok(statements.to_vec()),
+            BackendKind::Mysql => Ok((statements.to_vec(), Vec::new())),
             BackendKind::Postgres => {
                 let mut out = Vec::with_capacity(statements.len());
+                let mut fks = Vec::new();
                 let schema = self.schema.load();
                 for s in statements {
                     let translated = translate::to_postgres(s, &schema)
                         .map_err(|e| (s.clone(), e.to_string()))?;
-                    out.extend(translated.statements);
+                    let (statements, keys) = translated.split_foreign_keys();
+                    out.extend(statements);
+                    fks.extend(keys);
                 }
-                Ok(out)
-            }
-        }
-    }
-
-    async fn exec(&mut self, sql: &str) -> Result<(), String> {
-        self.ensure_connected().await?;
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(format!("{DOWN}: no connection"));
-        };
-        let result = match conn {
-            SecondaryConn::Postgres(client) => client.batch_execute(sql).await.map_err(|e| {
-                let msg = match e.as_db_error() {
-                    Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-                    None => e.to_string(),
-                };
-                (e.is_closed(), msg)
-            }),
-            SecondaryConn::Mysql(c) => c.execute(sql).await.map(|_| ()).map_err(|e| {
-                let lost = matches!(e, crate::backend::BackendError::Wire(_));
-                (lost, e.to_string())
-            }),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err((lost, msg)) => {
-                if lost {
-                    self.conn = None;
-                    self.mark_down();
-                    return Err(format!("{DOWN}: {msg}"));
-                }
-                Err(msg)
-            }
-        }
-    }
-
-    async fn ensure_connected(&mut self) -> Result<(), String> {
-        if self.conn.is_some() {
-            return Ok(());
-        }
-        if let Some(until) = self.down_until {
-            if Instant::now() < until {
-                return Err(format!("{DOWN}: reconnecting (backoff)"));
-            }
-        }
-        match tokio::time::timeout(self.connect_timeout, self.connect()).await {
-            Ok(Ok(conn)) => {
-                self.conn = Some(conn);
-                self.down_until = None;
-                self.backoff = Duration::from_millis(50);
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                self.mark_down();
-                Err(format!("{DOWN}: {e}"))
-            }
-            Err(_) => {
-                self.mark_down();
-                Err(format!("{DOWN}: connect timed out"))
-            }
-        }
-    }
-
-    fn mark_down(&mut self) {
-        self.down_until = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(self.max_backoff);
-    }
-
-    async fn connect(&self) -> Result<SecondaryConn, String> {
-        let t = &self.target;
-        match self.kind {
-            BackendKind::Postgres => {
-                let mut cfg = tokio_postgres::Config::new();
-                cfg.host(&t.host)
-                    .port(t.port)
-                    .user(&t.user)
-                    .password(&t.password);
-                if let Some(db) = &t.database {
-                    cfg.dbname(db);
-                }
-                // Pinned timestamps are written as the primary's session saw them.
-                cfg.options("-c TimeZone=UTC");
-                let (client, conn) = cfg
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                Ok(SecondaryConn::Postgres(client))
-            }
-            BackendKind::Mysql => {
-                let greeted = mysql::connect(t, self.max_packet)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut opts = mysql::default_opts(t.database.as_deref());
-                // A transaction is sent as one multi-statement batch.
-                opts.capabilities |= crate::wire::CapabilityFlags::CLIENT_MULTI_STATEMENTS.bits();
-                let (conn, _) = greeted
-                    .authenticate(t, opts)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(SecondaryConn::Mysql(Box::new(conn)))
+                Ok((out, fks))
             }
         }
     }

@@ -39,6 +39,10 @@ pub struct Session {
     /// Status flags from the backend's last OK/EOF.
     pub status: u16,
     pub prepared: HashMap<u32, Prepared>,
+    /// SQL-level prepared statements (`PREPARE s FROM …`) by lower-cased
+    /// name: their text, `None` when the proxy could not learn it (bounded,
+    /// see `frontend::mysql::sql_prepared`).
+    pub sql_prepared: HashMap<String, Option<String>>,
     /// Set when the client changed protocol options (COM_SET_OPTION): the
     /// backend connection is then not reused after this session.
     pub protocol_changed: bool,

@@ -462,3 +462,135 @@ async fn full_queue_with_block_waits_and_loses_nothing() {
     );
     assert!(drift_kinds(&dir.path().join("drift.jsonl")).is_empty());
 }
+
+/// A dump restored through the proxy (mysqldump style: tables in name order,
+/// children before parents, `FOREIGN_KEY_CHECKS=0`): every table reaches
+/// PostgreSQL, each foreign key is added once the table it references
+/// exists; rows loaded child-first are applied (the key they violate is held
+/// back, as drift), and `tandem backfill` adds those keys once every table
+/// is copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
+    let m = servers::mariadb();
+    let pg = tokio::task::spawn_blocking(servers::postgres)
+        .await
+        .unwrap();
+    let primary = m.create_database("dwpg_fk");
+    let secondary = pg.create_database("dwpg_fk");
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.jsonl");
+    let config = dual_config(&primary, &pg.url(&secondary), &drift, "");
+    let proxy = start_proxy_with(&config).await;
+    let mut c = via(&proxy, &primary).await;
+    c.query_drop("SET FOREIGN_KEY_CHECKS = 0").await.unwrap();
+    for ddl in [
+        "CREATE TABLE categories (id INT PRIMARY KEY, parent_id INT NULL, FOREIGN KEY (parent_id) REFERENCES categories (id))",
+        "CREATE TABLE order_items (id INT PRIMARY KEY, order_id INT NOT NULL, FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE)",
+        "CREATE TABLE orders (id INT PRIMARY KEY, user_id INT NOT NULL, FOREIGN KEY (user_id) REFERENCES users (id))",
+        "CREATE TABLE users (id INT PRIMARY KEY, best_order_id INT NULL, CONSTRAINT users_best_order FOREIGN KEY (best_order_id) REFERENCES orders (id))",
+    ] {
+        c.query_drop(ddl).await.unwrap();
+    }
+    wait_mirrored(&proxy).await;
+    let (client, conn) = tokio_postgres::connect(&pg.url(&secondary), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let fks = |client: tokio_postgres::Client| async move {
+        let rows = client
+            .query(
+                "SELECT conrelid::regclass::text || '.' || conname || ' -> ' || confrelid::regclass::text || ' ' || convalidated \
+                 FROM pg_constraint WHERE contype = 'f' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        (
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>(),
+            client,
+        )
+    };
+    let (found, client) = fks(client).await;
+    let all = [
+        "categories.categories_ibfk_1 -> categories true",
+        "order_items.order_items_ibfk_1 -> orders true",
+        "orders.orders_ibfk_1 -> users true",
+        "users.users_best_order -> orders true",
+    ];
+    assert_eq!(found, all, "drift: {:?}", std::fs::read_to_string(&drift));
+    assert_eq!(proxy.state.mirror.load_full().unwrap().drift.recorded(), 0);
+
+    // A key whose table never comes: it waits, and says why (before the
+    // rows: a DDL after them would retry the held-back keys, and they would apply).
+    c.query_drop("CREATE TABLE reviews (id INT PRIMARY KEY, product_id INT, FOREIGN KEY (product_id) REFERENCES products (id))")
+        .await
+        .unwrap();
+    // The dump's rows, children first, checks off on the primary.
+    for sql in [
+        "INSERT INTO categories VALUES (1, NULL), (2, 3), (3, 1)",
+        "INSERT INTO order_items VALUES (1, 10), (2, 10), (3, 11)",
+        "INSERT INTO orders VALUES (10, 100), (11, 101)",
+        "INSERT INTO users VALUES (100, 10), (101, NULL)",
+    ] {
+        c.query_drop(sql).await.unwrap();
+    }
+    c.query_drop("SET FOREIGN_KEY_CHECKS = 1").await.unwrap();
+    wait_mirrored(&proxy).await;
+    for (table, n) in [
+        ("categories", 3),
+        ("order_items", 3),
+        ("orders", 2),
+        ("users", 2),
+    ] {
+        let count: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, n, "{table}: no row lost");
+    }
+    let kinds = drift_kinds(&drift);
+    assert_eq!(
+        kinds,
+        ["foreign_key_held", "foreign_key_held"],
+        "{:?}",
+        std::fs::read_to_string(&drift)
+    );
+    let (found, client) = fks(client).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    let pending: i64 = client
+        .query_one("SELECT count(*) FROM tandem_pending_foreign_keys", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 3);
+    let waiting: String = client
+        .query_one(
+            "SELECT last_error FROM tandem_pending_foreign_keys WHERE constraint_name = 'reviews_ibfk_1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, "waiting: table products does not exist");
+
+    // The migration's next step adds them back.
+    let file = dir.path().join("proxy.toml");
+    std::fs::write(&file, &config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["backfill", "--config", file.to_str().unwrap()])
+        .env("TANDEM_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout.matches("added and validated").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("foreign key reviews.reviews_ibfk_1 -> products: waiting: table products does not exist"),
+        "{stdout}"
+    );
+    let (found, _client) = fks(client).await;
+    assert_eq!(found, all);
+}

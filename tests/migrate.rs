@@ -2,6 +2,10 @@
 //! against a real MariaDB and PostgreSQL, through the real binary.
 
 mod common;
+#[path = "migrate/foreign_keys.rs"]
+mod foreign_keys;
+#[path = "migrate/identity.rs"]
+mod identity;
 #[path = "migrate/independent.rs"]
 mod independent;
 #[path = "migrate/support.rs"]

@@ -140,3 +140,84 @@ log = "{}"
     assert!(err.contains("[shadow] log"), "{err}");
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+/// An operator mid-edit: an unrelated key is invalid, yet the summary (which
+/// needs only `[shadow] log`) runs, with `${VAR}` expanded in the log path and
+/// a warning naming the bad key on stderr.
+#[test]
+fn invalid_unrelated_key_warns_and_still_reads_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mismatches.jsonl");
+    write(
+        &log,
+        &[line(
+            "2025-03-01T10:00:00.000000Z",
+            "SELECT id FROM u",
+            "SELECT id FROM u",
+            "values",
+        )],
+    );
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        r#"
+phase = "dual_write"
+[[users]]
+name = "app"
+password = "${TANDEM_TEST_UNSET_PASSWORD}"
+[backends.old]
+kind = "mysql"
+url = "mysql://app:x@127.0.0.1:3306/app"
+pool_sise = 3
+[shadow]
+log = "${TANDEM_TEST_SHADOW_DIR}/mismatches.jsonl"
+"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["mismatches", "-c", config.to_str().unwrap()])
+        .env("TANDEM_TEST_SHADOW_DIR", dir.path())
+        .env_remove("TANDEM_TEST_UNSET_PASSWORD")
+        .output()
+        .expect("run tandem");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stdout(&out).starts_with("1 mismatch in 1 statement"),
+        "{out:?}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("warning: "), "{err}");
+    // The first invalid key met is named (here the unset variable).
+    assert!(err.contains("users[0].password"), "{err}");
+    assert!(err.contains(&log.display().to_string()), "{err}");
+
+    // Fixed that one, the next invalid key is the one named.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("${TANDEM_TEST_UNSET_PASSWORD}", "x")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["mismatches", "-c", config.to_str().unwrap(), "--json"])
+        .env("TANDEM_TEST_SHADOW_DIR", dir.path())
+        .output()
+        .expect("run tandem");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["total"], 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("backends.old.pool_sise"), "{err}");
+
+    // The log path itself unresolvable: that is an error (exit 2), not a guess.
+    std::fs::write(
+        &config,
+        "[shadow]\nlog = \"${TANDEM_TEST_UNSET_DIR}/m.jsonl\"\nphase = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["mismatches", "-c", config.to_str().unwrap()])
+        .env_remove("TANDEM_TEST_UNSET_DIR")
+        .output()
+        .expect("run tandem");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("shadow.log"), "{err}");
+    assert!(err.contains("TANDEM_TEST_UNSET_DIR"), "{err}");
+}

@@ -35,17 +35,19 @@ pub const SHAPE_MASK: u32 = Caps::CLIENT_FOUND_ROWS.bits()
     | Caps::CLIENT_PS_MULTI_RESULTS.bits()
     | Caps::CLIENT_SESSION_TRACK.bits()
     | Caps::CLIENT_DEPRECATE_EOF.bits()
-    | Caps::CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS.bits();
+    | Caps::CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS.bits()
+    // Decides whether LOAD DATA LOCAL gets a file request or error 4166.
+    | Caps::CLIENT_LOCAL_FILES.bits();
 
 /// Capabilities the proxy never negotiates: TLS and compression (not
 /// implemented), query attributes and optional metadata (change packet layouts
-/// we parse), LOCAL INFILE (needs a file relay), progress reports.
+/// we parse), progress reports. LOCAL INFILE is passed on as the client asked
+/// (the relay streams the file, see `frontend::mysql::relay`).
 pub const UNSUPPORTED_CAPS: u32 = Caps::CLIENT_SSL.bits()
     | Caps::CLIENT_COMPRESS.bits()
     | Caps::CLIENT_ZSTD_COMPRESSION_ALGORITHM.bits()
     | Caps::CLIENT_QUERY_ATTRIBUTES.bits()
     | Caps::CLIENT_OPTIONAL_RESULTSET_METADATA.bits()
-    | Caps::CLIENT_LOCAL_FILES.bits()
     | Caps::CLIENT_PROGRESS_OBSOLETE.bits()
     | Caps::CLIENT_SSL_VERIFY_SERVER_CERT.bits()
     | Caps::CLIENT_REMEMBER_OPTIONS.bits();

@@ -23,7 +23,7 @@ use crate::backend::value::{Row, Value};
 
 use super::catalog::TablePlan;
 use super::checkpoint::{
-    checkpoint_upsert, ensure_checkpoint_table, read_checkpoint, text_literal,
+    checkpoint_upsert, ensure_checkpoint_table, text_literal, trusted_checkpoint,
 };
 use super::db::Db;
 use super::progress::{Progress, RateLimiter, TableProgress};
@@ -65,6 +65,8 @@ pub struct TableOutcome {
 #[derive(Debug, Default)]
 pub struct BackfillReport {
     pub tables: Vec<TableOutcome>,
+    /// Pending foreign keys, added once every table is copied.
+    pub foreign_keys: super::fk::FkStep,
 }
 
 impl BackfillReport {
@@ -72,6 +74,7 @@ impl BackfillReport {
         self.tables
             .iter()
             .all(|t| matches!(t.status, Status::Copied | Status::AlreadyDone))
+            && self.foreign_keys.ok()
     }
 }
 
@@ -178,6 +181,9 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
     }
     stop.cancel();
     let _ = ticker.await;
+    if report.ok() {
+        report.foreign_keys = super::fk::add_when_complete(sides).await?;
+    }
     Ok(report)
 }
 
@@ -203,9 +209,7 @@ async fn copy_table(
     tag: usize,
 ) -> Result<(u64, u64, Status), MigrateError> {
     let mut target = sides.connect(Side::New).await?;
-    let checkpoint = read_checkpoint(&mut target, &plan.old_name)
-        .await?
-        .unwrap_or_default();
+    let checkpoint = trusted_checkpoint(&mut target, sides, &plan).await?;
     if checkpoint.done {
         tracing::info!(table = %plan.old_name, rows = checkpoint.rows_copied, "already copied (checkpoint says done; --restart copies again)");
         return Ok((0, 0, Status::AlreadyDone));

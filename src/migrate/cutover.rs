@@ -68,6 +68,16 @@ pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverRep
         }
     }
     report.items.extend(check_backfill(&mut new, &plans).await?);
+    let pending = super::fk::pending_report(&mut new).await?;
+    report.items.push(if pending.is_empty() {
+        Item::ok("foreign keys: none pending")
+    } else {
+        Item::missing(format!(
+            "foreign keys: {} pending: {}; `tandem backfill` adds them once every table is copied",
+            pending.len(),
+            pending.join("; ")
+        ))
+    });
     report.items.push(check_last_verify(&mut new).await?);
     report.items.push(mirror_queue(config).await);
     Ok(report)
@@ -240,11 +250,16 @@ async fn check_backfill(new: &mut Db, plans: &[TablePlan]) -> Result<Vec<Item>, 
     }
     let mut pending = Vec::new();
     for plan in plans.iter().filter(|p| !p.key.is_empty()) {
-        let done = super::checkpoint::read_checkpoint(new, &plan.old_name)
-            .await?
-            .is_some_and(|c| c.done);
-        if !done {
-            pending.push(plan.old_name.clone());
+        let checkpoint = super::checkpoint::read_checkpoint(new, &plan.old_name).await?;
+        let current = super::checkpoint::target_identity(new, &plan.new_name).await?;
+        match checkpoint {
+            Some(c) if c.done => {
+                // Written for a table that has since been recreated or truncated.
+                if c.target_id.is_some() && current.is_some() && c.target_id != current {
+                    pending.push(format!("{} (recreated or truncated since)", plan.old_name));
+                }
+            }
+            _ => pending.push(plan.old_name.clone()),
         }
     }
     Ok(vec![if pending.is_empty() {

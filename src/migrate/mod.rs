@@ -37,6 +37,7 @@ pub mod copy;
 pub mod cutover;
 pub mod db;
 mod diff;
+pub mod fk;
 pub mod progress;
 pub mod repair;
 pub mod report;
@@ -52,7 +53,9 @@ pub const CHECKPOINT_TABLE: &str = "tandem_backfill_checkpoint";
 pub const VERIFY_RUNS_TABLE: &str = "tandem_verify_runs";
 
 pub fn is_internal_table(name: &str) -> bool {
-    name == CHECKPOINT_TABLE || name == VERIFY_RUNS_TABLE
+    name == CHECKPOINT_TABLE
+        || name == VERIFY_RUNS_TABLE
+        || name == crate::foreign_keys::PENDING_TABLE
 }
 
 #[derive(Debug, thiserror::Error)]

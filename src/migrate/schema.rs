@@ -8,14 +8,22 @@
 //! one created by a mirrored `CREATE TABLE` come out identical. Tables the
 //! translator cannot carry over are reported and left out; approximations it
 //! notes (dropped FULLTEXT indexes, prefix lengths …) are reported too.
-//! For a MySQL new side the DDL is MySQL's own, unchanged.
+//! For a MySQL new side the DDL is MySQL's own, unchanged (created with
+//! `FOREIGN_KEY_CHECKS=0`, so name order works whatever references what).
+//!
+//! Foreign keys are held back on PostgreSQL: tables and indexes are created,
+//! and each table's foreign keys are recorded as pending for `tandem
+//! backfill` to add once every table is copied ([`crate::foreign_keys`]
+//! says why). `--foreign-keys now` adds them right after the tables (an
+//! empty database, or one whose rows are already complete).
 
 use mysql_async::prelude::Queryable;
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
+use crate::foreign_keys::Outcome;
 use crate::sql::schema::Schema;
-use crate::sql::translate::{to_postgres, TranslateError};
+use crate::sql::translate::{to_postgres, ForeignKey, TranslateError};
 
 use super::db::Db;
 use super::sqltext::Dialect;
@@ -32,15 +40,34 @@ pub struct SchemaReport {
     /// Tables that already existed on the new side (with --apply: untouched).
     pub existing: Vec<String>,
     pub applied: bool,
+    /// Foreign keys of the tables to create (PostgreSQL), held back.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// With `--foreign-keys now`: what adding each pending key gave.
+    pub added: Vec<(ForeignKey, Outcome)>,
 }
 
 impl SchemaReport {
     pub fn ok(&self) -> bool {
-        self.untranslatable.is_empty()
+        self.untranslatable.is_empty() && self.added.iter().all(|(_, o)| o.is_added())
     }
 }
 
-pub async fn run(sides: &Sides, apply: bool) -> Result<SchemaReport, MigrateError> {
+/// When foreign keys are added to a PostgreSQL new side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForeignKeys {
+    /// Recorded as pending; `tandem backfill` adds them once every table is
+    /// copied.
+    #[default]
+    AfterBackfill,
+    /// Added right after the tables.
+    Now,
+}
+
+pub async fn run(
+    sides: &Sides,
+    apply: bool,
+    foreign_keys: ForeignKeys,
+) -> Result<SchemaReport, MigrateError> {
     let mut old = sides.connect(Side::Old).await?;
     let names: Vec<String> = catalog::load(&mut old)
         .await?
@@ -71,16 +98,22 @@ pub async fn run(sides: &Sides, apply: bool) -> Result<SchemaReport, MigrateErro
         let statements = match target {
             Dialect::Mysql => vec![ddl],
             Dialect::Postgres => match to_postgres(&mariadb_json_columns(&ddl), &schema) {
-                Ok(t) => {
+                Ok(mut t) => {
                     let prefix = format!("{name}:");
-                    report.notes.extend(t.notes.into_iter().map(|n| {
-                        if n.starts_with(&prefix) || n.starts_with(&format!("{name}.")) {
-                            n
-                        } else {
-                            format!("{name}: {n}")
-                        }
-                    }));
-                    t.statements
+                    report
+                        .notes
+                        .extend(std::mem::take(&mut t.notes).into_iter().map(|n| {
+                            if n.starts_with(&prefix) || n.starts_with(&format!("{name}.")) {
+                                n
+                            } else {
+                                format!("{name}: {n}")
+                            }
+                        }));
+                    let (statements, fks) = t.split_foreign_keys();
+                    if catalog::find(&existing_new, &name).is_none() {
+                        report.foreign_keys.extend(fks);
+                    }
+                    statements
                 }
                 Err(e) => {
                     report
@@ -96,6 +129,9 @@ pub async fn run(sides: &Sides, apply: bool) -> Result<SchemaReport, MigrateErro
         report.tables.push((name, statements));
     }
     if apply {
+        if target == Dialect::Mysql {
+            new.execute("SET SESSION foreign_key_checks = 0").await?;
+        }
         for (name, statements) in &report.tables {
             if report.existing.contains(name) {
                 continue;
@@ -111,6 +147,19 @@ pub async fn run(sides: &Sides, apply: bool) -> Result<SchemaReport, MigrateErro
                 }
             }
             new.execute("COMMIT").await?;
+        }
+        if let Db::Pg(pg) = &new {
+            for fk in &report.foreign_keys {
+                crate::foreign_keys::hold(
+                    &pg.client,
+                    fk,
+                    "created by `tandem schema --apply`; `tandem backfill` adds it once every table is copied",
+                )
+                .await?;
+            }
+            if foreign_keys == ForeignKeys::Now {
+                report.added = crate::foreign_keys::add_all(&pg.client).await?;
+            }
         }
         report.applied = true;
     }

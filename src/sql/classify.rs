@@ -15,6 +15,7 @@
 //! pathological leftover cases a failure classifies as `Write`, the safe side.
 
 mod analyze;
+pub mod fallback;
 
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -92,11 +93,14 @@ pub enum TxnOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classified {
     /// Most severe class among the statements (see [`StatementClass`]);
-    /// `Write` when the text could not be parsed, `Other` when it is empty.
+    /// `Write` when the text could not be parsed nor recognised by
+    /// [`fallback`], `Other` when it is empty.
     pub class: StatementClass,
-    /// One entry per statement, in text order; empty when `parsed` is false.
+    /// One entry per statement, in text order; empty when `parsed` is false
+    /// and [`fallback`] did not recognise the statement.
     pub statements: Vec<StatementInfo>,
-    /// False when sqlparser rejected the text.
+    /// False when sqlparser rejected the text (even if [`fallback`] then
+    /// recognised it: the text itself cannot be translated or pinned).
     pub parsed: bool,
     /// The cache key; see [`fingerprint`].
     pub fingerprint: String,
@@ -208,16 +212,24 @@ impl Classifier {
                 parsed: true,
                 fingerprint: fp,
             }),
-            Err(error) => {
-                self.parse_failures.fetch_add(1, Ordering::Relaxed);
-                self.warn_once(hash, &fp, &error);
-                Arc::new(Classified {
-                    class: StatementClass::Write,
-                    statements: Vec::new(),
+            Err(error) => match recognized(sql) {
+                Some((class, statements)) => Arc::new(Classified {
+                    class,
+                    statements,
                     parsed: false,
                     fingerprint: fp,
-                })
-            }
+                }),
+                None => {
+                    self.parse_failures.fetch_add(1, Ordering::Relaxed);
+                    self.warn_once(hash, &fp, &error);
+                    Arc::new(Classified {
+                        class: StatementClass::Write,
+                        statements: Vec::new(),
+                        parsed: false,
+                        fingerprint: fp,
+                    })
+                }
+            },
         };
         if let Some(shard) = shard.filter(|_| cacheable) {
             lock(shard).put(hash, Arc::clone(&result));
@@ -256,6 +268,17 @@ impl Classifier {
                 "sqlparser could not parse statement; classifying it as a write"
             );
         }
+    }
+}
+
+/// The class of a statement sqlparser rejected but [`fallback`] knows.
+fn recognized(sql: &str) -> Option<(StatementClass, Vec<StatementInfo>)> {
+    if sql.len() > INLINE_PARSE_MAX {
+        return None;
+    }
+    match fallback::recognize(sql)? {
+        fallback::Recognized::Rewrite { text, .. } => parse_inline(&text, &text).ok(),
+        fallback::Recognized::Kind { info, .. } => Some((info.class, vec![info])),
     }
 }
 
@@ -562,12 +585,9 @@ mod tests {
         let classifier = Classifier::new(64);
         let corpus = [
             "SELECT x MOD 3 FROM t",
-            "SELECT * FROM t WHERE id = 1 LOCK IN SHARE MODE",
             "DO 1",
-            "XA START 'x'",
             "OPTIMIZE TABLE t",
             "LOAD DATA INFILE '/tmp/x' INTO TABLE t",
-            "PREPARE s FROM 'SELECT 1'",
             "CREATE PROCEDURE p() BEGIN SELECT 1; END",
             "SELECT 1 /* unterminated",
             "SELECT 'unterminated",

@@ -63,6 +63,18 @@ pub struct WriteShape {
     pub insert: Option<InsertShape>,
     /// Text that held more than one statement.
     pub multi: bool,
+    /// `RETURNING …` of an INSERT/REPLACE/DELETE (MariaDB ≥ 10.5): the primary
+    /// answers with rows instead of an OK packet.
+    pub returning: Option<Returning>,
+}
+
+/// A statement's `RETURNING` clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returning {
+    /// Byte range from the keyword to the end of the last item, which the
+    /// secondary's text leaves out (its rows would go nowhere); `None` when
+    /// the span is unknown (the secondary then returns rows nobody reads).
+    pub range: Option<Range<usize>>,
 }
 
 /// Parses `sql` (MySQL) and finds pins, placeholders and the INSERT shape.
@@ -78,8 +90,21 @@ pub fn analyze(sql: &str) -> Result<WriteShape, String> {
         lines: &lines,
         pins: Vec::new(),
         placeholders: Vec::new(),
+        pinning: true,
     };
     for s in &statements {
+        // Calls in DDL (column defaults, generated columns) are evaluated
+        // later per row, not now: only statements that run now are pinned.
+        finder.pinning = matches!(
+            s,
+            Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
+                | Statement::Query(_)
+                | Statement::Merge(_)
+                | Statement::Call(_)
+                | Statement::Set(_)
+        );
         let _ = s.visit(&mut finder);
     }
     let Finder {
@@ -94,12 +119,36 @@ pub fn analyze(sql: &str) -> Result<WriteShape, String> {
         [Statement::Insert(ins)] => insert_shape(ins, &lines, sql),
         _ => None,
     };
+    let returning = match statements.as_slice() {
+        [stmt] => returning(stmt, &lines, sql),
+        _ => None,
+    };
     Ok(WriteShape {
         pins,
         placeholders,
         insert,
         multi: statements.len() > 1,
+        returning,
     })
+}
+
+/// The `RETURNING` clause of an INSERT, REPLACE or DELETE, if it has one.
+fn returning(stmt: &Statement, lines: &LineIndex, sql: &str) -> Option<Returning> {
+    let items = match stmt {
+        Statement::Insert(i) => i.returning.as_ref()?,
+        Statement::Delete(d) => d.returning.as_ref()?,
+        _ => return None,
+    };
+    let range = (|| {
+        let first = lines.range(items.first()?.span())?;
+        let last = lines.range(items.last()?.span())?;
+        // Only blanks and comments lie between the keyword and its first
+        // item; the keyword is the last "returning" before that item.
+        let head = sql.get(..first.start)?.to_ascii_lowercase();
+        let keyword = head.rfind("returning")?;
+        (last.end >= first.start).then_some(keyword..last.end)
+    })();
+    Some(Returning { range })
 }
 
 /// Functions whose value differs per evaluation or per server.
@@ -123,6 +172,8 @@ struct Finder<'a> {
     lines: &'a LineIndex,
     pins: Vec<Pin>,
     placeholders: Vec<Range<usize>>,
+    /// Whether calls in the statement being visited are pinned.
+    pinning: bool,
 }
 
 impl Visitor for Finder<'_> {
@@ -137,7 +188,7 @@ impl Visitor for Finder<'_> {
                     FunctionArguments::None => false,
                 };
                 let name = f.name.to_string();
-                if let Some(kind) = pin_kind(&name, has_args) {
+                if let Some(kind) = pin_kind(&name, has_args).filter(|_| self.pinning) {
                     if let Some(range) = self.lines.range(expr.span()) {
                         // The span ends at the last argument (or the name):
                         // extend it over the closing parenthesis.
@@ -226,14 +277,14 @@ fn insert_shape(ins: &Insert, lines: &LineIndex, _sql: &str) -> Option<InsertSha
 
 /// Maps sqlparser's 1-based (line, character column) locations to byte
 /// offsets.
-struct LineIndex {
+pub(crate) struct LineIndex {
     /// Byte offset where each line starts.
     starts: Vec<usize>,
     text: String,
 }
 
 impl LineIndex {
-    fn new(sql: &str) -> Self {
+    pub(crate) fn new(sql: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
         Self {
@@ -257,7 +308,7 @@ impl LineIndex {
             .or_else(|| (line.chars().count() == col).then(|| line_start + line.len()))
     }
 
-    fn range(&self, span: sqlparser::tokenizer::Span) -> Option<Range<usize>> {
+    pub(crate) fn range(&self, span: sqlparser::tokenizer::Span) -> Option<Range<usize>> {
         if span.start.line == 0 {
             return None;
         }
@@ -399,6 +450,40 @@ mod tests {
         assert_eq!(&sql[ins.rows[1][1].clone()], "NULL");
         assert_eq!(&sql[ins.row_starts[1]..][..1], "3");
         assert!(!ins.on_duplicate_key_update);
+    }
+
+    #[test]
+    fn ddl_defaults_are_not_pinned() {
+        // A column default is evaluated per row later: pinning it would
+        // change the primary's schema to a fixed value.
+        let s = analyze("CREATE TABLE t (id INT, ts DATETIME DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, u CHAR(36) DEFAULT (UUID()))").unwrap();
+        assert!(s.pins.is_empty(), "{:?}", s.pins);
+        let s = analyze("ALTER TABLE t ADD COLUMN at DATETIME DEFAULT NOW()").unwrap();
+        assert!(s.pins.is_empty(), "{:?}", s.pins);
+        assert_eq!(pins("INSERT INTO t (ts) VALUES (NOW())").len(), 1);
+    }
+
+    #[test]
+    fn returning_clause_is_found_whole() {
+        for (sql, clause) in [
+            (
+                "INSERT INTO p (name) VALUES ('a'), ('b') RETURNING p.id",
+                "RETURNING p.id",
+            ),
+            (
+                "REPLACE INTO p (id, name) VALUES (1, 'x') returning id, name AS n",
+                "returning id, name AS n",
+            ),
+            ("DELETE FROM p WHERE id > 3 RETURNING id", "RETURNING id"),
+        ] {
+            let shape = analyze(sql).unwrap();
+            let r = shape.returning.expect(sql).range.expect(sql);
+            assert_eq!(&sql[r], clause);
+        }
+        assert!(analyze("INSERT INTO p VALUES (1)")
+            .unwrap()
+            .returning
+            .is_none());
     }
 
     #[test]

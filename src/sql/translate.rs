@@ -52,6 +52,60 @@ pub struct Translated {
     /// What a DDL translation dropped or approximated (FULLTEXT indexes,
     /// index prefix lengths, FIRST/AFTER…). Empty for DML.
     pub notes: Vec<String>,
+    /// The foreign keys of a CREATE TABLE. Each is also in `statements` (as
+    /// its `ALTER TABLE … ADD CONSTRAINT`, after the table and its indexes),
+    /// so running `statements` gives the whole table; a caller that adds
+    /// foreign keys later (schema, the dual-write mirror) takes them out with
+    /// [`Translated::split_foreign_keys`].
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+/// One foreign key of a translated CREATE TABLE, as PostgreSQL names things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The referencing table's stored name.
+    pub table: String,
+    /// The constraint's name (MySQL's, or `<table>_ibfk_<n>` as MySQL names
+    /// an unnamed one, so a later `DROP FOREIGN KEY` finds it).
+    pub name: String,
+    /// The referenced table's stored name.
+    pub references: String,
+    /// `FOREIGN KEY (…) REFERENCES …(…) [ON DELETE …]`.
+    pub definition: String,
+}
+
+impl ForeignKey {
+    /// `ALTER TABLE t ADD CONSTRAINT c <definition>`, `NOT VALID` when asked
+    /// (checked for new rows only until `VALIDATE CONSTRAINT`).
+    pub fn add_sql(&self, not_valid: bool) -> String {
+        format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {}{}",
+            quote(&self.table),
+            quote(&self.name),
+            self.definition,
+            if not_valid { " NOT VALID" } else { "" }
+        )
+    }
+}
+
+/// A stored name as a PostgreSQL identifier.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Translated {
+    /// The statements without the foreign keys' `ALTER TABLE`s, and those
+    /// foreign keys.
+    pub fn split_foreign_keys(self) -> (Vec<String>, Vec<ForeignKey>) {
+        let fks = self.foreign_keys;
+        let added: Vec<String> = fks.iter().map(|f| f.add_sql(false)).collect();
+        let statements = self
+            .statements
+            .into_iter()
+            .filter(|s| !added.contains(s))
+            .collect();
+        (statements, fks)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -236,4 +236,68 @@ impl PacketIo {
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
     }
+
+    /// Flushes what is buffered, then closes with a reset (SO_LINGER 0), as
+    /// a server does to a connection it timed out.
+    pub async fn abort(mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.set_zero_linger();
+    }
+
+    /// Resolves when the socket has something to read (data, EOF or an
+    /// error). A readiness check only: no system call while nothing arrived.
+    pub async fn readable(&self) {
+        let _ = self.stream.readable().await;
+    }
+
+    /// After `readable`: one non-blocking read says what the peer did (a
+    /// stale readiness event reads nothing). Bytes read stay in the read
+    /// buffer for the next `read_packet` (or `relay_buffered`).
+    pub fn check_idle_peer(&mut self) -> PeerState {
+        self.rbuf.reserve(READ_CHUNK);
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => PeerState::Closed,
+            Ok(_) => PeerState::Sent,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => PeerState::Idle,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => PeerState::Reset,
+            Err(_) => PeerState::Closed,
+        }
+    }
+
+    /// After the peer sent something unprompted: waits (at most `limit`) for
+    /// it to close the connection, keeping what else it sends. Returns how it
+    /// closed, or `Sent` when it did not.
+    pub async fn wait_peer_close(&mut self, limit: std::time::Duration) -> PeerState {
+        let closed = async {
+            loop {
+                self.readable().await;
+                match self.check_idle_peer() {
+                    PeerState::Idle | PeerState::Sent => continue,
+                    end => return end,
+                }
+            }
+        };
+        tokio::time::timeout(limit, closed)
+            .await
+            .unwrap_or(PeerState::Sent)
+    }
+
+    /// Moves every buffered input byte to `dst`'s write buffer unchanged.
+    pub fn relay_buffered(&mut self, dst: &mut PacketIo) {
+        dst.wbuf.extend_from_slice(&self.rbuf);
+        self.rbuf.clear();
+    }
+}
+
+/// What an idle peer did, seen by `PacketIo::check_idle_peer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Nothing: the readiness event was stale.
+    Idle,
+    /// It sent bytes although no command was outstanding.
+    Sent,
+    /// It closed the connection (FIN).
+    Closed,
+    /// It reset the connection (RST).
+    Reset,
 }

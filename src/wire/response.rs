@@ -44,6 +44,9 @@ enum State {
     Rows,
     /// Parameter and column definitions (and their EOFs) still to come.
     PrepareDefs(u32),
+    /// LOAD DATA LOCAL: the server asked for the file; the client's file
+    /// packets go to the server before its answer comes.
+    FileRequested,
     Done,
 }
 
@@ -89,6 +92,20 @@ impl ResponseWalker {
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The server asked for a LOAD DATA LOCAL file: the client's file packets
+    /// must reach it (then call `file_sent`) before the response goes on.
+    pub fn wants_file(&self) -> bool {
+        self.state == State::FileRequested
+    }
+
+    /// The file (and its empty end packet) went to the server: its OK or ERR
+    /// for the statement comes next.
+    pub fn file_sent(&mut self) {
+        if self.state == State::FileRequested {
+            self.state = State::Start;
+        }
     }
 
     /// Is this packet (first byte 0xfe) a terminator rather than a row whose
@@ -187,9 +204,10 @@ impl ResponseWalker {
                         Ok(self.finish())
                     }
                 }
-                packets::LOCAL_INFILE => Err(WireError::Malformed(
-                    "LOAD DATA LOCAL INFILE request (not supported through the proxy)",
-                )),
+                packets::LOCAL_INFILE => {
+                    self.state = State::FileRequested;
+                    Ok(Step::More)
+                }
                 _ => {
                     let n = Reader::new(payload)
                         .lenenc_int()
@@ -240,6 +258,9 @@ impl ResponseWalker {
                     Ok(Step::More)
                 }
             }
+            State::FileRequested => Err(WireError::Malformed(
+                "server answered before the LOAD DATA LOCAL file was sent",
+            )),
             State::Done => Err(WireError::Malformed("packet after end of response")),
         }
     }
@@ -413,6 +434,27 @@ mod tests {
         assert_eq!(w.feed(3, &[0xfe, 0, 0]).unwrap(), Step::More);
         assert_eq!(w.feed(7, &ok_eof(2)).unwrap(), Step::Done);
         assert_eq!(w.rows, 1);
+    }
+
+    #[test]
+    fn local_infile_request_waits_for_the_file_then_takes_the_ok() {
+        let mut w = ResponseWalker::new(Expect::Results, true);
+        let request = b"\xfb/tmp/data.csv".to_vec();
+        assert_eq!(w.feed(request.len(), &request).unwrap(), Step::More);
+        assert!(w.wants_file());
+        // Nothing may come from the server before the file was sent.
+        assert!(w.feed(7, &ok(2)).is_err());
+        let mut w = ResponseWalker::new(Expect::Results, true);
+        w.feed(request.len(), &request).unwrap();
+        w.file_sent();
+        assert!(!w.wants_file());
+        let done = ok_packet(OkInfo {
+            affected_rows: 3,
+            status: 2,
+            ..Default::default()
+        });
+        assert_eq!(w.feed(done.len(), &done).unwrap(), Step::Done);
+        assert_eq!(w.ok.map(|o| o.affected_rows), Some(3));
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
     drop(old);
     let sides = Sides::from_config(config).ok();
     if let Some(sides) = &sides {
-        match schema::run(sides, false).await {
+        match schema::run(sides, false, schema::ForeignKeys::default()).await {
             Ok(report) => {
                 schema_facts.untranslatable = report.untranslatable.clone();
                 let all = report.existing.len() == report.tables.len()

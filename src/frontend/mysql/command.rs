@@ -7,8 +7,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::handshake::access_denied;
+use super::idle::{self, Idle};
 use super::reads::{self, Text};
 use super::relay::{self, RelayError};
+use super::sql_prepared;
 use super::write;
 use crate::auth::verify_native;
 use crate::backend::mysql::BackendConn;
@@ -22,7 +24,7 @@ use crate::sql::classify::{Classified, StatementClass};
 use crate::wire::buf::Reader;
 use crate::wire::cmd;
 use crate::wire::handshake::{ChangeUser, NATIVE_PASSWORD};
-use crate::wire::io::{PacketIo, WireError};
+use crate::wire::io::{PacketIo, PeerState, WireError};
 use crate::wire::packets::{auth_switch_request, ServerError};
 use crate::wire::response::Expect;
 
@@ -32,6 +34,8 @@ enum End {
     Clean,
     /// Mid-command or protocol state unknown: close the backend connection.
     Dirty,
+    /// The backend closed the idle connection: close the client's alike.
+    BackendGone(PeerState),
 }
 
 pub async fn run(
@@ -43,6 +47,11 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) {
     let end = loop {
+        match idle::wait(&mut client, &mut backend.io, shutdown).await {
+            Idle::Client => {}
+            Idle::Shutdown => break End::Clean,
+            Idle::Backend(how) => break End::BackendGone(how),
+        }
         let pkt = tokio::select! {
             biased;
             r = client.read_packet() => r,
@@ -87,6 +96,10 @@ pub async fn run(
             }
         }
     };
+    if let End::BackendGone(how) = end {
+        idle::close_like_backend(client, &mut backend.io, how).await;
+        return;
+    }
     client.shutdown().await;
     match end {
         End::Clean if !session.protocol_changed => state.old.release(backend, permit),
@@ -128,6 +141,24 @@ async fn dispatch(
             state.metrics.count_statement(classified.class);
             let _timer = LatencyTimer(state, classified.class, started);
             let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
+            if sql_prepared::candidate(&classified) {
+                let parsed = std::str::from_utf8(&payload[1..])
+                    .ok()
+                    .and_then(sql_prepared::parse);
+                if let Some(c) = parsed {
+                    return sql_prepared::serve(
+                        client,
+                        backend,
+                        session,
+                        state,
+                        payload,
+                        &classified,
+                        c,
+                    )
+                    .instrument(span)
+                    .await;
+                }
+            }
             if session.mirror.is_some() && write::mirrors(&classified, &payload[1..]) {
                 return write::query(client, backend, session, state, payload, &classified)
                     .instrument(span)
@@ -318,6 +349,7 @@ async fn dispatch(
         }
         cmd::RESET_CONNECTION => {
             session.prepared.clear();
+            session.sql_prepared.clear();
             Expect::Single
         }
         cmd::SET_OPTION => {
@@ -510,16 +542,10 @@ async fn change_user(
         .collation
         .and_then(|c| u8::try_from(c).ok())
         .unwrap_or(session.collation);
-    let database = request.database.clone().or_else(|| {
-        state
-            .old
-            .target
-            .database
-            .as_ref()
-            .map(|d| d.as_bytes().to_vec())
-    });
+    // No database asked for: none selected, as on the server.
+    let database = request.database.clone();
     match backend
-        .change_user(&state.old.target, collation, database)
+        .change_user(&state.old.target, collation, database.clone())
         .await
     {
         Ok(ok) => {
@@ -529,7 +555,11 @@ async fn change_user(
                 .map_err(RelayError::Client)?;
             session.user = user;
             session.collation = collation;
+            session.database = database
+                .map(|d| String::from_utf8_lossy(&d).into_owned())
+                .unwrap_or_default();
             session.prepared.clear();
+            session.sql_prepared.clear();
             session.note_status(crate::wire::packets::OkInfo::parse(&ok.payload).map(|o| o.status));
             tracing::Span::current().record("user", session.user.as_str());
             Ok(Flow::Continue)

@@ -61,10 +61,9 @@ pub async fn accept(
         capabilities: client_caps,
         mariadb_caps: response.mariadb_caps,
         collation: response.collation,
-        database: response
-            .database
-            .clone()
-            .or_else(|| pool.target.database.as_ref().map(|d| d.as_bytes().to_vec())),
+        // A client without a database gets none, as directly; the backend
+        // URL's database is only the proxy's own default.
+        database: response.database.clone(),
         max_packet: response.max_packet,
     };
     let wanted = negotiate(opts.clone(), &backend_greeting).shape();
@@ -125,11 +124,11 @@ pub async fn accept(
                 .database
                 .as_deref()
                 .map(|d| String::from_utf8_lossy(d).into_owned())
-                .or_else(|| pool.target.database.clone())
                 .unwrap_or_default(),
             last_insert_id: 0,
             reads: 0,
             read_pg: None,
+            sql_prepared: std::collections::HashMap::new(),
         },
         backend,
         permit,

@@ -4,9 +4,12 @@
 
 mod command;
 mod handshake;
+mod idle;
+mod load_data;
 mod pg_primary;
 mod reads;
 pub mod relay;
+mod sql_prepared;
 mod write;
 
 use std::net::SocketAddr;

@@ -139,6 +139,7 @@ pub async fn accept(
             last_insert_id: 0,
             reads: 0,
             read_pg: None,
+            sql_prepared: std::collections::HashMap::new(),
         },
         pg,
         permit,
@@ -474,7 +475,10 @@ async fn statement(
                     last_insert_id: summary.last_insert_id,
                     ..Default::default()
                 };
-                plan.mirror_text(&ok, table, 1)
+                // Ids from an OK packet are never an error (ambiguous ones
+                // are left to the server).
+                plan.mirror_text(crate::dual::Generated::Ok(&ok), table, 1)
+                    .unwrap_or_else(|_| sql.to_string())
             }
             None => mysql_text,
         };

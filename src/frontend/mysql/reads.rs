@@ -67,7 +67,9 @@ async fn try_new(
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
     let share = state.cockpit.read_share(config);
-    if config.phase != Phase::DualWrite || share <= 0.0 {
+    // Without a database selected the old backend resolves names (or
+    // answers 1046) as directly; the new one would use its own default.
+    if config.phase != Phase::DualWrite || share <= 0.0 || session.database.is_empty() {
         return Ok(false);
     }
     let pending = session.mirror.as_ref().is_some_and(|m| m.has_pending());
@@ -181,6 +183,10 @@ pub fn shadow_capture(
     session: &Session,
     classified: &Classified,
 ) -> Option<Capture> {
+    // Compared only in a selected database (the other side runs it there).
+    if session.database.is_empty() {
+        return None;
+    }
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
     state

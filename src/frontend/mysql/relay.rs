@@ -1,10 +1,13 @@
 //! Sends one command to the backend and copies its response to the client
 //! packet by packet, unchanged: column definitions, rows, OK/ERR/EOF with their
 //! flags and warnings all reach the client exactly as the server wrote them.
+//! A LOAD DATA LOCAL file request is passed on the same way, and the file the
+//! client then streams goes to the backend packet by packet.
 
 use crate::shadow::capture::Capture;
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::response::{Expect, ResponseWalker, Step};
+use crate::wire::MAX_PAYLOAD;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -86,8 +89,36 @@ async fn relay_response(
         if step == Step::Done {
             break;
         }
+        if walker.wants_file() {
+            client.flush().await.map_err(RelayError::Client)?;
+            relay_file(client, backend).await?;
+            walker.file_sent();
+        }
     }
     Ok(walker)
+}
+
+/// LOAD DATA LOCAL: copies the client's file packets to the backend as they
+/// come, up to and including the empty packet that ends the file. Memory
+/// stays bounded by one physical packet plus the write buffer's flush
+/// threshold, whatever the file's size.
+async fn relay_file(client: &mut PacketIo, backend: &mut PacketIo) -> Result<(), RelayError> {
+    let mut continued = false;
+    loop {
+        if !client.has_complete_packet() {
+            backend.flush().await.map_err(RelayError::Backend)?;
+        }
+        let h = client.fill_physical().await.map_err(RelayError::Client)?;
+        let last = h.len == 0 && !continued;
+        continued = h.len == MAX_PAYLOAD;
+        client
+            .relay_physical(h, backend)
+            .await
+            .map_err(RelayError::Backend)?;
+        if last {
+            return backend.flush().await.map_err(RelayError::Backend);
+        }
+    }
 }
 
 /// Writes a command that gets no response (COM_STMT_CLOSE, SEND_LONG_DATA).

@@ -6,14 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::command::Flow;
+use super::load_data;
 use super::relay::{self, RelayError};
 use crate::backend::mysql::BackendConn;
+use crate::backend::value::Value;
 use crate::backend::BackendError;
 use crate::drift::DriftKind;
+use crate::dual::Generated;
 use crate::mirror::Op;
 use crate::server::AppState;
 use crate::session::Session;
-use crate::sql::classify::{Classified, StatementClass, TxnOp};
+use crate::shadow::capture::{decode, Capture, Decoded};
+use crate::sql::classify::{fallback, Classified, StatementClass, TxnOp};
+use crate::sql::schema::TableInfo;
 use crate::wire::cmd;
 use crate::wire::execute::parse_params;
 use crate::wire::io::{PacketIo, WireError};
@@ -23,6 +28,10 @@ use crate::wire::StatusFlags;
 /// How long a sync-mode client waits for the secondary before it gets its
 /// answer anyway (the write is then still applied or recorded as drift).
 const SYNC_WAIT: Duration = Duration::from_secs(30);
+
+/// Largest `INSERT … RETURNING` answer copied while it is relayed, to learn
+/// the ids the primary generated (an ORM batch of 1,000 rows is ~50 kB).
+const MAX_RETURNING_BYTES: usize = 4 << 20;
 
 /// Does this statement go to the secondary too? Writes, DDL and savepoints
 /// (so that `ROLLBACK TO` works there as well). Text sqlparser cannot parse is
@@ -151,16 +160,92 @@ pub async fn query(
     classified: &Classified,
 ) -> Result<Flow, RelayError> {
     let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+    query_as(
+        client,
+        backend,
+        session,
+        state,
+        payload,
+        classified,
+        Ok(sql),
+    )
+    .await
+}
+
+/// A COM_QUERY write whose mirrored text is `sql`: the statement itself, or
+/// for an SQL-level EXECUTE the prepared text with its values written in
+/// (`Err`: why that text is not known). The primary runs `payload` unless
+/// pinned values need a rewritten text.
+pub async fn query_as(
+    client: &mut PacketIo,
+    backend: &mut BackendConn,
+    session: &mut Session,
+    state: &Arc<AppState>,
+    payload: &[u8],
+    classified: &Classified,
+    sql: Result<String, String>,
+) -> Result<Flow, RelayError> {
+    let sql = match sql {
+        Ok(sql) => sql,
+        Err(reason) => {
+            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+            return finish(
+                client,
+                backend,
+                session,
+                state,
+                payload,
+                Err(reason),
+                &sql,
+                classified,
+            )
+            .await;
+        }
+    };
     let want_increment = session.auto_increment_increment.is_none();
+    if load_data::parse(&sql).is_some() {
+        // Its rows are in a file, not in the text (reported in `finish`).
+        return finish(
+            client,
+            backend,
+            session,
+            state,
+            payload,
+            Err("LOAD DATA".to_string()),
+            &sql,
+            classified,
+        )
+        .await;
+    }
+    // A statement sqlparser cannot read may have an equivalent it can.
+    let postgres = state
+        .mirror
+        .load()
+        .as_ref()
+        .is_some_and(|m| m.kind() == crate::config::BackendKind::Postgres);
+    let readable = match classified.parsed {
+        true => None,
+        false => fallback::mirror_text(&sql, postgres),
+    };
+    let plan_sql = readable.as_ref().map_or(sql.as_str(), |(t, _)| t.as_str());
     let plan = crate::dual::plan(
         backend,
-        &sql,
+        plan_sql,
         None,
         session.backslash_escapes(),
         want_increment,
     )
     .await
     .map_err(backend_failure)?;
+    let plan = match plan {
+        // Pinned values would make the primary run the rewritten text, which
+        // it may only when the rewrite means the same to MySQL.
+        Ok(p) if p.rewrites() && readable.as_ref().is_some_and(|(_, same)| !same) => {
+            Err("pinned values in a statement whose readable form only suits PostgreSQL".into())
+        }
+        Err(e) if !classified.parsed => Err(fallback::note(&sql).map_or(e, str::to_string)),
+        other => other,
+    };
     let rewritten;
     let to_primary: &[u8] = match &plan {
         Ok(p) if p.rewrites() => {
@@ -206,7 +291,15 @@ pub async fn execute(
         Err(e) => Err(format!("cannot decode the execute parameters: {e}")),
     };
     // With pinned values the primary must run the text (a prepared statement
-    // cannot take them); a write's answer is an OK packet either way.
+    // cannot take them); the answer is then in the text protocol, which is
+    // the same OK packet for a write, but not the same rows for RETURNING.
+    let plan = match plan {
+        Ok(p) if !p.shape.pins.is_empty() && p.shape.returning.is_some() => Err(
+            "a prepared statement with RETURNING cannot run with pinned values (NOW(), UUID(), …)"
+                .to_string(),
+        ),
+        other => other,
+    };
     let rewritten;
     let to_primary: &[u8] = match &plan {
         Ok(p) if !p.shape.pins.is_empty() => {
@@ -243,12 +336,19 @@ async fn finish(
         return Ok(Flow::Continue);
     };
     let sync = mirror.is_sync();
-    let w = relay::command_held(
+    // A write with RETURNING is answered with rows, not an OK packet: copy
+    // them (bounded) to learn the ids the primary generated.
+    let mut returned = match &plan {
+        Ok(p) if p.shape.returning.is_some() => Some(Capture::new(MAX_RETURNING_BYTES)),
+        _ => None,
+    };
+    let w = relay::command_tapped(
         &mut backend.io,
         client,
         to_primary,
         Expect::Results,
         session.deprecate_eof(),
+        returned.as_mut(),
     )
     .await?;
     session.note_status(w.status);
@@ -273,25 +373,55 @@ async fn finish(
                     session.auto_increment_increment = plan.increment;
                 }
                 let increment = session.auto_increment_increment.unwrap_or(1);
-                let text = plan.mirror_text(&w.ok.unwrap_or_default(), table, increment);
-                if let Some(m) = session.mirror.as_mut() {
-                    m.send(Op::Write(text)).await;
+                let ok = w.ok.unwrap_or_default();
+                let ids = match (&returned, table) {
+                    (Some(c), Some(t)) if w.result_sets > 0 => Some(returned_ids(
+                        c,
+                        to_primary.first() == Some(&cmd::STMT_EXECUTE),
+                        session.deprecate_eof(),
+                        t,
+                    )),
+                    _ => None,
+                };
+                let generated = match &ids {
+                    Some(Ok(ids)) => Generated::Returned(ids),
+                    Some(Err(reason)) => Generated::Unknown(reason),
+                    None => Generated::Ok(&ok),
+                };
+                match plan.mirror_text(generated, table, increment) {
+                    Ok(text) => {
+                        if let Some(m) = session.mirror.as_mut() {
+                            m.send(Op::Write(text)).await;
+                        }
+                    }
+                    Err(reason) => mirror.record(
+                        session.id,
+                        DriftKind::Untranslatable,
+                        sql,
+                        None,
+                        format!("not mirrored: {reason}"),
+                    ),
                 }
             }
-            // A MySQL secondary runs what sqlparser cannot read, verbatim
-            // (nothing to pin was found, so nothing is lost).
-            Err(_) if mirror.kind() == crate::config::BackendKind::Mysql && !classified.parsed => {
-                if let Some(m) = session.mirror.as_mut() {
-                    m.send(Op::Write(sql.to_string())).await;
+            Err(reason) => {
+                if let Some(load) = load_data::parse(sql) {
+                    load_data::report(&mirror, session.id, sql, &load, w.ok.unwrap_or_default());
+                } else if mirror.kind() == crate::config::BackendKind::Mysql && !classified.parsed {
+                    // A MySQL secondary runs what sqlparser cannot read,
+                    // verbatim (nothing to pin was found, so nothing is lost).
+                    if let Some(m) = session.mirror.as_mut() {
+                        m.send(Op::Write(sql.to_string())).await;
+                    }
+                } else {
+                    mirror.record(
+                        session.id,
+                        DriftKind::Untranslatable,
+                        sql,
+                        None,
+                        format!("cannot mirror: {reason}"),
+                    )
                 }
             }
-            Err(reason) => mirror.record(
-                session.id,
-                DriftKind::Untranslatable,
-                sql,
-                None,
-                format!("cannot mirror: {reason}"),
-            ),
         }
         if classified.class == StatementClass::Ddl {
             refresh_schema_after_ddl(state).await;
@@ -306,6 +436,43 @@ async fn finish(
     }
     client.flush().await.map_err(RelayError::Client)?;
     Ok(Flow::Continue)
+}
+
+/// The auto-increment values of a captured `RETURNING` answer, one per row,
+/// or why they cannot be known.
+fn returned_ids(
+    capture: &Capture,
+    binary: bool,
+    deprecate_eof: bool,
+    table: &TableInfo,
+) -> Result<Vec<u64>, String> {
+    let Some(col) = table.auto_increment_column() else {
+        return Ok(Vec::new());
+    };
+    if capture.overflowed() {
+        return Err(format!(
+            "its RETURNING rows exceeded {MAX_RETURNING_BYTES} bytes"
+        ));
+    }
+    let rows = match decode(capture, binary, deprecate_eof, usize::MAX) {
+        Decoded::Rows(rows) => rows,
+        Decoded::Error(e) => return Err(format!("its RETURNING rows ended in error {}", e.code)),
+        Decoded::Unsupported(why) => return Err(format!("its RETURNING answer is {why}")),
+    };
+    let Some(at) = rows
+        .columns
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(&col.name))
+    else {
+        return Err("RETURNING does not list that column".into());
+    };
+    rows.rows
+        .iter()
+        .map(|row| match row.get(at) {
+            Some(Value::Int(i)) => u64::try_from(*i).map_err(|_| format!("id {i} out of range")),
+            other => Err(format!("RETURNING gave {other:?} for the id")),
+        })
+        .collect()
 }
 
 fn backend_failure(e: BackendError) -> RelayError {

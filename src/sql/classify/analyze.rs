@@ -139,7 +139,12 @@ fn class_of(stmt: &Statement, facts: &Facts) -> (StatementClass, Option<TxnOp>) 
         Statement::Savepoint { .. } => return (Transaction, Some(TxnOp::Savepoint)),
         Statement::ReleaseSavepoint { .. } => return (Transaction, Some(TxnOp::ReleaseSavepoint)),
 
-        Statement::Set(_) | Statement::Use(_) => Session,
+        // SQL-level PREPARE / DEALLOCATE PREPARE: session state (an EXECUTE
+        // takes the class of the statement it runs, see the command loop).
+        Statement::Set(_)
+        | Statement::Use(_)
+        | Statement::Prepare { .. }
+        | Statement::Deallocate { .. } => Session,
 
         Statement::Drop {
             object_type: ObjectType::Role | ObjectType::User | ObjectType::Group,

@@ -17,7 +17,7 @@ use super::literal::{coerce, number, string};
 use super::names::{index_ident, last_ident, protect, protect_object_name, stored_name};
 use super::scope::Scope;
 use super::types::column_type;
-use super::{untranslatable, TranslateError, Translated};
+use super::{untranslatable, ForeignKey, TranslateError, Translated};
 use crate::sql::schema::ColumnKind;
 
 /// A translated column definition and what it needs besides itself.
@@ -379,6 +379,8 @@ pub(super) fn create_table(
     }
 
     let mut constraints = Vec::new();
+    let mut foreign_keys = Vec::new();
+    let mut fk_unnamed = 0;
     for constraint in std::mem::take(&mut ct.constraints) {
         match constraint {
             TableConstraint::PrimaryKey(mut pk) => {
@@ -415,10 +417,27 @@ pub(super) fn create_table(
                 fk.columns.iter_mut().for_each(protect);
                 fk.referred_columns.iter_mut().for_each(protect);
                 protect_object_name(&mut fk.foreign_table);
-                if let Some(n) = &mut fk.name {
-                    protect(n);
-                }
-                constraints.push(TableConstraint::ForeignKey(fk));
+                let references = last_ident(&fk.foreign_table)
+                    .map(stored_name)
+                    .ok_or_else(|| untranslatable(format!("REFERENCES {}", fk.foreign_table)))?;
+                // Named as MySQL names it, so DROP FOREIGN KEY finds it.
+                let name = match fk.name.take() {
+                    Some(mut n) => {
+                        protect(&mut n);
+                        stored_name(&n)
+                    }
+                    None => {
+                        fk_unnamed += 1;
+                        format!("{}_ibfk_{fk_unnamed}", stored_name(&table_ident))
+                    }
+                };
+                let definition = TableConstraint::ForeignKey(fk).to_string();
+                foreign_keys.push(ForeignKey {
+                    table: stored_name(&table_ident),
+                    name,
+                    references,
+                    definition,
+                });
             }
             TableConstraint::Check(mut c) => {
                 expr::rewrite(c.expr.as_mut(), &Scope::default())?;
@@ -441,6 +460,12 @@ pub(super) fn create_table(
         );
     }
     out.statements.extend(triggers);
+    // Foreign keys after the table and its indexes, each its own statement:
+    // a caller can hold them back until the referenced tables exist and
+    // hold their rows (see `Translated::split_foreign_keys`).
+    out.statements
+        .extend(foreign_keys.iter().map(|f| f.add_sql(false)));
+    out.foreign_keys.extend(foreign_keys);
     out.notes.extend(notes);
     Ok(())
 }

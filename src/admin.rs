@@ -1,5 +1,6 @@
 //! Admin HTTP listener (loopback by default): `/metrics` in Prometheus text
-//! format and `/status` as JSON. A deliberately tiny HTTP/1.1 server: GET
+//! format and `/status` as JSON; the cockpit's dashboard, timeline and ramp
+//! routes (`cockpit::http`). A deliberately tiny HTTP/1.1 server: GET
 //! only, one response per connection, bounded request size.
 
 use std::fmt::Write as _;
@@ -50,15 +51,23 @@ pub async fn start(
                 let head = String::from_utf8_lossy(&buf[..n]);
                 let mut parts = head.split_whitespace();
                 let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let (status, ctype, body) = match (method, path) {
-                    ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics(&state)),
-                    ("GET", "/status") => ("200 OK", "application/json", status(&state)),
-                    ("GET", _) => (
+                let cockpit = crate::cockpit::http::handle(&state, method, path).await;
+                let (status, ctype, body) = match (cockpit, method, path) {
+                    (Some(answer), _, _) => answer,
+                    (None, "GET", "/metrics") => {
+                        ("200 OK", "text/plain; version=0.0.4", metrics(&state))
+                    }
+                    (None, "GET", "/status") => ("200 OK", "application/json", status(&state)),
+                    (None, "GET", _) => (
                         "404 Not Found",
                         "text/plain",
-                        "try /metrics or /status\n".into(),
+                        "try /, /metrics, /status, /overview, /timeline or /ramp\n".into(),
                     ),
-                    _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+                    _ => (
+                        "405 Method Not Allowed",
+                        "text/plain",
+                        "GET (or POST /ramp/…) only\n".into(),
+                    ),
                 };
                 let resp = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -157,18 +166,6 @@ fn metrics(state: &AppState) -> String {
             load(&s.applied),
         );
         counter(
-            "mirror_lag_last_microseconds",
-            "Enqueue-to-apply time of the last mirrored write.",
-            "gauge",
-            load(&s.last_lag_us),
-        );
-        counter(
-            "mirror_lag_max_microseconds",
-            "Largest enqueue-to-apply time seen.",
-            "gauge",
-            load(&s.max_lag_us),
-        );
-        counter(
             "drift_events_total",
             "Writes the secondary did not apply as the primary did.",
             "counter",
@@ -263,6 +260,7 @@ fn metrics(state: &AppState) -> String {
             "tandem_statement_duration_seconds_count{{class=\"{class}\"}} {count}"
         );
     }
+    crate::cockpit::metrics::render(state, &mut out);
     out
 }
 

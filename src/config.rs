@@ -77,6 +77,9 @@ pub struct ReadsConfig {
     pub sticky: StickyMode,
     /// Seed of the routing hash (same seed, same choices).
     pub seed: u64,
+    /// `[reads.ramp]`: the proxy moves the share itself, step by step, on
+    /// evidence (see `cockpit::ramp`); `new_percent` edits then pause it.
+    pub ramp: Option<crate::cockpit::settings::RampConfig>,
 }
 
 impl Default for ReadsConfig {
@@ -85,6 +88,7 @@ impl Default for ReadsConfig {
             new_percent: 0.0,
             sticky: StickyMode::Statement,
             seed: 0x7a6e_6465_6d00,
+            ramp: None,
         }
     }
 }
@@ -527,6 +531,9 @@ impl Config {
         }
         if !(0.0..=100.0).contains(&self.reads.new_percent) {
             return Err(invalid("reads.new_percent", "must be between 0 and 100"));
+        }
+        if let Some(ramp) = &self.reads.ramp {
+            ramp.validate().map_err(|(k, m)| invalid(k, m))?;
         }
         if !(0.0..=100.0).contains(&self.shadow.sample_percent) {
             return Err(invalid(

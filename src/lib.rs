@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod backend;
 pub mod check;
+pub mod cockpit;
 pub mod config;
 pub mod drift;
 pub mod dual;

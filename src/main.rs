@@ -7,6 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use tandem::config::{Config, LogFormat};
 
+mod cockpit_cli;
+
 #[derive(Parser)]
 #[command(
     name = "tandem",
@@ -121,6 +123,54 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// The running proxy at a glance (from its admin endpoint).
+    Status {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Admin address to ask instead of `[admin] listen`.
+        #[arg(long)]
+        admin: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Redraw every N seconds (default 2) until interrupted.
+        #[arg(long, num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<u64>,
+    },
+    /// The read ramp of the running proxy: status, pause, resume.
+    Ramp {
+        action: RampAction,
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Admin address to ask instead of `[admin] listen`.
+        #[arg(long)]
+        admin: Option<String>,
+    },
+    /// Write the migration plan for this database from live facts.
+    Plan {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "md")]
+        format: PlanFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Admin address to ask for live rates instead of `[admin] listen`.
+        #[arg(long)]
+        admin: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RampAction {
+    Status,
+    Pause,
+    Resume,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanFormat {
+    Md,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -142,7 +192,7 @@ fn main() -> ExitCode {
         Command::Serve { config, .. } => Config::load(config)
             .map(|c| c.runtime.worker_threads)
             .unwrap_or(0),
-        Command::Check { .. } => 1,
+        Command::Check { .. } | Command::Status { .. } | Command::Ramp { .. } => 1,
         _ => 0,
     };
     let mut builder = if threads == 1 {
@@ -207,6 +257,23 @@ fn main() -> ExitCode {
                 verify(config, opts, json).await
             }
             Command::CutoverCheck { config, fix } => cutover_check(config, fix).await,
+            Command::Status {
+                config,
+                admin,
+                json,
+                watch,
+            } => cockpit_cli::status(config, admin, json, watch).await,
+            Command::Ramp {
+                action,
+                config,
+                admin,
+            } => cockpit_cli::ramp(config, admin, action).await,
+            Command::Plan {
+                config,
+                format,
+                out,
+                admin,
+            } => cockpit_cli::plan(config, format, out, admin).await,
             Command::Mismatches { .. } => unreachable!("handled before the runtime starts"),
         }
     });
@@ -266,7 +333,9 @@ async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<Ex
         }
     }
     tandem::reload::spawn(path.clone(), state.clone(), shutdown.clone());
+    let cockpit = tandem::cockpit::start(&state, shutdown.clone(), Default::default());
     tandem::server::run(listener, state, shutdown).await;
+    cockpit.wait().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

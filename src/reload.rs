@@ -257,6 +257,15 @@ impl serde::Serialize for Flat<'_> {
             &format!("{:?}", c.reads.sticky).to_lowercase(),
         )?;
         m.serialize_entry("reads.seed", &c.reads.seed)?;
+        if let Some(r) = &c.reads.ramp {
+            m.serialize_entry(
+                "reads.ramp",
+                &format!(
+                    "steps={:?} hold={} max_mismatch_rate={} max_error_rate_increase={} max_p95_ms={} min_samples={} step_back={:?}",
+                    r.steps, r.hold, r.max_mismatch_rate, r.max_error_rate_increase, r.max_p95_ms, r.min_samples, r.step_back
+                ),
+            )?;
+        }
         m.serialize_entry("admin.listen", &c.admin.listen)?;
         m.serialize_entry("shadow.sample_percent", &c.shadow.sample_percent)?;
         m.serialize_entry("shadow.log", &c.shadow.log.display().to_string())?;

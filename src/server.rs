@@ -73,6 +73,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Shadow reads: sampling, queue and background comparers.
     pub shadow: Shadow,
+    /// Per-backend read counters, the read ramp, the dashboard's timeline.
+    pub cockpit: crate::cockpit::Cockpit,
     next_session: AtomicU64,
 }
 
@@ -103,6 +105,7 @@ impl AppState {
             started: std::time::Instant::now(),
             classifier,
             metrics: Metrics::default(),
+            cockpit: crate::cockpit::Cockpit::default(),
             next_session: AtomicU64::new(1),
         }))
     }

@@ -376,6 +376,17 @@ impl Worker {
             Ok(pair) => pair,
             Err(e) => return self.not_run(e),
         };
+        let translated = secondary
+            .translated
+            .as_deref()
+            .or(primary.translated.as_deref());
+        state.cockpit.statements.record(
+            &job.fingerprint,
+            job.primary,
+            primary.latency,
+            secondary.latency,
+            translated,
+        );
         let sample = config.sample_rows as usize;
         let Some(found) = judge(&primary, &secondary, job.ordered, sample) else {
             stats.matched.fetch_add(1, Ordering::Relaxed);

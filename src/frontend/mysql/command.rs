@@ -187,6 +187,10 @@ async fn dispatch(
             )
             .instrument(span)
             .await?;
+            if classified.class == StatementClass::Read {
+                let error = w.error.is_some();
+                state.cockpit.old_reads.record(started.elapsed(), error);
+            }
             if let Some(capture) = capture {
                 let relayed = Relayed {
                     capture,
@@ -289,6 +293,13 @@ async fn dispatch(
                 capture.as_mut(),
             )
             .await?;
+            if classified
+                .as_ref()
+                .is_some_and(|c| c.class == StatementClass::Read)
+            {
+                let error = w.error.is_some();
+                state.cockpit.old_reads.record(started.elapsed(), error);
+            }
             if let Some(capture) = capture {
                 shadow_execute(
                     session,

@@ -66,19 +66,17 @@ async fn try_new(
     let binary = matches!(sql, Text::Prepared { .. });
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
+    let share = state.cockpit.read_share(config);
     // Without a database selected the old backend resolves names (or
     // answers 1046) as directly; the new one would use its own default.
-    if config.phase != Phase::DualWrite
-        || config.reads.new_percent <= 0.0
-        || session.database.is_empty()
-    {
+    if config.phase != Phase::DualWrite || share <= 0.0 || session.database.is_empty() {
         return Ok(false);
     }
     let pending = session.mirror.as_ref().is_some_and(|m| m.has_pending());
     let ctx = RouteCtx {
         phase: config.phase,
         class: classified.class,
-        other_percent: config.reads.new_percent,
+        other_percent: share,
         sticky: match config.reads.sticky {
             StickyMode::Statement => Sticky::Statement,
             StickyMode::Session => Sticky::Session,
@@ -165,11 +163,14 @@ async fn try_new(
         returning_id: false,
         status: session.status,
     };
-    let summary = conn
-        .pg
-        .query_to_mysql(&req, &cx, &*schema, client, 1)
-        .await?;
-    let _ = summary;
+    let started = std::time::Instant::now();
+    let summary = conn.pg.query_to_mysql(&req, &cx, &*schema, client, 1).await;
+    let new_reads = &state.cockpit.new_reads;
+    new_reads.record(
+        started.elapsed(),
+        summary.as_ref().map_or(true, |s| s.error.is_some()),
+    );
+    summary?;
     client.flush().await?;
     state.metrics.reads_to_new.fetch_add(1, Ordering::Relaxed);
     Ok(true)

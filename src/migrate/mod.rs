@@ -52,7 +52,10 @@ pub const CHECKPOINT_TABLE: &str = "tandem_backfill_checkpoint";
 pub const VERIFY_RUNS_TABLE: &str = "tandem_verify_runs";
 
 pub fn is_internal_table(name: &str) -> bool {
-    name == CHECKPOINT_TABLE || name == VERIFY_RUNS_TABLE
+    name == CHECKPOINT_TABLE
+        || name == VERIFY_RUNS_TABLE
+        || name == crate::stream::apply::checkpoint::TABLE
+        || name == crate::stream::lease::TABLE
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -101,3 +101,5 @@ pub enum Item {
     /// applier may advance its checkpoint and lag measurement.
     Progress { position: Position, timestamp: u32 },
 }
+
+pub mod apply;

@@ -6,3 +6,5 @@
 mod common;
 #[path = "stream/apply.rs"]
 mod apply;
+#[path = "stream/run.rs"]
+mod run;

@@ -103,3 +103,5 @@ pub enum Item {
 }
 
 pub mod apply;
+pub mod lease;
+pub mod run;

@@ -133,6 +133,8 @@ pub struct Applier {
     /// `BEGIN` was sent: a target transaction is open.
     open: bool,
     txn: Option<OpenTxn>,
+    /// The last source transaction committed into the group.
+    last_txn: Option<OpenTxn>,
     /// Source transactions in the open group, and where the group ends.
     group_txns: u64,
     group_rows: u64,
@@ -169,6 +171,7 @@ impl Applier {
             batch: batch::Batch::default(),
             open: false,
             txn: None,
+            last_txn: None,
             group_txns: 0,
             group_rows: 0,
             end: None,
@@ -326,7 +329,8 @@ impl Applier {
     pub fn commit_txn(&mut self, position: Position) {
         let ts = self.txn.as_ref().map_or(0, |t| t.timestamp);
         if let Some(t) = self.txn.take() {
-            self.last_gtid = t.gtid;
+            self.last_gtid = t.gtid.clone();
+            self.last_txn = Some(t);
         }
         self.group_txns += 1;
         self.end = Some(Checkpoint {
@@ -394,7 +398,7 @@ impl Applier {
     /// moves past it.
     pub async fn skip_txn(&mut self, position: Position, error: &ApplyError) -> Result<(), ApplyError> {
         self.rollback().await;
-        let txn = self.txn.take();
+        let txn = self.txn.take().or_else(|| self.last_txn.take());
         let (gtid, rows, changes) = txn.map_or((None, Vec::new(), 0), |t| (t.gtid, t.sample, t.changes));
         tracing::error!(gtid = gtid.as_deref().unwrap_or(""), changes, error = %error, "skipped a source transaction the new backend refused ([mirror] on_error = \"skip\")");
         if let Some(d) = &self.drift {

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{parse_native_hash, Credential};
 use crate::backend::pool::MysqlPool;
-use crate::config::{Config, Phase};
+use crate::config::{Config, Phase, StreamSourceKind};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
 use crate::shadow::Shadow;
@@ -73,6 +73,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Shadow reads: sampling, queue and background comparers.
     pub shadow: Shadow,
+    /// The change stream's progress (`[mirror] source = "binlog"`); its
+    /// state stays empty when no stream runs in this process.
+    pub stream: Arc<crate::stream::apply::StreamStats>,
     next_session: AtomicU64,
 }
 
@@ -103,6 +106,7 @@ impl AppState {
             started: std::time::Instant::now(),
             classifier,
             metrics: Metrics::default(),
+            stream: Arc::default(),
             next_session: AtomicU64::new(1),
         }))
     }
@@ -161,6 +165,9 @@ pub fn mirror_for(
             )
             .map_err(|e| format!("backends.old.url: {e}"))?,
         )),
+        // The change stream applies what the primary committed: no statement
+        // mirror (writes are relayed as in primary_only).
+        (Phase::DualWrite, Some(_)) if config.mirror.source == StreamSourceKind::Binlog => None,
         (Phase::DualWrite, Some(new)) => Some(Arc::new(
             Mirror::new(
                 new,

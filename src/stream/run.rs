@@ -354,3 +354,80 @@ fn decide(e: ApplyError, txns: u64, alone: bool, skip: bool) -> Result<ApplyErro
         Err(e.into())
     }
 }
+
+/// The stream's settings from proxy.toml: target `[backends.new]`, source
+/// database the old backend's URL names, `[mirror]` keys.
+pub fn config_from(config: &crate::config::Config, schema: Arc<Schema>) -> Result<RunConfig, String> {
+    let target = config.backends.new.clone().ok_or_else(|| {
+        "[backends.new] is not configured: the change stream needs a target".to_string()
+    })?;
+    let old = config
+        .backends
+        .old
+        .target()
+        .map_err(|e| format!("backends.old.url: {e}"))?;
+    let database = old.database.clone().ok_or_else(|| {
+        "backends.old.url names no database: the change stream mirrors that database".to_string()
+    })?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    Ok(RunConfig {
+        target,
+        apply: ApplyOptions {
+            stream_id: database.clone(),
+            database: Some(database),
+            no_key: config.mirror.no_key,
+            on_error: config.mirror.on_error,
+            ..ApplyOptions::default()
+        },
+        holder_id: format!("{host}:{}", std::process::id()),
+        address: config.listen.clone(),
+        max_backoff: Duration::from_millis(config.mirror.max_backoff_ms),
+        channel_items: 4096,
+        schema,
+    })
+}
+
+/// Runs the stream while `wanted()` holds (checked every second: the phase
+/// may change on reload), until `cancel`. Returns the error that stopped it
+/// (`on_error = "stop"`), after which it is not restarted.
+pub async fn supervise(
+    cfg: RunConfig,
+    source: Arc<dyn OpenSource>,
+    stats: Arc<StreamStats>,
+    drift: Option<DriftLog>,
+    cancel: CancellationToken,
+    wanted: impl Fn() -> bool + Send,
+) -> Result<(), StreamError> {
+    loop {
+        while !wanted() {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(super::lease::INTERVAL) => {}
+            }
+        }
+        let child = cancel.child_token();
+        let task = run(
+            cfg.clone(),
+            Arc::clone(&source),
+            Arc::clone(&stats),
+            drift.clone(),
+            child.clone(),
+        );
+        tokio::pin!(task);
+        let result = loop {
+            tokio::select! {
+                r = &mut task => break r,
+                _ = tokio::time::sleep(super::lease::INTERVAL) => {
+                    if !wanted() {
+                        tracing::info!("the phase no longer mirrors through the change stream: stopping it");
+                        child.cancel();
+                    }
+                }
+            }
+        };
+        result?;
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+    }
+}

@@ -216,3 +216,61 @@ async fn a_refused_transaction_in_a_group_is_found_and_skipped_or_stops_the_stre
     assert!(logged.contains("0-1-150"), "{logged}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_target_going_away_loses_nothing_and_the_backlog_is_caught_up() {
+    let db = pg_db("stream_outage");
+    let pg = servers::postgres();
+    let url = pg.url(&db);
+    let t = accounts();
+    let log = Log::default();
+    let stats = Arc::new(StreamStats::default());
+    let (cancel, task) = start(config(&url, "outage", OnError::Stop), &log, &stats, None);
+    // A writer keeps committing 10-row transactions on the "primary".
+    let writer_log = log.clone();
+    let writer_t = Arc::clone(&t);
+    let stop_writer = CancellationToken::new();
+    let stop = stop_writer.clone();
+    let writer = tokio::spawn(async move {
+        let mut n = 0u64;
+        while !stop.is_cancelled() {
+            n += 1;
+            let changes = (0..10).map(|i| insert(&writer_t, (n * 10 + i) as i128, Some("w"))).collect();
+            writer_log.push(n, changes);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        n
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The target refuses connections and drops the stream's: unavailable.
+    pg.sql("postgres", &format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"));
+    pg.sql(
+        "postgres",
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"),
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = stats.snapshot();
+    assert_ne!(during.state, "applying", "{:?}", during.error);
+    let backlog_from = stats.rows.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("before the target returns: {backlog_from} rows applied, {:?}", stats.snapshot().error);
+    pg.sql("postgres", &format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"));
+    let back = std::time::Instant::now();
+    stop_writer.cancel();
+    let txns = writer.await.unwrap();
+    let want = format!("{}|{}", txns * 10, txns * 10);
+    wait_for("the backlog to be applied", || count(&db) == want).await;
+    // The backlog commits as one group: its counters follow the commit.
+    wait_for("the counters", || stats.rows.load(std::sync::atomic::Ordering::Relaxed) == txns * 10).await;
+    let secs = back.elapsed().as_secs_f64();
+    let caught_up = stats.rows.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(backlog_from);
+    eprintln!(
+        "outage: {txns} transactions in all; {caught_up} rows applied in {secs:.2} s after the target returned, {} retries",
+        stats.retries.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    eprintln!("target transactions (groups): {}", stats.groups.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(stats.retries.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let cp = pg.sql(&db, "SELECT gtid FROM tandem_stream_checkpoint");
+    assert_eq!(cp.trim(), format!("0-1-{txns}"));
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

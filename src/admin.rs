@@ -343,19 +343,74 @@ fn stream_metrics(s: &crate::stream::apply::StreamStats, out: &mut String) {
         );
     };
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
-    line("lag_seconds", "Source commit time of the last transaction read minus that of the last applied.", "gauge", s.lag_seconds().to_string());
+    line(
+        "lag_seconds",
+        "Source commit time of the last transaction read minus that of the last applied.",
+        "gauge",
+        s.lag_seconds().to_string(),
+    );
     if let Some(b) = s.lag_bytes() {
-        line("lag_bytes", "Binlog bytes read but not yet applied (same file).", "gauge", b.to_string());
+        line(
+            "lag_bytes",
+            "Binlog bytes read but not yet applied (same file).",
+            "gauge",
+            b.to_string(),
+        );
     }
-    line("events_total", "Source items read.", "counter", load(&s.events));
-    line("rows_applied_total", "Row changes applied to the new backend.", "counter", load(&s.rows));
-    line("transactions_applied_total", "Source transactions applied.", "counter", load(&s.transactions));
-    line("target_transactions_total", "Target transactions committed (groups).", "counter", load(&s.groups));
-    line("transactions_skipped_total", "Source transactions refused by the new backend and skipped (on_error = skip).", "counter", load(&s.skipped));
-    line("retries_total", "Restarts from the checkpoint after a lost connection.", "counter", load(&s.retries));
-    line("applying", "1 when this process holds the lease and applies.", "gauge", u8::from(snap.state == "applying").to_string());
-    line("stopped", "1 when the stream stopped on an error.", "gauge", u8::from(snap.state == "stopped" && snap.error.is_some()).to_string());
+    line(
+        "events_total",
+        "Source items read.",
+        "counter",
+        load(&s.events),
+    );
+    line(
+        "rows_applied_total",
+        "Row changes applied to the new backend.",
+        "counter",
+        load(&s.rows),
+    );
+    line(
+        "transactions_applied_total",
+        "Source transactions applied.",
+        "counter",
+        load(&s.transactions),
+    );
+    line(
+        "target_transactions_total",
+        "Target transactions committed (groups).",
+        "counter",
+        load(&s.groups),
+    );
+    line(
+        "transactions_skipped_total",
+        "Source transactions refused by the new backend and skipped (on_error = skip).",
+        "counter",
+        load(&s.skipped),
+    );
+    line(
+        "retries_total",
+        "Restarts from the checkpoint after a lost connection.",
+        "counter",
+        load(&s.retries),
+    );
+    line(
+        "applying",
+        "1 when this process holds the lease and applies.",
+        "gauge",
+        u8::from(snap.state == "applying").to_string(),
+    );
+    line(
+        "stopped",
+        "1 when the stream stopped on an error.",
+        "gauge",
+        u8::from(snap.state == "stopped" && snap.error.is_some()).to_string(),
+    );
     if let Some(f) = snap.retention_files {
-        line("binlog_retention_files", "Binlog files the primary keeps before the checkpoint's file.", "gauge", f.to_string());
+        line(
+            "binlog_retention_files",
+            "Binlog files the primary keeps before the checkpoint's file.",
+            "gauge",
+            f.to_string(),
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! real PostgreSQL (and MariaDB as a MySQL target), the checkpoint, replays,
 //! grouping and refused transactions.
 
-mod common;
 #[path = "stream/apply.rs"]
 mod apply;
+mod common;
 #[path = "stream/run.rs"]
 mod run;

@@ -106,7 +106,10 @@ async fn try_lock(db: &mut Db, lock: &LockName) -> Result<bool, MigrateError> {
             .get::<_, bool>(0),
         Db::My(c) => {
             let got: Option<Option<i64>> = c
-                .query_first(format!("SELECT GET_LOCK({}, 0)", text(Dialect::Mysql, &lock.name)))
+                .query_first(format!(
+                    "SELECT GET_LOCK({}, 0)",
+                    text(Dialect::Mysql, &lock.name)
+                ))
                 .await?;
             got.flatten() == Some(1)
         }
@@ -184,12 +187,14 @@ impl Lease {
                  holder = EXCLUDED.holder, address = EXCLUDED.address, since = EXCLUDED.since, \
                  heartbeat = EXCLUDED.heartbeat"
             ),
-            Dialect::Mysql => format!(
-                "REPLACE INTO {TABLE} VALUES ({values})"
-            ),
+            Dialect::Mysql => format!("REPLACE INTO {TABLE} VALUES ({values})"),
         };
         db.execute(&upsert).await?;
-        tracing::info!(stream = stream_id, holder = holder_id, "holding the stream lease: this process applies");
+        tracing::info!(
+            stream = stream_id,
+            holder = holder_id,
+            "holding the stream lease: this process applies"
+        );
         Ok(Some(Lease {
             db,
             stream_id: stream_id.to_string(),
@@ -224,7 +229,10 @@ impl Lease {
     pub async fn release(mut self) {
         let sql = match self.db.dialect() {
             Dialect::Postgres => format!("SELECT pg_advisory_unlock({})", self.lock.key),
-            Dialect::Mysql => format!("SELECT RELEASE_LOCK({})", text(Dialect::Mysql, &self.lock.name)),
+            Dialect::Mysql => format!(
+                "SELECT RELEASE_LOCK({})",
+                text(Dialect::Mysql, &self.lock.name)
+            ),
         };
         let _ = self.db.execute(&sql).await;
     }

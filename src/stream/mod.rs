@@ -82,7 +82,10 @@ pub struct Change {
 pub enum Item {
     /// A transaction starts. `gtid` is this transaction's own GTID
     /// (`0-1-42` on MariaDB, `uuid:42` on MySQL), when the server has them.
-    Begin { gtid: Option<String>, timestamp: u32 },
+    Begin {
+        gtid: Option<String>,
+        timestamp: u32,
+    },
     /// Row changes of the open transaction, in the order they were logged
     /// (a batch per rows event).
     Rows(Vec<Change>),

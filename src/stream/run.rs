@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::apply::{ApplyError, ApplyOptions, Applier, OnError, StreamStats};
+use super::apply::{Applier, ApplyError, ApplyOptions, OnError, StreamStats};
 use super::lease::{Lease, LeaseError};
 use super::{Item, Position};
 use crate::config::BackendConfig;
@@ -36,21 +36,35 @@ use crate::sql::schema::Schema;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Why a source failed, and whether reconnecting from the checkpoint may
+/// help (a lost connection) or not (the binlog was purged, no privileges).
+#[derive(Debug, Clone)]
+pub struct SourceError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// A stream of items in commit order (the binlog source).
 pub trait ItemSource: Send {
-    fn next_item(&mut self) -> BoxFuture<'_, Result<Item, String>>;
+    fn next_item(&mut self) -> BoxFuture<'_, Result<Item, SourceError>>;
 }
 
 /// Opens sources: where the primary is now, and a stream from a position.
 pub trait OpenSource: Send + Sync {
-    fn current_position(&self) -> BoxFuture<'_, Result<Position, String>>;
-    fn open(&self, from: Position) -> BoxFuture<'_, Result<Box<dyn ItemSource>, String>>;
+    fn current_position(&self) -> BoxFuture<'_, Result<Position, SourceError>>;
+    fn open(&self, from: Position) -> BoxFuture<'_, Result<Box<dyn ItemSource>, SourceError>>;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     #[error("change stream source: {0}")]
-    Source(String),
+    Source(SourceError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
@@ -92,7 +106,9 @@ pub async fn run(
             &cancel,
             move |h| {
                 st.set_state("standby", None);
-                st.set_lease_holder(h.map(|h| format!("{} ({}) since {}", h.id, h.address, h.since)));
+                st.set_lease_holder(
+                    h.map(|h| format!("{} ({}) since {}", h.id, h.address, h.since)),
+                );
             },
         )
         .await;
@@ -108,18 +124,36 @@ pub async fn run(
                 continue;
             }
         };
-        stats.set_lease_holder(Some(format!("{} ({}) (this process)", cfg.holder_id, cfg.address)));
+        stats.set_lease_holder(Some(format!(
+            "{} ({}) (this process)",
+            cfg.holder_id, cfg.address
+        )));
         let mut single = 0u64;
         let outcome = loop {
             stats.set_state("applying", None);
-            match session(&cfg, &source, &stats, drift.clone(), &mut lease, &cancel, &mut single).await {
+            match session(
+                &cfg,
+                &source,
+                &stats,
+                drift.clone(),
+                &mut lease,
+                &cancel,
+                &mut single,
+            )
+            .await
+            {
                 Ok(()) => break Ok(()),
                 Err(Step::Isolate(n)) => {
-                    tracing::warn!(transactions = n, "the new backend refused a group: replaying it one transaction at a time");
+                    tracing::warn!(
+                        transactions = n,
+                        "the new backend refused a group: replaying it one transaction at a time"
+                    );
                     single = n;
                 }
                 Err(Step::Retry(e)) => {
-                    stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    stats
+                        .retries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     stats.set_state("retrying", Some(e.to_string()));
                     tracing::warn!(error = %e, "change stream interrupted; resuming from the checkpoint");
                     if matches!(e, StreamError::Lease(_)) {
@@ -194,7 +228,7 @@ impl From<ApplyError> for Step {
 }
 
 /// Reads items into the channel until the source fails or the receiver goes.
-async fn read_items(mut src: Box<dyn ItemSource>, tx: mpsc::Sender<Result<Item, String>>) {
+async fn read_items(mut src: Box<dyn ItemSource>, tx: mpsc::Sender<Result<Item, SourceError>>) {
     loop {
         let item = src.next_item().await;
         let failed = item.is_err();
@@ -223,7 +257,8 @@ async fn session(
     cancel: &CancellationToken,
     single: &mut u64,
 ) -> Result<(), Step> {
-    let mut applier = Applier::connect(&cfg.target, cfg.apply.clone(), Arc::clone(stats), drift).await?;
+    let mut applier =
+        Applier::connect(&cfg.target, cfg.apply.clone(), Arc::clone(stats), drift).await?;
     applier.set_schema(Arc::clone(&cfg.schema));
     let start = match applier.checkpoint().await? {
         Some(cp) => {
@@ -231,18 +266,12 @@ async fn session(
             cp.position
         }
         None => {
-            let p = source
-                .current_position()
-                .await
-                .map_err(|e| Step::Retry(StreamError::Source(e)))?;
+            let p = source.current_position().await.map_err(source_step)?;
             tracing::warn!(file = %p.file, offset = p.offset, "no checkpoint on the new backend: the stream starts at the primary's current position; rows written before it must be copied with `tandem backfill` (then `tandem verify`)");
             p
         }
     };
-    let src = source
-        .open(start)
-        .await
-        .map_err(|e| Step::Retry(StreamError::Source(e)))?;
+    let src = source.open(start).await.map_err(source_step)?;
     let (tx, mut rx) = mpsc::channel(cfg.channel_items.max(1));
     let _reader = Reader(tokio::spawn(read_items(src, tx)));
     let mut heartbeat = tokio::time::interval(super::lease::INTERVAL);
@@ -271,14 +300,21 @@ async fn session(
         };
         let item = match item {
             Some(Ok(item)) => item,
-            Some(Err(e)) => return Err(Step::Retry(StreamError::Source(e))),
-            None => return Err(Step::Retry(StreamError::Source("the source ended".into()))),
+            Some(Err(e)) => return Err(source_step(e)),
+            None => {
+                return Err(source_step(SourceError {
+                    message: "the source ended".into(),
+                    retryable: true,
+                }))
+            }
         };
         match item {
             Item::Begin { gtid, timestamp } => {
                 in_txn = true;
                 if timestamp != 0 {
-                    stats.read_source_ts.store(timestamp, std::sync::atomic::Ordering::Relaxed);
+                    stats
+                        .read_source_ts
+                        .store(timestamp, std::sync::atomic::Ordering::Relaxed);
                 }
                 applier.begin(gtid, timestamp);
             }
@@ -325,7 +361,10 @@ async fn session(
                     applier.skip_txn(position, &e).await?;
                 }
             }
-            Item::Progress { position, timestamp } => {
+            Item::Progress {
+                position,
+                timestamp,
+            } => {
                 stats.read(&position, timestamp);
                 if !in_txn {
                     applier.progress(position, timestamp);
@@ -335,6 +374,14 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+fn source_step(e: SourceError) -> Step {
+    if e.retryable {
+        Step::Retry(StreamError::Source(e))
+    } else {
+        Step::Stop(StreamError::Source(e))
     }
 }
 
@@ -357,7 +404,10 @@ fn decide(e: ApplyError, txns: u64, alone: bool, skip: bool) -> Result<ApplyErro
 
 /// The stream's settings from proxy.toml: target `[backends.new]`, source
 /// database the old backend's URL names, `[mirror]` keys.
-pub fn config_from(config: &crate::config::Config, schema: Arc<Schema>) -> Result<RunConfig, String> {
+pub fn config_from(
+    config: &crate::config::Config,
+    schema: Arc<Schema>,
+) -> Result<RunConfig, String> {
     let target = config.backends.new.clone().ok_or_else(|| {
         "[backends.new] is not configured: the change stream needs a target".to_string()
     })?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use tandem::backend::value::mysql::MysqlType;
 use tandem::backend::value::Value;
 use tandem::config::{BackendConfig, Config};
-use tandem::stream::apply::{ApplyError, ApplyOptions, Applier, NoKey, OnError, StreamStats};
+use tandem::stream::apply::{Applier, ApplyError, ApplyOptions, NoKey, OnError, StreamStats};
 use tandem::stream::{Change, Position, RowChange, SourceColumn, SourceTable};
 
 use crate::common::servers;
@@ -77,7 +77,11 @@ fn del(t: &Arc<SourceTable>, before: Vec<Value>) -> Change {
     }
 }
 
-const ACCOUNTS: &[(&str, &str)] = &[("id", "int(11)"), ("name", "varchar(40)"), ("amount", "decimal(10,2)")];
+const ACCOUNTS: &[(&str, &str)] = &[
+    ("id", "int(11)"),
+    ("name", "varchar(40)"),
+    ("amount", "decimal(10,2)"),
+];
 
 /// A PostgreSQL database with `accounts`.
 fn pg_db(prefix: &str) -> (String, BackendConfig) {
@@ -125,17 +129,37 @@ async fn inserts_updates_key_changes_and_deletes_reach_postgres() {
     apply_txn(
         &mut a,
         1,
-        vec![ins(&t, row(1, "ann", "10.50")), ins(&t, row(2, "bob", "20.00")), ins(&t, row(3, "cy", "-3.25"))],
+        vec![
+            ins(&t, row(1, "ann", "10.50")),
+            ins(&t, row(2, "bob", "20.00")),
+            ins(&t, row(3, "cy", "-3.25")),
+        ],
     )
     .await
     .unwrap();
-    apply_txn(&mut a, 2, vec![upd(&t, row(2, "bob", "20.00"), row(2, "bob's", "21.00"))]).await.unwrap();
+    apply_txn(
+        &mut a,
+        2,
+        vec![upd(&t, row(2, "bob", "20.00"), row(2, "bob's", "21.00"))],
+    )
+    .await
+    .unwrap();
     // Key change: 3 becomes 30.
-    apply_txn(&mut a, 3, vec![upd(&t, row(3, "cy", "-3.25"), row(30, "cy", "-3.25"))]).await.unwrap();
-    apply_txn(&mut a, 4, vec![del(&t, row(1, "ann", "10.50"))]).await.unwrap();
+    apply_txn(
+        &mut a,
+        3,
+        vec![upd(&t, row(3, "cy", "-3.25"), row(30, "cy", "-3.25"))],
+    )
+    .await
+    .unwrap();
+    apply_txn(&mut a, 4, vec![del(&t, row(1, "ann", "10.50"))])
+        .await
+        .unwrap();
     // A change to another database is not applied.
     let other = table("elsewhere", "accounts", ACCOUNTS, &[0]);
-    apply_txn(&mut a, 5, vec![ins(&other, row(99, "x", "1"))]).await.unwrap();
+    apply_txn(&mut a, 5, vec![ins(&other, row(99, "x", "1"))])
+        .await
+        .unwrap();
     assert_eq!(
         pg_rows(&db, "SELECT id, name, amount FROM accounts ORDER BY id"),
         "2|bob's|21.00\n30|cy|-3.25"
@@ -143,7 +167,10 @@ async fn inserts_updates_key_changes_and_deletes_reach_postgres() {
     let cp = a.checkpoint().await.unwrap().expect("checkpoint stored");
     assert_eq!(cp.position, pos(5));
     assert_eq!(
-        pg_rows(&db, "SELECT stream_id, file, \"offset\", gtid FROM tandem_stream_checkpoint"),
+        pg_rows(
+            &db,
+            "SELECT stream_id, file, \"offset\", gtid FROM tandem_stream_checkpoint"
+        ),
         "default|mariadb-bin.000001|1005|0-1-5"
     );
 }
@@ -159,7 +186,11 @@ async fn grouped_transactions_commit_once_and_replays_change_nothing() {
         txns.push(vec![ins(&t, row(i, &format!("n{i}"), "1.00"))]);
     }
     for i in 0..100i128 {
-        txns.push(vec![upd(&t, row(i, &format!("n{i}"), "1.00"), row(i, &format!("n{i}"), &format!("{i}.50")))]);
+        txns.push(vec![upd(
+            &t,
+            row(i, &format!("n{i}"), "1.00"),
+            row(i, &format!("n{i}"), &format!("{i}.50")),
+        )]);
     }
     for i in 0..50i128 {
         // Even ids move to id + 1000; odd ones are deleted.
@@ -168,7 +199,10 @@ async fn grouped_transactions_commit_once_and_replays_change_nothing() {
         after[0] = Value::Int(2 * i + 1000);
         txns.push(vec![upd(&t, before, after)]);
         let odd = 2 * i + 1;
-        txns.push(vec![del(&t, row(odd, &format!("n{odd}"), &format!("{odd}.50")))]);
+        txns.push(vec![del(
+            &t,
+            row(odd, &format!("n{odd}"), &format!("{odd}.50")),
+        )]);
     }
     let mut a = applier(&b, opts()).await;
     let stats_before = std::time::Instant::now();
@@ -181,11 +215,17 @@ async fn grouped_transactions_commit_once_and_replays_change_nothing() {
     // Nothing is visible before the group commits.
     assert_eq!(pg_rows(&db, "SELECT count(*) FROM accounts"), "0");
     a.commit().await.unwrap();
-    let expect = pg_rows(&db, "SELECT count(*), min(id), max(id), sum(amount) FROM accounts");
+    let expect = pg_rows(
+        &db,
+        "SELECT count(*), min(id), max(id), sum(amount) FROM accounts",
+    );
     let want_sum: f64 = (0..50).map(|i| (2 * i) as f64 + 0.5).sum();
     assert_eq!(expect, format!("50|1000|1098|{want_sum:.2}"));
     assert_eq!(a.checkpoint().await.unwrap().unwrap().position, pos(300));
-    eprintln!("300 transactions in one group: {:?}", stats_before.elapsed());
+    eprintln!(
+        "300 transactions in one group: {:?}",
+        stats_before.elapsed()
+    );
 
     // A source that delivers everything again (at-least-once) changes nothing.
     let mut again = applier(&b, opts()).await;
@@ -198,7 +238,13 @@ async fn grouped_transactions_commit_once_and_replays_change_nothing() {
         }
     }
     again.commit().await.unwrap();
-    assert_eq!(pg_rows(&db, "SELECT count(*), min(id), max(id), sum(amount) FROM accounts"), expect);
+    assert_eq!(
+        pg_rows(
+            &db,
+            "SELECT count(*), min(id), max(id), sum(amount) FROM accounts"
+        ),
+        expect
+    );
 }
 
 #[tokio::test]
@@ -206,7 +252,9 @@ async fn an_uncommitted_group_leaves_neither_rows_nor_checkpoint() {
     let (db, b) = pg_db("stream_crash");
     let t = table("src", "accounts", ACCOUNTS, &[0]);
     let mut a = applier(&b, opts()).await;
-    apply_txn(&mut a, 1, vec![ins(&t, row(1, "a", "1"))]).await.unwrap();
+    apply_txn(&mut a, 1, vec![ins(&t, row(1, "a", "1"))])
+        .await
+        .unwrap();
     // A transaction large enough to be sent in parts, then the process
     // "dies" before its commit: the connection is dropped.
     let small = ApplyOptions {
@@ -223,11 +271,25 @@ async fn an_uncommitted_group_leaves_neither_rows_nor_checkpoint() {
     assert_eq!(pg_rows(&db, "SELECT count(*) FROM accounts"), "1");
     let mut restarted = applier(&b, opts()).await;
     let cp = restarted.checkpoint().await.unwrap().unwrap();
-    assert_eq!(cp.position, pos(1), "restart resumes after the last committed transaction");
+    assert_eq!(
+        cp.position,
+        pos(1),
+        "restart resumes after the last committed transaction"
+    );
     // The resumed stream applies it, in parts, exactly once.
-    let mut c = applier(&b, ApplyOptions { max_batch_changes: 50, ..opts() }).await;
+    let mut c = applier(
+        &b,
+        ApplyOptions {
+            max_batch_changes: 50,
+            ..opts()
+        },
+    )
+    .await;
     apply_txn(&mut c, 2, big).await.unwrap();
-    assert_eq!(pg_rows(&db, "SELECT count(*), count(DISTINCT id) FROM accounts"), "499|499");
+    assert_eq!(
+        pg_rows(&db, "SELECT count(*), count(DISTINCT id) FROM accounts"),
+        "499|499"
+    );
     assert_eq!(c.checkpoint().await.unwrap().unwrap().position, pos(2));
 }
 
@@ -238,11 +300,20 @@ async fn a_refused_transaction_stops_or_is_skipped_into_the_drift_log() {
     // NULL into a NOT NULL column on the target.
     let bad = vec![Value::Int(7), Value::Null, Value::Int(1)];
     let mut a = applier(&b, opts()).await;
-    apply_txn(&mut a, 1, vec![ins(&t, row(1, "a", "1"))]).await.unwrap();
-    let err = apply_txn(&mut a, 2, vec![ins(&t, row(2, "b", "1")), ins(&t, bad.clone())])
+    apply_txn(&mut a, 1, vec![ins(&t, row(1, "a", "1"))])
         .await
-        .expect_err("the target refuses NULL");
-    assert!(matches!(&err, ApplyError::Refused { gtid: Some(g), message } if g == "0-1-2" && message.contains("null")), "{err}");
+        .unwrap();
+    let err = apply_txn(
+        &mut a,
+        2,
+        vec![ins(&t, row(2, "b", "1")), ins(&t, bad.clone())],
+    )
+    .await
+    .expect_err("the target refuses NULL");
+    assert!(
+        matches!(&err, ApplyError::Refused { gtid: Some(g), message } if g == "0-1-2" && message.contains("null")),
+        "{err}"
+    );
     assert_eq!(a.checkpoint().await.unwrap().unwrap().position, pos(1));
     assert_eq!(pg_rows(&db, "SELECT count(*) FROM accounts"), "1");
 
@@ -262,12 +333,16 @@ async fn a_refused_transaction_stops_or_is_skipped_into_the_drift_log() {
     .await
     .unwrap();
     s.begin(Some("0-1-2".into()), 0);
-    s.rows(&[ins(&t, row(2, "b", "1")), ins(&t, bad)]).await.unwrap();
+    s.rows(&[ins(&t, row(2, "b", "1")), ins(&t, bad)])
+        .await
+        .unwrap();
     s.commit_txn(pos(2));
     let err = s.commit().await.expect_err("refused");
     s.begin(Some("0-1-2".into()), 0);
     s.skip_txn(pos(2), &err).await.unwrap();
-    apply_txn(&mut s, 3, vec![ins(&t, row(3, "c", "1"))]).await.unwrap();
+    apply_txn(&mut s, 3, vec![ins(&t, row(3, "c", "1"))])
+        .await
+        .unwrap();
     assert_eq!(pg_rows(&db, "SELECT id FROM accounts ORDER BY id"), "1\n3");
     assert_eq!(s.checkpoint().await.unwrap().unwrap().position, pos(3));
     let mut logged = String::new();
@@ -278,7 +353,10 @@ async fn a_refused_transaction_stops_or_is_skipped_into_the_drift_log() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(logged.contains("0-1-2") && logged.contains("\"phase\":\"stream\""), "{logged}");
+    assert!(
+        logged.contains("0-1-2") && logged.contains("\"phase\":\"stream\""),
+        "{logged}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -287,15 +365,48 @@ async fn tables_without_a_key_match_all_columns_or_are_skipped() {
     let pg = servers::postgres();
     let (db, b) = pg_db("stream_nokey");
     pg.sql(&db, "CREATE TABLE events (kind text, n integer)");
-    let t = table("src", "events", &[("kind", "varchar(10)"), ("n", "int(11)")], &[]);
+    let t = table(
+        "src",
+        "events",
+        &[("kind", "varchar(10)"), ("n", "int(11)")],
+        &[],
+    );
     let ev = |k: &str, n: i128| vec![Value::Text(k.into()), Value::Int(n)];
     let mut a = applier(&b, opts()).await;
-    apply_txn(&mut a, 1, vec![ins(&t, ev("a", 1)), ins(&t, ev("a", 1)), ins(&t, ev("b", 2))]).await.unwrap();
-    apply_txn(&mut a, 2, vec![del(&t, ev("a", 1)), upd(&t, ev("b", 2), ev("b", 3))]).await.unwrap();
-    assert_eq!(pg_rows(&db, "SELECT kind, n FROM events ORDER BY kind, n"), "a|1\nb|3");
+    apply_txn(
+        &mut a,
+        1,
+        vec![
+            ins(&t, ev("a", 1)),
+            ins(&t, ev("a", 1)),
+            ins(&t, ev("b", 2)),
+        ],
+    )
+    .await
+    .unwrap();
+    apply_txn(
+        &mut a,
+        2,
+        vec![del(&t, ev("a", 1)), upd(&t, ev("b", 2), ev("b", 3))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pg_rows(&db, "SELECT kind, n FROM events ORDER BY kind, n"),
+        "a|1\nb|3"
+    );
 
-    let mut skip = applier(&b, ApplyOptions { no_key: NoKey::Skip, ..opts() }).await;
-    apply_txn(&mut skip, 3, vec![ins(&t, ev("c", 9))]).await.unwrap();
+    let mut skip = applier(
+        &b,
+        ApplyOptions {
+            no_key: NoKey::Skip,
+            ..opts()
+        },
+    )
+    .await;
+    apply_txn(&mut skip, 3, vec![ins(&t, ev("c", 9))])
+        .await
+        .unwrap();
     assert_eq!(pg_rows(&db, "SELECT count(*) FROM events"), "2");
     assert_eq!(skip.checkpoint().await.unwrap().unwrap().position, pos(3));
 }
@@ -312,17 +423,48 @@ async fn ddl_is_translated_and_the_new_table_is_written() {
     )
     .await
     .unwrap();
-    let t = table("src", "items", &[("id", "bigint(20) unsigned"), ("label", "varchar(20)")], &[0]);
-    apply_txn(&mut a, 2, vec![ins(&t, vec![Value::Int(5), Value::Text("x".into())])]).await.unwrap();
-    a.ddl("src", "ALTER TABLE items ADD COLUMN qty int NOT NULL DEFAULT 0", None, pos(3)).await.unwrap();
+    let t = table(
+        "src",
+        "items",
+        &[("id", "bigint(20) unsigned"), ("label", "varchar(20)")],
+        &[0],
+    );
+    apply_txn(
+        &mut a,
+        2,
+        vec![ins(&t, vec![Value::Int(5), Value::Text("x".into())])],
+    )
+    .await
+    .unwrap();
+    a.ddl(
+        "src",
+        "ALTER TABLE items ADD COLUMN qty int NOT NULL DEFAULT 0",
+        None,
+        pos(3),
+    )
+    .await
+    .unwrap();
     let t2 = table(
         "src",
         "items",
-        &[("id", "bigint(20) unsigned"), ("label", "varchar(20)"), ("qty", "int(11)")],
+        &[
+            ("id", "bigint(20) unsigned"),
+            ("label", "varchar(20)"),
+            ("qty", "int(11)"),
+        ],
         &[0],
     );
-    apply_txn(&mut a, 4, vec![ins(&t2, vec![Value::Int(6), Value::Null, Value::Int(3)])]).await.unwrap();
-    assert_eq!(pg_rows(&db, "SELECT id, label, qty FROM items ORDER BY id"), "5|x|0\n6||3");
+    apply_txn(
+        &mut a,
+        4,
+        vec![ins(&t2, vec![Value::Int(6), Value::Null, Value::Int(3)])],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pg_rows(&db, "SELECT id, label, qty FROM items ORDER BY id"),
+        "5|x|0\n6||3"
+    );
     assert_eq!(a.checkpoint().await.unwrap().unwrap().position, pos(4));
 }
 
@@ -336,15 +478,37 @@ async fn a_mysql_target_gets_the_same_rows() {
     let b = backend("mysql", &m.url(&db));
     let t = table("src", "accounts", ACCOUNTS, &[0]);
     let mut a = applier(&b, opts()).await;
-    apply_txn(&mut a, 1, vec![ins(&t, row(1, "ann", "10.50")), ins(&t, row(2, "bob", "2"))]).await.unwrap();
-    apply_txn(&mut a, 2, vec![upd(&t, row(2, "bob", "2"), row(20, "bob", "2.5")), del(&t, row(1, "ann", "10.50"))])
-        .await
-        .unwrap();
+    apply_txn(
+        &mut a,
+        1,
+        vec![ins(&t, row(1, "ann", "10.50")), ins(&t, row(2, "bob", "2"))],
+    )
+    .await
+    .unwrap();
+    apply_txn(
+        &mut a,
+        2,
+        vec![
+            upd(&t, row(2, "bob", "2"), row(20, "bob", "2.5")),
+            del(&t, row(1, "ann", "10.50")),
+        ],
+    )
+    .await
+    .unwrap();
     // Replayed: no change.
-    apply_txn(&mut a, 2, vec![upd(&t, row(2, "bob", "2"), row(20, "bob", "2.5")), del(&t, row(1, "ann", "10.50"))])
-        .await
-        .unwrap();
-    let out = m.root_sql(&format!("SELECT id, name, amount FROM `{db}`.accounts ORDER BY id"));
+    apply_txn(
+        &mut a,
+        2,
+        vec![
+            upd(&t, row(2, "bob", "2"), row(20, "bob", "2.5")),
+            del(&t, row(1, "ann", "10.50")),
+        ],
+    )
+    .await
+    .unwrap();
+    let out = m.root_sql(&format!(
+        "SELECT id, name, amount FROM `{db}`.accounts ORDER BY id"
+    ));
     assert_eq!(out.trim(), "20\tbob\t2.50");
     assert_eq!(a.checkpoint().await.unwrap().unwrap().position, pos(2));
 }

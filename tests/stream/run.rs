@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tandem::backend::value::Value;
 use tandem::stream::apply::{ApplyOptions, OnError, StreamStats};
-use tandem::stream::run::{run, BoxFuture, ItemSource, OpenSource, RunConfig, StreamError};
+use tandem::stream::run::{
+    run, BoxFuture, ItemSource, OpenSource, RunConfig, SourceError, StreamError,
+};
 use tandem::stream::{Change, Item, Position, RowChange, SourceTable};
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +44,7 @@ struct Reader {
 }
 
 impl ItemSource for Reader {
-    fn next_item(&mut self) -> BoxFuture<'_, Result<Item, String>> {
+    fn next_item(&mut self) -> BoxFuture<'_, Result<Item, SourceError>> {
         Box::pin(async move {
             loop {
                 if let Some(item) = self.pending.pop() {
@@ -63,10 +65,10 @@ impl ItemSource for Reader {
 }
 
 impl OpenSource for Log {
-    fn current_position(&self) -> BoxFuture<'_, Result<Position, String>> {
+    fn current_position(&self) -> BoxFuture<'_, Result<Position, SourceError>> {
         Box::pin(async move { Ok(pos(0)) })
     }
-    fn open(&self, from: Position) -> BoxFuture<'_, Result<Box<dyn ItemSource>, String>> {
+    fn open(&self, from: Position) -> BoxFuture<'_, Result<Box<dyn ItemSource>, SourceError>> {
         let log = self.clone();
         Box::pin(async move {
             let r: Box<dyn ItemSource> = Box::new(Reader {
@@ -80,14 +82,22 @@ impl OpenSource for Log {
 }
 
 fn accounts() -> Arc<SourceTable> {
-    table("src", "accounts", &[("id", "int(11)"), ("name", "varchar(40)")], &[0])
+    table(
+        "src",
+        "accounts",
+        &[("id", "int(11)"), ("name", "varchar(40)")],
+        &[0],
+    )
 }
 
 fn insert(t: &Arc<SourceTable>, id: i128, name: Option<&str>) -> Change {
     Change {
         table: Arc::clone(t),
         change: RowChange::Insert {
-            after: vec![Value::Int(id), name.map_or(Value::Null, |n| Value::Text(n.into()))],
+            after: vec![
+                Value::Int(id),
+                name.map_or(Value::Null, |n| Value::Text(n.into())),
+            ],
         },
     }
 }
@@ -111,12 +121,18 @@ fn config(url: &str, holder: &str, on_error: OnError) -> RunConfig {
 fn pg_db(prefix: &str) -> String {
     let pg = servers::postgres();
     let db = pg.create_database(prefix);
-    pg.sql(&db, "CREATE TABLE accounts (id integer PRIMARY KEY, name text NOT NULL)");
+    pg.sql(
+        &db,
+        "CREATE TABLE accounts (id integer PRIMARY KEY, name text NOT NULL)",
+    );
     db
 }
 
 fn count(db: &str) -> String {
-    servers::postgres().sql(db, "SELECT count(*), count(DISTINCT id) FROM accounts").trim().to_string()
+    servers::postgres()
+        .sql(db, "SELECT count(*), count(DISTINCT id) FROM accounts")
+        .trim()
+        .to_string()
 }
 
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -131,9 +147,20 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 type Task = tokio::task::JoinHandle<Result<(), StreamError>>;
 
-fn start(cfg: RunConfig, log: &Log, stats: &Arc<StreamStats>, drift: Option<tandem::drift::DriftLog>) -> (CancellationToken, Task) {
+fn start(
+    cfg: RunConfig,
+    log: &Log,
+    stats: &Arc<StreamStats>,
+    drift: Option<tandem::drift::DriftLog>,
+) -> (CancellationToken, Task) {
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(cfg, Arc::new(log.clone()), Arc::clone(stats), drift, cancel.clone()));
+    let task = tokio::spawn(run(
+        cfg,
+        Arc::new(log.clone()),
+        Arc::clone(stats),
+        drift,
+        cancel.clone(),
+    ));
     (cancel, task)
 }
 
@@ -151,13 +178,24 @@ async fn one_stream_applies_and_the_standby_takes_over_without_loss() {
     wait_for("the first stream to apply", || count(&db) == "200|200").await;
     let s2 = Arc::new(StreamStats::default());
     let (c2, t2) = start(config(&url, "second", OnError::Stop), &log, &s2, None);
-    wait_for("the second stream to stand by", || s2.snapshot().state == "standby").await;
-    assert!(s2.snapshot().lease_holder.unwrap_or_default().contains("first"));
+    wait_for("the second stream to stand by", || {
+        s2.snapshot().state == "standby"
+    })
+    .await;
+    assert!(s2
+        .snapshot()
+        .lease_holder
+        .unwrap_or_default()
+        .contains("first"));
     for n in 201..=400u64 {
         log.push(n, vec![insert(&t, n as i128, Some("b"))]);
     }
     wait_for("the first stream to apply more", || count(&db) == "400|400").await;
-    assert_eq!(s2.transactions.load(std::sync::atomic::Ordering::Relaxed), 0, "the standby applied nothing");
+    assert_eq!(
+        s2.transactions.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the standby applied nothing"
+    );
     // The holder stops (its lease connection closes); writes continue.
     c1.cancel();
     t1.await.unwrap().unwrap();
@@ -166,7 +204,10 @@ async fn one_stream_applies_and_the_standby_takes_over_without_loss() {
     }
     let took_over = std::time::Instant::now();
     wait_for("the standby to take over", || count(&db) == "600|600").await;
-    eprintln!("standby took over and caught up in {:?}", took_over.elapsed());
+    eprintln!(
+        "standby took over and caught up in {:?}",
+        took_over.elapsed()
+    );
     assert!(took_over.elapsed() < Duration::from_secs(5));
     assert_eq!(s2.snapshot().state, "applying");
     c2.cancel();
@@ -188,12 +229,25 @@ async fn a_refused_transaction_in_a_group_is_found_and_skipped_or_stops_the_stre
     // on_error = "stop": everything before it is applied, nothing after.
     let db = pg_db("stream_stop");
     let stats = Arc::new(StreamStats::default());
-    let (_c, task) = start(config(&servers::postgres().url(&db), "stop", OnError::Stop), &log, &stats, None);
-    let err = tokio::time::timeout(Duration::from_secs(30), task).await.expect("stops").unwrap().expect_err("refused");
+    let (_c, task) = start(
+        config(&servers::postgres().url(&db), "stop", OnError::Stop),
+        &log,
+        &stats,
+        None,
+    );
+    let err = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops")
+        .unwrap()
+        .expect_err("refused");
     assert!(err.to_string().contains("0-1-150"), "{err}");
     assert_eq!(count(&db), "149|149");
     assert_eq!(stats.snapshot().state, "stopped");
-    assert!(stats.snapshot().error.unwrap_or_default().contains("0-1-150"));
+    assert!(stats
+        .snapshot()
+        .error
+        .unwrap_or_default()
+        .contains("0-1-150"));
 
     // on_error = "skip": it goes to the drift log, the rest is applied.
     let db = pg_db("stream_skip");
@@ -202,10 +256,21 @@ async fn a_refused_transaction_in_a_group_is_found_and_skipped_or_stops_the_stre
     let path = dir.join("drift.jsonl");
     let drift = tandem::drift::DriftLog::start(path.clone());
     let stats = Arc::new(StreamStats::default());
-    let (c, task) = start(config(&servers::postgres().url(&db), "skip", OnError::Skip), &log, &stats, Some(drift));
-    wait_for("the stream to pass the refused transaction", || count(&db) == "299|299").await;
+    let (c, task) = start(
+        config(&servers::postgres().url(&db), "skip", OnError::Skip),
+        &log,
+        &stats,
+        Some(drift),
+    );
+    wait_for("the stream to pass the refused transaction", || {
+        count(&db) == "299|299"
+    })
+    .await;
     wait_for("the checkpoint", || {
-        servers::postgres().sql(&db, "SELECT gtid FROM tandem_stream_checkpoint").trim() == "0-1-300"
+        servers::postgres()
+            .sql(&db, "SELECT gtid FROM tandem_stream_checkpoint")
+            .trim()
+            == "0-1-300"
     })
     .await;
     assert_eq!(stats.skipped.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -235,7 +300,9 @@ async fn the_target_going_away_loses_nothing_and_the_backlog_is_caught_up() {
         let mut n = 0u64;
         while !stop.is_cancelled() {
             n += 1;
-            let changes = (0..10).map(|i| insert(&writer_t, (n * 10 + i) as i128, Some("w"))).collect();
+            let changes = (0..10)
+                .map(|i| insert(&writer_t, (n * 10 + i) as i128, Some("w")))
+                .collect();
             writer_log.push(n, changes);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -243,7 +310,10 @@ async fn the_target_going_away_loses_nothing_and_the_backlog_is_caught_up() {
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The target refuses connections and drops the stream's: unavailable.
-    pg.sql("postgres", &format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"));
+    pg.sql(
+        "postgres",
+        &format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"),
+    );
     pg.sql(
         "postgres",
         &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"),
@@ -252,22 +322,37 @@ async fn the_target_going_away_loses_nothing_and_the_backlog_is_caught_up() {
     let during = stats.snapshot();
     assert_ne!(during.state, "applying", "{:?}", during.error);
     let backlog_from = stats.rows.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("before the target returns: {backlog_from} rows applied, {:?}", stats.snapshot().error);
-    pg.sql("postgres", &format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"));
+    eprintln!(
+        "before the target returns: {backlog_from} rows applied, {:?}",
+        stats.snapshot().error
+    );
+    pg.sql(
+        "postgres",
+        &format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"),
+    );
     let back = std::time::Instant::now();
     stop_writer.cancel();
     let txns = writer.await.unwrap();
     let want = format!("{}|{}", txns * 10, txns * 10);
     wait_for("the backlog to be applied", || count(&db) == want).await;
     // The backlog commits as one group: its counters follow the commit.
-    wait_for("the counters", || stats.rows.load(std::sync::atomic::Ordering::Relaxed) == txns * 10).await;
+    wait_for("the counters", || {
+        stats.rows.load(std::sync::atomic::Ordering::Relaxed) == txns * 10
+    })
+    .await;
     let secs = back.elapsed().as_secs_f64();
-    let caught_up = stats.rows.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(backlog_from);
+    let caught_up = stats
+        .rows
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(backlog_from);
     eprintln!(
         "outage: {txns} transactions in all; {caught_up} rows applied in {secs:.2} s after the target returned, {} retries",
         stats.retries.load(std::sync::atomic::Ordering::Relaxed)
     );
-    eprintln!("target transactions (groups): {}", stats.groups.load(std::sync::atomic::Ordering::Relaxed));
+    eprintln!(
+        "target transactions (groups): {}",
+        stats.groups.load(std::sync::atomic::Ordering::Relaxed)
+    );
     assert!(stats.retries.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     let cp = pg.sql(&db, "SELECT gtid FROM tandem_stream_checkpoint");
     assert_eq!(cp.trim(), format!("0-1-{txns}"));

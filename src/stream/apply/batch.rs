@@ -83,7 +83,12 @@ impl Batch {
     }
 
     /// Adds one row change of `table`.
-    pub fn add(&mut self, d: Dialect, table: &Arc<Mapped>, change: &RowChange) -> Result<(), ApplyError> {
+    pub fn add(
+        &mut self,
+        d: Dialect,
+        table: &Arc<Mapped>,
+        change: &RowChange,
+    ) -> Result<(), ApplyError> {
         if table.skip {
             return Ok(());
         }
@@ -95,7 +100,8 @@ impl Batch {
             }
             RowChange::Delete { before } => (Some(table.project(before)?), None),
         };
-        self.bytes += before.as_deref().map_or(0, approx_size) + after.as_deref().map_or(0, approx_size);
+        self.bytes +=
+            before.as_deref().map_or(0, approx_size) + after.as_deref().map_or(0, approx_size);
         let run = self.run(table);
         if !table.keyed {
             let stmt = unkeyed(d, table, before.as_deref(), after.as_deref());
@@ -158,7 +164,11 @@ impl TableRun {
         for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
             out.push(delete_keys(d, t, chunk));
         }
-        let upserts: Vec<&Row> = self.images.iter().filter_map(|(_, img)| img.as_ref()).collect();
+        let upserts: Vec<&Row> = self
+            .images
+            .iter()
+            .filter_map(|(_, img)| img.as_ref())
+            .collect();
         for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
             out.push(upsert(d, t, chunk));
         }
@@ -239,7 +249,10 @@ fn upsert(d: Dialect, t: &Mapped, rows: &[&Row]) -> String {
             if non_key.is_empty() {
                 sql.push_str(" DO NOTHING");
             } else {
-                let sets: Vec<String> = non_key.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+                let sets: Vec<String> = non_key
+                    .iter()
+                    .map(|c| format!("{c} = EXCLUDED.{c}"))
+                    .collect();
                 let _ = write!(sql, " DO UPDATE SET {}", sets.join(", "));
             }
         }
@@ -247,7 +260,10 @@ fn upsert(d: Dialect, t: &Mapped, rows: &[&Row]) -> String {
             let sets: Vec<String> = if non_key.is_empty() {
                 cols.iter().take(1).map(|c| format!("{c} = {c}")).collect()
             } else {
-                non_key.iter().map(|c| format!("{c} = VALUES({c})")).collect()
+                non_key
+                    .iter()
+                    .map(|c| format!("{c} = VALUES({c})"))
+                    .collect()
             };
             let _ = write!(sql, " ON DUPLICATE KEY UPDATE {}", sets.join(", "));
         }
@@ -306,7 +322,11 @@ fn upsert_plain(d: Dialect, t: &Mapped, row: &[Value]) -> String {
         "INSERT INTO {} ({}){} VALUES {}",
         ident(d, &t.target),
         cols.join(", "),
-        if d == Dialect::Postgres { " OVERRIDING SYSTEM VALUE" } else { "" },
+        if d == Dialect::Postgres {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        },
         values_tuple(d, t, row)
     )
 }

@@ -42,10 +42,7 @@ fn text(d: Dialect, s: &str) -> String {
             if s.is_empty() {
                 "''".into()
             } else {
-                format!(
-                    "_utf8mb4 X'{}'",
-                    crate::migrate::sqltext::hex(s.as_bytes())
-                )
+                format!("_utf8mb4 X'{}'", crate::migrate::sqltext::hex(s.as_bytes()))
             }
         }
     }

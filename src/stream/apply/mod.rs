@@ -272,8 +272,7 @@ impl Applier {
             if let Some(t) = self.txn.as_mut() {
                 t.changes += 1;
                 if t.sample.len() < DRIFT_SAMPLE {
-                    t.sample
-                        .push(format!("{}: {:?}", c.table.name, c.change));
+                    t.sample.push(format!("{}: {:?}", c.table.name, c.change));
                 }
             }
             if self.batch.changes >= self.opts.max_batch_changes
@@ -396,10 +395,15 @@ impl Applier {
     /// Skips the open source transaction after the target refused it alone:
     /// the drift log gets its GTID, rows and the error, and the checkpoint
     /// moves past it.
-    pub async fn skip_txn(&mut self, position: Position, error: &ApplyError) -> Result<(), ApplyError> {
+    pub async fn skip_txn(
+        &mut self,
+        position: Position,
+        error: &ApplyError,
+    ) -> Result<(), ApplyError> {
         self.rollback().await;
         let txn = self.txn.take().or_else(|| self.last_txn.take());
-        let (gtid, rows, changes) = txn.map_or((None, Vec::new(), 0), |t| (t.gtid, t.sample, t.changes));
+        let (gtid, rows, changes) =
+            txn.map_or((None, Vec::new(), 0), |t| (t.gtid, t.sample, t.changes));
         tracing::error!(gtid = gtid.as_deref().unwrap_or(""), changes, error = %error, "skipped a source transaction the new backend refused ([mirror] on_error = \"skip\")");
         if let Some(d) = &self.drift {
             d.record(DriftEvent {
@@ -418,7 +422,9 @@ impl Applier {
                 error: error.to_string(),
             });
         }
-        self.stats.skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .skipped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.progress(position, 0);
         self.commit().await
     }
@@ -433,7 +439,12 @@ impl Applier {
         position: Position,
     ) -> Result<(), ApplyError> {
         self.commit().await?;
-        if self.opts.database.as_deref().is_some_and(|d| d != database && !database.is_empty()) {
+        if self
+            .opts
+            .database
+            .as_deref()
+            .is_some_and(|d| d != database && !database.is_empty())
+        {
             self.progress(position, 0);
             return self.commit().await;
         }

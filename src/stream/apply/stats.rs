@@ -80,7 +80,8 @@ impl StreamStats {
         self.transactions.fetch_add(txns, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Relaxed);
         if cp.source_ts != 0 {
-            self.applied_source_ts.store(cp.source_ts, Ordering::Relaxed);
+            self.applied_source_ts
+                .store(cp.source_ts, Ordering::Relaxed);
         }
         self.with(|s| s.checkpoint = Some(cp.position.clone()));
     }

@@ -127,7 +127,12 @@ impl Tables {
         let proj: Vec<usize> = plan
             .columns
             .iter()
-            .map(|c| t.columns.iter().position(|s| s.name == c.old_name).unwrap_or(0))
+            .map(|c| {
+                t.columns
+                    .iter()
+                    .position(|s| s.name == c.old_name)
+                    .unwrap_or(0)
+            })
             .collect();
         let written: Vec<usize> = (0..plan.columns.len())
             .filter(|&i| plan.columns[i].writable(Side::New))
@@ -141,8 +146,12 @@ impl Tables {
             }
             if !keyed {
                 match no_key {
-                    NoKey::AllColumns => tracing::warn!(table = %label, "table has no primary key: its rows are matched on all columns ([mirror] no_key = \"all_columns\")"),
-                    NoKey::Skip => tracing::warn!(table = %label, "table has no primary key: its changes are not applied ([mirror] no_key = \"skip\")"),
+                    NoKey::AllColumns => {
+                        tracing::warn!(table = %label, "table has no primary key: its rows are matched on all columns ([mirror] no_key = \"all_columns\")")
+                    }
+                    NoKey::Skip => {
+                        tracing::warn!(table = %label, "table has no primary key: its changes are not applied ([mirror] no_key = \"skip\")")
+                    }
                 }
             } else if !unique {
                 tracing::warn!(table = %label, "the key is not unique on the new backend: rows are replaced by delete + insert");

@@ -17,6 +17,8 @@
 //! Items flow through a bounded channel: a transaction is streamed, never
 //! held whole by the source, so memory stays bounded by the channel.
 
+pub mod binlog;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -82,7 +84,10 @@ pub struct Change {
 pub enum Item {
     /// A transaction starts. `gtid` is this transaction's own GTID
     /// (`0-1-42` on MariaDB, `uuid:42` on MySQL), when the server has them.
-    Begin { gtid: Option<String>, timestamp: u32 },
+    Begin {
+        gtid: Option<String>,
+        timestamp: u32,
+    },
     /// Row changes of the open transaction, in the order they were logged
     /// (a batch per rows event).
     Rows(Vec<Change>),

@@ -12,7 +12,7 @@ use mysql_async::prelude::*;
 use tandem::backend::value::mysql::{from_mysql, MysqlKind};
 use tandem::backend::value::{Row, Value};
 use tandem::config::BackendTarget;
-use tandem::stream::binlog::{BinlogSource, SourceFilter, SourceOptions, Start};
+use tandem::stream::binlog::{BinlogSource, SourceFilter, SourceOptions, Start, StreamError};
 use tandem::stream::{Item, Position, RowChange, SourceTable};
 
 fn target(port: u16) -> BackendTarget {
@@ -455,6 +455,197 @@ async fn decode_throughput_of_a_large_insert() {
     println!(
         "decode throughput: {rows} rows in {secs:.2} s = {:.0} rows/s ({batches} rows events)",
         rows as f64 / secs
+    );
+    src.close().await;
+}
+
+/// Reads items until a Commit and returns its position.
+async fn next_commit(src: &mut BinlogSource) -> Position {
+    loop {
+        if let Item::Commit { position } = items(src, 1).await.pop().unwrap() {
+            return position;
+        }
+    }
+}
+
+async fn conn_on(port: u16, db: &str) -> mysql_async::Conn {
+    let opts = direct_opts(db).tcp_port(port);
+    mysql_async::Conn::new(opts).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_binlog_is_reported_with_the_way_out() {
+    let m = servers::start_private_mariadb();
+    m.root_sql("CREATE DATABASE p; CREATE TABLE p.t (id INT PRIMARY KEY)");
+    let mut conn = conn_on(m.port, "p").await;
+    let mut src = source_at(m.port, "p", Start::Now).await;
+    conn.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let saved = next_commit(&mut src).await;
+    src.close().await;
+
+    m.root_sql("FLUSH BINARY LOGS; INSERT INTO p.t VALUES (2); FLUSH BINARY LOGS");
+    let newest = m.root_sql("SHOW MASTER STATUS");
+    let newest = newest.split('\t').next().unwrap().to_string();
+    m.root_sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+
+    for start in [
+        Start::At(saved.clone()),
+        Start::Gtid(saved.gtid.clone().unwrap()),
+    ] {
+        let mut src = source_at(m.port, "p", start.clone()).await;
+        let err = tokio::time::timeout(Duration::from_secs(30), src.next_item())
+            .await
+            .expect("an answer within 30 s")
+            .expect_err("the position is gone");
+        match &err {
+            StreamError::Purged { wanted, oldest } => {
+                assert_eq!(oldest, &newest, "{start:?}");
+                assert!(
+                    wanted.contains(&saved.file) || wanted.contains(saved.gtid.as_deref().unwrap()),
+                    "{wanted}"
+                );
+            }
+            other => panic!("expected Purged for {start:?}, got {other:?}"),
+        }
+        assert!(!err.is_retryable());
+        let text = err.to_string();
+        assert!(
+            text.contains("tandem backfill") && text.contains("tandem verify"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_server_is_a_retryable_disconnect_and_resume_continues() {
+    let mut m = servers::start_private_mariadb();
+    m.root_sql("CREATE DATABASE k; CREATE TABLE k.t (id INT PRIMARY KEY)");
+    let mut src = source_at(m.port, "k", Start::Now).await;
+    let mut conn = conn_on(m.port, "k").await;
+    conn.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let saved = next_commit(&mut src).await;
+    drop(conn);
+
+    m.kill();
+    let err = loop {
+        match tokio::time::timeout(Duration::from_secs(30), src.next_item())
+            .await
+            .expect("the loss is noticed within 30 s")
+        {
+            Ok(Item::Progress { .. }) => continue,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, StreamError::Disconnected(_)), "{err:?}");
+    assert!(err.is_retryable());
+
+    m.restart();
+    let mut conn = conn_on(m.port, "k").await;
+    conn.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
+    let mut src = source_at(m.port, "k", Start::At(saved)).await;
+    let got = items(&mut src, 1).await;
+    assert_eq!(
+        changes(&got),
+        [RowChange::Insert {
+            after: vec![Value::Int(2)]
+        }]
+    );
+    src.close().await;
+}
+
+async fn backend_conn(user: &str, password: &str) -> tandem::backend::mysql::BackendConn {
+    let mut t = target(servers::mariadb().port);
+    t.user = user.into();
+    t.password = password.into();
+    let greeted = tandem::backend::mysql::connect(&t, 1 << 24).await.unwrap();
+    greeted
+        .authenticate(&t, tandem::backend::mysql::default_opts(None))
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_privileges() {
+    use tandem::stream::binlog::{check, current_position, Severity};
+    let m = servers::mariadb();
+    let mut app = backend_conn("app", "apppass").await;
+    let findings = check(&mut app, "app").await;
+    let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    assert!(
+        findings.iter().all(|f| f.severity != Severity::Error),
+        "{text:#?}"
+    );
+    for expected in [
+        "log_bin=ON",
+        "binlog_format=ROW",
+        "binlog_row_image=FULL",
+        "server_id=1",
+        "binlog_row_metadata=FULL",
+        "REPLICATION SLAVE + BINLOG MONITOR",
+        "binlog file(s) kept",
+    ] {
+        assert!(
+            text.iter().any(|l| l.contains(expected)),
+            "{expected}: {text:#?}"
+        );
+    }
+    let pos = current_position(&mut app).await.unwrap();
+    assert!(
+        pos.file.starts_with("mariadb-bin.") && pos.offset > 4,
+        "{pos:?}"
+    );
+    let gtid = m.root_sql("SELECT @@gtid_binlog_pos");
+    assert!(pos.gtid.is_some() && !gtid.trim().is_empty());
+
+    // A user without replication privileges: check says which GRANT, the
+    // source refuses with the same advice.
+    let user = format!("norepl_{}", std::process::id());
+    m.root_sql(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT SELECT ON *.* TO '{user}'@'%'"
+    ));
+    let mut weak = backend_conn(&user, "pw").await;
+    let findings = check(&mut weak, &user).await;
+    let bad: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert!(
+        bad[0].contains(&format!(
+            "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'"
+        )),
+        "{}",
+        bad[0]
+    );
+    let mut t = target(m.port);
+    t.user = user.clone();
+    t.password = "pw".into();
+    let err = BinlogSource::connect(&t, SourceOptions::new(SourceFilter::all()))
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StreamError::Privileges { .. }), "{err:?}");
+    assert!(err.to_string().contains("GRANT REPLICATION SLAVE"), "{err}");
+    m.root_sql(&format!("DROP USER '{user}'@'%'"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_as_a_replica() {
+    let db = servers::mariadb().create_database("src_reg");
+    let mut opts = SourceOptions::new(SourceFilter::databases([db.as_str()]));
+    opts.server_id = 0x7b00_0000 | (std::process::id() & 0xffff);
+    let src = BinlogSource::connect(&target(servers::mariadb().port), opts.clone())
+        .await
+        .unwrap();
+    let hosts = servers::mariadb().root_sql("SHOW SLAVE HOSTS");
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with(&format!("{}\ttandem", opts.server_id))),
+        "{hosts}"
     );
     src.close().await;
 }

@@ -649,3 +649,54 @@ async fn registers_as_a_replica() {
     );
     src.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_binlog_events_decode() {
+    let m = servers::start_private_mariadb();
+    m.root_sql("SET GLOBAL log_bin_compress = ON, log_bin_compress_min_len = 10");
+    m.root_sql("CREATE DATABASE z");
+    let mut src = source_at(m.port, "z", Start::Now).await;
+    let mut conn = conn_on(m.port, "z").await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, body TEXT, n DECIMAL(8,2)) /* padding so the statement is compressed */")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO t VALUES (1, REPEAT('abc', 500), 1.5), (2, 'short', NULL)")
+        .await
+        .unwrap();
+    conn.query_drop("UPDATE t SET body = REPEAT('xyz', 400) WHERE id = 2")
+        .await
+        .unwrap();
+    conn.query_drop("DELETE FROM t WHERE id = 1").await.unwrap();
+    let got = items(&mut src, 4).await;
+    assert!(
+        got.iter()
+            .any(|i| matches!(i, Item::Ddl { sql, .. } if sql.starts_with("CREATE TABLE t"))),
+        "{got:?}"
+    );
+    let long = |s: &str, n| Value::Text(s.repeat(n));
+    let dec = Value::parse_decimal("1.5").unwrap();
+    assert_eq!(
+        changes(&got),
+        [
+            RowChange::Insert {
+                after: vec![Value::Int(1), long("abc", 500), dec.clone()]
+            },
+            RowChange::Insert {
+                after: vec![Value::Int(2), Value::Text("short".into()), Value::Null]
+            },
+            RowChange::Update {
+                before: vec![Value::Int(2), Value::Text("short".into()), Value::Null],
+                after: vec![Value::Int(2), long("xyz", 400), Value::Null]
+            },
+            RowChange::Delete {
+                before: vec![Value::Int(1), long("abc", 500), dec]
+            },
+        ]
+    );
+    let events = m.root_sql("SHOW BINLOG EVENTS");
+    assert!(
+        events.contains("Write_rows_compressed") && events.contains("Query_compressed"),
+        "the server really compressed: {events}"
+    );
+    src.close().await;
+}

@@ -7,6 +7,9 @@
 //! `rows`. Every read is bounds-checked: a malformed event is an error, never
 //! a panic.
 
+use std::borrow::Cow;
+use std::io::Read;
+
 use crate::wire::buf::Reader;
 
 /// Event type codes (MySQL `Log_event_type`, MariaDB's additions from 160).
@@ -35,6 +38,10 @@ pub mod kind {
     pub const MARIADB_GTID_LIST: u8 = 163;
     pub const MARIADB_QUERY_COMPRESSED: u8 = 165;
     pub const MARIADB_WRITE_ROWS_COMPRESSED_V1: u8 = 166;
+    pub const MARIADB_UPDATE_ROWS_COMPRESSED_V1: u8 = 167;
+    pub const MARIADB_DELETE_ROWS_COMPRESSED_V1: u8 = 168;
+    pub const MARIADB_WRITE_ROWS_COMPRESSED: u8 = 169;
+    pub const MARIADB_UPDATE_ROWS_COMPRESSED: u8 = 170;
     pub const MARIADB_DELETE_ROWS_COMPRESSED: u8 = 171;
 }
 
@@ -155,12 +162,22 @@ pub fn rotate(body: &[u8]) -> Result<(String, u64), ParseError> {
 
 pub struct Query<'a> {
     pub database: &'a [u8],
-    pub sql: &'a [u8],
+    pub sql: Cow<'a, [u8]>,
 }
 
-/// QUERY: the default database and the statement text.
-pub fn query<'a>(body: &'a [u8], format: &Format) -> Result<Query<'a>, ParseError> {
-    let post = format.post_header_len(kind::QUERY, 13);
+/// QUERY (or MariaDB's QUERY_COMPRESSED, whose statement text is a
+/// compressed record): the default database and the statement text.
+pub fn query<'a>(
+    body: &'a [u8],
+    format: &Format,
+    compressed: bool,
+) -> Result<Query<'a>, ParseError> {
+    let event_kind = if compressed {
+        kind::MARIADB_QUERY_COMPRESSED
+    } else {
+        kind::QUERY
+    };
+    let post = format.post_header_len(event_kind, 13);
     let mut r = Reader::new(body);
     let fixed = r.take(post).ok_or("short query event")?;
     let mut f = Reader::new(fixed);
@@ -171,10 +188,46 @@ pub fn query<'a>(body: &'a [u8], format: &Format) -> Result<Query<'a>, ParseErro
     r.take(status_len).ok_or("short query status variables")?;
     let database = r.take(db_len).ok_or("short query database")?;
     r.u8().ok_or("short query event")?; // NUL after the database
-    Ok(Query {
-        database,
-        sql: r.remaining(),
-    })
+    let sql = if compressed {
+        Cow::Owned(uncompress(r.remaining())?)
+    } else {
+        Cow::Borrowed(r.remaining())
+    };
+    Ok(Query { database, sql })
+}
+
+/// Largest record we inflate (MariaDB's events stay below 1 GiB).
+const MAX_UNCOMPRESSED: u64 = 1 << 30;
+
+/// A MariaDB compressed record (`log_bin_compress`): a header byte
+/// `1 alg(3) lenlen(4)` with algorithm 0 = zlib, the original length in
+/// `lenlen` big-endian bytes, then the zlib stream.
+pub fn uncompress(record: &[u8]) -> Result<Vec<u8>, ParseError> {
+    let (&head, rest) = record.split_first().ok_or("empty compressed record")?;
+    if head & 0xf0 != 0x80 {
+        return Err("compressed record with an unknown algorithm");
+    }
+    let lenlen = usize::from(head & 0x07);
+    if !(1..=4).contains(&lenlen) {
+        return Err("compressed record with a bad length size");
+    }
+    let len_bytes = rest.get(..lenlen).ok_or("short compressed record")?;
+    let len = len_bytes
+        .iter()
+        .fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+    if len > MAX_UNCOMPRESSED {
+        return Err("compressed record larger than 1 GiB");
+    }
+    let data = rest.get(lenlen..).ok_or("short compressed record")?;
+    let mut out = Vec::with_capacity(len as usize);
+    flate2::read::ZlibDecoder::new(data)
+        .take(len + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| "compressed record does not inflate")?;
+    if out.len() as u64 != len {
+        return Err("compressed record inflates to the wrong length");
+    }
+    Ok(out)
 }
 
 /// MariaDB GTID event: `domain-server-seq` and its flags.

@@ -10,13 +10,15 @@
 //! cp1252) to UTF-8 as a utf8mb4 client would see them; ENUM indexes and SET
 //! bitmaps become member text; BINARY(n) gets its zero padding back.
 
+use std::borrow::Cow;
+
 use mysql_async::Value as M;
 
 use crate::backend::value::mysql::{from_mysql, MysqlType};
 use crate::backend::value::{temporal, Row, Value};
 use crate::wire::buf::Reader;
 
-use super::event::{table_id, ParseError};
+use super::event::{table_id, uncompress, ParseError};
 use super::tablemap::ty;
 
 /// How to decode one column's values.
@@ -110,7 +112,7 @@ pub struct RowsEvent<'a> {
     columns: usize,
     present: &'a [u8],
     present_after: &'a [u8],
-    data: &'a [u8],
+    data: Cow<'a, [u8]>,
 }
 
 impl<'a> RowsEvent<'a> {
@@ -118,6 +120,7 @@ impl<'a> RowsEvent<'a> {
         body: &'a [u8],
         kind: RowsKind,
         v2: bool,
+        compressed: bool,
         post_header_len: usize,
     ) -> Result<Self, ParseError> {
         let mut r = Reader::new(body);
@@ -137,13 +140,19 @@ impl<'a> RowsEvent<'a> {
         } else {
             present
         };
+        // MariaDB `log_bin_compress`: the row images are one compressed record.
+        let data = if compressed {
+            Cow::Owned(uncompress(r.remaining())?)
+        } else {
+            Cow::Borrowed(r.remaining())
+        };
         Ok(RowsEvent {
             table_id,
             kind,
             columns,
             present,
             present_after,
-            data: r.remaining(),
+            data,
         })
     }
 
@@ -157,7 +166,7 @@ impl<'a> RowsEvent<'a> {
             ));
         }
         let mut out = Vec::new();
-        let mut r = Reader::new(self.data);
+        let mut r = Reader::new(&self.data);
         while !r.is_empty() {
             let change = match self.kind {
                 RowsKind::Write => (None, Some(image(&mut r, self.present, codecs)?)),

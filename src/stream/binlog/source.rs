@@ -243,14 +243,18 @@ impl BinlogSource {
                 self.open(Some(format!("{uuid}:{gno}")), header.timestamp);
             }
             kind::MYSQL_ANONYMOUS_GTID => self.open(None, header.timestamp),
-            kind::QUERY => self.query(&header, body)?,
+            kind::QUERY => self.query(&header, body, false)?,
+            kind::MARIADB_QUERY_COMPRESSED => self.query(&header, body, true)?,
             kind::XID => self.end(header.timestamp),
             kind::TABLE_MAP => self.table_map(body).await?,
-            kind::WRITE_ROWS_V1 | kind::UPDATE_ROWS_V1 | kind::DELETE_ROWS_V1 => {
-                self.rows(&header, body, false)?
-            }
-            kind::WRITE_ROWS_V2 | kind::UPDATE_ROWS_V2 | kind::DELETE_ROWS_V2 => {
-                self.rows(&header, body, true)?
+            kind::WRITE_ROWS_V1
+            | kind::UPDATE_ROWS_V1
+            | kind::DELETE_ROWS_V1
+            | kind::WRITE_ROWS_V2
+            | kind::UPDATE_ROWS_V2
+            | kind::DELETE_ROWS_V2
+            | kind::MARIADB_WRITE_ROWS_COMPRESSED_V1..=kind::MARIADB_DELETE_ROWS_COMPRESSED => {
+                self.rows(&header, body)?
             }
             kind::HEARTBEAT => {
                 if self.txn.is_none() {
@@ -259,12 +263,6 @@ impl BinlogSource {
                         .map_or(0, |d| d.as_secs() as u32);
                     self.progress(now);
                 }
-            }
-            kind::MARIADB_QUERY_COMPRESSED
-            | kind::MARIADB_WRITE_ROWS_COMPRESSED_V1..=kind::MARIADB_DELETE_ROWS_COMPRESSED => {
-                return Err(StreamError::Unsupported(
-                    "compressed binlog events: set `log_bin_compress=OFF` on the primary".into(),
-                ))
             }
             kind::TRANSACTION_PAYLOAD => {
                 return Err(StreamError::Unsupported(
@@ -311,9 +309,9 @@ impl BinlogSource {
         }
     }
 
-    fn query(&mut self, header: &Header, body: &[u8]) -> Result<(), StreamError> {
-        let q = event::query(body, &self.format).map_err(|e| self.malformed(e))?;
-        let sql = String::from_utf8_lossy(q.sql).into_owned();
+    fn query(&mut self, header: &Header, body: &[u8], compressed: bool) -> Result<(), StreamError> {
+        let q = event::query(body, &self.format, compressed).map_err(|e| self.malformed(e))?;
+        let sql = String::from_utf8_lossy(&q.sql).into_owned();
         let database = String::from_utf8_lossy(q.database).into_owned();
         let first = sql
             .split_whitespace()
@@ -409,16 +407,27 @@ impl BinlogSource {
         Ok(())
     }
 
-    fn rows(&mut self, header: &Header, body: &[u8], v2: bool) -> Result<(), StreamError> {
-        let kind = match header.kind {
-            kind::WRITE_ROWS_V1 | kind::WRITE_ROWS_V2 => RowsKind::Write,
-            kind::UPDATE_ROWS_V1 | kind::UPDATE_ROWS_V2 => RowsKind::Update,
-            _ => RowsKind::Delete,
+    fn rows(&mut self, header: &Header, body: &[u8]) -> Result<(), StreamError> {
+        use kind::*;
+        let (kind, v2, compressed) = match header.kind {
+            WRITE_ROWS_V1 => (RowsKind::Write, false, false),
+            UPDATE_ROWS_V1 => (RowsKind::Update, false, false),
+            DELETE_ROWS_V1 => (RowsKind::Delete, false, false),
+            WRITE_ROWS_V2 => (RowsKind::Write, true, false),
+            UPDATE_ROWS_V2 => (RowsKind::Update, true, false),
+            DELETE_ROWS_V2 => (RowsKind::Delete, true, false),
+            MARIADB_WRITE_ROWS_COMPRESSED_V1 => (RowsKind::Write, false, true),
+            MARIADB_UPDATE_ROWS_COMPRESSED_V1 => (RowsKind::Update, false, true),
+            MARIADB_DELETE_ROWS_COMPRESSED_V1 => (RowsKind::Delete, false, true),
+            MARIADB_WRITE_ROWS_COMPRESSED => (RowsKind::Write, true, true),
+            MARIADB_UPDATE_ROWS_COMPRESSED => (RowsKind::Update, true, true),
+            _ => (RowsKind::Delete, true, true),
         };
         let post = self
             .format
             .post_header_len(header.kind, if v2 { 10 } else { 8 });
-        let ev = RowsEvent::parse(body, kind, v2, post).map_err(|e| self.malformed(e))?;
+        let ev =
+            RowsEvent::parse(body, kind, v2, compressed, post).map_err(|e| self.malformed(e))?;
         let table = match self.tables.get(&ev.table_id) {
             Some((_, Some(t))) => t.clone(),
             Some((_, None)) => return Ok(()),

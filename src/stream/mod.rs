@@ -17,6 +17,8 @@
 //! Items flow through a bounded channel: a transaction is streamed, never
 //! held whole by the source, so memory stays bounded by the channel.
 
+pub mod binlog;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};

@@ -8,3 +8,5 @@ mod apply;
 mod common;
 #[path = "stream/run.rs"]
 mod run;
+#[path = "stream/e2e.rs"]
+mod e2e;

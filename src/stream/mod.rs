@@ -17,7 +17,11 @@
 //! Items flow through a bounded channel: a transaction is streamed, never
 //! held whole by the source, so memory stays bounded by the channel.
 
+pub mod apply;
 pub mod binlog;
+pub mod lease;
+pub mod run;
+pub mod source;
 
 use std::sync::Arc;
 
@@ -106,7 +110,3 @@ pub enum Item {
     /// applier may advance its checkpoint and lag measurement.
     Progress { position: Position, timestamp: u32 },
 }
-
-pub mod apply;
-pub mod lease;
-pub mod run;

@@ -448,6 +448,13 @@ impl Applier {
             self.progress(position, 0);
             return self.commit().await;
         }
+        if let Some(kind) = routine_ddl(sql) {
+            // The binlog carries what triggers and routines wrote as rows:
+            // creating them on the target would apply those rows twice.
+            tracing::warn!(kind, sql, "not applied to the new backend: the binlog already carries the rows it writes");
+            self.progress(position, 0);
+            return self.commit().await;
+        }
         let statements = match self.dialect {
             Dialect::Postgres => match translate::to_postgres(sql, &self.schema) {
                 Ok(t) => t.statements,
@@ -482,9 +489,51 @@ impl Applier {
     }
 }
 
+/// `Some("TRIGGER")` … for DDL that creates, alters or drops a trigger,
+/// stored routine or event.
+pub fn routine_ddl(sql: &str) -> Option<&'static str> {
+    let head: String = sql.chars().take(300).collect::<String>().to_ascii_uppercase();
+    let mut words = head
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
+    if !matches!(words.next(), Some("CREATE" | "DROP" | "ALTER")) {
+        return None;
+    }
+    // Skips OR REPLACE, DEFINER = user@host, IF [NOT] EXISTS, AGGREGATE.
+    for w in words.take(12) {
+        match w {
+            "TRIGGER" => return Some("TRIGGER"),
+            "PROCEDURE" => return Some("PROCEDURE"),
+            "FUNCTION" => return Some("FUNCTION"),
+            "EVENT" => return Some("EVENT"),
+            "TABLE" | "INDEX" | "VIEW" | "DATABASE" | "SCHEMA" | "USER" | "SEQUENCE" => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 fn begin_sql(d: Dialect) -> &'static str {
     match d {
         Dialect::Mysql => "START TRANSACTION",
         Dialect::Postgres => "BEGIN",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routine_ddl;
+
+    #[test]
+    fn triggers_and_routines_are_recognized() {
+        assert_eq!(
+            routine_ddl("CREATE DEFINER=`app`@`%` TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id)"),
+            Some("TRIGGER")
+        );
+        assert_eq!(routine_ddl("drop procedure if exists p"), Some("PROCEDURE"));
+        assert_eq!(routine_ddl("CREATE OR REPLACE FUNCTION f() RETURNS int RETURN 1"), Some("FUNCTION"));
+        assert_eq!(routine_ddl("CREATE TABLE trigger_log (id int)"), None);
+        assert_eq!(routine_ddl("ALTER TABLE t ADD COLUMN procedure_name text"), None);
+        assert_eq!(routine_ddl("INSERT INTO t VALUES (1)"), None);
     }
 }

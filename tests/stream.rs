@@ -10,3 +10,5 @@ mod common;
 mod run;
 #[path = "stream/e2e.rs"]
 mod e2e;
+#[path = "stream/processes.rs"]
+mod processes;

@@ -18,11 +18,11 @@ use crate::common::{self, servers};
 
 /// A MariaDB database and a PostgreSQL database, and the proxy.toml that
 /// mirrors one into the other through the binlog.
-struct Pair {
-    my: String,
-    pg: String,
-    toml: String,
-    dir: std::path::PathBuf,
+pub struct Pair {
+    pub my: String,
+    pub pg: String,
+    pub toml: String,
+    pub dir: std::path::PathBuf,
 }
 
 impl Drop for Pair {
@@ -31,7 +31,7 @@ impl Drop for Pair {
     }
 }
 
-fn pair(prefix: &str, server_id: u32) -> Pair {
+pub fn pair(prefix: &str, server_id: u32) -> Pair {
     let my = servers::mariadb().create_database(prefix);
     let pg = servers::postgres().create_database(prefix);
     let dir = std::env::temp_dir().join(format!("tandem-{prefix}-{}", std::process::id()));
@@ -58,7 +58,7 @@ impl Pair {
     }
 
     /// Compares every table value by value (`tandem verify`).
-    async fn assert_identical(&self) {
+    pub async fn assert_identical(&self) {
         let sides = Sides::from_config(&self.config()).unwrap();
         let report = verify::run(
             &sides,

@@ -294,7 +294,9 @@ async fn mirror(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<E
     }
     tandem::stream::source::resolve(&mut config).await;
     if config.mirror.source != StreamSourceKind::Binlog {
-        anyhow::bail!("the old backend's binlog cannot be used (run `tandem check` for what to change)");
+        anyhow::bail!(
+            "the old backend's binlog cannot be used (run `tandem check` for what to change)"
+        );
     }
     let state = tandem::server::AppState::new(config).map_err(anyhow::Error::msg)?;
     if let Err(e) = state.refresh_schema().await {

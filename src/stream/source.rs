@@ -75,7 +75,9 @@ impl OpenSource for BinlogOpener {
     fn current_position(&self) -> BoxFuture<'_, Result<Position, SourceError>> {
         Box::pin(async move {
             let mut conn = login(&self.target).await?;
-            let p = binlog::current_position(&mut conn).await.map_err(source_error);
+            let p = binlog::current_position(&mut conn)
+                .await
+                .map_err(source_error);
             conn.close().await;
             p
         })
@@ -140,7 +142,9 @@ pub async fn resolve(config: &mut Config) {
         },
     };
     if blocking.is_empty() {
-        tracing::info!("[mirror] source = \"auto\": the primary's binlog is usable, mirroring from it");
+        tracing::info!(
+            "[mirror] source = \"auto\": the primary's binlog is usable, mirroring from it"
+        );
         config.mirror.source = StreamSourceKind::Binlog;
     } else {
         tracing::warn!(why = %blocking.join("; "), "[mirror] source = \"auto\": the binlog cannot be used, mirroring statements instead (see `tandem check`)");
@@ -151,7 +155,12 @@ pub async fn resolve(config: &mut Config) {
 /// Starts the stream as a task of `tracker` when the config mirrors from the
 /// binlog: it applies while the phase is `dual_write` and stops (after
 /// committing what it received) when `shutdown` fires.
-pub async fn spawn(state: &Arc<AppState>, tracker: &TaskTracker, shutdown: CancellationToken, always: bool) -> Result<bool, String> {
+pub async fn spawn(
+    state: &Arc<AppState>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+    always: bool,
+) -> Result<bool, String> {
     let config = state.snapshot.load_full().config.clone();
     if config.mirror.source != StreamSourceKind::Binlog || config.backends.new.is_none() {
         return Ok(false);

@@ -20,6 +20,8 @@ mod check;
 mod conn;
 mod error;
 mod event;
+#[cfg(test)]
+mod fuzz;
 mod gtid;
 mod rows;
 mod schema;

@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use crate::backend::mysql::BackendConn;
 use crate::config::BackendTarget;
-use crate::stream::{Change, Item, Position, RowChange};
+use crate::stream::{Change, Item, Position};
 
 use super::conn::{self, DumpFrom, Packet};
 use super::error::{is_purged_message, StreamError};
@@ -60,6 +60,7 @@ pub struct BinlogSource {
     conn: BackendConn,
     /// Catalog reads and error diagnosis (the replica connection is busy).
     side: BackendConn,
+    target: BackendTarget,
     user: String,
     opts: SourceOptions,
     format: Format,
@@ -133,6 +134,7 @@ impl BinlogSource {
         Ok(BinlogSource {
             conn,
             side,
+            target: target.clone(),
             user,
             opts,
             format: Format::default(),
@@ -256,13 +258,11 @@ impl BinlogSource {
             | kind::MARIADB_WRITE_ROWS_COMPRESSED_V1..=kind::MARIADB_DELETE_ROWS_COMPRESSED => {
                 self.rows(&header, body)?
             }
-            kind::HEARTBEAT => {
-                if self.txn.is_none() {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs() as u32);
-                    self.progress(now);
-                }
+            kind::HEARTBEAT if self.txn.is_none() => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as u32);
+                self.progress(now);
             }
             kind::TRANSACTION_PAYLOAD => {
                 return Err(StreamError::Unsupported(
@@ -389,11 +389,24 @@ impl BinlogSource {
             }
         }
         let mapped = if self.opts.filter.matches(&map.database) {
-            let catalog = self
+            let catalog = match self
                 .catalog
                 .get(&mut self.side, &map.database, &map.table)
                 .await
-                .map_err(|e| StreamError::from_backend(e, &self.user))?;
+            {
+                Ok(c) => c,
+                // The side connection idles between DDLs and may have been
+                // closed by wait_timeout: log in again once.
+                Err(crate::backend::BackendError::Wire(e)) if e.is_disconnect() => {
+                    tracing::info!("catalog connection lost ({e}); reconnecting");
+                    self.side = conn::login(&self.target).await?;
+                    self.catalog
+                        .get(&mut self.side, &map.database, &map.table)
+                        .await
+                        .map_err(|e| StreamError::from_backend(e, &self.user))?
+                }
+                Err(e) => return Err(StreamError::from_backend(e, &self.user)),
+            };
             Some(Arc::new(schema::build(&map, catalog.as_deref())))
         } else {
             None
@@ -453,17 +466,9 @@ impl BinlogSource {
         }
         let changes = images
             .into_iter()
-            .filter_map(|(before, after)| {
-                let change = match (before, after) {
-                    (None, Some(after)) => RowChange::Insert { after },
-                    (Some(before), Some(after)) => RowChange::Update { before, after },
-                    (Some(before), None) => RowChange::Delete { before },
-                    (None, None) => return None,
-                };
-                Some(Change {
-                    table: table.source.clone(),
-                    change,
-                })
+            .map(|change| Change {
+                table: table.source.clone(),
+                change,
             })
             .collect();
         self.queue.push_back(Item::Rows(changes));

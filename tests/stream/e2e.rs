@@ -390,9 +390,12 @@ async fn four_unthrottled_clients_through_the_proxy_lose_nothing() {
             let mut conn = mysql_async::Conn::new(opts).await.unwrap();
             let mut n = 0u64;
             while started.elapsed() < load {
-                conn.exec_drop("INSERT INTO t (w, payload) VALUES (?, ?)", (w, "some payload text of a row"))
-                    .await
-                    .unwrap();
+                conn.exec_drop(
+                    "INSERT INTO t (w, payload) VALUES (?, ?)",
+                    (w, "some payload text of a row"),
+                )
+                .await
+                .unwrap();
                 n += 1;
             }
             n
@@ -418,14 +421,26 @@ async fn four_unthrottled_clients_through_the_proxy_lose_nothing() {
     p.assert_identical().await;
 
     let metrics = http_get(admin, "/metrics").await;
-    assert!(metrics.contains(&format!("tandem_stream_rows_applied_total {}", proxy.state.stream.rows.load(Ordering::Relaxed))), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "tandem_stream_rows_applied_total {}",
+            proxy.state.stream.rows.load(Ordering::Relaxed)
+        )),
+        "{metrics}"
+    );
     assert!(metrics.contains("tandem_stream_lag_seconds 0"), "{metrics}");
     assert!(metrics.contains("tandem_stream_applying 1"), "{metrics}");
     let status = http_get(admin, "/status").await;
     let body = status.split("\r\n\r\n").nth(1).unwrap_or_default();
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(json["stream"]["state"], "applying", "{json}");
-    assert!(json["stream"]["lease_holder"].as_str().unwrap_or_default().contains("this process"), "{json}");
+    assert!(
+        json["stream"]["lease_holder"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("this process"),
+        "{json}"
+    );
     assert!(json["stream"]["checkpoint"]["file"].is_string(), "{json}");
     proxy.shutdown.cancel();
     tasks.wait().await;

@@ -95,6 +95,20 @@ async fn wait_holder(p: &Pair, m: &Mirror) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mirror_processes_resume_and_hand_over_without_loss_or_duplicates() {
     let p = pair("stream_proc", 103);
+    // `tandem check` says the binlog can be used.
+    let config = p.dir.join("proxy.toml");
+    std::fs::write(&config, &p.toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("mirror.source: binlog") && text.contains("binlog: ok: binlog_format=ROW"),
+        "{text}"
+    );
     let a = Mirror::start(&p, "a");
     wait_holder(&p, &a).await;
     let b = Mirror::start(&p, "b");

@@ -59,7 +59,15 @@ pub trait ItemSource: Send {
 pub trait OpenSource: Send + Sync {
     fn current_position(&self) -> BoxFuture<'_, Result<Position, SourceError>>;
     fn open(&self, from: Position) -> BoxFuture<'_, Result<Box<dyn ItemSource>, SourceError>>;
+    /// Binlog the primary keeps before `file` (files, bytes): how much it
+    /// may purge before the stream loses its place. `None` when unknown.
+    fn retention<'a>(&'a self, _file: &'a str) -> BoxFuture<'a, Option<(u64, u64)>> {
+        Box::pin(async { None })
+    }
 }
+
+/// How often the binlog retention headroom is measured.
+const RETENTION_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -276,6 +284,8 @@ async fn session(
     let _reader = Reader(tokio::spawn(read_items(src, tx)));
     let mut heartbeat = tokio::time::interval(super::lease::INTERVAL);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retention = tokio::time::interval(RETENTION_EVERY);
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_txn = false;
     // The target refused the open transaction (committed alone): skip it at
     // its commit.
@@ -294,6 +304,16 @@ async fn session(
             }
             _ = heartbeat.tick() => {
                 lease.heartbeat().await.map_err(|e| Step::Retry(e.into()))?;
+                continue;
+            }
+            _ = retention.tick() => {
+                if let Some(cp) = stats.snapshot().checkpoint {
+                    let kept = tokio::time::timeout(Duration::from_secs(2), source.retention(&cp.file))
+                        .await
+                        .ok()
+                        .flatten();
+                    stats.set_retention(kept);
+                }
                 continue;
             }
             item = rx.recv() => item,

@@ -95,6 +95,31 @@ impl OpenSource for BinlogOpener {
             Ok(Box::new(Items(src)) as Box<dyn ItemSource>)
         })
     }
+
+    fn retention<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Option<(u64, u64)>> {
+        Box::pin(async move {
+            let mut conn = login(&self.target).await.ok()?;
+            let logs = conn.query_rows("SHOW BINARY LOGS").await;
+            conn.close().await;
+            let mut files = 0;
+            let mut bytes = 0;
+            for row in logs.ok()? {
+                let name = row.first().cloned().flatten().unwrap_or_default();
+                if name == file {
+                    return Some((files, bytes));
+                }
+                files += 1;
+                bytes += row
+                    .get(1)
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            // The checkpoint's file is gone: nothing left to purge.
+            Some((0, 0))
+        })
+    }
 }
 
 /// `tandem check`'s findings about the binlog, as `(ok, line)`.

@@ -101,14 +101,12 @@ impl OpenSource for BinlogOpener {
             let mut conn = login(&self.target).await.ok()?;
             let logs = conn.query_rows("SHOW BINARY LOGS").await;
             conn.close().await;
-            let mut files = 0;
             let mut bytes = 0;
-            for row in logs.ok()? {
+            for (files, row) in logs.ok()?.into_iter().enumerate() {
                 let name = row.first().cloned().flatten().unwrap_or_default();
                 if name == file {
-                    return Some((files, bytes));
+                    return Some((files as u64, bytes));
                 }
-                files += 1;
                 bytes += row
                     .get(1)
                     .cloned()

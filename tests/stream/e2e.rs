@@ -444,7 +444,10 @@ async fn four_unthrottled_clients_through_the_proxy_lose_nothing() {
     assert!(json["stream"]["checkpoint"]["file"].is_string(), "{json}");
     // Measured every 10 s against SHOW BINARY LOGS.
     assert!(json["stream"]["binlog_retention_bytes"].is_u64(), "{json}");
-    assert!(metrics.contains("tandem_stream_binlog_retention_files "), "{metrics}");
+    assert!(
+        metrics.contains("tandem_stream_binlog_retention_files "),
+        "{metrics}"
+    );
     proxy.shutdown.cancel();
     tasks.wait().await;
     let _ = proxy.task.await;

@@ -711,3 +711,66 @@ async fn compressed_binlog_events_decode() {
     );
     src.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_select_is_one_transaction_with_its_ddl_inside() {
+    let db = servers::mariadb().create_database("src_ctas");
+    let mut conn = direct(&db).await;
+    conn.query_drop("CREATE TABLE a (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO a VALUES (1), (2)")
+        .await
+        .unwrap();
+    let mut src = source(&db).await;
+    let before = src.position();
+    conn.query_drop("CREATE TABLE b AS SELECT id * 10 AS x FROM a")
+        .await
+        .unwrap();
+    // `items` counts a Ddl as an end; here it is inside: read to the Commit.
+    let mut got = items(&mut src, 1).await;
+    while !matches!(got.last(), Some(Item::Commit { .. })) {
+        got.extend(items(&mut src, 1).await);
+    }
+    match got.as_slice() {
+        [Item::Begin { gtid: Some(_), .. }, Item::Ddl {
+            sql,
+            gtid: None,
+            position,
+            ..
+        }, Item::Rows(rows), Item::Commit { .. }] => {
+            assert!(sql.starts_with("CREATE TABLE `b`"), "{sql}");
+            assert_eq!(position, &before, "the Ddl sits at the transaction's start");
+            assert_eq!(rows.len(), 2);
+            assert_eq!(rows[0].table.name, "b");
+        }
+        other => panic!("expected Begin, Ddl, Rows, Commit: {other:?}"),
+    }
+    src.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_logged_write_stops_the_stream_as_not_row() {
+    let db = servers::mariadb().create_database("src_stmt");
+    let mut conn = direct(&db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let mut src = source(&db).await;
+    conn.query_drop("SET SESSION binlog_format = 'STATEMENT'")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let err = loop {
+        match tokio::time::timeout(Duration::from_secs(30), src.next_item())
+            .await
+            .unwrap()
+        {
+            Ok(Item::Progress { .. }) => continue,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, StreamError::NotRow { .. }), "{err:?}");
+    assert!(err.to_string().contains("binlog_format=ROW"), "{err}");
+}

@@ -711,3 +711,118 @@ async fn compressed_binlog_events_decode() {
     );
     src.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_select_is_one_transaction_with_its_ddl_inside() {
+    let db = servers::mariadb().create_database("src_ctas");
+    let mut conn = direct(&db).await;
+    conn.query_drop("CREATE TABLE a (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO a VALUES (1), (2)")
+        .await
+        .unwrap();
+    let mut src = source(&db).await;
+    let before = src.position();
+    conn.query_drop("CREATE TABLE b AS SELECT id * 10 AS x FROM a")
+        .await
+        .unwrap();
+    // `items` counts a Ddl as an end; here it is inside: read to the Commit.
+    let mut got = items(&mut src, 1).await;
+    while !matches!(got.last(), Some(Item::Commit { .. })) {
+        got.extend(items(&mut src, 1).await);
+    }
+    match got.as_slice() {
+        [Item::Begin { gtid: Some(_), .. }, Item::Ddl {
+            sql,
+            gtid: None,
+            position,
+            ..
+        }, Item::Rows(rows), Item::Commit { .. }] => {
+            assert!(sql.starts_with("CREATE TABLE `b`"), "{sql}");
+            assert_eq!(position, &before, "the Ddl sits at the transaction's start");
+            assert_eq!(rows.len(), 2);
+            assert_eq!(rows[0].table.name, "b");
+        }
+        other => panic!("expected Begin, Ddl, Rows, Commit: {other:?}"),
+    }
+    src.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_logged_write_stops_the_stream_as_not_row() {
+    let db = servers::mariadb().create_database("src_stmt");
+    let mut conn = direct(&db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let mut src = source(&db).await;
+    conn.query_drop("SET SESSION binlog_format = 'STATEMENT'")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let err = loop {
+        match tokio::time::timeout(Duration::from_secs(30), src.next_item())
+            .await
+            .unwrap()
+        {
+            Ok(Item::Progress { .. }) => continue,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, StreamError::NotRow { .. }), "{err:?}");
+    assert!(err.to_string().contains("binlog_format=ROW"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_advance_an_idle_stream_and_a_stalled_server_is_a_disconnect() {
+    let m = servers::start_private_mariadb();
+    m.root_sql("CREATE DATABASE h");
+    let mut opts = SourceOptions::new(SourceFilter::databases(["h"]));
+    opts.heartbeat = Some(Duration::from_millis(300));
+    let mut src = BinlogSource::connect(&target(m.port), opts).await.unwrap();
+    let at = src.position();
+    // Nothing is written: only heartbeats arrive, each a Progress at the
+    // current end of the binlog.
+    let started = Instant::now();
+    for _ in 0..3 {
+        match tokio::time::timeout(Duration::from_secs(5), src.next_item())
+            .await
+            .expect("a heartbeat within 5 s")
+            .unwrap()
+        {
+            Item::Progress { position, .. } => assert_eq!(position, at),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(started.elapsed() >= Duration::from_millis(500));
+
+    // A server that stops answering (SIGSTOP) is noticed by the missed
+    // heartbeats: Disconnected, retryable.
+    let pid: i32 = std::fs::read_to_string(m.dir().join("mysqld.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let stalled = Instant::now();
+    let err = loop {
+        match tokio::time::timeout(Duration::from_secs(10), src.next_item())
+            .await
+            .expect("the stall is noticed within 10 s")
+        {
+            Ok(Item::Progress { .. }) => continue,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(matches!(err, StreamError::Disconnected(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(
+        stalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stalled.elapsed()
+    );
+}

@@ -67,6 +67,8 @@ pub struct BinlogSource {
     file: String,
     offset: u64,
     gtid: GtidState,
+    /// The position after the last transaction boundary yielded.
+    boundary: Position,
     /// table id → the raw table map and its decoder (`None`: filtered out).
     tables: HashMap<u64, (Bytes, Option<Arc<MappedTable>>)>,
     catalog: Catalog,
@@ -138,6 +140,11 @@ impl BinlogSource {
             user,
             opts,
             format: Format::default(),
+            boundary: Position {
+                file: file.clone(),
+                offset,
+                gtid: gtid.as_ref().and_then(GtidState::to_text),
+            },
             file,
             offset,
             gtid: gtid.unwrap_or_default(),
@@ -237,6 +244,8 @@ impl BinlogSource {
                 );
                 if let Some(t) = &mut self.txn {
                     t.ddl = g.standalone() && g.flags & event::MariadbGtid::FL_DDL != 0;
+                    // MariaDB logs no BEGIN query: a non-standalone GTID is it.
+                    t.in_begin = !g.standalone();
                 }
             }
             kind::MYSQL_GTID => {
@@ -290,8 +299,22 @@ impl BinlogSource {
         });
     }
 
+    /// Yields the open transaction's `Begin` if it was not yet.
+    fn ensure_begun(&mut self) {
+        if let Some(t) = &mut self.txn {
+            if !t.begun {
+                t.begun = true;
+                self.queue.push_back(Item::Begin {
+                    gtid: t.gtid.clone(),
+                    timestamp: t.timestamp,
+                });
+            }
+        }
+    }
+
     fn progress(&mut self, timestamp: u32) {
         let position = self.position();
+        self.boundary = position.clone();
         self.queue.push_back(Item::Progress {
             position,
             timestamp,
@@ -303,6 +326,7 @@ impl BinlogSource {
         match self.txn.take() {
             Some(t) if t.begun => {
                 let position = self.position();
+                self.boundary = position.clone();
                 self.queue.push_back(Item::Commit { position });
             }
             _ => self.progress(timestamp),
@@ -336,17 +360,42 @@ impl BinlogSource {
             }
             _ => {}
         }
+        let is_ddl = matches!(
+            first.as_str(),
+            "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
+        ) && !is_account_statement(&sql);
+        let concerns = self.opts.filter.concerns(&database, &sql);
         if self.txn.as_ref().is_some_and(|t| t.in_begin) {
-            if matches!(
-                first.as_str(),
-                "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD"
-            ) {
+            if concerns
+                && matches!(
+                    first.as_str(),
+                    "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD"
+                )
+            {
                 return Err(StreamError::NotRow {
                     format: format!(
                         "STATEMENT or MIXED (a statement-logged write at {}:{})",
                         self.file, self.offset
                     ),
                 });
+            }
+            if is_ddl {
+                // `CREATE TABLE … SELECT`: the CREATE and its rows are one
+                // transaction. The Ddl goes inside it, at the position the
+                // transaction started from (not a checkpoint).
+                self.catalog.invalidate();
+                self.tables.clear();
+                if concerns {
+                    self.ensure_begun();
+                    let position = self.boundary.clone();
+                    self.queue.push_back(Item::Ddl {
+                        database,
+                        sql,
+                        gtid: None,
+                        position,
+                    });
+                }
+                return Ok(());
             }
             tracing::debug!(%sql, "statement inside a binlog transaction ignored");
             return Ok(());
@@ -355,19 +404,15 @@ impl BinlogSource {
         let txn = self.txn.take();
         let flagged = txn.as_ref().is_some_and(|t| t.ddl);
         let gtid = txn.and_then(|t| t.gtid);
-        let is_ddl = (flagged
-            || matches!(
-                first.as_str(),
-                "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
-            ))
-            && !is_account_statement(&sql);
+        let is_ddl = (flagged || is_ddl) && !is_account_statement(&sql);
         if is_ddl {
             // Table ids and catalog entries may describe the old shape.
             self.catalog.invalidate();
             self.tables.clear();
         }
-        if is_ddl && self.opts.filter.matches_ddl(&database, &sql) {
+        if is_ddl && concerns {
             let position = self.position();
+            self.boundary = position.clone();
             self.queue.push_back(Item::Ddl {
                 database,
                 sql,
@@ -455,15 +500,7 @@ impl BinlogSource {
         if self.txn.is_none() {
             self.open(None, header.timestamp);
         }
-        if let Some(t) = &mut self.txn {
-            if !t.begun {
-                t.begun = true;
-                self.queue.push_back(Item::Begin {
-                    gtid: t.gtid.clone(),
-                    timestamp: t.timestamp,
-                });
-            }
-        }
+        self.ensure_begun();
         let changes = images
             .into_iter()
             .map(|change| Change {

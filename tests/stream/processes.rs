@@ -171,7 +171,7 @@ async fn killed_mirror_processes_resume_and_hand_over_without_loss_or_duplicates
     // Killed once more while catching up, then restarted alone.
     a.kill();
     let last = Mirror::start(&p, "last");
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let want = format!("{total}|{total}");
     loop {
         let got = servers::postgres()
@@ -182,7 +182,14 @@ async fn killed_mirror_processes_resume_and_hand_over_without_loss_or_duplicates
         }
         assert!(
             Instant::now() < deadline,
-            "events on PostgreSQL: {got:?}, want {want}"
+            "events on PostgreSQL: {got:?}, want {want}\n{}",
+            std::fs::read_to_string(p.dir.join("last.log"))
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

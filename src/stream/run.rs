@@ -377,6 +377,15 @@ async fn session(
                     *single = single.saturating_sub(txns.min(*single));
                 }
             }
+            Item::Ddl { database, sql, .. } if in_txn => {
+                if refused.is_some() {
+                    continue;
+                }
+                if let Err(e) = applier.ddl_in_txn(&database, &sql).await {
+                    let txns = applier.group_txns() + 1;
+                    refused = Some(decide(e, txns, *single > 0, skip)?);
+                }
+            }
             Item::Ddl {
                 database,
                 sql,

@@ -543,3 +543,37 @@ async fn catch_up_rate_of_the_applier() {
     assert_eq!(pg_rows(&db, "SELECT count(*) FROM accounts"), "100000");
     assert!(rate > 5_000.0, "{rate:.0} rows/s");
 }
+
+/// MariaDB logs `CREATE TABLE … SELECT` as one transaction: the DDL, then
+/// its rows. Both land in one target transaction with the checkpoint.
+#[tokio::test]
+async fn ddl_inside_a_transaction_is_applied_with_its_rows() {
+    let (db, b) = pg_db("stream_ctas");
+    let mut a = applier(&b, opts()).await;
+    a.begin(Some("0-1-1".into()), 0);
+    a.ddl_in_txn(
+        "src",
+        "CREATE TABLE `copy` (`id` int NOT NULL, `v` varchar(10) DEFAULT NULL, PRIMARY KEY (`id`))",
+    )
+    .await
+    .unwrap();
+    let t = table(
+        "src",
+        "copy",
+        &[("id", "int(11)"), ("v", "varchar(10)")],
+        &[0],
+    );
+    a.rows(&[
+        ins(&t, vec![Value::Int(1), Value::Text("a".into())]),
+        ins(&t, vec![Value::Int(2), Value::Null]),
+    ])
+    .await
+    .unwrap();
+    a.commit_txn(pos(1));
+    a.commit().await.unwrap();
+    assert_eq!(
+        pg_rows(&db, "SELECT id, v FROM copy ORDER BY id"),
+        "1|a\n2|"
+    );
+    assert_eq!(a.checkpoint().await.unwrap().unwrap().position, pos(1));
+}

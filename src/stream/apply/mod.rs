@@ -429,6 +429,49 @@ impl Applier {
         self.commit().await
     }
 
+    /// DDL inside the open source transaction (MariaDB logs
+    /// `CREATE TABLE … SELECT` as one transaction of the CREATE and its
+    /// rows): applied inside the open target transaction, rows before it
+    /// first; the checkpoint comes with the transaction's commit.
+    pub async fn ddl_in_txn(&mut self, database: &str, sql: &str) -> Result<(), ApplyError> {
+        if self
+            .opts
+            .database
+            .as_deref()
+            .is_some_and(|d| d != database && !database.is_empty())
+            || routine_ddl(sql).is_some()
+        {
+            return Ok(());
+        }
+        let gtid = self.current_gtid();
+        let statements = self.translate_ddl(sql, gtid.clone())?;
+        self.flush().await?;
+        let mut text = String::new();
+        if !self.open {
+            text.push_str(begin_sql(self.dialect));
+            text.push_str(";\n");
+        }
+        text.push_str(&statements.join(";\n"));
+        self.open = true;
+        self.send(text, gtid).await?;
+        // Plans are re-read inside the transaction, which sees the new table.
+        self.tables.invalidate();
+        tracing::info!(sql, "applied DDL from the binlog (inside its transaction)");
+        Ok(())
+    }
+
+    fn translate_ddl(&self, sql: &str, gtid: Option<String>) -> Result<Vec<String>, ApplyError> {
+        match self.dialect {
+            Dialect::Postgres => translate::to_postgres(sql, &self.schema)
+                .map(|t| t.statements)
+                .map_err(|e| ApplyError::Refused {
+                    gtid,
+                    message: format!("DDL cannot be translated ({e}): {sql}"),
+                }),
+            Dialect::Mysql => Ok(vec![sql.to_string()]),
+        }
+    }
+
     /// DDL the primary ran: translated (PostgreSQL) and applied with its
     /// checkpoint; table plans are re-read afterwards. Call with no open group.
     pub async fn ddl(
@@ -459,18 +502,7 @@ impl Applier {
             self.progress(position, 0);
             return self.commit().await;
         }
-        let statements = match self.dialect {
-            Dialect::Postgres => match translate::to_postgres(sql, &self.schema) {
-                Ok(t) => t.statements,
-                Err(e) => {
-                    return Err(ApplyError::Refused {
-                        gtid,
-                        message: format!("DDL cannot be translated ({e}): {sql}"),
-                    })
-                }
-            },
-            Dialect::Mysql => vec![sql.to_string()],
-        };
+        let statements = self.translate_ddl(sql, gtid.clone())?;
         self.tables.invalidate();
         if self.dialect == Dialect::Mysql {
             // MySQL commits DDL implicitly: the checkpoint follows it.

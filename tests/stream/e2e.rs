@@ -227,9 +227,17 @@ async fn dual_write_from_the_binlog_keeps_every_table_identical() {
     for w in writers {
         w.await.unwrap();
     }
+    let mut d0 = common::direct(&p.my).await;
     // INSERT … SELECT and a multi-row UPDATE, through the proxy.
     c.query_drop(
         "INSERT INTO big_orders (id, amount) SELECT id, amount FROM orders WHERE amount > 100",
+    )
+    .await
+    .unwrap();
+    // CREATE TABLE … SELECT, straight on MariaDB: one transaction of the
+    // CREATE and its rows in the binlog.
+    d0.query_drop(
+        "CREATE TABLE order_copy (PRIMARY KEY (id)) SELECT id, amount FROM orders WHERE id <= 50",
     )
     .await
     .unwrap();

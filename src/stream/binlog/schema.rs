@@ -116,13 +116,21 @@ pub fn build(map: &TableMap, catalog: Option<&CatalogTable>) -> MappedTable {
     } else {
         (1..=map.columns.len()).map(|i| format!("@{i}")).collect()
     };
-    // Use the catalog only if it describes exactly these columns.
+    // Use the catalog only if it describes exactly these columns, with
+    // types the binlog agrees with (a later ALTER … MODIFY would not).
     let catalog = catalog.filter(|c| {
         c.columns.len() == map.columns.len()
             && c.columns
                 .iter()
                 .zip(&names)
-                .all(|(c, n)| c.name.eq_ignore_ascii_case(n))
+                .zip(&map.columns)
+                .all(|((c, n), mc)| {
+                    c.name.eq_ignore_ascii_case(n)
+                        && compatible(
+                            MysqlType::from_column_type(&c.column_type).kind,
+                            MysqlType::from_column_type(&derived_column_type(mc)).kind,
+                        )
+                })
     });
     if catalog.is_none() {
         tracing::debug!(
@@ -184,6 +192,18 @@ pub fn build(map: &TableMap, catalog: Option<&CatalogTable>) -> MappedTable {
         }),
         codecs,
     }
+}
+
+/// Whether a catalog column kind can describe a binlog column kind (the
+/// binlog cannot tell TINYINT(1) from TINYINT, nor — without metadata — a
+/// binary string from a text one).
+fn compatible(catalog: MysqlKind, binlog: MysqlKind) -> bool {
+    use MysqlKind::*;
+    catalog == binlog
+        || matches!(
+            (catalog, binlog),
+            (Bool, Int) | (Text | Binary | Json | Other, Text | Binary | Other)
+        )
 }
 
 /// ENUM/SET members from a `COLUMN_TYPE` such as `enum('a','it''s')`.
@@ -269,6 +289,49 @@ fn derived_column_type(c: &MapColumn) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn map_of(ty: u8, name: &str) -> TableMap {
+        TableMap {
+            table_id: 1,
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec![MapColumn {
+                ty,
+                meta: 0,
+                nullable: true,
+                unsigned: Some(false),
+                collation: None,
+                members: None,
+            }],
+            names: vec![name.into()],
+            primary_key: vec![0],
+        }
+    }
+
+    fn catalog_of(name: &str, column_type: &str) -> CatalogTable {
+        CatalogTable {
+            columns: vec![CatalogColumn {
+                name: name.into(),
+                column_type: column_type.into(),
+                charset: None,
+            }],
+            key: vec![name.into()],
+        }
+    }
+
+    #[test]
+    fn catalog_is_used_only_when_it_matches_the_table_map() {
+        let map = map_of(ty::TINY, "flag");
+        let built = build(&map, Some(&catalog_of("flag", "tinyint(1)")));
+        assert_eq!(built.source.columns[0].column_type, "tinyint(1)");
+        assert_eq!(built.source.columns[0].ty.kind, MysqlKind::Bool);
+        // Renamed or retyped since the event: the binlog alone decides.
+        let built = build(&map, Some(&catalog_of("other", "tinyint(1)")));
+        assert_eq!(built.source.columns[0].column_type, "tinyint");
+        let built = build(&map, Some(&catalog_of("flag", "varchar(10)")));
+        assert_eq!(built.source.columns[0].ty.kind, MysqlKind::Int);
+        assert_eq!(built.source.key, vec![0]);
+    }
 
     #[test]
     fn enum_members() {

@@ -166,7 +166,9 @@ impl BinlogSource {
     }
 
     /// The next item in commit order. Errors end the source: reconnect from
-    /// the last checkpoint when [`StreamError::is_retryable`].
+    /// the last checkpoint when [`StreamError::is_retryable`]. An error after
+    /// a `Begin` leaves that transaction incomplete: discard what was
+    /// received of it (it is yielded again after the reconnect).
     pub async fn next_item(&mut self) -> Result<Item, StreamError> {
         loop {
             if let Some(item) = self.queue.pop_front() {

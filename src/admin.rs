@@ -261,6 +261,7 @@ fn metrics(state: &AppState) -> String {
         );
     }
     crate::cockpit::metrics::render(state, &mut out);
+    stream_metrics(&state.stream, &mut out);
     out
 }
 
@@ -305,6 +306,116 @@ fn status(state: &AppState) -> String {
         },
         "reloads": m.reloads.load(Ordering::Relaxed),
         "reload_failures": m.reload_failures.load(Ordering::Relaxed),
+        "stream": stream_status(&state.stream),
     })
     .to_string()
+}
+
+/// The change stream on `/status`; `null` when none runs here.
+fn stream_status(s: &crate::stream::apply::StreamStats) -> serde_json::Value {
+    let snap = s.snapshot();
+    if snap.state.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::json!({
+        "state": snap.state,
+        "error": snap.error,
+        "lease_holder": snap.lease_holder,
+        "checkpoint": snap.checkpoint,
+        "read": snap.read,
+        "lag_seconds": s.lag_seconds(),
+        "lag_bytes": s.lag_bytes(),
+        "binlog_retention_files": snap.retention_files,
+        "binlog_retention_bytes": snap.retention_bytes,
+        "transactions_applied": s.transactions.load(Ordering::Relaxed),
+        "rows_applied": s.rows.load(Ordering::Relaxed),
+        "events_read": s.events.load(Ordering::Relaxed),
+        "transactions_skipped": s.skipped.load(Ordering::Relaxed),
+        "retries": s.retries.load(Ordering::Relaxed),
+    })
+}
+
+/// The change stream's Prometheus lines (only when one runs here).
+fn stream_metrics(s: &crate::stream::apply::StreamStats, out: &mut String) {
+    let snap = s.snapshot();
+    if snap.state.is_empty() {
+        return;
+    }
+    let mut line = |name: &str, help: &str, kind: &str, v: String| {
+        let _ = writeln!(
+            out,
+            "# HELP tandem_stream_{name} {help}\n# TYPE tandem_stream_{name} {kind}\ntandem_stream_{name} {v}"
+        );
+    };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
+    line(
+        "lag_seconds",
+        "Source commit time of the last transaction read minus that of the last applied.",
+        "gauge",
+        s.lag_seconds().to_string(),
+    );
+    if let Some(b) = s.lag_bytes() {
+        line(
+            "lag_bytes",
+            "Binlog bytes read but not yet applied (same file).",
+            "gauge",
+            b.to_string(),
+        );
+    }
+    line(
+        "events_total",
+        "Source items read.",
+        "counter",
+        load(&s.events),
+    );
+    line(
+        "rows_applied_total",
+        "Row changes applied to the new backend.",
+        "counter",
+        load(&s.rows),
+    );
+    line(
+        "transactions_applied_total",
+        "Source transactions applied.",
+        "counter",
+        load(&s.transactions),
+    );
+    line(
+        "target_transactions_total",
+        "Target transactions committed (groups).",
+        "counter",
+        load(&s.groups),
+    );
+    line(
+        "transactions_skipped_total",
+        "Source transactions refused by the new backend and skipped (on_error = skip).",
+        "counter",
+        load(&s.skipped),
+    );
+    line(
+        "retries_total",
+        "Restarts from the checkpoint after a lost connection.",
+        "counter",
+        load(&s.retries),
+    );
+    line(
+        "applying",
+        "1 when this process holds the lease and applies.",
+        "gauge",
+        u8::from(snap.state == "applying").to_string(),
+    );
+    line(
+        "stopped",
+        "1 when the stream stopped on an error.",
+        "gauge",
+        u8::from(snap.state == "stopped" && snap.error.is_some()).to_string(),
+    );
+    if let Some(f) = snap.retention_files {
+        line(
+            "binlog_retention_files",
+            "Binlog files the primary keeps before the checkpoint's file.",
+            "gauge",
+            f.to_string(),
+        );
+    }
 }

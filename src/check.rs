@@ -36,6 +36,25 @@ pub async fn run(config: &Config) -> Report {
             }
         }
     }
+    // Whether the change stream can read the old backend's binlog.
+    if config.backends.new.is_some()
+        || config.mirror.source != crate::config::StreamSourceKind::Statements
+    {
+        lines.push(format!(
+            "mirror.source: {}",
+            match config.mirror.source {
+                crate::config::StreamSourceKind::Binlog => "binlog",
+                crate::config::StreamSourceKind::Statements =>
+                    "statements (the binlog findings below are informative)",
+                crate::config::StreamSourceKind::Auto =>
+                    "auto (binlog when nothing below FAILED, else statements)",
+            }
+        ));
+        for (fine, line) in crate::stream::source::check_lines(config).await {
+            ok &= fine;
+            lines.push(line);
+        }
+    }
     Report { lines, ok }
 }
 

@@ -191,6 +191,27 @@ pub struct MirrorConfig {
     pub drift_log: PathBuf,
     /// Most reconnect backoff after the secondary fails, in milliseconds.
     pub max_backoff_ms: u64,
+    /// Where mirrored changes come from: the old backend's binlog, the
+    /// proxy's own statements, or `auto` (binlog when the server allows it).
+    /// Read at start.
+    pub source: StreamSourceKind,
+    /// Replica server id the binlog stream registers with (unique among the
+    /// primary's replicas).
+    pub server_id: u32,
+    /// A source transaction the new backend refuses: stop, or skip and log.
+    pub on_error: crate::stream::apply::OnError,
+    /// Tables without a primary key: match rows on all columns, or skip them.
+    pub no_key: crate::stream::apply::NoKey,
+}
+
+/// `[mirror] source`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamSourceKind {
+    Binlog,
+    #[default]
+    Statements,
+    Auto,
 }
 
 impl Default for MirrorConfig {
@@ -201,6 +222,10 @@ impl Default for MirrorConfig {
             overflow: OverflowPolicy::Drop,
             drift_log: PathBuf::from("tandem-drift.jsonl"),
             max_backoff_ms: 5_000,
+            source: StreamSourceKind::default(),
+            server_id: 4_242,
+            on_error: Default::default(),
+            no_key: Default::default(),
         }
     }
 }
@@ -565,6 +590,12 @@ impl Config {
         }
         if self.mirror.queue_capacity == 0 {
             return Err(invalid("mirror.queue_capacity", "must be at least 1"));
+        }
+        if self.mirror.server_id == 0 {
+            return Err(invalid(
+                "mirror.server_id",
+                "must be at least 1 (a primary refuses replicas with server id 0)",
+            ));
         }
         if self.users.is_empty() {
             return Err(invalid("users", "at least one [[users]] entry is required"));

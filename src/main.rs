@@ -36,6 +36,15 @@ enum Command {
         #[arg(long)]
         log_format: Option<LogFormatArg>,
     },
+    /// Run the change stream alone (binlog of the old backend -> new
+    /// backend), without serving clients.
+    Mirror {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Overrides `[log] format`.
+        #[arg(long)]
+        log_format: Option<LogFormatArg>,
+    },
     /// Validate the config and reach both backends.
     Check {
         #[arg(long, short, default_value = "proxy.toml")]
@@ -220,6 +229,7 @@ fn main() -> ExitCode {
                 apply,
                 foreign_keys,
             } => schema(config, apply, foreign_keys).await,
+            Command::Mirror { config, log_format } => mirror(config, log_format).await,
             Command::Backfill {
                 config,
                 tables,
@@ -309,8 +319,9 @@ fn init_logging(config: &Config, format: Option<LogFormatArg>) {
 }
 
 async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<ExitCode> {
-    let config = load(&path)?;
+    let mut config = load(&path)?;
     init_logging(&config, format);
+    tandem::stream::source::resolve(&mut config).await;
     let (listener, addr) = tandem::server::bind(&config)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -333,11 +344,66 @@ async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<Ex
         }
     }
     tandem::reload::spawn(path.clone(), state.clone(), shutdown.clone());
+    // Owned background work: the cockpit (ramp, timeline) and the change
+    // stream (source = "binlog"), stopped with the proxy after committing
+    // what it received.
     let cockpit = tandem::cockpit::start(&state, shutdown.clone(), Default::default());
+    let tasks = tokio_util::task::TaskTracker::new();
+    if let Err(e) = tandem::stream::source::spawn(&state, &tasks, shutdown.clone(), false).await {
+        tracing::error!(error = %e, "the change stream cannot start");
+    }
+    tasks.close();
     tandem::server::run(listener, state, shutdown).await;
+    tasks.wait().await;
     cockpit.wait().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem mirror`: the change stream alone, with the admin endpoint.
+async fn mirror(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<ExitCode> {
+    use tandem::config::StreamSourceKind;
+    let mut config = load(&path)?;
+    init_logging(&config, format);
+    if config.backends.new.is_none() {
+        anyhow::bail!("[backends.new] is not configured: the change stream needs a target");
+    }
+    if config.mirror.source == StreamSourceKind::Statements {
+        anyhow::bail!("[mirror] source = \"statements\": `tandem mirror` applies the binlog; set source = \"binlog\" (or \"auto\")");
+    }
+    tandem::stream::source::resolve(&mut config).await;
+    if config.mirror.source != StreamSourceKind::Binlog {
+        anyhow::bail!(
+            "the old backend's binlog cannot be used (run `tandem check` for what to change)"
+        );
+    }
+    let state = tandem::server::AppState::new(config).map_err(anyhow::Error::msg)?;
+    if let Err(e) = state.refresh_schema().await {
+        tracing::warn!(error = %e, "cannot read the schema from the old backend yet (needed to translate DDL)");
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone()));
+    let admin = state.snapshot.load().config.admin.listen.clone();
+    if !admin.is_empty() {
+        match tandem::admin::start(&admin, state.clone(), shutdown.clone()).await {
+            Ok(addr) => tracing::info!(%addr, "admin endpoint (/metrics, /status)"),
+            Err(e) => tracing::warn!(error = %e, addr = admin, "admin endpoint not started"),
+        }
+    }
+    let tasks = tokio_util::task::TaskTracker::new();
+    tandem::stream::source::spawn(&state, &tasks, shutdown.clone(), true)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    tasks.close();
+    tasks.wait().await;
+    let snap = state.stream.snapshot();
+    match snap.error {
+        Some(e) if snap.state == "stopped" => {
+            eprintln!("error: the change stream stopped: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// SIGTERM or Ctrl-C: stop accepting and drain.

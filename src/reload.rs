@@ -95,8 +95,13 @@ pub async fn apply(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>, St
 }
 
 async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>, String> {
-    let new = Config::load(path).map_err(|e| e.to_string())?;
+    let mut new = Config::load(path).map_err(|e| e.to_string())?;
     let old = state.snapshot.load_full();
+    // The stream source was chosen at start (`auto` resolved): restart to change.
+    if new.mirror.source != old.config.mirror.source {
+        tracing::warn!("mirror.source takes effect on restart");
+        new.mirror.source = old.config.mirror.source;
+    }
     check_transition(old.config.phase, new.phase)?;
     if new == old.config {
         return Ok(Vec::new());

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{parse_native_hash, Credential};
 use crate::backend::pool::MysqlPool;
-use crate::config::{Config, Phase};
+use crate::config::{Config, Phase, StreamSourceKind};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
 use crate::shadow::Shadow;
@@ -75,6 +75,9 @@ pub struct AppState {
     pub shadow: Shadow,
     /// Per-backend read counters, the read ramp, the dashboard's timeline.
     pub cockpit: crate::cockpit::Cockpit,
+    /// The change stream's progress (`[mirror] source = "binlog"`); its
+    /// state stays empty when no stream runs in this process.
+    pub stream: Arc<crate::stream::apply::StreamStats>,
     next_session: AtomicU64,
 }
 
@@ -106,6 +109,7 @@ impl AppState {
             classifier,
             metrics: Metrics::default(),
             cockpit: crate::cockpit::Cockpit::default(),
+            stream: Arc::default(),
             next_session: AtomicU64::new(1),
         }))
     }
@@ -164,6 +168,9 @@ pub fn mirror_for(
             )
             .map_err(|e| format!("backends.old.url: {e}"))?,
         )),
+        // The change stream applies what the primary committed: no statement
+        // mirror (writes are relayed as in primary_only).
+        (Phase::DualWrite, Some(_)) if config.mirror.source == StreamSourceKind::Binlog => None,
         (Phase::DualWrite, Some(new)) => Some(Arc::new(
             Mirror::new(
                 new,

@@ -56,6 +56,8 @@ pub fn is_internal_table(name: &str) -> bool {
     name == CHECKPOINT_TABLE
         || name == VERIFY_RUNS_TABLE
         || name == crate::foreign_keys::PENDING_TABLE
+        || name == crate::stream::apply::checkpoint::TABLE
+        || name == crate::stream::lease::TABLE
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,87 @@
+//! The stream's checkpoint, kept in the target database itself.
+//!
+//! Each applied batch writes its end position into
+//! `tandem_stream_checkpoint` inside the same target transaction as its
+//! rows: either both are committed or neither, so a restart that resumes
+//! from the stored position applies every source transaction exactly once,
+//! whatever the moment the stream died.
+
+use crate::migrate::sqltext::{ident, pg_string, Dialect};
+use crate::stream::Position;
+
+pub const TABLE: &str = "tandem_stream_checkpoint";
+
+/// What the checkpoint table holds for one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub position: Position,
+    /// Source commit time (seconds since the epoch) of the last applied
+    /// transaction; 0 if unknown.
+    pub source_ts: u32,
+}
+
+pub fn create_sql(d: Dialect) -> String {
+    match d {
+        Dialect::Postgres => format!(
+            "CREATE TABLE IF NOT EXISTS {TABLE} (stream_id text PRIMARY KEY, file text NOT NULL, \
+             \"offset\" bigint NOT NULL, gtid text, source_ts bigint NOT NULL DEFAULT 0, \
+             applied_at timestamptz NOT NULL DEFAULT now())"
+        ),
+        Dialect::Mysql => format!(
+            "CREATE TABLE IF NOT EXISTS {TABLE} (stream_id varchar(191) PRIMARY KEY, \
+             file varchar(512) NOT NULL, `offset` bigint unsigned NOT NULL, gtid text, \
+             source_ts bigint NOT NULL DEFAULT 0, applied_at datetime(6) NOT NULL)"
+        ),
+    }
+}
+
+fn text(d: Dialect, s: &str) -> String {
+    match d {
+        Dialect::Postgres => pg_string(s),
+        Dialect::Mysql => {
+            if s.is_empty() {
+                "''".into()
+            } else {
+                format!("_utf8mb4 X'{}'", crate::migrate::sqltext::hex(s.as_bytes()))
+            }
+        }
+    }
+}
+
+pub fn select_sql(d: Dialect, stream_id: &str) -> String {
+    format!(
+        "SELECT file, {}, gtid, source_ts FROM {TABLE} WHERE stream_id = {}",
+        ident(d, "offset"),
+        text(d, stream_id)
+    )
+}
+
+/// The statement that stores `cp` for `stream_id` (an upsert).
+pub fn store_sql(d: Dialect, stream_id: &str, cp: &Checkpoint) -> String {
+    let gtid = cp
+        .position
+        .gtid
+        .as_deref()
+        .map_or_else(|| "NULL".to_string(), |g| text(d, g));
+    let values = format!(
+        "{}, {}, {}, {gtid}, {}",
+        text(d, stream_id),
+        text(d, &cp.position.file),
+        cp.position.offset,
+        cp.source_ts
+    );
+    match d {
+        Dialect::Postgres => format!(
+            "INSERT INTO {TABLE} (stream_id, file, \"offset\", gtid, source_ts, applied_at) \
+             VALUES ({values}, now()) ON CONFLICT (stream_id) DO UPDATE SET file = EXCLUDED.file, \
+             \"offset\" = EXCLUDED.\"offset\", gtid = EXCLUDED.gtid, source_ts = EXCLUDED.source_ts, \
+             applied_at = EXCLUDED.applied_at"
+        ),
+        Dialect::Mysql => format!(
+            "INSERT INTO {TABLE} (stream_id, file, `offset`, gtid, source_ts, applied_at) \
+             VALUES ({values}, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE file = VALUES(file), \
+             `offset` = VALUES(`offset`), gtid = VALUES(gtid), source_ts = VALUES(source_ts), \
+             applied_at = VALUES(applied_at)"
+        ),
+    }
+}

@@ -1,0 +1,14 @@
+//! The change stream against real servers: the applier fed with hand-built
+//! source transactions (the items a binlog source yields) writing into a
+//! real PostgreSQL (and MariaDB as a MySQL target), the checkpoint, replays,
+//! grouping and refused transactions.
+
+#[path = "stream/apply.rs"]
+mod apply;
+mod common;
+#[path = "stream/e2e.rs"]
+mod e2e;
+#[path = "stream/processes.rs"]
+mod processes;
+#[path = "stream/run.rs"]
+mod run;

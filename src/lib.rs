@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod drift;
 pub mod dual;
+pub mod fleet;
 pub mod frontend;
 pub mod jsonl;
 pub mod metrics;

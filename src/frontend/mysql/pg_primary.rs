@@ -154,6 +154,7 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) {
     let mut next_statement = 1u32;
+    let mut fleet_hold = None;
     loop {
         let pkt = tokio::select! {
             biased;
@@ -162,6 +163,20 @@ pub async fn run(
         };
         let Ok(pkt) = pkt else { break };
         write::follow_phase(&mut session, state);
+        let gated = super::fence::gate(
+            &mut client,
+            &session,
+            state,
+            &pkt.payload,
+            &mut fleet_hold,
+            crate::route::Target::New,
+        );
+        match gated.await {
+            Ok(true) => {}
+            Ok(false) if !write::stays(&session, state, crate::route::Target::New) => break,
+            Ok(false) => continue,
+            Err(_) => break,
+        }
         let result = dispatch(
             &mut client,
             &mut pg,
@@ -171,6 +186,7 @@ pub async fn run(
             &mut next_statement,
         )
         .await;
+        super::fence::after(&session, &mut fleet_hold);
         match result {
             Ok(true) if !write::stays(&session, state, crate::route::Target::New) => {
                 tracing::info!(

@@ -1,0 +1,1 @@
+//! `tandem cutover`: the fenced flip of a fleet's authoritative database.

@@ -139,7 +139,15 @@ impl Member {
             store::note_epoch(self.conn().await?, &id, control.epoch, phase.as_str()).await?;
             tracing::info!(epoch = control.epoch, authority = %control.authority, "fleet: epoch applied");
         }
-        if fenced && self.acked != control.epoch && fleet.in_flight() == 0 {
+        // Acknowledged once nothing of this proxy's is still on its way to
+        // the authoritative side or its copy: no write in flight, the
+        // statement mirror (if any) drained.
+        let drained = self
+            .state
+            .mirror
+            .load_full()
+            .is_none_or(|m| m.stats.queued.load(Ordering::SeqCst) <= 0);
+        if fenced && self.acked != control.epoch && fleet.in_flight() == 0 && drained {
             let id = self.id.clone();
             store::ack_fence(self.conn().await?, &id, control.epoch).await?;
             self.acked = control.epoch;
@@ -183,8 +191,15 @@ pub async fn spawn(
         return Ok(false);
     }
     let config = state.snapshot.load_full().config.clone();
+    let id = member_id(&config, &address);
+    if let Ok(mut me) = state.fleet.me.lock() {
+        me.clone_from(&id);
+    }
+    if let Ok(mut f) = state.fleet.file_phase.lock() {
+        f.get_or_insert(config.phase);
+    }
     let mut m = Member {
-        id: member_id(&config, &address),
+        id,
         state: Arc::clone(state),
         address,
         pg: None,

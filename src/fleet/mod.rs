@@ -17,6 +17,7 @@
 
 pub mod cutover;
 pub mod member;
+pub mod reload;
 pub mod store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,6 +105,11 @@ pub struct Fleet {
     pub max_wait_us: AtomicU64,
     pub held_total: AtomicU64,
     pub refused_total: AtomicU64,
+    /// This proxy's member id once registered.
+    pub(crate) me: std::sync::Mutex<String>,
+    /// The phase the config file said at the last load (the running phase
+    /// may differ: the control row governs it).
+    pub(crate) file_phase: std::sync::Mutex<Option<crate::config::Phase>>,
 }
 
 /// Held by a session from its first gated write until its transaction ends;
@@ -129,6 +135,8 @@ impl Fleet {
             max_wait_us: AtomicU64::new(0),
             held_total: AtomicU64::new(0),
             refused_total: AtomicU64::new(0),
+            me: std::sync::Mutex::new(String::new()),
+            file_phase: std::sync::Mutex::new(None),
         })
     }
 

@@ -251,3 +251,16 @@ pub async fn advance(pg: &PgConn, epoch: i64, authority: &str, note: &str) -> Re
         .await?;
     Ok(n == 1)
 }
+
+/// A lone proxy's phase edit: the control row follows it (next epoch, no
+/// fence), so that the member task does not switch it back.
+pub async fn set_authority(pg: &PgConn, authority: &str, note: &str) -> Result<(), MigrateError> {
+    pg.client
+        .execute(
+            "UPDATE tandem_fleet_control SET epoch = epoch + 1, authority = $1, fenced = false, \
+             deadline = NULL, note = $2, updated = now() WHERE id = 1 AND authority <> $1",
+            &[&authority, &note],
+        )
+        .await?;
+    Ok(())
+}

@@ -180,15 +180,15 @@ impl Member {
 /// Registers this proxy and starts its member task (owned by `tracker`,
 /// stopped by `shutdown`, which deregisters). The first poll runs before
 /// this returns, so a proxy started after a cutover serves the right side
-/// from its first client. Without `[fleet] enabled` nothing runs.
+/// from its first client. Without `[fleet] enabled` nothing runs (`None`).
 pub async fn spawn(
     state: &Arc<AppState>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
     address: String,
-) -> Result<bool, String> {
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
     if !state.fleet.enabled() {
-        return Ok(false);
+        return Ok(None);
     }
     let config = state.snapshot.load_full().config.clone();
     let id = member_id(&config, &address);
@@ -211,7 +211,7 @@ pub async fn spawn(
         tracing::error!(error = %e, "fleet: cannot read the control row yet; writes are refused until it can");
     }
     let poll = Duration::from_millis(state.fleet.config.poll_ms.max(10));
-    tracker.spawn(async move {
+    let handle = tracker.spawn(async move {
         let mut last_error: Option<Instant> = None;
         loop {
             tokio::select! {
@@ -234,5 +234,5 @@ pub async fn spawn(
             }
         }
     });
-    Ok(true)
+    Ok(Some(handle))
 }

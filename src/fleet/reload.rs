@@ -51,7 +51,7 @@ pub async fn check(state: &Arc<AppState>, running: Phase, new: &mut Config) -> R
                     .await
                     .map_err(|e| format!("cannot record the phase in the fleet control row: {e}"))?;
             }
-            (Ok(n), _) => {
+            (Ok(n), Ok(_)) => {
                 return Err(format!(
                     "phase change {} -> {} refused: {n} other live prox{} registered in this fleet; \
                      run `tandem cutover{}` to switch them all together",
@@ -61,7 +61,7 @@ pub async fn check(state: &Arc<AppState>, running: Phase, new: &mut Config) -> R
                     if file_now == Phase::DualWrite { " --back" } else { "" }
                 ))
             }
-            (Err(e), _) | (_, Err(e)) => {
+            (Err(e), _) | (Ok(_), Err(e)) => {
                 return Err(format!(
                     "phase change {} -> {} refused: cannot read the fleet members ({e}); use `tandem cutover`",
                     running.as_str(),

@@ -120,8 +120,9 @@ pub struct WriteGuard {
 
 impl Drop for WriteGuard {
     fn drop(&mut self) {
+        // No wake-up here: held writes wait for a new view, not for each
+        // other (waking them would make them spin through the gate).
         self.fleet.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.fleet.changed.notify_waiters();
     }
 }
 

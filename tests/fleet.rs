@@ -76,6 +76,13 @@ async fn start(prefix: &str, server_id: u32, n: usize) -> Fleet {
         members.push(h);
         proxies.push(proxy);
     }
+    // The stream starts at the primary's position when it has no
+    // checkpoint: wait for it before the first DDL.
+    let started = Instant::now();
+    while !proxies.iter().any(|p| p.state.stream.snapshot().checkpoint.is_some()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no stream checkpoint");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Fleet {
         my,
         pg,
@@ -171,6 +178,15 @@ async fn writer(opts: mysql_async::OptsBuilder, w: i64, stop: Arc<AtomicBool>, s
         let r = c
             .query_drop(format!("INSERT INTO t (id, w, n, v) VALUES ({id}, {w}, {n}, 'x{n}')"))
             .await;
+        if r.is_ok() && n % 5 == 0 {
+            // An auto-increment table too: after the flip PostgreSQL's
+            // identity must be past MySQL's ids (moved during the fence).
+            if let Err(e) = c.query_drop(format!("INSERT INTO a (w, n) VALUES ({w}, {n})")).await {
+                if retryable(&e).is_none() {
+                    seen.lock().unwrap().unexpected.push(format!("insert into a: {e}"));
+                }
+            }
+        }
         let took = started.elapsed();
         let mut s = seen.lock().unwrap();
         s.max_wait = s.max_wait.max(took);
@@ -226,9 +242,12 @@ async fn create_table(f: &Fleet) {
     c.query_drop("CREATE TABLE t (id bigint NOT NULL PRIMARY KEY, w int NOT NULL, n int NOT NULL, v varchar(20))")
         .await
         .unwrap();
-    // The stream creates it on PostgreSQL.
-    for _ in 0..200 {
-        if servers::postgres().try_sql(&f.pg, "SELECT count(*) FROM t").is_ok() {
+    c.query_drop("CREATE TABLE a (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, w int NOT NULL, n int NOT NULL)")
+        .await
+        .unwrap();
+    // The stream creates them on PostgreSQL.
+    for _ in 0..400 {
+        if servers::postgres().try_sql(&f.pg, "SELECT count(*) FROM a").is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -236,39 +255,24 @@ async fn create_table(f: &Fleet) {
     panic!("the stream never created t on PostgreSQL");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cutover_under_load_with_three_proxies_loses_nothing() {
-    let f = start("fleet_cut", 301, 3).await;
-    create_table(&f).await;
-    f.wait_live(3).await;
-    let status = cutover::status(&f.config()).await.unwrap();
-    eprintln!("{}", status.join("\n"));
-    assert_eq!(status.iter().filter(|l| l.starts_with("LIVE")).count(), 3, "{status:?}");
-
-    // A dry run changes nothing.
-    let mut lines = Vec::new();
-    let dry = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: true };
-    cutover::run(&f.config(), &dry, &mut |l| lines.push(l)).await.unwrap();
-    assert!(lines.iter().any(|l| l.starts_with("dry run: (a)")), "{lines:?}");
-    assert!(f.proxies.iter().all(|p| p.state.snapshot.load().config.phase == Phase::DualWrite));
-
+/// Clients on every proxy for 1.5 s, the cutover, 1.5 s more. Writer ids
+/// start at `first_writer`.
+async fn cutover_under_load(f: &Fleet, opts: &Options, first_writer: i64) -> (cutover::Outcome, Seen, usize) {
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut clients = Vec::new();
     for w in 0..6i64 {
-        let opts = common::proxy_opts(&f.proxies[w as usize % 3], &f.my);
-        clients.push(tokio::spawn(writer(opts, w, stop.clone(), seen.clone())));
+        let o = common::proxy_opts(&f.proxies[w as usize % 3], &f.my);
+        clients.push(tokio::spawn(writer(o, first_writer + w, stop.clone(), seen.clone())));
     }
     for p in &f.proxies {
-        let opts = common::proxy_opts(p, &f.my);
-        clients.push(tokio::spawn(reader(opts, stop.clone(), seen.clone())));
+        let o = common::proxy_opts(p, &f.my);
+        clients.push(tokio::spawn(reader(o, stop.clone(), seen.clone())));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before_flip = seen.lock().unwrap().acked.len();
-
     let mut lines = Vec::new();
-    let opts = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: false };
-    let outcome = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
+    let outcome = cutover::run(&f.config(), opts, &mut |l| lines.push(l)).await;
     eprintln!("{}", lines.join("\n"));
     let outcome = outcome.unwrap_or_else(|e| panic!("cutover failed: {e}"));
     let flipped_at = seen.lock().unwrap().acked.len();
@@ -279,9 +283,10 @@ async fn cutover_under_load_with_three_proxies_loses_nothing() {
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     eprintln!(
-        "cutover with 3 proxies: writes held {} ms (acks {} ms, stream {} ms, sequences {} ms); \
-         longest client wait {} ms; {} writes acked ({} before the flip, {} after); {} refused and retried, \
+        "cutover to {:?} with 3 proxies: writes held {} ms (acks {} ms, stream {} ms, sequences {} ms); \
+         longest client wait {} ms; {} writes acked ({} before the cutover started, {} after the flip); {} refused and retried, \
          {} connections closed and reopened",
+        opts.to,
         outcome.pause_ms,
         outcome.ack_ms,
         outcome.catch_up_ms,
@@ -300,6 +305,27 @@ async fn cutover_under_load_with_three_proxies_loses_nothing() {
         "a client waited {:?}",
         seen.max_wait
     );
+    (outcome, seen, flipped_at)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_under_load_with_three_proxies_loses_nothing() {
+    let f = start("fleet_cut", 301, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let status = cutover::status(&f.config()).await.unwrap();
+    eprintln!("{}", status.join("\n"));
+    assert_eq!(status.iter().filter(|l| l.starts_with("LIVE")).count(), 3, "{status:?}");
+
+    // A dry run changes nothing.
+    let mut lines = Vec::new();
+    let dry = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: true };
+    cutover::run(&f.config(), &dry, &mut |l| lines.push(l)).await.unwrap();
+    assert!(lines.iter().any(|l| l.starts_with("dry run: (a)")), "{lines:?}");
+    assert!(f.proxies.iter().all(|p| p.state.snapshot.load().config.phase == Phase::DualWrite));
+
+    let opts = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: false };
+    let (_, seen, _) = cutover_under_load(&f, &opts, 0).await;
     for p in &f.proxies {
         assert_eq!(p.state.snapshot.load().config.phase, Phase::NewPrimary);
     }
@@ -385,4 +411,81 @@ async fn a_proxy_that_misses_the_fence_cannot_write_to_the_old_side() {
     c2.query_drop("INSERT INTO t VALUES (3, 2, 1, 'caught up')").await.unwrap();
     assert!(f.pg_ids("t").contains(&3));
     f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_back_under_load_loses_nothing() {
+    let f = start("fleet_back", 303, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let to_new = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: false };
+    let mut lines = Vec::new();
+    cutover::run(&f.config(), &to_new, &mut |l| lines.push(l)).await.unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    // Writes on PostgreSQL for a while, then back under load.
+    let back = Options { to: Target::Old, max_pause_ms: 2000, max_lag_s: 5, dry_run: false };
+    let (_, seen, _) = cutover_under_load(&f, &back, 100).await;
+    for p in &f.proxies {
+        assert_eq!(p.state.snapshot.load().config.phase, Phase::DualWrite);
+    }
+    // MySQL is authoritative again and has every acknowledged write: those
+    // made on PostgreSQL came through the statement mirror (drained before
+    // each proxy acknowledged the fence), those after the flip directly.
+    let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
+    let on_my = f.my_ids("t").await;
+    let missing: Vec<_> = acked.difference(&on_my).collect();
+    assert!(missing.is_empty(), "{} acknowledged writes missing on MySQL: {:?}", missing.len(), &missing[..missing.len().min(20)]);
+    // The stream runs again in dual_write and brings PostgreSQL level.
+    let mut same = false;
+    for _ in 0..200 {
+        if f.pg_ids("t") == on_my {
+            same = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(same, "PostgreSQL did not converge on MySQL after --back");
+    f.stop().await;
+}
+
+/// The layout a Kubernetes ConfigMap volume has (`proxy.toml` ->
+/// `..data/proxy.toml`, `..data` -> a timestamped directory) and its update
+/// (a new directory, `..data` renamed over): the running config follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_follows_a_configmap_symlink_swap() {
+    use std::os::unix::fs::symlink;
+    let db = servers::mariadb().create_database("fleet_cm");
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, cache: u32| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let toml = format!("{}\n", common::config_for(&db, "")).replace(
+            "[limits]\n",
+            &format!("[limits]\nstatement_cache_size = {cache}\n"),
+        );
+        std::fs::write(d.join("proxy.toml"), toml).unwrap();
+    };
+    write("..2026_01", 111);
+    symlink("..2026_01", dir.path().join("..data")).unwrap();
+    symlink("..data/proxy.toml", dir.path().join("proxy.toml")).unwrap();
+    let path = dir.path().join("proxy.toml");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.limits.statement_cache_size, 111);
+    let state = tandem::server::AppState::new(config).unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tandem::reload::spawn(path, state.clone(), shutdown.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The kubelet's update: new directory, new symlink renamed over `..data`.
+    write("..2026_02", 222);
+    symlink("..2026_02", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = state.snapshot.load().config.limits.statement_cache_size;
+        if seen == 222 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    assert_eq!(seen, 222, "the reload watcher missed the ..data swap");
 }

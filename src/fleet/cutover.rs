@@ -255,6 +255,15 @@ pub async fn run(
         epoch,
         why,
     };
+    // Planned and connected before the fence: only the setval runs inside.
+    let mut seq = None;
+    if opts.to == Target::New {
+        let sides = Sides::from_config(config)?;
+        let (plans, _) = crate::migrate::plan_tables_lenient(&sides, None).await?;
+        let old = sides.connect(crate::migrate::Side::Old).await?;
+        let new = sides.connect(crate::migrate::Side::New).await?;
+        seq = Some((old, new, plans));
+    }
     let deadline = Instant::now() + Duration::from_millis(opts.max_pause_ms);
     if !store::raise_fence(&pg, epoch, opts.max_pause_ms, &format!("cutover to {to}")).await? {
         return Err(rollback("the control row changed before the fence was raised (another cutover?)".into()));
@@ -303,9 +312,13 @@ pub async fn run(
                 catch_up_ms = started.elapsed().as_millis() as u64;
             }
             let started = Instant::now();
-            let sides = Sides::from_config(config).map_err(|e| e.to_string())?;
-            let report = crate::migrate::cutover::run(config, &sides, true).await.map_err(|e| e.to_string())?;
-            if let Some(bad) = report.items.iter().find(|i| !i.ok && i.text.starts_with("sequence")) {
+            let items = match seq.as_mut() {
+                Some((old, new, plans)) => crate::migrate::cutover::fix_sequences(old, new, plans)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => Vec::new(),
+            };
+            if let Some(bad) = items.iter().find(|i| !i.ok) {
                 return Err(format!("cannot move a sequence: {}", bad.text));
             }
             sequences_ms = started.elapsed().as_millis() as u64;

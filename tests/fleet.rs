@@ -489,3 +489,94 @@ async fn reload_follows_a_configmap_symlink_swap() {
     shutdown.cancel();
     assert_eq!(seen, 222, "the reload watcher missed the ..data swap");
 }
+
+/// The proxy holding the stream lease dies (its member task aborted without
+/// deregistering, its stream and sessions stopped) the moment the fence goes
+/// up. The cutover completes or rolls back; if it rolled back, a second one
+/// succeeds once the dead member is silent and a standby applies the
+/// stream. Never split: every acknowledged write ends on the side that is
+/// authoritative, and MySQL holds nothing PostgreSQL does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_holder_killed_during_cutover_never_splits() {
+    let mut f = start("fleet_kill", 304, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let holder = (0..3)
+        .find(|&i| {
+            f.proxies[i]
+                .state
+                .stream
+                .snapshot()
+                .lease_holder
+                .is_some_and(|h| h.contains("(this process)"))
+        })
+        .expect("one proxy holds the stream lease");
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != holder).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut clients = Vec::new();
+    for (k, &i) in survivors.iter().enumerate() {
+        for j in 0..2i64 {
+            let o = common::proxy_opts(&f.proxies[i], &f.my);
+            clients.push(tokio::spawn(writer(o, 200 + k as i64 * 2 + j, stop.clone(), seen.clone())));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The killer: waits for the fence, then takes the holder down.
+    let member = f.members[holder].take();
+    let kill = f.proxies[holder].shutdown.clone();
+    let config = f.config();
+    let killer = tokio::spawn(async move {
+        let pg = store::connect(&config).await.unwrap();
+        loop {
+            if store::control(&pg).await.unwrap().fenced {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(h) = member {
+            h.abort();
+        }
+        kill.cancel();
+    });
+    let opts = Options { to: Target::New, max_pause_ms: 1500, max_lag_s: 5, dry_run: false };
+    let mut lines = Vec::new();
+    let first = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
+    killer.await.unwrap();
+    eprintln!("{}", lines.join("\n"));
+    match first {
+        Ok(o) => eprintln!("cutover completed despite the kill: writes held {} ms", o.pause_ms),
+        Err(CutoverError::RolledBack { why, .. }) => {
+            eprintln!("cutover rolled back: {why}");
+            f.wait_live(2).await;
+            let mut lines = Vec::new();
+            let opts = Options { max_pause_ms: 5000, ..opts.clone() };
+            let second = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
+            eprintln!("{}", lines.join("\n"));
+            let o = second.unwrap_or_else(|e| panic!("second cutover: {e}"));
+            eprintln!("second cutover: writes held {} ms", o.pause_ms);
+        }
+        Err(e) => panic!("{e}"),
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(seen.unexpected.is_empty(), "client errors: {:?}", seen.unexpected);
+    for &i in &survivors {
+        assert_eq!(f.proxies[i].state.snapshot.load().config.phase, Phase::NewPrimary);
+    }
+    let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
+    let on_pg = f.pg_ids("t");
+    let missing: Vec<_> = acked.difference(&on_pg).collect();
+    assert!(missing.is_empty(), "{} acknowledged writes missing on PostgreSQL", missing.len());
+    for &i in &survivors {
+        common::wait_mirrored(&f.proxies[i]).await;
+    }
+    let on_my = f.my_ids("t").await;
+    let only_my: Vec<_> = on_my.difference(&on_pg).collect();
+    assert!(only_my.is_empty(), "{} rows on MySQL only: written to the old side and never streamed", only_my.len());
+    f.stop().await;
+}

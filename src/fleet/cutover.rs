@@ -223,7 +223,7 @@ pub async fn run(
     let to = side_name(opts.to);
     let binlog = config.mirror.source == StreamSourceKind::Binlog;
     let steps = [
-        format!("(a) raise the fence of epoch {epoch} for at most {} ms; wait until the {} live member(s) hold new writes and have none in flight", opts.max_pause_ms, members.len()),
+        format!("(a) raise a fence on epoch {epoch} for at most {} ms; wait until the {} live member(s) hold new writes and have none in flight", opts.max_pause_ms, members.len()),
         if opts.to == Target::New && binlog {
             "(b) wait until the change stream's checkpoint reaches the primary's current binlog position; move identity sequences past the highest ids".to_string()
         } else {
@@ -265,9 +265,9 @@ pub async fn run(
         seq = Some((old, new, plans));
     }
     let deadline = Instant::now() + Duration::from_millis(opts.max_pause_ms);
-    if !store::raise_fence(&pg, epoch, opts.max_pause_ms, &format!("cutover to {to}")).await? {
+    let Some(fence) = store::raise_fence(&pg, epoch, opts.max_pause_ms, &format!("cutover to {to}")).await? else {
         return Err(rollback("the control row changed before the fence was raised (another cutover?)".into()));
-    }
+    };
     let fenced_at = Instant::now();
     say(steps[0].clone());
     let result = async {
@@ -276,7 +276,7 @@ pub async fn run(
             let now = store::members(&pg, live_ms(config)).await.map_err(|e| e.to_string())?;
             let missing: Vec<String> = members
                 .iter()
-                .filter(|m| !now.iter().any(|n| n.id == m.id && n.fence_ack == epoch))
+                .filter(|m| !now.iter().any(|n| n.id == m.id && n.fence_ack == fence))
                 .map(|m| m.id.clone())
                 .collect();
             if missing.is_empty() {

@@ -147,11 +147,11 @@ impl Member {
             .mirror
             .load_full()
             .is_none_or(|m| m.stats.queued.load(Ordering::SeqCst) <= 0);
-        if fenced && self.acked != control.epoch && fleet.in_flight() == 0 && drained {
+        if fenced && self.acked != control.fence && fleet.in_flight() == 0 && drained {
             let id = self.id.clone();
-            store::ack_fence(self.conn().await?, &id, control.epoch).await?;
-            self.acked = control.epoch;
-            tracing::info!(epoch = control.epoch, "fleet: fence acknowledged; new writes held");
+            store::ack_fence(self.conn().await?, &id, control.fence).await?;
+            self.acked = control.fence;
+            tracing::info!(epoch = control.epoch, fence = control.fence, "fleet: fence acknowledged; new writes held");
         }
         let every = Duration::from_millis(fleet.config.heartbeat_ms);
         if self.last_beat.is_none_or(|t| t.elapsed() >= every) {

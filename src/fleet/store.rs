@@ -21,7 +21,8 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS tandem_fleet_members (\
      started timestamptz NOT NULL DEFAULT now(), heartbeat timestamptz NOT NULL DEFAULT now()); \
      CREATE TABLE IF NOT EXISTS tandem_fleet_control (\
      id int PRIMARY KEY CHECK (id = 1), epoch bigint NOT NULL, authority text NOT NULL, \
-     fenced boolean NOT NULL DEFAULT false, deadline timestamptz, note text NOT NULL DEFAULT '', \
+     fenced boolean NOT NULL DEFAULT false, fence bigint NOT NULL DEFAULT 0, deadline timestamptz, \
+     note text NOT NULL DEFAULT '', \
      updated timestamptz NOT NULL DEFAULT now())";
 
 /// Connects to the new backend (PostgreSQL only in this version).
@@ -61,6 +62,9 @@ pub struct Control {
     pub epoch: i64,
     pub authority: String,
     pub fenced: bool,
+    /// Number of the last fence raised: members acknowledge this one, so an
+    /// acknowledgement of an earlier (rolled back) fence does not count.
+    pub fence: i64,
     /// Milliseconds until the fence deadline (negative: passed).
     pub fence_left_ms: Option<i64>,
     pub note: String,
@@ -71,7 +75,7 @@ pub async fn control(pg: &PgConn) -> Result<Control, MigrateError> {
         .client
         .query_one(
             "SELECT epoch, authority, fenced, \
-             (EXTRACT(EPOCH FROM (deadline - now())) * 1000)::bigint, note \
+             (EXTRACT(EPOCH FROM (deadline - now())) * 1000)::bigint, note, fence \
              FROM tandem_fleet_control WHERE id = 1",
             &[],
         )
@@ -82,6 +86,7 @@ pub async fn control(pg: &PgConn) -> Result<Control, MigrateError> {
         fenced: row.get(2),
         fence_left_ms: row.get(3),
         note: row.get(4),
+        fence: row.get(5),
     })
 }
 
@@ -180,12 +185,12 @@ pub async fn heartbeat(pg: &PgConn, b: &Beat<'_>) -> Result<(), MigrateError> {
     Ok(())
 }
 
-/// Records that this member holds its writes for the fence of `epoch`.
-pub async fn ack_fence(pg: &PgConn, id: &str, epoch: i64) -> Result<(), MigrateError> {
+/// Records that this member holds its writes for fence number `fence`.
+pub async fn ack_fence(pg: &PgConn, id: &str, fence: i64) -> Result<(), MigrateError> {
     pg.client
         .execute(
             "UPDATE tandem_fleet_members SET fence_ack = $2, heartbeat = now() WHERE id = $1",
-            &[&id, &epoch],
+            &[&id, &fence],
         )
         .await?;
     Ok(())
@@ -209,19 +214,25 @@ pub async fn deregister(pg: &PgConn, id: &str) -> Result<(), MigrateError> {
     Ok(())
 }
 
-/// Raises the fence of the current epoch for `max_pause_ms`. Fails when the
-/// epoch moved or a fence is already up (another cutover).
-pub async fn raise_fence(pg: &PgConn, epoch: i64, max_pause_ms: u64, note: &str) -> Result<bool, MigrateError> {
-    let n = pg
+/// Raises a new fence on the current epoch for `max_pause_ms` and returns
+/// its number; `None` when the epoch moved or a fence is already up
+/// (another cutover).
+pub async fn raise_fence(
+    pg: &PgConn,
+    epoch: i64,
+    max_pause_ms: u64,
+    note: &str,
+) -> Result<Option<i64>, MigrateError> {
+    let rows = pg
         .client
-        .execute(
-            "UPDATE tandem_fleet_control SET fenced = true, \
+        .query(
+            "UPDATE tandem_fleet_control SET fenced = true, fence = fence + 1, \
              deadline = now() + make_interval(secs => $2::bigint / 1000.0), note = $3, updated = now() \
-             WHERE id = 1 AND epoch = $1 AND NOT fenced",
+             WHERE id = 1 AND epoch = $1 AND NOT (fenced AND deadline > now()) RETURNING fence",
             &[&epoch, &(max_pause_ms as i64), &note],
         )
         .await?;
-    Ok(n == 1)
+    Ok(rows.first().map(|r| r.get(0)))
 }
 
 /// Lowers the fence without changing the epoch (rollback).

@@ -364,7 +364,9 @@ async fn mirror(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<E
     }
     tandem::stream::source::resolve(&mut config).await;
     if config.mirror.source != StreamSourceKind::Binlog {
-        anyhow::bail!("the old backend's binlog cannot be used (run `tandem check` for what to change)");
+        anyhow::bail!(
+            "the old backend's binlog cannot be used (run `tandem check` for what to change)"
+        );
     }
     let state = tandem::server::AppState::new(config).map_err(anyhow::Error::msg)?;
     if let Err(e) = state.refresh_schema().await {
@@ -566,7 +568,10 @@ async fn cutover(path: PathBuf, opts: tandem::fleet::cutover::Options) -> anyhow
     let mut say = |line: String| println!("{line}");
     match tandem::fleet::cutover::run(&config, &opts, &mut say).await {
         Ok(o) if opts.dry_run => {
-            println!("cutover: dry run, {} member(s), epoch {}; nothing changed", o.members, o.epoch);
+            println!(
+                "cutover: dry run, {} member(s), epoch {}; nothing changed",
+                o.members, o.epoch
+            );
             Ok(ExitCode::SUCCESS)
         }
         Ok(o) => {

@@ -79,8 +79,14 @@ async fn start(prefix: &str, server_id: u32, n: usize) -> Fleet {
     // The stream starts at the primary's position when it has no
     // checkpoint: wait for it before the first DDL.
     let started = Instant::now();
-    while !proxies.iter().any(|p| p.state.stream.snapshot().checkpoint.is_some()) {
-        assert!(started.elapsed() < Duration::from_secs(30), "no stream checkpoint");
+    while !proxies
+        .iter()
+        .any(|p| p.state.stream.snapshot().checkpoint.is_some())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no stream checkpoint"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Fleet {
@@ -116,7 +122,12 @@ impl Fleet {
     async fn wait_live(&self, n: usize) {
         let pg = store::connect(&self.config()).await.unwrap();
         for _ in 0..200 {
-            let live = store::members(&pg, 1500).await.unwrap().iter().filter(|m| m.live).count();
+            let live = store::members(&pg, 1500)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|m| m.live)
+                .count();
             if live == n {
                 return;
             }
@@ -127,7 +138,9 @@ impl Fleet {
 
     async fn stop(self) {
         let tasks = self.tasks.clone();
-        for p in std::mem::take(&mut Vec::from_iter(self.proxies.iter().map(|p| p.shutdown.clone()))) {
+        for p in std::mem::take(&mut Vec::from_iter(
+            self.proxies.iter().map(|p| p.shutdown.clone()),
+        )) {
             p.cancel();
         }
         tasks.close();
@@ -158,7 +171,12 @@ fn retryable(e: &mysql_async::Error) -> Option<bool> {
 
 /// A writer inserting ids w*1_000_000 + n through `port`, retrying refused
 /// writes on a new connection, until `stop`.
-async fn writer(opts: mysql_async::OptsBuilder, w: i64, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>) {
+async fn writer(
+    opts: mysql_async::OptsBuilder,
+    w: i64,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+) {
     let mut conn = None;
     let mut n = 0i64;
     while !stop.load(Ordering::Relaxed) {
@@ -166,7 +184,10 @@ async fn writer(opts: mysql_async::OptsBuilder, w: i64, stop: Arc<AtomicBool>, s
             match mysql_async::Conn::new(opts.clone()).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    seen.lock().unwrap().unexpected.push(format!("connect: {e}"));
+                    seen.lock()
+                        .unwrap()
+                        .unexpected
+                        .push(format!("connect: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -176,14 +197,22 @@ async fn writer(opts: mysql_async::OptsBuilder, w: i64, stop: Arc<AtomicBool>, s
         let id = w * 1_000_000 + n;
         let started = Instant::now();
         let r = c
-            .query_drop(format!("INSERT INTO t (id, w, n, v) VALUES ({id}, {w}, {n}, 'x{n}')"))
+            .query_drop(format!(
+                "INSERT INTO t (id, w, n, v) VALUES ({id}, {w}, {n}, 'x{n}')"
+            ))
             .await;
         if r.is_ok() && n % 5 == 0 {
             // An auto-increment table too: after the flip PostgreSQL's
             // identity must be past MySQL's ids (moved during the fence).
-            if let Err(e) = c.query_drop(format!("INSERT INTO a (w, n) VALUES ({w}, {n})")).await {
+            if let Err(e) = c
+                .query_drop(format!("INSERT INTO a (w, n) VALUES ({w}, {n})"))
+                .await
+            {
                 if retryable(&e).is_none() {
-                    seen.lock().unwrap().unexpected.push(format!("insert into a: {e}"));
+                    seen.lock()
+                        .unwrap()
+                        .unexpected
+                        .push(format!("insert into a: {e}"));
                 }
             }
         }
@@ -247,7 +276,10 @@ async fn create_table(f: &Fleet) {
         .unwrap();
     // The stream creates them on PostgreSQL.
     for _ in 0..400 {
-        if servers::postgres().try_sql(&f.pg, "SELECT count(*) FROM a").is_ok() {
+        if servers::postgres()
+            .try_sql(&f.pg, "SELECT count(*) FROM a")
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -257,13 +289,22 @@ async fn create_table(f: &Fleet) {
 
 /// Clients on every proxy for 1.5 s, the cutover, 1.5 s more. Writer ids
 /// start at `first_writer`.
-async fn cutover_under_load(f: &Fleet, opts: &Options, first_writer: i64) -> (cutover::Outcome, Seen, usize) {
+async fn cutover_under_load(
+    f: &Fleet,
+    opts: &Options,
+    first_writer: i64,
+) -> (cutover::Outcome, Seen, usize) {
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut clients = Vec::new();
     for w in 0..6i64 {
         let o = common::proxy_opts(&f.proxies[w as usize % 3], &f.my);
-        clients.push(tokio::spawn(writer(o, first_writer + w, stop.clone(), seen.clone())));
+        clients.push(tokio::spawn(writer(
+            o,
+            first_writer + w,
+            stop.clone(),
+            seen.clone(),
+        )));
     }
     for p in &f.proxies {
         let o = common::proxy_opts(p, &f.my);
@@ -298,8 +339,15 @@ async fn cutover_under_load(f: &Fleet, opts: &Options, first_writer: i64) -> (cu
         seen.refused,
         seen.closed
     );
-    assert!(seen.unexpected.is_empty(), "client errors: {:?}", seen.unexpected);
-    assert!(seen.acked.len() > flipped_at + 10, "writes went on after the flip");
+    assert!(
+        seen.unexpected.is_empty(),
+        "client errors: {:?}",
+        seen.unexpected
+    );
+    assert!(
+        seen.acked.len() > flipped_at + 10,
+        "writes went on after the flip"
+    );
     assert!(
         seen.max_wait < Duration::from_millis(opts.max_pause_ms + 1000),
         "a client waited {:?}",
@@ -315,16 +363,38 @@ async fn cutover_under_load_with_three_proxies_loses_nothing() {
     f.wait_live(3).await;
     let status = cutover::status(&f.config()).await.unwrap();
     eprintln!("{}", status.join("\n"));
-    assert_eq!(status.iter().filter(|l| l.starts_with("LIVE")).count(), 3, "{status:?}");
+    assert_eq!(
+        status.iter().filter(|l| l.starts_with("LIVE")).count(),
+        3,
+        "{status:?}"
+    );
 
     // A dry run changes nothing.
     let mut lines = Vec::new();
-    let dry = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: true };
-    cutover::run(&f.config(), &dry, &mut |l| lines.push(l)).await.unwrap();
-    assert!(lines.iter().any(|l| l.starts_with("dry run: (a)")), "{lines:?}");
-    assert!(f.proxies.iter().all(|p| p.state.snapshot.load().config.phase == Phase::DualWrite));
+    let dry = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: true,
+    };
+    cutover::run(&f.config(), &dry, &mut |l| lines.push(l))
+        .await
+        .unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("dry run: (a)")),
+        "{lines:?}"
+    );
+    assert!(f
+        .proxies
+        .iter()
+        .all(|p| p.state.snapshot.load().config.phase == Phase::DualWrite));
 
-    let opts = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: false };
+    let opts = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
     let (_, seen, _) = cutover_under_load(&f, &opts, 0).await;
     for p in &f.proxies {
         assert_eq!(p.state.snapshot.load().config.phase, Phase::NewPrimary);
@@ -336,7 +406,12 @@ async fn cutover_under_load_with_three_proxies_loses_nothing() {
     let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
     let on_pg = f.pg_ids("t");
     let missing: Vec<_> = acked.difference(&on_pg).collect();
-    assert!(missing.is_empty(), "{} acknowledged writes missing on PostgreSQL: {:?}", missing.len(), &missing[..missing.len().min(20)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing on PostgreSQL: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
     // The way back: the statement mirror copied them to MySQL.
     for p in &f.proxies {
         common::wait_mirrored(p).await;
@@ -359,7 +434,12 @@ async fn a_proxy_that_misses_the_fence_cannot_write_to_the_old_side() {
     // While it still counts as live, a cutover cannot get its
     // acknowledgement and rolls back: nothing flips.
     let mut lines = Vec::new();
-    let opts = Options { to: Target::New, max_pause_ms: 500, max_lag_s: 5, dry_run: false };
+    let opts = Options {
+        to: Target::New,
+        max_pause_ms: 500,
+        max_lag_s: 5,
+        dry_run: false,
+    };
     let r = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
     eprintln!("{}", lines.join("\n"));
     match r {
@@ -371,17 +451,32 @@ async fn a_proxy_that_misses_the_fence_cannot_write_to_the_old_side() {
     assert_eq!((c.authority.as_str(), c.fenced), ("old", false));
     // The other proxies write again after the rollback.
     let mut c0 = common::via(&f.proxies[0], &f.my).await;
-    c0.query_drop("INSERT INTO t VALUES (1, 0, 0, 'after rollback')").await.unwrap();
+    c0.query_drop("INSERT INTO t VALUES (1, 0, 0, 'after rollback')")
+        .await
+        .unwrap();
 
     // Once it is silent the fleet goes on without it.
     f.wait_live(2).await;
     let mut lines = Vec::new();
-    let opts = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: false };
-    cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await.unwrap_or_else(|e| panic!("{e}: {lines:?}"));
-    assert_eq!(f.proxies[0].state.snapshot.load().config.phase, Phase::NewPrimary);
+    let opts = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    cutover::run(&f.config(), &opts, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    assert_eq!(
+        f.proxies[0].state.snapshot.load().config.phase,
+        Phase::NewPrimary
+    );
     // Proxy 2 still thinks dual_write, but it refuses the write: it cannot
     // have seen the current epoch.
-    assert_eq!(f.proxies[2].state.snapshot.load().config.phase, Phase::DualWrite);
+    assert_eq!(
+        f.proxies[2].state.snapshot.load().config.phase,
+        Phase::DualWrite
+    );
     let mut c2 = common::via(&f.proxies[2], &f.my).await;
     let err = c2
         .query_drop("INSERT INTO t VALUES (2, 2, 0, 'stale proxy')")
@@ -397,18 +492,28 @@ async fn a_proxy_that_misses_the_fence_cannot_write_to_the_old_side() {
     // Reads still go on there.
     let n: Option<i64> = c2.query_first("SELECT COUNT(*) FROM t").await.unwrap();
     assert_eq!(n, Some(1));
-    assert!(!f.my_ids("t").await.contains(&2), "the refused write reached MySQL");
+    assert!(
+        !f.my_ids("t").await.contains(&2),
+        "the refused write reached MySQL"
+    );
 
     // Its member task back: it catches up with the epoch and serves the
     // new side.
     let p2 = &f.proxies[2];
-    let h = tandem::fleet::member::spawn(&p2.state, &f.tasks, p2.shutdown.clone(), p2.addr.to_string())
-        .await
-        .unwrap();
+    let h = tandem::fleet::member::spawn(
+        &p2.state,
+        &f.tasks,
+        p2.shutdown.clone(),
+        p2.addr.to_string(),
+    )
+    .await
+    .unwrap();
     f.members[2] = h;
     assert_eq!(p2.state.snapshot.load().config.phase, Phase::NewPrimary);
     let mut c2 = common::via(p2, &f.my).await;
-    c2.query_drop("INSERT INTO t VALUES (3, 2, 1, 'caught up')").await.unwrap();
+    c2.query_drop("INSERT INTO t VALUES (3, 2, 1, 'caught up')")
+        .await
+        .unwrap();
     assert!(f.pg_ids("t").contains(&3));
     f.stop().await;
 }
@@ -418,11 +523,23 @@ async fn cutover_back_under_load_loses_nothing() {
     let f = start("fleet_back", 303, 3).await;
     create_table(&f).await;
     f.wait_live(3).await;
-    let to_new = Options { to: Target::New, max_pause_ms: 2000, max_lag_s: 5, dry_run: false };
+    let to_new = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
     let mut lines = Vec::new();
-    cutover::run(&f.config(), &to_new, &mut |l| lines.push(l)).await.unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    cutover::run(&f.config(), &to_new, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
     // Writes on PostgreSQL for a while, then back under load.
-    let back = Options { to: Target::Old, max_pause_ms: 2000, max_lag_s: 5, dry_run: false };
+    let back = Options {
+        to: Target::Old,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
     let (_, seen, _) = cutover_under_load(&f, &back, 100).await;
     for p in &f.proxies {
         assert_eq!(p.state.snapshot.load().config.phase, Phase::DualWrite);
@@ -433,7 +550,12 @@ async fn cutover_back_under_load_loses_nothing() {
     let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
     let on_my = f.my_ids("t").await;
     let missing: Vec<_> = acked.difference(&on_my).collect();
-    assert!(missing.is_empty(), "{} acknowledged writes missing on MySQL: {:?}", missing.len(), &missing[..missing.len().min(20)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing on MySQL: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
     // The stream runs again in dual_write and brings PostgreSQL level.
     let mut same = false;
     for _ in 0..200 {
@@ -518,7 +640,12 @@ async fn the_lease_holder_killed_during_cutover_never_splits() {
     for (k, &i) in survivors.iter().enumerate() {
         for j in 0..2i64 {
             let o = common::proxy_opts(&f.proxies[i], &f.my);
-            clients.push(tokio::spawn(writer(o, 200 + k as i64 * 2 + j, stop.clone(), seen.clone())));
+            clients.push(tokio::spawn(writer(
+                o,
+                200 + k as i64 * 2 + j,
+                stop.clone(),
+                seen.clone(),
+            )));
         }
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -539,18 +666,29 @@ async fn the_lease_holder_killed_during_cutover_never_splits() {
         }
         kill.cancel();
     });
-    let opts = Options { to: Target::New, max_pause_ms: 1500, max_lag_s: 5, dry_run: false };
+    let opts = Options {
+        to: Target::New,
+        max_pause_ms: 1500,
+        max_lag_s: 5,
+        dry_run: false,
+    };
     let mut lines = Vec::new();
     let first = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
     killer.await.unwrap();
     eprintln!("{}", lines.join("\n"));
     match first {
-        Ok(o) => eprintln!("cutover completed despite the kill: writes held {} ms", o.pause_ms),
+        Ok(o) => eprintln!(
+            "cutover completed despite the kill: writes held {} ms",
+            o.pause_ms
+        ),
         Err(CutoverError::RolledBack { why, .. }) => {
             eprintln!("cutover rolled back: {why}");
             f.wait_live(2).await;
             let mut lines = Vec::new();
-            let opts = Options { max_pause_ms: 5000, ..opts.clone() };
+            let opts = Options {
+                max_pause_ms: 5000,
+                ..opts.clone()
+            };
             let second = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
             eprintln!("{}", lines.join("\n"));
             let o = second.unwrap_or_else(|e| panic!("second cutover: {e}"));
@@ -564,19 +702,34 @@ async fn the_lease_holder_killed_during_cutover_never_splits() {
         c.await.unwrap();
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
-    assert!(seen.unexpected.is_empty(), "client errors: {:?}", seen.unexpected);
+    assert!(
+        seen.unexpected.is_empty(),
+        "client errors: {:?}",
+        seen.unexpected
+    );
     for &i in &survivors {
-        assert_eq!(f.proxies[i].state.snapshot.load().config.phase, Phase::NewPrimary);
+        assert_eq!(
+            f.proxies[i].state.snapshot.load().config.phase,
+            Phase::NewPrimary
+        );
     }
     let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
     let on_pg = f.pg_ids("t");
     let missing: Vec<_> = acked.difference(&on_pg).collect();
-    assert!(missing.is_empty(), "{} acknowledged writes missing on PostgreSQL", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing on PostgreSQL",
+        missing.len()
+    );
     for &i in &survivors {
         common::wait_mirrored(&f.proxies[i]).await;
     }
     let on_my = f.my_ids("t").await;
     let only_my: Vec<_> = on_my.difference(&on_pg).collect();
-    assert!(only_my.is_empty(), "{} rows on MySQL only: written to the old side and never streamed", only_my.len());
+    assert!(
+        only_my.is_empty(),
+        "{} rows on MySQL only: written to the old side and never streamed",
+        only_my.len()
+    );
     f.stop().await;
 }

@@ -96,7 +96,10 @@ async fn gates(
     let mut ok = true;
     let mut check = |good: bool, text: String, say: &mut dyn FnMut(String)| {
         ok &= good;
-        say(format!("{} {text}", if good { "OK     " } else { "FAILED " }));
+        say(format!(
+            "{} {text}",
+            if good { "OK     " } else { "FAILED " }
+        ));
     };
     let control = store::control(pg).await?;
     let (from_phase, _) = phase_for(opts.to);
@@ -115,7 +118,18 @@ async fn gates(
         say,
     );
     let fenced = control.fenced && control.fence_left_ms.unwrap_or(0) > 0;
-    check(!fenced, format!("fence: {}", if fenced { "raised by another cutover" } else { "down" }), say);
+    check(
+        !fenced,
+        format!(
+            "fence: {}",
+            if fenced {
+                "raised by another cutover"
+            } else {
+                "down"
+            }
+        ),
+        say,
+    );
     let members: Vec<Member> = store::members(pg, live_ms(config))
         .await?
         .into_iter()
@@ -130,7 +144,10 @@ async fn gates(
     for m in &members {
         check(
             m.config_hash == hash,
-            format!("member {}: config hash {} (this config: {hash})", m.id, m.config_hash),
+            format!(
+                "member {}: config hash {} (this config: {hash})",
+                m.id, m.config_hash
+            ),
             say,
         );
         check(
@@ -142,7 +159,10 @@ async fn gates(
             if let (Some(lag), Some("applying")) = (m.stream_lag_s, m.stream_state.as_deref()) {
                 check(
                     lag <= opts.max_lag_s,
-                    format!("member {}: stream lag {lag} s (bound {} s)", m.id, opts.max_lag_s),
+                    format!(
+                        "member {}: stream lag {lag} s (bound {} s)",
+                        m.id, opts.max_lag_s
+                    ),
                     say,
                 );
             }
@@ -159,7 +179,10 @@ async fn gates(
                 || item.text.contains("never run")
                 || item.text.contains("no run over all tables");
             if !item.ok && note {
-                say(format!("NOTE    {} (handled during the fence or not recorded)", item.text));
+                say(format!(
+                    "NOTE    {} (handled during the fence or not recorded)",
+                    item.text
+                ));
             } else {
                 check(item.ok, item.text, say);
             }
@@ -194,7 +217,10 @@ async fn primary_position(config: &Config) -> Result<Position, MigrateError> {
     p
 }
 
-async fn stream_checkpoint(pg: &PgConn, stream_id: &str) -> Result<Option<(String, u64)>, MigrateError> {
+async fn stream_checkpoint(
+    pg: &PgConn,
+    stream_id: &str,
+) -> Result<Option<(String, u64)>, MigrateError> {
     let rows = pg
         .client
         .query(&checkpoint::select_sql(Dialect::Postgres, stream_id), &[])
@@ -265,8 +291,12 @@ pub async fn run(
         seq = Some((old, new, plans));
     }
     let deadline = Instant::now() + Duration::from_millis(opts.max_pause_ms);
-    let Some(fence) = store::raise_fence(&pg, epoch, opts.max_pause_ms, &format!("cutover to {to}")).await? else {
-        return Err(rollback("the control row changed before the fence was raised (another cutover?)".into()));
+    let Some(fence) =
+        store::raise_fence(&pg, epoch, opts.max_pause_ms, &format!("cutover to {to}")).await?
+    else {
+        return Err(rollback(
+            "the control row changed before the fence was raised (another cutover?)".into(),
+        ));
     };
     let fenced_at = Instant::now();
     say(steps[0].clone());
@@ -355,7 +385,11 @@ pub async fn run(
             break;
         }
         if Instant::now() >= until {
-            say(format!("note: {} not on epoch {} yet; they refuse writes until they are", behind.join(", "), epoch + 1));
+            say(format!(
+                "note: {} not on epoch {} yet; they refuse writes until they are",
+                behind.join(", "),
+                epoch + 1
+            ));
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -380,8 +414,16 @@ pub async fn status(config: &Config) -> Result<Vec<String>, MigrateError> {
         "control: epoch {} authority {} fence {}{}",
         c.epoch,
         c.authority,
-        if c.fenced && c.fence_left_ms.unwrap_or(0) > 0 { "UP" } else { "down" },
-        if c.note.is_empty() { String::new() } else { format!(" ({})", c.note) }
+        if c.fenced && c.fence_left_ms.unwrap_or(0) > 0 {
+            "UP"
+        } else {
+            "down"
+        },
+        if c.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.note)
+        }
     )];
     let _ = parse_side(&c.authority);
     for m in store::members(&pg, live_ms(config)).await? {

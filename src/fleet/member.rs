@@ -76,7 +76,10 @@ pub async fn set_phase(state: &Arc<AppState>, phase: Phase) -> Result<(), String
     let mirror = mirror_for(&config, &state.schema)?;
     state.mirror.store(mirror);
     state.snapshot.store(Arc::new(Snapshot::new(config)));
-    tracing::info!(phase = phase.as_str(), "fleet: phase set by the control row");
+    tracing::info!(
+        phase = phase.as_str(),
+        "fleet: phase set by the control row"
+    );
     Ok(())
 }
 
@@ -122,7 +125,9 @@ impl Member {
         let phase = self.state.snapshot.load().config.phase;
         let changed_epoch = previous.as_ref().is_none_or(|v| v.epoch != control.epoch);
         if let Some(to) = governed(phase, authority) {
-            set_phase(&self.state, to).await.map_err(MigrateError::Config)?;
+            set_phase(&self.state, to)
+                .await
+                .map_err(MigrateError::Config)?;
         }
         let left = control.fence_left_ms.unwrap_or(0);
         let fenced = control.fenced && left > 0;
@@ -151,7 +156,11 @@ impl Member {
             let id = self.id.clone();
             store::ack_fence(self.conn().await?, &id, control.fence).await?;
             self.acked = control.fence;
-            tracing::info!(epoch = control.epoch, fence = control.fence, "fleet: fence acknowledged; new writes held");
+            tracing::info!(
+                epoch = control.epoch,
+                fence = control.fence,
+                "fleet: fence acknowledged; new writes held"
+            );
         }
         let every = Duration::from_millis(fleet.config.heartbeat_ms);
         if self.last_beat.is_none_or(|t| t.elapsed() >= every) {

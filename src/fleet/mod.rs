@@ -81,7 +81,9 @@ pub struct View {
 pub enum Refusal {
     #[error("tandem: the fleet control row has not been read for {0} ms; writes are refused until this proxy has caught up with the fleet epoch (retry)")]
     Stale(u64),
-    #[error("tandem: writes were held for a cutover fence that did not lift before its deadline; retry")]
+    #[error(
+        "tandem: writes were held for a cutover fence that did not lift before its deadline; retry"
+    )]
     FenceTimeout,
     #[error("tandem: the {0} database became authoritative while this write waited; it was not executed — reconnect and retry")]
     Moved(&'static str),

@@ -37,7 +37,9 @@ pub async fn connect(config: &Config) -> Result<PgConn, MigrateError> {
     }
     match db::connect(new, "backends.new").await? {
         Db::Pg(pg) => Ok(pg),
-        Db::My(_) => Err(MigrateError::Config("backends.new is not PostgreSQL".into())),
+        Db::My(_) => Err(MigrateError::Config(
+            "backends.new is not PostgreSQL".into(),
+        )),
     }
 }
 
@@ -197,7 +199,12 @@ pub async fn ack_fence(pg: &PgConn, id: &str, fence: i64) -> Result<(), MigrateE
 }
 
 /// Records the epoch this member now serves under.
-pub async fn note_epoch(pg: &PgConn, id: &str, epoch: i64, phase: &str) -> Result<(), MigrateError> {
+pub async fn note_epoch(
+    pg: &PgConn,
+    id: &str,
+    epoch: i64,
+    phase: &str,
+) -> Result<(), MigrateError> {
     pg.client
         .execute(
             "UPDATE tandem_fleet_members SET epoch = $2, phase = $3, heartbeat = now() WHERE id = $1",
@@ -250,7 +257,12 @@ pub async fn lower_fence(pg: &PgConn, epoch: i64, note: &str) -> Result<(), Migr
 /// The flip: next epoch, new authority, fence down — in one statement, and
 /// only if the fence of `epoch` is still up and within its deadline (a
 /// proxy that gave up waiting has not been promised anything else).
-pub async fn advance(pg: &PgConn, epoch: i64, authority: &str, note: &str) -> Result<bool, MigrateError> {
+pub async fn advance(
+    pg: &PgConn,
+    epoch: i64,
+    authority: &str,
+    note: &str,
+) -> Result<bool, MigrateError> {
     let n = pg
         .client
         .execute(

@@ -33,7 +33,10 @@ fn writes(state: &AppState, session: &Session, payload: &[u8]) -> bool {
             .and_then(|p| Reader::new(p).u32())
             .and_then(|id| session.prepared.get(&id))
             .is_none_or(|p| {
-                matches!(p.classified.class, StatementClass::Write | StatementClass::Ddl)
+                matches!(
+                    p.classified.class,
+                    StatementClass::Write | StatementClass::Ddl
+                )
             }),
         _ => false,
     }

@@ -322,6 +322,7 @@ fn stream_status(s: &crate::stream::apply::StreamStats) -> serde_json::Value {
         "lag_seconds": s.lag_seconds(),
         "lag_bytes": s.lag_bytes(),
         "binlog_retention_files": snap.retention_files,
+        "binlog_retention_bytes": snap.retention_bytes,
         "transactions_applied": s.transactions.load(Ordering::Relaxed),
         "rows_applied": s.rows.load(Ordering::Relaxed),
         "events_read": s.events.load(Ordering::Relaxed),

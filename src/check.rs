@@ -44,8 +44,10 @@ pub async fn run(config: &Config) -> Report {
             "mirror.source: {}",
             match config.mirror.source {
                 crate::config::StreamSourceKind::Binlog => "binlog",
-                crate::config::StreamSourceKind::Statements => "statements (the binlog findings below are informative)",
-                crate::config::StreamSourceKind::Auto => "auto (binlog when nothing below FAILED, else statements)",
+                crate::config::StreamSourceKind::Statements =>
+                    "statements (the binlog findings below are informative)",
+                crate::config::StreamSourceKind::Auto =>
+                    "auto (binlog when nothing below FAILED, else statements)",
             }
         ));
         for (fine, line) in crate::stream::source::check_lines(config).await {

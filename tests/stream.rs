@@ -6,9 +6,9 @@
 #[path = "stream/apply.rs"]
 mod apply;
 mod common;
-#[path = "stream/run.rs"]
-mod run;
 #[path = "stream/e2e.rs"]
 mod e2e;
 #[path = "stream/processes.rs"]
 mod processes;
+#[path = "stream/run.rs"]
+mod run;

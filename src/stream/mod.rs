@@ -99,6 +99,12 @@ pub enum Item {
     Commit { position: Position },
     /// DDL (its own transaction in the binlog, committed implicitly): the
     /// statement as the primary logged it, in the database it ran in.
+    ///
+    /// One exception, from the source (`binlog`): a `Ddl` between `Begin`
+    /// and `Commit` belongs to that transaction — MariaDB logs
+    /// `CREATE TABLE … SELECT` as one transaction of the CREATE and its rows.
+    /// Apply it inside the target transaction; its `gtid` is `None` and its
+    /// `position` is where the transaction started (not a checkpoint).
     Ddl {
         database: String,
         sql: String,

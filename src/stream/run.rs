@@ -59,7 +59,19 @@ pub trait ItemSource: Send {
 pub trait OpenSource: Send + Sync {
     fn current_position(&self) -> BoxFuture<'_, Result<Position, SourceError>>;
     fn open(&self, from: Position) -> BoxFuture<'_, Result<Box<dyn ItemSource>, SourceError>>;
+    /// Binlog the primary keeps before `file` (files, bytes): how much it
+    /// may purge before the stream loses its place. `None` when unknown.
+    fn retention<'a>(&'a self, _file: &'a str) -> BoxFuture<'a, Option<(u64, u64)>> {
+        Box::pin(async { None })
+    }
 }
+
+/// Longest a group stays open while transactions keep arriving: bounds the
+/// lag grouping adds under a steady trickle.
+const MAX_GROUP_DELAY: Duration = Duration::from_millis(20);
+
+/// How often the binlog retention headroom is measured.
+const RETENTION_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -276,7 +288,10 @@ async fn session(
     let _reader = Reader(tokio::spawn(read_items(src, tx)));
     let mut heartbeat = tokio::time::interval(super::lease::INTERVAL);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retention = tokio::time::interval(RETENTION_EVERY);
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_txn = false;
+    let mut group_started: Option<std::time::Instant> = None;
     // The target refused the open transaction (committed alone): skip it at
     // its commit.
     let mut refused: Option<ApplyError> = None;
@@ -294,6 +309,16 @@ async fn session(
             }
             _ = heartbeat.tick() => {
                 lease.heartbeat().await.map_err(|e| Step::Retry(e.into()))?;
+                continue;
+            }
+            _ = retention.tick() => {
+                if let Some(cp) = stats.snapshot().checkpoint {
+                    let kept = tokio::time::timeout(Duration::from_secs(2), source.retention(&cp.file))
+                        .await
+                        .ok()
+                        .flatten();
+                    stats.set_retention(kept);
+                }
                 continue;
             }
             item = rx.recv() => item,
@@ -337,7 +362,13 @@ async fn session(
                 }
                 applier.commit_txn(position.clone());
                 let alone = *single > 0;
-                if alone || applier.group_full() || rx.is_empty() {
+                let started = *group_started.get_or_insert_with(std::time::Instant::now);
+                if alone
+                    || applier.group_full()
+                    || rx.is_empty()
+                    || started.elapsed() >= MAX_GROUP_DELAY
+                {
+                    group_started = None;
                     let txns = applier.group_txns();
                     if let Err(e) = applier.commit().await {
                         let e = decide(e, txns, alone, skip)?;
@@ -353,11 +384,15 @@ async fn session(
                 position,
             } => {
                 stats.read(&position, 0);
-                if let Err(e) = applier.ddl(&database, &sql, gtid, position.clone()).await {
+                group_started = None;
+                if let Err(e) = applier
+                    .ddl(&database, &sql, gtid.clone(), position.clone())
+                    .await
+                {
                     if e.is_unavailable() || !skip {
                         return Err(e.into());
                     }
-                    applier.begin(None, 0);
+                    applier.begin(gtid, 0);
                     applier.skip_txn(position, &e).await?;
                 }
             }
@@ -368,8 +403,17 @@ async fn session(
                 stats.read(&position, timestamp);
                 if !in_txn {
                     applier.progress(position, timestamp);
-                    if rx.is_empty() {
-                        applier.commit().await?;
+                    // Transactions of other databases may arrive without a
+                    // pause: the checkpoint still moves every few ms.
+                    let started = *group_started.get_or_insert_with(std::time::Instant::now);
+                    if rx.is_empty() || started.elapsed() >= MAX_GROUP_DELAY {
+                        group_started = None;
+                        let txns = applier.group_txns();
+                        if let Err(e) = applier.commit().await {
+                            // The group may hold transactions of ours.
+                            let e = decide(e, txns.max(2), *single > 0, skip)?;
+                            return Err(Step::Stop(e.into()));
+                        }
                     }
                 }
             }

@@ -75,7 +75,9 @@ impl OpenSource for BinlogOpener {
     fn current_position(&self) -> BoxFuture<'_, Result<Position, SourceError>> {
         Box::pin(async move {
             let mut conn = login(&self.target).await?;
-            let p = binlog::current_position(&mut conn).await.map_err(source_error);
+            let p = binlog::current_position(&mut conn)
+                .await
+                .map_err(source_error);
             conn.close().await;
             p
         })
@@ -91,6 +93,29 @@ impl OpenSource for BinlogOpener {
                 .await
                 .map_err(source_error)?;
             Ok(Box::new(Items(src)) as Box<dyn ItemSource>)
+        })
+    }
+
+    fn retention<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Option<(u64, u64)>> {
+        Box::pin(async move {
+            let mut conn = login(&self.target).await.ok()?;
+            let logs = conn.query_rows("SHOW BINARY LOGS").await;
+            conn.close().await;
+            let mut bytes = 0;
+            for (files, row) in logs.ok()?.into_iter().enumerate() {
+                let name = row.first().cloned().flatten().unwrap_or_default();
+                if name == file {
+                    return Some((files as u64, bytes));
+                }
+                bytes += row
+                    .get(1)
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            // The checkpoint's file is gone: nothing left to purge.
+            Some((0, 0))
         })
     }
 }
@@ -140,7 +165,9 @@ pub async fn resolve(config: &mut Config) {
         },
     };
     if blocking.is_empty() {
-        tracing::info!("[mirror] source = \"auto\": the primary's binlog is usable, mirroring from it");
+        tracing::info!(
+            "[mirror] source = \"auto\": the primary's binlog is usable, mirroring from it"
+        );
         config.mirror.source = StreamSourceKind::Binlog;
     } else {
         tracing::warn!(why = %blocking.join("; "), "[mirror] source = \"auto\": the binlog cannot be used, mirroring statements instead (see `tandem check`)");
@@ -151,7 +178,12 @@ pub async fn resolve(config: &mut Config) {
 /// Starts the stream as a task of `tracker` when the config mirrors from the
 /// binlog: it applies while the phase is `dual_write` and stops (after
 /// committing what it received) when `shutdown` fires.
-pub async fn spawn(state: &Arc<AppState>, tracker: &TaskTracker, shutdown: CancellationToken, always: bool) -> Result<bool, String> {
+pub async fn spawn(
+    state: &Arc<AppState>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+    always: bool,
+) -> Result<bool, String> {
     let config = state.snapshot.load_full().config.clone();
     if config.mirror.source != StreamSourceKind::Binlog || config.backends.new.is_none() {
         return Ok(false);

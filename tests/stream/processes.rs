@@ -83,20 +83,46 @@ async fn wait_holder(p: &Pair, m: &Mirror) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{} (pid {}) never took the lease; holder {:?}\n{}", m.name, m.pid(), holder(p), std::fs::read_to_string(p.dir.join(format!("{}.log", m.name))).unwrap_or_default());
+    panic!(
+        "{} (pid {}) never took the lease; holder {:?}\n{}",
+        m.name,
+        m.pid(),
+        holder(p),
+        std::fs::read_to_string(p.dir.join(format!("{}.log", m.name))).unwrap_or_default()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mirror_processes_resume_and_hand_over_without_loss_or_duplicates() {
     let p = pair("stream_proc", 103);
+    // `tandem check` says the binlog can be used.
+    let config = p.dir.join("proxy.toml");
+    std::fs::write(&config, &p.toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("mirror.source: binlog") && text.contains("binlog: ok: binlog_format=ROW"),
+        "{text}"
+    );
     let a = Mirror::start(&p, "a");
     wait_holder(&p, &a).await;
     let b = Mirror::start(&p, "b");
     // Tables created after the stream started arrive through it.
     let mut d = common::direct(&p.my).await;
-    d.query_drop("CREATE TABLE events (n int NOT NULL, w varchar(10))").await.unwrap();
-    d.query_drop("CREATE TABLE counters (id int NOT NULL PRIMARY KEY, v bigint NOT NULL)").await.unwrap();
-    d.query_drop("INSERT INTO counters VALUES (1, 0), (2, 0)").await.unwrap();
+    d.query_drop("CREATE TABLE events (n int NOT NULL, w varchar(10))")
+        .await
+        .unwrap();
+    d.query_drop("CREATE TABLE counters (id int NOT NULL PRIMARY KEY, v bigint NOT NULL)")
+        .await
+        .unwrap();
+    d.query_drop("INSERT INTO counters VALUES (1, 0), (2, 0)")
+        .await
+        .unwrap();
 
     // Four unthrottled writers straight on MariaDB, 5-row transactions.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -108,10 +134,16 @@ async fn killed_mirror_processes_resume_and_hand_over_without_loss_or_duplicates
             let mut conn = mysql_async::Conn::new(opts).await.unwrap();
             let mut n = 0u32;
             while !stop.is_cancelled() {
-                let values: Vec<String> = (0..5).map(|i| format!("({}, 'w{w}')", (n * 5 + i) * 4 + w)).collect();
+                let values: Vec<String> = (0..5)
+                    .map(|i| format!("({}, 'w{w}')", (n * 5 + i) * 4 + w))
+                    .collect();
                 conn.query_drop("START TRANSACTION").await.unwrap();
-                conn.query_drop(format!("INSERT INTO events VALUES {}", values.join(", "))).await.unwrap();
-                conn.exec_drop("UPDATE counters SET v = v + 5 WHERE id = ?", (w % 2 + 1,)).await.unwrap();
+                conn.query_drop(format!("INSERT INTO events VALUES {}", values.join(", ")))
+                    .await
+                    .unwrap();
+                conn.exec_drop("UPDATE counters SET v = v + 5 WHERE id = ?", (w % 2 + 1,))
+                    .await
+                    .unwrap();
                 conn.query_drop("COMMIT").await.unwrap();
                 n += 1;
             }
@@ -142,18 +174,25 @@ async fn killed_mirror_processes_resume_and_hand_over_without_loss_or_duplicates
     let deadline = Instant::now() + Duration::from_secs(90);
     let want = format!("{total}|{total}");
     loop {
-        let got = servers::postgres().try_sql(&p.pg, "SELECT count(*), count(DISTINCT n) FROM events").unwrap_or_default();
+        let got = servers::postgres()
+            .try_sql(&p.pg, "SELECT count(*), count(DISTINCT n) FROM events")
+            .unwrap_or_default();
         if got.trim() == want {
             break;
         }
-        assert!(Instant::now() < deadline, "events on PostgreSQL: {got:?}, want {want}");
+        assert!(
+            Instant::now() < deadline,
+            "events on PostgreSQL: {got:?}, want {want}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Let it pass the last transaction, then nothing more may arrive.
     tokio::time::sleep(Duration::from_secs(2)).await;
     eprintln!("{total} rows written by 4 unthrottled writers; events on PostgreSQL: {want}");
     assert_eq!(
-        servers::postgres().sql(&p.pg, "SELECT count(*), count(DISTINCT n) FROM events").trim(),
+        servers::postgres()
+            .sql(&p.pg, "SELECT count(*), count(DISTINCT n) FROM events")
+            .trim(),
         want,
         "a row applied twice (or lost)"
     );

@@ -135,8 +135,11 @@ fn count(db: &str) -> String {
         .to_string()
 }
 
+/// Polls `f` for up to 60 s (generous: the suite's other tests load the
+/// same two cores).
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..300 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         if f() {
             return;
         }
@@ -208,7 +211,7 @@ async fn one_stream_applies_and_the_standby_takes_over_without_loss() {
         "standby took over and caught up in {:?}",
         took_over.elapsed()
     );
-    assert!(took_over.elapsed() < Duration::from_secs(5));
+    assert!(took_over.elapsed() < Duration::from_secs(10));
     assert_eq!(s2.snapshot().state, "applying");
     c2.cancel();
     t2.await.unwrap().unwrap();

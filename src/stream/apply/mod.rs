@@ -451,7 +451,11 @@ impl Applier {
         if let Some(kind) = routine_ddl(sql) {
             // The binlog carries what triggers and routines wrote as rows:
             // creating them on the target would apply those rows twice.
-            tracing::warn!(kind, sql, "not applied to the new backend: the binlog already carries the rows it writes");
+            tracing::warn!(
+                kind,
+                sql,
+                "not applied to the new backend: the binlog already carries the rows it writes"
+            );
             self.progress(position, 0);
             return self.commit().await;
         }
@@ -492,7 +496,11 @@ impl Applier {
 /// `Some("TRIGGER")` … for DDL that creates, alters or drops a trigger,
 /// stored routine or event.
 pub fn routine_ddl(sql: &str) -> Option<&'static str> {
-    let head: String = sql.chars().take(300).collect::<String>().to_ascii_uppercase();
+    let head: String = sql
+        .chars()
+        .take(300)
+        .collect::<String>()
+        .to_ascii_uppercase();
     let mut words = head
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty());
@@ -506,7 +514,9 @@ pub fn routine_ddl(sql: &str) -> Option<&'static str> {
             "PROCEDURE" => return Some("PROCEDURE"),
             "FUNCTION" => return Some("FUNCTION"),
             "EVENT" => return Some("EVENT"),
-            "TABLE" | "INDEX" | "VIEW" | "DATABASE" | "SCHEMA" | "USER" | "SEQUENCE" => return None,
+            "TABLE" | "INDEX" | "VIEW" | "DATABASE" | "SCHEMA" | "USER" | "SEQUENCE" => {
+                return None
+            }
             _ => {}
         }
     }
@@ -531,9 +541,15 @@ mod tests {
             Some("TRIGGER")
         );
         assert_eq!(routine_ddl("drop procedure if exists p"), Some("PROCEDURE"));
-        assert_eq!(routine_ddl("CREATE OR REPLACE FUNCTION f() RETURNS int RETURN 1"), Some("FUNCTION"));
+        assert_eq!(
+            routine_ddl("CREATE OR REPLACE FUNCTION f() RETURNS int RETURN 1"),
+            Some("FUNCTION")
+        );
         assert_eq!(routine_ddl("CREATE TABLE trigger_log (id int)"), None);
-        assert_eq!(routine_ddl("ALTER TABLE t ADD COLUMN procedure_name text"), None);
+        assert_eq!(
+            routine_ddl("ALTER TABLE t ADD COLUMN procedure_name text"),
+            None
+        );
         assert_eq!(routine_ddl("INSERT INTO t VALUES (1)"), None);
     }
 }

@@ -32,9 +32,12 @@ pub struct Snapshot {
     pub checkpoint: Option<Position>,
     pub read: Option<Position>,
     pub lease_holder: Option<String>,
-    /// Bytes of binlog the server still keeps before the checkpoint (oldest
-    /// binlog file to checkpoint); `None` when unknown.
+    /// Binlog files the primary keeps before the checkpoint's file (how
+    /// many it may purge before the stream loses its place); `None` when
+    /// unknown.
     pub retention_files: Option<u64>,
+    /// The same in bytes.
+    pub retention_bytes: Option<u64>,
 }
 
 #[derive(Default)]
@@ -63,8 +66,11 @@ impl StreamStats {
         self.with(|s| s.lease_holder = holder);
     }
 
-    pub fn set_retention_files(&self, files: Option<u64>) {
-        self.with(|s| s.retention_files = files);
+    pub fn set_retention(&self, kept: Option<(u64, u64)>) {
+        self.with(|s| {
+            s.retention_files = kept.map(|k| k.0);
+            s.retention_bytes = kept.map(|k| k.1);
+        });
     }
 
     pub fn read(&self, position: &Position, ts: u32) {

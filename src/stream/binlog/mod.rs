@@ -20,6 +20,8 @@ mod check;
 mod conn;
 mod error;
 mod event;
+#[cfg(test)]
+mod fuzz;
 mod gtid;
 mod rows;
 mod schema;
@@ -72,18 +74,43 @@ impl SourceFilter {
         }
     }
 
-    /// Whether a DDL statement run in `database` concerns the filter: it ran
+    /// Whether a statement run in `database` concerns the filter: it ran
     /// there, or it names a filtered database (`ALTER TABLE app.t …` run from
     /// another default database).
-    pub fn matches_ddl(&self, database: &str, sql: &str) -> bool {
+    pub fn concerns(&self, database: &str, sql: &str) -> bool {
         if self.matches(database) {
             return true;
         }
         let lower = sql.to_ascii_lowercase();
         self.databases.iter().any(|d| {
             let d = d.to_ascii_lowercase();
-            lower.contains(&format!("`{d}`.")) || lower.contains(&format!("{d}."))
+            [format!("`{d}`."), format!("{d}.")].iter().any(|needle| {
+                lower.match_indices(needle.as_str()).any(|(i, _)| {
+                    // Not the tail of a longer name (`xapp.t` is not `app.t`).
+                    !lower[..i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+                })
+            })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter() {
+        let f = SourceFilter::databases(["app"]);
+        assert!(f.matches("app") && !f.matches("other"));
+        assert!(f.concerns("other", "ALTER TABLE `app`.`t` ADD c INT"));
+        assert!(f.concerns("", "drop table app.t"));
+        assert!(!f.concerns("other", "DROP TABLE xapp.t"));
+        assert!(!f.concerns("other", "DROP TABLE t"));
+        let all = SourceFilter::all();
+        assert!(all.matches("anything") && !all.matches("mysql"));
     }
 }
 

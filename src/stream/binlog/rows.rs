@@ -16,6 +16,7 @@ use mysql_async::Value as M;
 
 use crate::backend::value::mysql::{from_mysql, MysqlType};
 use crate::backend::value::{temporal, Row, Value};
+use crate::stream::RowChange;
 use crate::wire::buf::Reader;
 
 use super::event::{table_id, uncompress, ParseError};
@@ -156,8 +157,8 @@ impl<'a> RowsEvent<'a> {
         })
     }
 
-    /// Decodes every row image: `(before, after)` per row change.
-    pub fn rows(&self, codecs: &[ColumnCodec]) -> Result<Vec<(Option<Row>, Option<Row>)>, String> {
+    /// Decodes every row image.
+    pub fn rows(&self, codecs: &[ColumnCodec]) -> Result<Vec<RowChange>, String> {
         if self.columns != codecs.len() {
             return Err(format!(
                 "rows event has {} columns, its table map {}",
@@ -169,13 +170,16 @@ impl<'a> RowsEvent<'a> {
         let mut r = Reader::new(&self.data);
         while !r.is_empty() {
             let change = match self.kind {
-                RowsKind::Write => (None, Some(image(&mut r, self.present, codecs)?)),
-                RowsKind::Delete => (Some(image(&mut r, self.present, codecs)?), None),
-                RowsKind::Update => {
-                    let before = image(&mut r, self.present, codecs)?;
-                    let after = image(&mut r, self.present_after, codecs)?;
-                    (Some(before), Some(after))
-                }
+                RowsKind::Write => RowChange::Insert {
+                    after: image(&mut r, self.present, codecs)?,
+                },
+                RowsKind::Delete => RowChange::Delete {
+                    before: image(&mut r, self.present, codecs)?,
+                },
+                RowsKind::Update => RowChange::Update {
+                    before: image(&mut r, self.present, codecs)?,
+                    after: image(&mut r, self.present_after, codecs)?,
+                },
             };
             out.push(change);
         }

@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use crate::backend::mysql::BackendConn;
 use crate::config::BackendTarget;
-use crate::stream::{Change, Item, Position, RowChange};
+use crate::stream::{Change, Item, Position};
 
 use super::conn::{self, DumpFrom, Packet};
 use super::error::{is_purged_message, StreamError};
@@ -60,12 +60,15 @@ pub struct BinlogSource {
     conn: BackendConn,
     /// Catalog reads and error diagnosis (the replica connection is busy).
     side: BackendConn,
+    target: BackendTarget,
     user: String,
     opts: SourceOptions,
     format: Format,
     file: String,
     offset: u64,
     gtid: GtidState,
+    /// The position after the last transaction boundary yielded.
+    boundary: Position,
     /// table id → the raw table map and its decoder (`None`: filtered out).
     tables: HashMap<u64, (Bytes, Option<Arc<MappedTable>>)>,
     catalog: Catalog,
@@ -133,9 +136,15 @@ impl BinlogSource {
         Ok(BinlogSource {
             conn,
             side,
+            target: target.clone(),
             user,
             opts,
             format: Format::default(),
+            boundary: Position {
+                file: file.clone(),
+                offset,
+                gtid: gtid.as_ref().and_then(GtidState::to_text),
+            },
             file,
             offset,
             gtid: gtid.unwrap_or_default(),
@@ -235,6 +244,8 @@ impl BinlogSource {
                 );
                 if let Some(t) = &mut self.txn {
                     t.ddl = g.standalone() && g.flags & event::MariadbGtid::FL_DDL != 0;
+                    // MariaDB logs no BEGIN query: a non-standalone GTID is it.
+                    t.in_begin = !g.standalone();
                 }
             }
             kind::MYSQL_GTID => {
@@ -256,13 +267,11 @@ impl BinlogSource {
             | kind::MARIADB_WRITE_ROWS_COMPRESSED_V1..=kind::MARIADB_DELETE_ROWS_COMPRESSED => {
                 self.rows(&header, body)?
             }
-            kind::HEARTBEAT => {
-                if self.txn.is_none() {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs() as u32);
-                    self.progress(now);
-                }
+            kind::HEARTBEAT if self.txn.is_none() => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as u32);
+                self.progress(now);
             }
             kind::TRANSACTION_PAYLOAD => {
                 return Err(StreamError::Unsupported(
@@ -290,8 +299,22 @@ impl BinlogSource {
         });
     }
 
+    /// Yields the open transaction's `Begin` if it was not yet.
+    fn ensure_begun(&mut self) {
+        if let Some(t) = &mut self.txn {
+            if !t.begun {
+                t.begun = true;
+                self.queue.push_back(Item::Begin {
+                    gtid: t.gtid.clone(),
+                    timestamp: t.timestamp,
+                });
+            }
+        }
+    }
+
     fn progress(&mut self, timestamp: u32) {
         let position = self.position();
+        self.boundary = position.clone();
         self.queue.push_back(Item::Progress {
             position,
             timestamp,
@@ -303,6 +326,7 @@ impl BinlogSource {
         match self.txn.take() {
             Some(t) if t.begun => {
                 let position = self.position();
+                self.boundary = position.clone();
                 self.queue.push_back(Item::Commit { position });
             }
             _ => self.progress(timestamp),
@@ -336,17 +360,42 @@ impl BinlogSource {
             }
             _ => {}
         }
+        let is_ddl = matches!(
+            first.as_str(),
+            "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
+        ) && !is_account_statement(&sql);
+        let concerns = self.opts.filter.concerns(&database, &sql);
         if self.txn.as_ref().is_some_and(|t| t.in_begin) {
-            if matches!(
-                first.as_str(),
-                "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD"
-            ) {
+            if concerns
+                && matches!(
+                    first.as_str(),
+                    "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD"
+                )
+            {
                 return Err(StreamError::NotRow {
                     format: format!(
                         "STATEMENT or MIXED (a statement-logged write at {}:{})",
                         self.file, self.offset
                     ),
                 });
+            }
+            if is_ddl {
+                // `CREATE TABLE … SELECT`: the CREATE and its rows are one
+                // transaction. The Ddl goes inside it, at the position the
+                // transaction started from (not a checkpoint).
+                self.catalog.invalidate();
+                self.tables.clear();
+                if concerns {
+                    self.ensure_begun();
+                    let position = self.boundary.clone();
+                    self.queue.push_back(Item::Ddl {
+                        database,
+                        sql,
+                        gtid: None,
+                        position,
+                    });
+                }
+                return Ok(());
             }
             tracing::debug!(%sql, "statement inside a binlog transaction ignored");
             return Ok(());
@@ -355,19 +404,15 @@ impl BinlogSource {
         let txn = self.txn.take();
         let flagged = txn.as_ref().is_some_and(|t| t.ddl);
         let gtid = txn.and_then(|t| t.gtid);
-        let is_ddl = (flagged
-            || matches!(
-                first.as_str(),
-                "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
-            ))
-            && !is_account_statement(&sql);
+        let is_ddl = (flagged || is_ddl) && !is_account_statement(&sql);
         if is_ddl {
             // Table ids and catalog entries may describe the old shape.
             self.catalog.invalidate();
             self.tables.clear();
         }
-        if is_ddl && self.opts.filter.matches_ddl(&database, &sql) {
+        if is_ddl && concerns {
             let position = self.position();
+            self.boundary = position.clone();
             self.queue.push_back(Item::Ddl {
                 database,
                 sql,
@@ -389,11 +434,24 @@ impl BinlogSource {
             }
         }
         let mapped = if self.opts.filter.matches(&map.database) {
-            let catalog = self
+            let catalog = match self
                 .catalog
                 .get(&mut self.side, &map.database, &map.table)
                 .await
-                .map_err(|e| StreamError::from_backend(e, &self.user))?;
+            {
+                Ok(c) => c,
+                // The side connection idles between DDLs and may have been
+                // closed by wait_timeout: log in again once.
+                Err(crate::backend::BackendError::Wire(e)) if e.is_disconnect() => {
+                    tracing::info!("catalog connection lost ({e}); reconnecting");
+                    self.side = conn::login(&self.target).await?;
+                    self.catalog
+                        .get(&mut self.side, &map.database, &map.table)
+                        .await
+                        .map_err(|e| StreamError::from_backend(e, &self.user))?
+                }
+                Err(e) => return Err(StreamError::from_backend(e, &self.user)),
+            };
             Some(Arc::new(schema::build(&map, catalog.as_deref())))
         } else {
             None
@@ -442,28 +500,12 @@ impl BinlogSource {
         if self.txn.is_none() {
             self.open(None, header.timestamp);
         }
-        if let Some(t) = &mut self.txn {
-            if !t.begun {
-                t.begun = true;
-                self.queue.push_back(Item::Begin {
-                    gtid: t.gtid.clone(),
-                    timestamp: t.timestamp,
-                });
-            }
-        }
+        self.ensure_begun();
         let changes = images
             .into_iter()
-            .filter_map(|(before, after)| {
-                let change = match (before, after) {
-                    (None, Some(after)) => RowChange::Insert { after },
-                    (Some(before), Some(after)) => RowChange::Update { before, after },
-                    (Some(before), None) => RowChange::Delete { before },
-                    (None, None) => return None,
-                };
-                Some(Change {
-                    table: table.source.clone(),
-                    change,
-                })
+            .map(|change| Change {
+                table: table.source.clone(),
+                change,
             })
             .collect();
         self.queue.push_back(Item::Rows(changes));

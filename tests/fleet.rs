@@ -733,3 +733,29 @@ async fn the_lease_holder_killed_during_cutover_never_splits() {
     );
     f.stop().await;
 }
+
+/// A `phase` edit across dual_write/new_primary is refused at reload while
+/// another live proxy is registered, pointing at `tandem cutover`; an edit
+/// of anything else keeps the fleet's phase.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_wide_phase_edit_is_refused_at_reload() {
+    let f = start("fleet_reload", 305, 2).await;
+    f.wait_live(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    let state = &f.proxies[0].state;
+    std::fs::write(&path, toml(&f.base, 0).replace("phase = \"dual_write\"", "phase = \"new_primary\"")).unwrap();
+    let err = tandem::reload::apply(&path, state).await.expect_err("a fleet-wide phase edit was applied");
+    assert!(err.contains("tandem cutover") && err.contains("1 other live proxy"), "{err}");
+    assert_eq!(state.snapshot.load().config.phase, Phase::DualWrite);
+    // Another key changes; the phase stays the fleet's.
+    std::fs::write(
+        &path,
+        toml(&f.base, 0).replace("[limits]\n", "[limits]\nstatement_cache_size = 77\n"),
+    )
+    .unwrap();
+    let changes = tandem::reload::apply(&path, state).await.unwrap();
+    assert!(changes.iter().any(|c| c.contains("statement_cache_size")), "{changes:?}");
+    assert_eq!(state.snapshot.load().config.phase, Phase::DualWrite);
+    f.stop().await;
+}

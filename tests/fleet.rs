@@ -398,7 +398,29 @@ async fn cutover_under_load_with_three_proxies_loses_nothing() {
     let (_, seen, _) = cutover_under_load(&f, &opts, 0).await;
     for p in &f.proxies {
         assert_eq!(p.state.snapshot.load().config.phase, Phase::NewPrimary);
+        let st = p.state.fleet.status();
+        assert_eq!(
+            (st["epoch"].as_i64(), st["authority"].as_str()),
+            (Some(2), Some("new")),
+            "{st}"
+        );
     }
+    let held: u64 = f
+        .proxies
+        .iter()
+        .map(|p| p.state.fleet.held_total.load(Ordering::Relaxed))
+        .sum();
+    let longest = f
+        .proxies
+        .iter()
+        .map(|p| p.state.fleet.max_wait_us.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "writes held at the gate: {held}, longest hold {} ms",
+        longest / 1000
+    );
+    assert!(held > 0, "no write was held by the fence under load");
     // Every acknowledged write is on PostgreSQL, the authority: those made
     // before the flip through the stream, those after directly (the stream
     // stops in new_primary, so nothing written to MySQL alone after the
@@ -744,9 +766,18 @@ async fn a_fleet_wide_phase_edit_is_refused_at_reload() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxy.toml");
     let state = &f.proxies[0].state;
-    std::fs::write(&path, toml(&f.base, 0).replace("phase = \"dual_write\"", "phase = \"new_primary\"")).unwrap();
-    let err = tandem::reload::apply(&path, state).await.expect_err("a fleet-wide phase edit was applied");
-    assert!(err.contains("tandem cutover") && err.contains("1 other live proxy"), "{err}");
+    std::fs::write(
+        &path,
+        toml(&f.base, 0).replace("phase = \"dual_write\"", "phase = \"new_primary\""),
+    )
+    .unwrap();
+    let err = tandem::reload::apply(&path, state)
+        .await
+        .expect_err("a fleet-wide phase edit was applied");
+    assert!(
+        err.contains("tandem cutover") && err.contains("1 other live proxy"),
+        "{err}"
+    );
     assert_eq!(state.snapshot.load().config.phase, Phase::DualWrite);
     // Another key changes; the phase stays the fleet's.
     std::fs::write(
@@ -755,7 +786,10 @@ async fn a_fleet_wide_phase_edit_is_refused_at_reload() {
     )
     .unwrap();
     let changes = tandem::reload::apply(&path, state).await.unwrap();
-    assert!(changes.iter().any(|c| c.contains("statement_cache_size")), "{changes:?}");
+    assert!(
+        changes.iter().any(|c| c.contains("statement_cache_size")),
+        "{changes:?}"
+    );
     assert_eq!(state.snapshot.load().config.phase, Phase::DualWrite);
     f.stop().await;
 }

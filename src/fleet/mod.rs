@@ -157,6 +157,25 @@ impl Fleet {
         self.changed.notify_waiters();
     }
 
+    /// The fleet part of `/status`: `null` without `[fleet] enabled`.
+    pub fn status(&self) -> serde_json::Value {
+        if !self.enabled() {
+            return serde_json::Value::Null;
+        }
+        let view = self.view();
+        serde_json::json!({
+            "member": self.me.lock().map(|m| m.clone()).unwrap_or_default(),
+            "epoch": view.as_ref().map(|v| v.epoch),
+            "authority": view.as_ref().map(|v| side_name(v.authority)),
+            "fenced": view.as_ref().is_some_and(|v| v.fenced),
+            "control_read_ms_ago": view.as_ref().map(|v| v.read_at.elapsed().as_millis() as u64),
+            "writes_in_flight": self.in_flight(),
+            "writes_held": self.held_total.load(Ordering::Relaxed),
+            "writes_refused": self.refused_total.load(Ordering::Relaxed),
+            "longest_hold_ms": self.max_wait_us.load(Ordering::Relaxed) / 1000,
+        })
+    }
+
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::SeqCst)
     }

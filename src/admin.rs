@@ -292,6 +292,7 @@ fn status(state: &AppState) -> String {
         "statements_unparsed": state.classifier.parse_failures(),
         "pool": { "idle": state.old.idle_count(), "leased": state.old.leased_count() },
         "mirror": mirror,
+        "fleet": state.fleet.status(),
         "reads": {
             "new_percent": snap.config.reads.new_percent,
             "to_new": m.reads_to_new.load(Ordering::Relaxed),

@@ -56,6 +56,8 @@ pub struct Config {
     pub reads: ReadsConfig,
     #[serde(default)]
     pub shadow: ShadowConfig,
+    #[serde(default)]
+    pub fleet: crate::fleet::FleetConfig,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

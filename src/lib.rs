@@ -14,6 +14,7 @@ pub mod config;
 pub mod drift;
 pub mod dual;
 pub mod foreign_keys;
+pub mod fleet;
 pub mod frontend;
 pub mod jsonl;
 pub mod metrics;

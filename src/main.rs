@@ -26,6 +26,20 @@ enum LogFormatArg {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum CutoverSide {
+    New,
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// List the control row and the members (live or silent).
+    Status {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy.
@@ -117,6 +131,32 @@ enum Command {
         /// Move identity/serial sequences past the largest ids.
         #[arg(long)]
         fix: bool,
+    },
+    /// Flip the fleet's authoritative database with a fence: gates, hold
+    /// writes, let the stream catch up, advance the epoch (or roll back).
+    Cutover {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+        /// Make the new database authoritative (the default).
+        #[arg(long, conflicts_with = "back")]
+        to: Option<CutoverSide>,
+        /// Make the old database authoritative again.
+        #[arg(long)]
+        back: bool,
+        /// Longest time writes are held; a step that needs more rolls back.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
+        max_pause_ms: u64,
+        /// Largest stream lag (seconds) a member may report at the gate.
+        #[arg(long, default_value_t = 5)]
+        max_lag_s: i64,
+        /// Check the gates and print the steps; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The fleet of proxies registered on the new database.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
     },
     /// Summarize the shadow-read mismatch log, most frequent statements first.
     Mismatches {
@@ -284,6 +324,29 @@ fn main() -> ExitCode {
                 out,
                 admin,
             } => cockpit_cli::plan(config, format, out, admin).await,
+            Command::Cutover {
+                config,
+                to: _,
+                back,
+                max_pause_ms,
+                max_lag_s,
+                dry_run,
+            } => {
+                let opts = tandem::fleet::cutover::Options {
+                    to: if back {
+                        tandem::route::Target::Old
+                    } else {
+                        tandem::route::Target::New
+                    },
+                    max_pause_ms,
+                    max_lag_s,
+                    dry_run,
+                };
+                cutover(config, opts).await
+            }
+            Command::Fleet {
+                command: FleetCommand::Status { config },
+            } => fleet_status(config).await,
             Command::Mismatches { .. } => unreachable!("handled before the runtime starts"),
         }
     });
@@ -351,6 +414,13 @@ async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<Ex
     let tasks = tokio_util::task::TaskTracker::new();
     if let Err(e) = tandem::stream::source::spawn(&state, &tasks, shutdown.clone(), false).await {
         tracing::error!(error = %e, "the change stream cannot start");
+    }
+    // Fleet membership ([fleet] enabled): registers, follows the control
+    // row, deregisters at shutdown.
+    if let Err(e) =
+        tandem::fleet::member::spawn(&state, &tasks, shutdown.clone(), addr.to_string()).await
+    {
+        tracing::error!(error = %e, "fleet membership cannot start");
     }
     tasks.close();
     tandem::server::run(listener, state, shutdown).await;
@@ -631,6 +701,42 @@ async fn cutover_check(path: PathBuf, fix: bool) -> anyhow::Result<ExitCode> {
         println!("cutover-check: NOT ready (see MISSING above)");
         Ok(ExitCode::FAILURE)
     }
+}
+
+async fn cutover(path: PathBuf, opts: tandem::fleet::cutover::Options) -> anyhow::Result<ExitCode> {
+    use tandem::fleet::cutover::CutoverError;
+    let mut config = load(&path)?;
+    tandem::stream::source::resolve(&mut config).await;
+    let mut say = |line: String| println!("{line}");
+    match tandem::fleet::cutover::run(&config, &opts, &mut say).await {
+        Ok(o) if opts.dry_run => {
+            println!(
+                "cutover: dry run, {} member(s), epoch {}; nothing changed",
+                o.members, o.epoch
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(o) => {
+            println!(
+                "cutover: done, epoch {}, {} member(s), writes held {} ms",
+                o.epoch, o.members, o.pause_ms
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ (CutoverError::Gates | CutoverError::RolledBack { .. })) => {
+            println!("cutover: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn fleet_status(path: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = load(&path)?;
+    for line in tandem::fleet::cutover::status(&config).await? {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit 0 when nothing was logged, 1 when there are mismatches (like

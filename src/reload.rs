@@ -24,10 +24,12 @@ pub fn spawn(path: PathBuf, state: Arc<AppState>, shutdown: CancellationToken) {
     let watch_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
-            let ours = ev
-                .paths
-                .iter()
-                .any(|p| p.file_name().map(|n| n.to_os_string()) == name);
+            // A Kubernetes ConfigMap volume never writes the file itself:
+            // it renames a new `..data` symlink over the old one.
+            let ours = ev.paths.iter().any(|p| {
+                let f = p.file_name().map(|n| n.to_os_string());
+                f == name || f.as_deref() == Some(std::ffi::OsStr::new("..data"))
+            });
             if ours && !matches!(ev.kind, notify::EventKind::Access(_)) {
                 let _ = watch_tx.try_send(());
             }
@@ -102,6 +104,7 @@ async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>,
         tracing::warn!("mirror.source takes effect on restart");
         new.mirror.source = old.config.mirror.source;
     }
+    crate::fleet::reload::check(state, old.config.phase, &mut new).await?;
     check_transition(old.config.phase, new.phase)?;
     if new == old.config {
         return Ok(Vec::new());

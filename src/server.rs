@@ -78,6 +78,8 @@ pub struct AppState {
     /// The change stream's progress (`[mirror] source = "binlog"`); its
     /// state stays empty when no stream runs in this process.
     pub stream: Arc<crate::stream::apply::StreamStats>,
+    /// Fleet membership and the cutover write gate (`[fleet]`).
+    pub fleet: Arc<crate::fleet::Fleet>,
     next_session: AtomicU64,
 }
 
@@ -96,7 +98,9 @@ impl AppState {
                 .as_ref()
                 .map_or(1, |b| b.pool_size as usize),
         ));
+        let fleet = crate::fleet::Fleet::new(config.fleet.clone());
         Ok(Arc::new_cyclic(|me| Self {
+            fleet,
             shadow: Shadow::start(&config.shadow, me.clone()),
             server_vars: ArcSwap::from_pointee(HashMap::new()),
             schema,

@@ -83,6 +83,23 @@ pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverRep
     Ok(report)
 }
 
+/// Moves every identity sequence past the largest ids (the `--fix` part
+/// alone, on connections opened beforehand): what a fenced cutover runs
+/// while writes are held.
+pub async fn fix_sequences(
+    old: &mut Db,
+    new: &mut Db,
+    plans: &[TablePlan],
+) -> Result<Vec<Item>, MigrateError> {
+    let mut items = Vec::new();
+    for plan in plans {
+        for col in plan.columns.iter().filter(|c| c.new_auto) {
+            items.push(check_sequence(old, new, plan, &col.old_name, &col.new_name, true).await?);
+        }
+    }
+    Ok(items)
+}
+
 /// The mirror queue lives in the running proxy: asked through its admin
 /// endpoint (`/status`). Unknown (proxy down, endpoint disabled) is not OK.
 pub async fn mirror_queue(config: &Config) -> Item {

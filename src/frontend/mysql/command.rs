@@ -46,6 +46,7 @@ pub async fn run(
     state: &Arc<AppState>,
     shutdown: &CancellationToken,
 ) {
+    let mut fleet_hold = None;
     let end = loop {
         match idle::wait(&mut client, &mut backend.io, shutdown).await {
             Idle::Client => {}
@@ -76,7 +77,23 @@ pub async fn run(
                 break End::Clean;
             }
         };
-        match dispatch(&mut client, &mut backend, &mut session, state, &pkt.payload).await {
+        let gated = super::fence::gate(
+            &mut client,
+            &session,
+            state,
+            &pkt.payload,
+            &mut fleet_hold,
+            Target::Old,
+        );
+        match gated.await {
+            Ok(true) => {}
+            Ok(false) if !write::stays(&session, state, Target::Old) => break End::Clean,
+            Ok(false) => continue,
+            Err(_) => break End::Dirty,
+        }
+        let result = dispatch(&mut client, &mut backend, &mut session, state, &pkt.payload).await;
+        super::fence::after(&session, &mut fleet_hold);
+        match result {
             Ok(Flow::Continue) if !write::stays(&session, state, crate::route::Target::Old) => {
                 tracing::info!(
                     "phase changed: the new backend is authoritative; closing this session"

@@ -3,6 +3,7 @@
 //! and encodes; which backend serves a statement is `route`'s decision.
 
 mod command;
+mod fence;
 mod handshake;
 mod idle;
 mod load_data;

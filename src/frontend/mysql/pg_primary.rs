@@ -155,6 +155,7 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) {
     let mut next_statement = 1u32;
+    let mut fleet_hold = None;
     loop {
         let pkt = tokio::select! {
             biased;
@@ -163,6 +164,20 @@ pub async fn run(
         };
         let Ok(pkt) = pkt else { break };
         write::follow_phase(&mut session, state);
+        let gated = super::fence::gate(
+            &mut client,
+            &session,
+            state,
+            &pkt.payload,
+            &mut fleet_hold,
+            crate::route::Target::New,
+        );
+        match gated.await {
+            Ok(true) => {}
+            Ok(false) if !write::stays(&session, state, crate::route::Target::New) => break,
+            Ok(false) => continue,
+            Err(_) => break,
+        }
         let result = dispatch(
             &mut client,
             &mut pg,
@@ -172,6 +187,7 @@ pub async fn run(
             &mut next_statement,
         )
         .await;
+        super::fence::after(&session, &mut fleet_hold);
         match result {
             Ok(true) if !write::stays(&session, state, crate::route::Target::New) => {
                 tracing::info!(

@@ -1,0 +1,446 @@
+//! `tandem cutover`: the fenced flip of a fleet's authoritative database.
+//!
+//! A `phase` edit applied by each proxy on its own lets two proxies write to
+//! different primaries for a moment and loses writes the old side
+//! acknowledged but the stream had not applied yet. Here one command drives
+//! the control row every proxy follows:
+//!
+//! 1. gates — every live member on one config hash, in the phase the flip
+//!    starts from, on the current epoch; stream lag under a bound; the
+//!    `cutover-check` items (sequences are fixed during the fence);
+//! 2. (a) raise the fence and wait until every live member acknowledged
+//!    (its writes held, none in flight, its mirror queue drained);
+//! 3. (b) wait until the stream's checkpoint reached the primary's current
+//!    binlog position, then move identity sequences past the highest ids;
+//! 4. (c) next epoch with the new authority, fence down, in one conditional
+//!    update that only succeeds before the fence deadline — proxies switch
+//!    phase and release the held writes to the new side;
+//! 5. (d) the way back stays open: in `new_primary` the statement mirror
+//!    copies every write back to MySQL (a logical-replication reverse stream
+//!    is a later step).
+//!
+//! Any step that outruns `--max-pause-ms` lowers the fence under the old
+//! epoch (nothing flipped) and says why.
+
+use std::time::{Duration, Instant};
+
+use crate::backend::mysql;
+use crate::config::{Config, Phase, StreamSourceKind};
+use crate::migrate::db::PgConn;
+use crate::migrate::sqltext::Dialect;
+use crate::migrate::{MigrateError, Sides};
+use crate::route::Target;
+use crate::stream::apply::checkpoint;
+use crate::stream::Position;
+
+use super::member::config_hash;
+use super::store::{self, Member};
+use super::{parse_side, side_name};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The side that becomes authoritative.
+    pub to: Target,
+    /// Longest time writes are held (fence deadline).
+    pub max_pause_ms: u64,
+    /// Largest stream lag (seconds) a member may report at the gate.
+    pub max_lag_s: i64,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CutoverError {
+    #[error(transparent)]
+    Store(#[from] MigrateError),
+    #[error("gates failed; nothing was changed")]
+    Gates,
+    #[error("rolled back to the {authority} side (epoch {epoch} unchanged): {why}")]
+    RolledBack {
+        authority: &'static str,
+        epoch: i64,
+        why: String,
+    },
+}
+
+/// What a finished cutover measured.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub epoch: i64,
+    /// Fence raised → epoch advanced: the longest any write was held.
+    pub pause_ms: u64,
+    pub ack_ms: u64,
+    pub catch_up_ms: u64,
+    pub sequences_ms: u64,
+    pub members: usize,
+}
+
+fn live_ms(config: &Config) -> u64 {
+    config.fleet.heartbeat_ms * u64::from(config.fleet.live_heartbeats.max(1))
+}
+
+fn phase_for(to: Target) -> (Phase, Phase) {
+    match to {
+        Target::New => (Phase::DualWrite, Phase::NewPrimary),
+        Target::Old => (Phase::NewPrimary, Phase::DualWrite),
+    }
+}
+
+/// Checks the gates and prints one line per finding through `say`.
+/// Returns the live members and the control epoch when all pass.
+async fn gates(
+    config: &Config,
+    pg: &PgConn,
+    opts: &Options,
+    say: &mut dyn FnMut(String),
+) -> Result<(Vec<Member>, i64), CutoverError> {
+    let mut ok = true;
+    let mut check = |good: bool, text: String, say: &mut dyn FnMut(String)| {
+        ok &= good;
+        say(format!(
+            "{} {text}",
+            if good { "OK     " } else { "FAILED " }
+        ));
+    };
+    let control = store::control(pg).await?;
+    let (from_phase, _) = phase_for(opts.to);
+    let from = side_name(match opts.to {
+        Target::New => Target::Old,
+        Target::Old => Target::New,
+    });
+    check(
+        control.authority == from,
+        format!(
+            "control: epoch {}, authority {} (a cutover to {} starts from {from})",
+            control.epoch,
+            control.authority,
+            side_name(opts.to)
+        ),
+        say,
+    );
+    let fenced = control.fenced && control.fence_left_ms.unwrap_or(0) > 0;
+    check(
+        !fenced,
+        format!(
+            "fence: {}",
+            if fenced {
+                "raised by another cutover"
+            } else {
+                "down"
+            }
+        ),
+        say,
+    );
+    let members: Vec<Member> = store::members(pg, live_ms(config))
+        .await?
+        .into_iter()
+        .filter(|m| m.live)
+        .collect();
+    check(
+        !members.is_empty(),
+        format!("members: {} live", members.len()),
+        say,
+    );
+    let hash = config_hash(config);
+    for m in &members {
+        check(
+            m.config_hash == hash,
+            format!(
+                "member {}: config hash {} (this config: {hash})",
+                m.id, m.config_hash
+            ),
+            say,
+        );
+        check(
+            m.phase == from_phase.as_str() && m.epoch == control.epoch,
+            format!("member {}: phase {}, epoch {}", m.id, m.phase, m.epoch),
+            say,
+        );
+        if opts.to == Target::New {
+            if let (Some(lag), Some("applying")) = (m.stream_lag_s, m.stream_state.as_deref()) {
+                check(
+                    lag <= opts.max_lag_s,
+                    format!(
+                        "member {}: stream lag {lag} s (bound {} s)",
+                        m.id, opts.max_lag_s
+                    ),
+                    say,
+                );
+            }
+        }
+    }
+    if opts.to == Target::New {
+        let sides = Sides::from_config(config)?;
+        let report = crate::migrate::cutover::run(config, &sides, false).await?;
+        for item in report.items {
+            if item.text.starts_with("mirror queue") {
+                continue; // drained by every member before it acknowledges the fence
+            }
+            let note = item.text.starts_with("sequence")
+                || item.text.contains("never run")
+                || item.text.contains("no run over all tables");
+            if !item.ok && note {
+                say(format!(
+                    "NOTE    {} (handled during the fence or not recorded)",
+                    item.text
+                ));
+            } else {
+                check(item.ok, item.text, say);
+            }
+        }
+    }
+    if ok {
+        Ok((members, control.epoch))
+    } else {
+        Err(CutoverError::Gates)
+    }
+}
+
+/// The primary's current binlog position (what the stream must reach).
+async fn primary_position(config: &Config) -> Result<Position, MigrateError> {
+    let target = config
+        .backends
+        .old
+        .target()
+        .map_err(|e| MigrateError::Config(format!("backends.old.url: {e}")))?;
+    let fail = |e: String| MigrateError::Config(format!("old backend: {e}"));
+    let greeted = mysql::connect(&target, 16 << 20)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let (mut conn, _) = greeted
+        .authenticate(&target, mysql::default_opts(target.database.as_deref()))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let p = crate::stream::binlog::current_position(&mut conn)
+        .await
+        .map_err(|e| fail(e.to_string()));
+    conn.close().await;
+    p
+}
+
+async fn stream_checkpoint(
+    pg: &PgConn,
+    stream_id: &str,
+) -> Result<Option<(String, u64)>, MigrateError> {
+    let rows = pg
+        .client
+        .query(&checkpoint::select_sql(Dialect::Postgres, stream_id), &[])
+        .await?;
+    Ok(rows.first().map(|r| {
+        let offset: i64 = r.get(1);
+        (r.get::<_, String>(0), offset.max(0) as u64)
+    }))
+}
+
+/// Binlog file names share a prefix and a zero-padded sequence number, so
+/// (file, offset) orders positions.
+fn reached(cp: &(String, u64), target: &Position) -> bool {
+    (cp.0.as_str(), cp.1) >= (target.file.as_str(), target.offset)
+}
+
+/// Runs the cutover; `say` receives every line to print.
+pub async fn run(
+    config: &Config,
+    opts: &Options,
+    say: &mut dyn FnMut(String),
+) -> Result<Outcome, CutoverError> {
+    let pg = store::connect(config).await?;
+    store::ensure(&pg, side_name(crate::route::authoritative(config.phase))).await?;
+    let (members, epoch) = gates(config, &pg, opts, say).await?;
+    let to = side_name(opts.to);
+    let binlog = config.mirror.source == StreamSourceKind::Binlog;
+    let steps = [
+        format!("(a) raise a fence on epoch {epoch} for at most {} ms; wait until the {} live member(s) hold new writes and have none in flight", opts.max_pause_ms, members.len()),
+        if opts.to == Target::New && binlog {
+            "(b) wait until the change stream's checkpoint reaches the primary's current binlog position; move identity sequences past the highest ids".to_string()
+        } else {
+            "(b) (statement mirror: every member drained its queue before acknowledging)".to_string()
+        },
+        format!("(c) epoch {} with authority {to}, fence down: members switch phase and release held writes to the {to} side", epoch + 1),
+        if opts.to == Target::New {
+            "(d) the way back: in new_primary every write is mirrored to MySQL by statement (`tandem cutover --back`); a logical-replication reverse stream is not built yet".to_string()
+        } else {
+            "(d) dual_write again: the binlog stream resumes from its checkpoint".to_string()
+        },
+    ];
+    if opts.dry_run {
+        for s in steps {
+            say(format!("dry run: {s}"));
+        }
+        return Ok(Outcome {
+            epoch,
+            members: members.len(),
+            ..Default::default()
+        });
+    }
+    let authority = match opts.to {
+        Target::New => "old",
+        Target::Old => "new",
+    };
+    let rollback = |why: String| CutoverError::RolledBack {
+        authority,
+        epoch,
+        why,
+    };
+    // Planned and connected before the fence: only the setval runs inside.
+    let mut seq = None;
+    if opts.to == Target::New {
+        let sides = Sides::from_config(config)?;
+        let (plans, _) = crate::migrate::plan_tables_lenient(&sides, None).await?;
+        let old = sides.connect(crate::migrate::Side::Old).await?;
+        let new = sides.connect(crate::migrate::Side::New).await?;
+        seq = Some((old, new, plans));
+    }
+    let deadline = Instant::now() + Duration::from_millis(opts.max_pause_ms);
+    let Some(fence) =
+        store::raise_fence(&pg, epoch, opts.max_pause_ms, &format!("cutover to {to}")).await?
+    else {
+        return Err(rollback(
+            "the control row changed before the fence was raised (another cutover?)".into(),
+        ));
+    };
+    let fenced_at = Instant::now();
+    say(steps[0].clone());
+    let result = async {
+        // (a) every member that was live at the gate acknowledges.
+        loop {
+            let now = store::members(&pg, live_ms(config)).await.map_err(|e| e.to_string())?;
+            let missing: Vec<String> = members
+                .iter()
+                .filter(|m| !now.iter().any(|n| n.id == m.id && n.fence_ack == fence))
+                .map(|m| m.id.clone())
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no fence acknowledgement from {} within {} ms", missing.join(", "), opts.max_pause_ms));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ack_ms = fenced_at.elapsed().as_millis() as u64;
+        // (b) the stream reaches what the primary committed.
+        let mut catch_up_ms = 0;
+        let mut sequences_ms = 0;
+        if opts.to == Target::New {
+            if binlog {
+                let started = Instant::now();
+                let target = primary_position(config).await.map_err(|e| e.to_string())?;
+                let stream_id = config.backends.old.target().ok().and_then(|t| t.database).unwrap_or_default();
+                loop {
+                    let cp = stream_checkpoint(&pg, &stream_id).await.map_err(|e| e.to_string())?;
+                    if cp.as_ref().is_some_and(|c| reached(c, &target)) {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "the change stream did not reach the primary's position {}:{} within the pause (checkpoint {:?})",
+                            target.file, target.offset, cp
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                catch_up_ms = started.elapsed().as_millis() as u64;
+            }
+            let started = Instant::now();
+            let items = match seq.as_mut() {
+                Some((old, new, plans)) => crate::migrate::cutover::fix_sequences(old, new, plans)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => Vec::new(),
+            };
+            if let Some(bad) = items.iter().find(|i| !i.ok) {
+                return Err(format!("cannot move a sequence: {}", bad.text));
+            }
+            sequences_ms = started.elapsed().as_millis() as u64;
+        }
+        Ok::<_, String>((ack_ms, catch_up_ms, sequences_ms))
+    }
+    .await;
+    let (ack_ms, catch_up_ms, sequences_ms) = match result {
+        Ok(t) => t,
+        Err(why) => {
+            let _ = store::lower_fence(&pg, epoch, &format!("rolled back: {why}")).await;
+            return Err(rollback(why));
+        }
+    };
+    // (c) the flip, only if the fence still stands.
+    if !store::advance(&pg, epoch, to, &format!("cutover to {to}")).await? {
+        let why = "the fence deadline passed before the flip".to_string();
+        let _ = store::lower_fence(&pg, epoch, &format!("rolled back: {why}")).await;
+        return Err(rollback(why));
+    }
+    let pause_ms = fenced_at.elapsed().as_millis() as u64;
+    say(format!("{} (writes held {pause_ms} ms: acks {ack_ms} ms, stream {catch_up_ms} ms, sequences {sequences_ms} ms)", steps[1]));
+    say(steps[2].clone());
+    // Members follow within a poll; report who did.
+    let until = Instant::now() + Duration::from_millis(config.fleet.stale_ms.max(1000));
+    loop {
+        let now = store::members(&pg, live_ms(config)).await?;
+        let behind: Vec<&str> = now
+            .iter()
+            .filter(|m| m.live && m.epoch != epoch + 1)
+            .map(|m| m.id.as_str())
+            .collect();
+        if behind.is_empty() {
+            break;
+        }
+        if Instant::now() >= until {
+            say(format!(
+                "note: {} not on epoch {} yet; they refuse writes until they are",
+                behind.join(", "),
+                epoch + 1
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    say(steps[3].clone());
+    Ok(Outcome {
+        epoch: epoch + 1,
+        pause_ms,
+        ack_ms,
+        catch_up_ms,
+        sequences_ms,
+        members: members.len(),
+    })
+}
+
+/// `tandem fleet status`: the control row and every member, one line each.
+pub async fn status(config: &Config) -> Result<Vec<String>, MigrateError> {
+    let pg = store::connect(config).await?;
+    store::ensure(&pg, side_name(crate::route::authoritative(config.phase))).await?;
+    let c = store::control(&pg).await?;
+    let mut out = vec![format!(
+        "control: epoch {} authority {} fence {}{}",
+        c.epoch,
+        c.authority,
+        if c.fenced && c.fence_left_ms.unwrap_or(0) > 0 {
+            "UP"
+        } else {
+            "down"
+        },
+        if c.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.note)
+        }
+    )];
+    let _ = parse_side(&c.authority);
+    for m in store::members(&pg, live_ms(config)).await? {
+        out.push(format!(
+            "{} {} addr {} v{} config #{} {} phase {} epoch {} lag {} stream {} silent {} ms",
+            if m.live { "LIVE  " } else { "SILENT" },
+            m.id,
+            m.address,
+            m.version,
+            m.config_version,
+            m.config_hash,
+            m.phase,
+            m.epoch,
+            m.stream_lag_s.map_or("-".into(), |l| format!("{l} s")),
+            m.stream_state.as_deref().unwrap_or("-"),
+            m.silent_ms
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,276 @@
+//! Cutovers under load: to PostgreSQL, back to MySQL, and with the
+//! stream's lease holder killed as the fence goes up.
+
+use std::collections::BTreeSet;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tandem::config::Phase;
+use tandem::fleet::cutover::{self, CutoverError, Options};
+use tandem::fleet::store;
+use tandem::route::Target;
+
+use crate::common;
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_under_load_with_three_proxies_loses_nothing() {
+    let f = start("fleet_cut", 301, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let status = cutover::status(&f.config()).await.unwrap();
+    eprintln!("{}", status.join("\n"));
+    assert_eq!(
+        status.iter().filter(|l| l.starts_with("LIVE")).count(),
+        3,
+        "{status:?}"
+    );
+
+    // A dry run changes nothing.
+    let mut lines = Vec::new();
+    let dry = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: true,
+    };
+    cutover::run(&f.config(), &dry, &mut |l| lines.push(l))
+        .await
+        .unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("dry run: (a)")),
+        "{lines:?}"
+    );
+    assert!(f
+        .proxies
+        .iter()
+        .all(|p| p.state.snapshot.load().config.phase == Phase::DualWrite));
+
+    let opts = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let (_, seen, _) = cutover_under_load(&f, &opts, 0).await;
+    for p in &f.proxies {
+        assert_eq!(p.state.snapshot.load().config.phase, Phase::NewPrimary);
+        let st = p.state.fleet.status();
+        assert_eq!(
+            (st["epoch"].as_i64(), st["authority"].as_str()),
+            (Some(2), Some("new")),
+            "{st}"
+        );
+    }
+    let held: u64 = f
+        .proxies
+        .iter()
+        .map(|p| p.state.fleet.held_total.load(Ordering::Relaxed))
+        .sum();
+    let longest = f
+        .proxies
+        .iter()
+        .map(|p| p.state.fleet.max_wait_us.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "writes held at the gate: {held}, longest hold {} ms",
+        longest / 1000
+    );
+    assert!(held > 0, "no write was held by the fence under load");
+    // Every acknowledged write is on PostgreSQL, the authority: those made
+    // before the flip through the stream, those after directly (the stream
+    // stops in new_primary, so nothing written to MySQL alone after the
+    // flip could have reached it).
+    let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
+    let on_pg = f.pg_ids("t");
+    let missing: Vec<_> = acked.difference(&on_pg).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing on PostgreSQL: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    // The way back: the statement mirror copied them to MySQL.
+    for p in &f.proxies {
+        common::wait_mirrored(p).await;
+    }
+    let on_my = f.my_ids("t").await;
+    assert_eq!(on_my, on_pg, "MySQL (mirrored back) and PostgreSQL differ");
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_back_under_load_loses_nothing() {
+    let f = start("fleet_back", 303, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let to_new = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let mut lines = Vec::new();
+    cutover::run(&f.config(), &to_new, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    // Writes on PostgreSQL for a while, then back under load.
+    let back = Options {
+        to: Target::Old,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let (_, seen, _) = cutover_under_load(&f, &back, 100).await;
+    for p in &f.proxies {
+        assert_eq!(p.state.snapshot.load().config.phase, Phase::DualWrite);
+    }
+    // MySQL is authoritative again and has every acknowledged write: those
+    // made on PostgreSQL came through the statement mirror (drained before
+    // each proxy acknowledged the fence), those after the flip directly.
+    let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
+    let on_my = f.my_ids("t").await;
+    let missing: Vec<_> = acked.difference(&on_my).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing on MySQL: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    // The stream runs again in dual_write and brings PostgreSQL level.
+    let mut same = false;
+    for _ in 0..200 {
+        if f.pg_ids("t") == on_my {
+            same = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(same, "PostgreSQL did not converge on MySQL after --back");
+    f.stop().await;
+}
+
+/// The proxy holding the stream lease dies (its member task aborted without
+/// deregistering, its stream and sessions stopped) the moment the fence goes
+/// up. The cutover completes or rolls back; if it rolled back, a second one
+/// succeeds once the dead member is silent and a standby applies the
+/// stream. Never split: every acknowledged write ends on the side that is
+/// authoritative, and MySQL holds nothing PostgreSQL does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_holder_killed_during_cutover_never_splits() {
+    let mut f = start("fleet_kill", 304, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let holder = (0..3)
+        .find(|&i| {
+            f.proxies[i]
+                .state
+                .stream
+                .snapshot()
+                .lease_holder
+                .is_some_and(|h| h.contains("(this process)"))
+        })
+        .expect("one proxy holds the stream lease");
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != holder).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut clients = Vec::new();
+    for (k, &i) in survivors.iter().enumerate() {
+        for j in 0..2i64 {
+            let o = common::proxy_opts(&f.proxies[i], &f.my);
+            clients.push(tokio::spawn(writer(
+                o,
+                200 + k as i64 * 2 + j,
+                stop.clone(),
+                seen.clone(),
+            )));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The killer: waits for the fence, then takes the holder down.
+    let member = f.members[holder].take();
+    let kill = f.proxies[holder].shutdown.clone();
+    let config = f.config();
+    let killer = tokio::spawn(async move {
+        let pg = store::connect(&config).await.unwrap();
+        loop {
+            if store::control(&pg).await.unwrap().fenced {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(h) = member {
+            h.abort();
+        }
+        kill.cancel();
+    });
+    let opts = Options {
+        to: Target::New,
+        max_pause_ms: 1500,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let mut lines = Vec::new();
+    let first = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
+    killer.await.unwrap();
+    eprintln!("{}", lines.join("\n"));
+    match first {
+        Ok(o) => eprintln!(
+            "cutover completed despite the kill: writes held {} ms",
+            o.pause_ms
+        ),
+        Err(CutoverError::RolledBack { why, .. }) => {
+            eprintln!("cutover rolled back: {why}");
+            f.wait_live(2).await;
+            let mut lines = Vec::new();
+            let opts = Options {
+                max_pause_ms: 5000,
+                ..opts.clone()
+            };
+            let second = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
+            eprintln!("{}", lines.join("\n"));
+            let o = second.unwrap_or_else(|e| panic!("second cutover: {e}"));
+            eprintln!("second cutover: writes held {} ms", o.pause_ms);
+        }
+        Err(e) => panic!("{e}"),
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(
+        seen.unexpected.is_empty(),
+        "client errors: {:?}",
+        seen.unexpected
+    );
+    for &i in &survivors {
+        assert_eq!(
+            f.proxies[i].state.snapshot.load().config.phase,
+            Phase::NewPrimary
+        );
+    }
+    let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
+    let on_pg = f.pg_ids("t");
+    let missing: Vec<_> = acked.difference(&on_pg).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing on PostgreSQL",
+        missing.len()
+    );
+    for &i in &survivors {
+        common::wait_mirrored(&f.proxies[i]).await;
+    }
+    let on_my = f.my_ids("t").await;
+    let only_my: Vec<_> = on_my.difference(&on_pg).collect();
+    assert!(
+        only_my.is_empty(),
+        "{} rows on MySQL only: written to the old side and never streamed",
+        only_my.len()
+    );
+    f.stop().await;
+}

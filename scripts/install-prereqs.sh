@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Tandem's tests, demo and benchmarks need, and only what is
-# missing: MariaDB server and client, PostgreSQL, sysbench, HAProxy, a C
+# missing: MariaDB server and client, PostgreSQL, sysbench, HAProxy, strace, a C
 # toolchain, Rust, and the Python client libraries pymysql and
 # mysql-connector-python. Silent when everything is already there.
 #
@@ -83,6 +83,7 @@ prereq_system_packages() {
     fi
     prereq_have sysbench || pkgs+=(sysbench)
     prereq_have haproxy || pkgs+=(haproxy)
+    prereq_have strace || pkgs+=(strace)
     # Linker for Rust, and a C compiler for crates that build C code (zlib).
     prereq_have cc || pkgs+=(gcc libc6-dev)
     # Rust is installed through rustup, which is fetched with curl.

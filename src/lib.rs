@@ -26,3 +26,4 @@ pub mod shadow;
 pub mod sql;
 pub mod stream;
 pub mod wire;
+pub mod workers;

@@ -16,6 +16,7 @@
 #   DURATION    seconds per sysbench run                    [10]
 #   ROUNDS      repetitions of the whole matrix (0: skip)   [3]
 #   PROFILE_EVENTS  sysbench events per traced run (0: skip) [2000]
+#   WORKER_THREADS  tandem's [runtime] worker_threads          [0]
 #   THREADS     sysbench client threads                     [4]
 #   TABLE_SIZE  rows in sbtest1                             [10000]
 #   TANDEM_BIN  proxy command to measure; must accept `serve --config FILE`.
@@ -41,10 +42,11 @@ die() {
 }
 
 PROFILE_EVENTS=${PROFILE_EVENTS:-2000}
+WORKER_THREADS=${WORKER_THREADS:-0}
 for v in DURATION THREADS TABLE_SIZE; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
-for v in ROUNDS PROFILE_EVENTS; do
+for v in ROUNDS PROFILE_EVENTS WORKER_THREADS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 
@@ -189,6 +191,9 @@ url = "mysql://$DB_USER:\${OLD_PASSWORD}@127.0.0.1:$mariadb_port/sbtest"
 
 [admin]
 listen = "127.0.0.1:$admin_port"
+
+[runtime]
+worker_threads = $WORKER_THREADS
 
 [log]
 level = "warn"
@@ -340,7 +345,7 @@ result=$repo/benches/results/e2e-$(date +%Y-%m-%d-%H%M%S).txt
     echo "haproxy:   $("$haproxy_bin" -v | head -n1)"
     echo "sysbench:  $(sysbench --version)"
     echo "proxy:     $tandem_cmd"
-    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE;" \
+    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS;" \
         "sysbench, servers and proxies share the machine"
     echo "ps-mode:   auto = server-side prepared statements, disable = text protocol"
     echo "values:    medians over rounds; ratios are of the medians;" \

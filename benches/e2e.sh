@@ -5,12 +5,18 @@
 # for "a proxy that only forwards bytes") and Tandem in front of it, then runs
 # sysbench against all three, interleaved and repeated, and reports medians:
 # throughput of each path, the ratios, and Tandem's CPU cost per statement.
+# Then a short fixed-size run per workload under `strace -c -f` counts system
+# calls (futex apart: a wake-up between threads) per statement for HAProxy and
+# Tandem, and Tandem's heap allocations per statement (the release build has
+# the `count-allocs` feature; /metrics reports the total).
 # Results are printed and written to benches/results/e2e-<date>.txt.
 #
 # Usage: benches/e2e.sh
 # Environment (defaults in brackets):
 #   DURATION    seconds per sysbench run                    [10]
-#   ROUNDS      repetitions of the whole matrix             [3]
+#   ROUNDS      repetitions of the whole matrix (0: skip)   [3]
+#   PROFILE_EVENTS  sysbench events per traced run (0: skip) [2000]
+#   WORKER_THREADS  tandem's [runtime] worker_threads          [0]
 #   THREADS     sysbench client threads                     [4]
 #   TABLE_SIZE  rows in sbtest1                             [10000]
 #   TANDEM_BIN  proxy command to measure; must accept `serve --config FILE`.
@@ -35,8 +41,13 @@ die() {
     exit 1
 }
 
-for v in DURATION ROUNDS THREADS TABLE_SIZE; do
+PROFILE_EVENTS=${PROFILE_EVENTS:-2000}
+WORKER_THREADS=${WORKER_THREADS:-0}
+for v in DURATION THREADS TABLE_SIZE; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+done
+for v in ROUNDS PROFILE_EVENTS WORKER_THREADS; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 
 PREREQ_NAME=e2e
@@ -48,8 +59,8 @@ if [[ -n ${TANDEM_BIN:-} ]]; then
     tandem_cmd=$TANDEM_BIN
     say "measuring TANDEM_BIN=$tandem_cmd"
 else
-    say "building tandem (cargo build --release)"
-    (cd "$repo" && cargo build --release --quiet)
+    say "building tandem (cargo build --release --features count-allocs)"
+    (cd "$repo" && cargo build --release --quiet --features count-allocs)
     tandem_cmd=$repo/target/release/tandem
 fi
 [[ -x $tandem_cmd ]] || tandem_cmd=$(command -v "$tandem_cmd") || die "cannot run $TANDEM_BIN"
@@ -90,10 +101,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Three distinct free loopback ports (held together while picking).
-read -r _ haproxy_port tandem_port < <(python3 - <<'PY'
+# Distinct free loopback ports (held together while picking).
+read -r _ haproxy_port tandem_port admin_port < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -125,12 +136,6 @@ start_mariadb "$work" --innodb-log-file-size=256M || die "MariaDB did not start"
 mariadb_pid=${pids[-1]}
 mariadb_port=$MY_PORT
 my_root <<EOF
-CREATE DATABASE sbtest;
-CREATE USER '$DB_USER'@'%' IDENTIFIED BY '$DB_PASSWORD';
-CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
-GRANT ALL PRIVILEGES ON sbtest.* TO '$DB_USER'@'%';
-GRANT ALL PRIVILEGES ON sbtest.* TO '$DB_USER'@'localhost';
-EOF
 CREATE DATABASE sbtest;
 CREATE USER '$DB_USER'@'%' IDENTIFIED BY '$DB_PASSWORD';
 CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
@@ -183,6 +188,12 @@ password = "\${APP_PASSWORD}"
 [backends.old]
 kind = "mysql"
 url = "mysql://$DB_USER:\${OLD_PASSWORD}@127.0.0.1:$mariadb_port/sbtest"
+
+[admin]
+listen = "127.0.0.1:$admin_port"
+
+[runtime]
+worker_threads = $WORKER_THREADS
 
 [log]
 level = "warn"
@@ -267,6 +278,61 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 # ---------------------------------------------------------------------------
+# per-statement counts: a short fixed-size run per workload under strace
+
+# Total heap allocations of tandem so far ("-" without the count-allocs
+# feature).
+allocations() {
+    python3 - "$admin_port" <<'PY'
+import sys, urllib.request
+try:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+except Exception:
+    print("-"); sys.exit()
+for line in body.splitlines():
+    if line.startswith("tandem_allocations_total "):
+        print(line.split()[1]); break
+else:
+    print("-")
+PY
+}
+
+profile=$work/profile.tsv
+printf 'workload\tmode\ttarget\tqueries\tsyscalls\tfutex\tallocations\n' >"$profile"
+if ((PROFILE_EVENTS > 0)); then
+    say "counting system calls (strace -c -f) and allocations over $PROFILE_EVENTS events per run"
+    for workload in "${WORKLOADS[@]}"; do
+        for mode in "${PS_MODES[@]}"; do
+            for target in haproxy tandem; do
+                pid=$(pid_of "$target")
+                trace=$work/strace-$workload-$mode-$target.txt
+                out=$work/profile-$workload-$mode-$target.log
+                a0=$([[ $target == tandem ]] && allocations || echo -)
+                strace -c -f -U name,calls -o "$trace" -p "$pid" 2>"$trace.err" &
+                strace_pid=$!
+                sleep 1 # let strace attach to every thread
+                sysbench "$workload" "${sb_common[@]}" --mysql-port="$(port_of "$target")" \
+                    --threads="$THREADS" --time=0 --events="$PROFILE_EVENTS" --report-interval=0 \
+                    --db-ps-mode="$mode" run >"$out" 2>&1 || say "traced run failed: $workload $mode $target"
+                kill -INT "$strace_pid" 2>/dev/null || true
+                wait "$strace_pid" 2>/dev/null || true
+                a1=$([[ $target == tandem ]] && allocations || echo -)
+                allocs=-
+                [[ $a0 != - && $a1 != - ]] && allocs=$((a1 - a0))
+                queries=$(awk '/^ *queries:/ { print $2 }' "$out")
+                read -r calls futex < <(awk '
+                    $1 == "futex" { f = $2 }
+                    $1 == "total" { t = $2 }
+                    END { print (t == "" ? "nan" : t), (f == "" ? 0 : f) }' "$trace")
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$mode" "$target" \
+                    "${queries:-nan}" "$calls" "$futex" "$allocs" >>"$profile"
+                say "traced $workload ps=$mode $target: ${queries:-?} statements, $calls system calls ($futex futex), $allocs allocations"
+            done
+        done
+    done
+fi
+
+# ---------------------------------------------------------------------------
 # report
 
 mkdir -p "$repo/benches/results"
@@ -279,7 +345,7 @@ result=$repo/benches/results/e2e-$(date +%Y-%m-%d-%H%M%S).txt
     echo "haproxy:   $("$haproxy_bin" -v | head -n1)"
     echo "sysbench:  $(sysbench --version)"
     echo "proxy:     $tandem_cmd"
-    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE;" \
+    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS;" \
         "sysbench, servers and proxies share the machine"
     echo "ps-mode:   auto = server-side prepared statements, disable = text protocol"
     echo "values:    medians over rounds; ratios are of the medians;" \
@@ -327,12 +393,41 @@ for workload, mode in seen:
                  fmt(t / d if d else float("nan"), ".3f"),
                  fmt(cpu_us_per_stmt((workload, mode, "tandem")), ".1f"),
                  fmt(cpu_us_per_stmt((workload, mode, "haproxy")), ".1f")])
+if not rows:
+    print("(throughput matrix skipped: ROUNDS=0)")
+    sys.exit()
 widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
 line = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 print(line(cols))
 print(line(["-" * w for w in widths]))
 for r in rows:
     print(line(r))
+PY
+    echo
+    echo "per statement, from one traced run of $PROFILE_EVENTS events each (strace -c -f attached to the" \
+        "proxy, so timing differs from the runs above; allocations from tandem's /metrics):"
+    python3 - "$profile" <<'PY'
+import csv, sys
+
+def per(x, q):
+    try:
+        return format(float(x) / float(q), ".2f")
+    except (ValueError, ZeroDivisionError):
+        return "-"
+
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+cols = ["workload", "mode", "target", "statements", "syscalls/stmt", "futex/stmt", "allocs/stmt"]
+table = [[r["workload"], r["mode"], r["target"], r["queries"], per(r["syscalls"], r["queries"]),
+          per(r["futex"], r["queries"]), per(r["allocations"], r["queries"])] for r in rows]
+if not table:
+    print("  (skipped: PROFILE_EVENTS=0)")
+    sys.exit()
+widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
+line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+print(line(cols))
+print(line(["-" * w for w in widths]))
+for t in table:
+    print(line(t))
 PY
     echo
     echo "raw runs (round, workload, mode, target, tps, queries, proxy cpu ticks @ $clk_tck/s):"

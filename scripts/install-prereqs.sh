@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tandem's tests, demo and benchmarks need, and only what is
 # missing: MariaDB server and client, PostgreSQL, sysbench, HAProxy, Chromium,
-# a C toolchain, Rust, and the Python client libraries pymysql,
+# strace, a C toolchain, Rust, and the Python client libraries pymysql,
 # mysql-connector-python and SQLAlchemy 2.x. Silent when everything is already there.
 #
 # Debian 12 (bookworm) or similar apt-based system. Runs as root directly, or
@@ -85,6 +85,7 @@ prereq_system_packages() {
     prereq_have haproxy || pkgs+=(haproxy)
     # Headless browser for the dashboard test (tests/cockpit.rs).
     prereq_have chromium || pkgs+=(chromium)
+    prereq_have strace || pkgs+=(strace)
     # Linker for Rust, and a C compiler for crates that build C code (zlib).
     prereq_have cc || pkgs+=(gcc libc6-dev)
     # Rust is installed through rustup, which is fetched with curl.

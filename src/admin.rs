@@ -97,6 +97,14 @@ fn metrics(state: &AppState) -> String {
         "counter",
         load(&m.connections_accepted),
     );
+    if let Some(n) = crate::alloc_count::total() {
+        counter(
+            "allocations_total",
+            "Heap allocations (built with the count-allocs feature).",
+            "counter",
+            n,
+        );
+    }
     counter(
         "connections_active",
         "Client connections open.",

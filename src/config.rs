@@ -235,9 +235,10 @@ impl Default for MirrorConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
-    /// Threads serving connections: 0 = one per CPU core; 1 = a single-threaded
-    /// event loop (the least CPU per statement when the proxy shares a small
-    /// machine with the database). Read at start only.
+    /// Threads serving connections, each with its own event loop and a
+    /// session staying on one of them (see `crate::workers`): 0 = one per CPU
+    /// core; 1 = everything on a single-threaded event loop. Read at start
+    /// only.
     pub worker_threads: u32,
 }
 

@@ -6,6 +6,7 @@
 //! statement is and `route` where it goes, and talks to `backend` connections.
 
 pub mod admin;
+pub mod alloc_count;
 pub mod auth;
 pub mod backend;
 pub mod check;
@@ -28,3 +29,4 @@ pub mod shadow;
 pub mod sql;
 pub mod stream;
 pub mod wire;
+pub mod workers;

@@ -423,9 +423,21 @@ async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<Ex
         tracing::error!(error = %e, "fleet membership cannot start");
     }
     tasks.close();
-    tandem::server::run(listener, state, shutdown).await;
+    let threads = state.snapshot.load().config.runtime.worker_threads as usize;
+    // One session thread per core unless the config asks for a single event
+    // loop (then sessions run on the main runtime, itself single-threaded).
+    let workers = match threads {
+        1 => None,
+        0 => Some(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        n => Some(n),
+    }
+    .map(tandem::workers::Workers::start)
+    .transpose()
+    .context("cannot start the session threads")?;
+    tandem::server::run_on(listener, state, shutdown, workers.as_ref()).await;
     tasks.wait().await;
     cockpit.wait().await;
+    drop(workers);
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

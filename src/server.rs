@@ -192,6 +192,17 @@ pub fn mirror_for(
 /// Serves clients until `shutdown` is cancelled, then waits up to the
 /// configured shutdown timeout for running statements to finish.
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: CancellationToken) {
+    run_on(listener, state, shutdown, None).await
+}
+
+/// Like `run`, with each session on one of `workers`' threads (see
+/// `crate::workers`) instead of the caller's runtime.
+pub async fn run_on(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+    workers: Option<&crate::workers::Workers>,
+) {
     let limits = state.snapshot.load().config.limits.clone();
     let slots = Arc::new(Semaphore::new(limits.max_clients as usize));
     let tracker = TaskTracker::new();
@@ -217,10 +228,31 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: Cancella
         };
         let state = Arc::clone(&state);
         let stop = sessions_stop.clone();
-        tracker.spawn(async move {
-            crate::frontend::mysql::serve(stream, peer, state, stop).await;
-            drop(permit);
-        });
+        let Some(home) = workers.and_then(|w| w.pick()) else {
+            tracker.spawn(async move {
+                crate::frontend::mysql::serve(stream, peer, state, stop).await;
+                drop(permit);
+            });
+            continue;
+        };
+        // The socket moves to the session thread's own event loop.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand the connection to a session thread");
+                continue;
+            }
+        };
+        tracker.spawn_on(
+            async move {
+                match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => crate::frontend::mysql::serve(stream, peer, state, stop).await,
+                    Err(e) => tracing::warn!(error = %e, "cannot register the connection"),
+                }
+                drop(permit);
+            },
+            home,
+        );
     }
     drop(listener);
     tracker.close();

@@ -77,6 +77,8 @@ impl SessionOpts {
 pub struct Greeted {
     io: PacketIo,
     pub greeting: Greeting,
+    /// Session thread whose event loop the socket is registered with.
+    home: usize,
 }
 
 /// An authenticated backend connection.
@@ -86,6 +88,9 @@ pub struct BackendConn {
     pub opts: SessionOpts,
     pub created: Instant,
     pub idle_since: Instant,
+    /// Session thread whose event loop the socket is registered with
+    /// (`crate::workers::current()` at connect).
+    pub home: usize,
 }
 
 pub async fn connect(target: &BackendTarget, max_packet: usize) -> Result<Greeted, BackendError> {
@@ -100,7 +105,11 @@ pub async fn connect(target: &BackendTarget, max_packet: usize) -> Result<Greete
         return Err(BackendError::Server(e));
     }
     let greeting = Greeting::parse(&pkt.payload)?;
-    Ok(Greeted { io, greeting })
+    Ok(Greeted {
+        io,
+        greeting,
+        home: crate::workers::current(),
+    })
 }
 
 impl Greeted {
@@ -136,6 +145,7 @@ impl Greeted {
                 opts,
                 created: now,
                 idle_since: now,
+                home: self.home,
             },
             ok,
         ))
@@ -221,6 +231,21 @@ async fn finish_auth(io: &mut PacketIo, password: &str) -> Result<Packet, Backen
 }
 
 impl BackendConn {
+    /// Registers the socket with the current session thread's event loop
+    /// when it was opened on another one, so its wake-ups stay on the
+    /// session's thread (see `crate::workers`).
+    pub fn rehome(self) -> std::io::Result<Self> {
+        let here = crate::workers::current();
+        if self.home == here {
+            return Ok(self);
+        }
+        Ok(Self {
+            io: self.io.rehome()?,
+            home: here,
+            ..self
+        })
+    }
+
     pub fn connection_id(&self) -> u32 {
         self.greeting.connection_id
     }

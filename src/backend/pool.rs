@@ -111,10 +111,17 @@ impl MysqlPool {
             .map_err(|_| BackendError::PoolExhausted(self.acquire_timeout.as_millis() as u64))?
             .map_err(|_| BackendError::Timeout("pool closed"))?;
         if let Some(conn) = self.take_idle(self.last_shape.load(Ordering::Relaxed)) {
-            return Ok(Lease {
-                checkout: Checkout::Idle(conn),
-                permit,
-            });
+            match conn.rehome() {
+                Ok(conn) => {
+                    return Ok(Lease {
+                        checkout: Checkout::Idle(conn),
+                        permit,
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "idle backend connection not movable; opening another")
+                }
+            }
         }
         let greeted = self.connect().await?;
         Ok(Lease {
@@ -131,9 +138,13 @@ impl MysqlPool {
         idle.retain(|c| {
             now.duration_since(c.idle_since) < self.idle_timeout && c.io.is_idle_and_alive()
         });
+        // Same shape on this session thread first (no move to this
+        // thread's event loop needed, see `BackendConn::rehome`).
+        let here = crate::workers::current();
         let pos = idle
             .iter()
-            .rposition(|c| c.opts.shape() == shape)
+            .rposition(|c| c.opts.shape() == shape && c.home == here)
+            .or_else(|| idle.iter().rposition(|c| c.opts.shape() == shape))
             .or_else(|| idle.len().checked_sub(1))?;
         Some(idle.swap_remove(pos))
     }

@@ -27,7 +27,16 @@ use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 
 use self::analyze::classify_statements;
-use super::fingerprint::{fingerprint, hash_fingerprint, unwrap_executable_comments};
+use super::fingerprint::{
+    fingerprint, fingerprint_into, hash_fingerprint, unwrap_executable_comments,
+};
+
+thread_local! {
+    /// Reused fingerprint buffer of this thread (see `Classifier::classify`).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+/// Largest scratch buffer kept between statements.
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 /// Number of cache shards (fewer when the capacity is smaller).
 const SHARDS: usize = 16;
@@ -179,6 +188,30 @@ impl Classifier {
     /// Classifies `sql`, from the cache when a statement with the same
     /// fingerprint was seen before. Never panics.
     pub fn classify(&self, sql: &str) -> Arc<Classified> {
+        // A cache hit allocates nothing: the fingerprint is built in a
+        // per-thread buffer and copied out only on a miss.
+        let (hash, hit) = SCRATCH.with_borrow_mut(|buf| {
+            fingerprint_into(sql, buf);
+            let fp = std::str::from_utf8(buf).unwrap_or("");
+            let hash = hash_fingerprint(fp);
+            let hit = self.shard(hash).and_then(|shard| {
+                lock(shard)
+                    .get(&hash)
+                    .filter(|c| !fp.is_empty() && c.fingerprint == fp)
+                    .cloned()
+            });
+            // Don't keep a huge buffer alive after one huge statement.
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            (hash, hit)
+        });
+        if let Some(hit) = hit {
+            if !hit.parsed {
+                self.parse_failures.fetch_add(1, Ordering::Relaxed);
+            }
+            return hit;
+        }
         let fp = fingerprint(sql);
         if fp.is_empty() {
             return Arc::new(Classified {
@@ -188,20 +221,7 @@ impl Classifier {
                 fingerprint: fp,
             });
         }
-        let hash = hash_fingerprint(&fp);
         let shard = self.shard(hash);
-        if let Some(shard) = shard {
-            let hit = lock(shard)
-                .get(&hash)
-                .filter(|c| c.fingerprint == fp)
-                .cloned();
-            if let Some(hit) = hit {
-                if !hit.parsed {
-                    self.parse_failures.fetch_add(1, Ordering::Relaxed);
-                }
-                return hit;
-            }
-        }
 
         // Parse without holding any lock.
         let cacheable = fp.len() <= INLINE_PARSE_MAX;

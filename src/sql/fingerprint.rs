@@ -3,7 +3,7 @@
 //! The fingerprint is the cache key of the classifier and the grouping key of
 //! per-statement metrics, so it runs on every statement that crosses the proxy.
 //! It is therefore a hand-written single pass over the bytes (no parser, no
-//! regex, one output allocation).
+//! regex, at most one output allocation: none when the caller reuses a buffer).
 //!
 //! Normalisation scheme:
 //! * string literals (`'…'`, `"…"`, with backslash escapes and doubled quotes),
@@ -27,9 +27,20 @@
 /// Returns `sql` with literals replaced by `?`, comments dropped, whitespace
 /// collapsed and placeholder lists folded (see the module docs for the scheme).
 pub fn fingerprint(sql: &str) -> String {
+    let mut out = Vec::with_capacity(sql.len());
+    fingerprint_into(sql, &mut out);
+    // Only ever split at ASCII bytes, so this is valid UTF-8; the lossy
+    // fallback exists purely so that no input can cause a panic.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Writes the fingerprint of `sql` into `out` (cleared first), so a caller
+/// with a reusable buffer fingerprints without allocating. The bytes are
+/// valid UTF-8 whenever `sql` is (splits happen at ASCII bytes only).
+pub fn fingerprint_into(sql: &str, out: &mut Vec<u8>) {
+    out.clear();
     let b = sql.as_bytes();
     let n = b.len();
-    let mut out: Vec<u8> = Vec::with_capacity(n);
     let mut pending_space = false;
     let mut group = Group {
         start: None,
@@ -64,7 +75,7 @@ pub fn fingerprint(sql: &str) -> String {
                 // the parser rejects): keep verbatim.
                 end => {
                     let end = end.unwrap_or(n);
-                    emit_space(&mut out, &mut pending_space);
+                    emit_space(out, &mut pending_space);
                     out.extend_from_slice(&b[i..end]);
                     group.other();
                     after_qualifier_dot = false;
@@ -74,7 +85,7 @@ pub fn fingerprint(sql: &str) -> String {
             }
         }
 
-        emit_space(&mut out, &mut pending_space);
+        emit_space(out, &mut pending_space);
         let qualifier = after_qualifier_dot;
         after_qualifier_dot = false;
 
@@ -115,7 +126,7 @@ pub fn fingerprint(sql: &str) -> String {
                 match group.close() {
                     Some(start) => {
                         out.truncate(start);
-                        fold_group(&mut out);
+                        fold_group(out);
                     }
                     None => out.push(c),
                 }
@@ -168,9 +179,6 @@ pub fn fingerprint(sql: &str) -> String {
     while matches!(out.last(), Some(b' ' | b';')) {
         out.pop();
     }
-    // Only ever split at ASCII bytes, so this is valid UTF-8; the lossy
-    // fallback exists purely so that no input can cause a panic.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Where a placeholder group stands: `(` opens it expecting an item, and it

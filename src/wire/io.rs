@@ -74,6 +74,14 @@ impl PacketIo {
         }
     }
 
+    /// Moves the socket to the current runtime's event loop (a pooled
+    /// connection leased by a session on another thread, see
+    /// `crate::workers`), keeping whatever is buffered.
+    pub fn rehome(self) -> std::io::Result<Self> {
+        let stream = TcpStream::from_std(self.stream.into_std()?)?;
+        Ok(Self { stream, ..self })
+    }
+
     pub fn stream(&self) -> &TcpStream {
         &self.stream
     }

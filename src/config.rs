@@ -346,14 +346,29 @@ impl Default for LogConfig {
     }
 }
 
-/// A backend URL taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A backend URL taken apart. Its Debug output leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BackendTarget {
     pub host: String,
     pub port: u16,
     pub user: String,
     pub password: String,
     pub database: Option<String>,
+    /// `sslmode`/`sslrootcert` (PostgreSQL) or `ssl-mode`/`ssl-ca` (MySQL).
+    pub tls: crate::tls::TlsTarget,
+}
+
+impl std::fmt::Debug for BackendTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendTarget")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl BackendTarget {
@@ -386,6 +401,7 @@ impl BackendConfig {
             user: decode(url.username())?,
             password: decode(url.password().unwrap_or(""))?,
             database: (!database.is_empty()).then(|| database.to_string()),
+            tls: url_tls(&url, self.kind)?,
         })
     }
 
@@ -396,6 +412,63 @@ impl BackendConfig {
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
     }
+}
+
+/// The TLS parameters of a backend URL, spelled as each engine's own client
+/// spells them. Any other parameter is an error (a typo must not silently
+/// mean "no TLS").
+fn url_tls(url: &url::Url, kind: BackendKind) -> Result<crate::tls::TlsTarget, String> {
+    use crate::tls::SslMode;
+    let mut mode = None;
+    let mut ca = None;
+    for (key, value) in url.query_pairs() {
+        match (kind, key.as_ref()) {
+            (BackendKind::Postgres, "sslmode") => {
+                mode = Some(SslMode::from_libpq(&value).ok_or_else(|| {
+                    format!(
+                        "sslmode `{value}`: expected disable, prefer, require, verify-ca or verify-full"
+                    )
+                })?)
+            }
+            (BackendKind::Postgres, "sslrootcert") | (BackendKind::Mysql, "ssl-ca" | "ssl_ca") => {
+                ca = Some(std::path::PathBuf::from(value.as_ref()))
+            }
+            (BackendKind::Mysql, "ssl-mode" | "ssl_mode") => {
+                mode = Some(SslMode::from_mysql(&value).ok_or_else(|| {
+                    format!(
+                        "ssl-mode `{value}`: expected DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY"
+                    )
+                })?)
+            }
+            (BackendKind::Postgres, other) => {
+                return Err(format!(
+                    "unknown URL parameter `{other}` (supported: sslmode, sslrootcert)"
+                ))
+            }
+            (BackendKind::Mysql, other) => {
+                return Err(format!(
+                    "unknown URL parameter `{other}` (supported: ssl-mode, ssl-ca)"
+                ))
+            }
+        }
+    }
+    let mode = match (kind, mode, &ca) {
+        // libpq: with a root certificate, `require` verifies the chain.
+        (BackendKind::Postgres, Some(SslMode::Require), Some(_)) => SslMode::VerifyCa,
+        // The MySQL client: --ssl-ca without --ssl-mode means VERIFY_CA.
+        (BackendKind::Mysql, None, Some(_)) => SslMode::VerifyCa,
+        (_, mode, _) => mode.unwrap_or_default(),
+    };
+    if mode.verifies() && ca.is_none() {
+        return Err(format!(
+            "{mode:?} needs the CA file: add {}",
+            match kind {
+                BackendKind::Postgres => "sslrootcert=/path/ca.pem",
+                BackendKind::Mysql => "ssl-ca=/path/ca.pem",
+            }
+        ));
+    }
+    Ok(crate::tls::TlsTarget { mode, ca })
 }
 
 fn percent_decode(s: &str) -> Option<String> {

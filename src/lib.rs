@@ -24,4 +24,5 @@ pub mod session;
 pub mod shadow;
 pub mod sql;
 pub mod stream;
+pub mod tls;
 pub mod wire;

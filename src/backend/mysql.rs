@@ -12,11 +12,13 @@ use tokio::net::TcpStream;
 use super::BackendError;
 use crate::auth::native_token;
 use crate::config::BackendTarget;
+use crate::tls::{SslMode, TlsError};
 use crate::wire::buf::Reader;
 use crate::wire::handshake::{
     ChangeUser, Greeting, HandshakeResponse, CACHING_SHA2, NATIVE_PASSWORD,
 };
 use crate::wire::io::{Packet, PacketIo};
+use crate::wire::stream::Stream;
 use crate::wire::packets::{self, ServerError};
 use crate::wire::{cmd, CapabilityFlags as Caps, MariadbCapabilities};
 
@@ -37,8 +39,9 @@ pub const SHAPE_MASK: u32 = Caps::CLIENT_FOUND_ROWS.bits()
     | Caps::CLIENT_DEPRECATE_EOF.bits()
     | Caps::CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS.bits();
 
-/// Capabilities the proxy never negotiates: TLS and compression (not
-/// implemented), query attributes and optional metadata (change packet layouts
+/// Capabilities the proxy never passes through from a client: TLS (each hop
+/// negotiates its own, see `use_tls`), compression (not implemented), query
+/// attributes and optional metadata (change packet layouts
 /// we parse), LOCAL INFILE (needs a file relay), progress reports.
 pub const UNSUPPORTED_CAPS: u32 = Caps::CLIENT_SSL.bits()
     | Caps::CLIENT_COMPRESS.bits()
@@ -105,14 +108,19 @@ impl Greeted {
     /// Logs in with the backend URL's credentials and the client's session
     /// options. Returns the connection and the server's OK packet payload.
     pub async fn authenticate(
-        mut self,
+        self,
         target: &BackendTarget,
         opts: SessionOpts,
     ) -> Result<(BackendConn, Packet), BackendError> {
-        let opts = negotiate(opts, &self.greeting);
+        let Greeted { mut io, greeting } = self;
+        let mut opts = negotiate(opts, &greeting);
+        let tls = use_tls(target, &greeting)?;
+        if tls {
+            opts.capabilities |= Caps::CLIENT_SSL.bits();
+        }
         let (caps, mariadb_caps) = (opts.capabilities, opts.mariadb_caps);
-        let plugin = self.greeting.auth_plugin.clone();
-        let token = auth_token(&plugin, &self.greeting.salt, &target.password)?;
+        let plugin = greeting.auth_plugin.clone();
+        let token = auth_token(&plugin, &greeting.salt, &target.password)?;
         let response = HandshakeResponse {
             capabilities: caps,
             max_packet: opts.max_packet,
@@ -124,13 +132,23 @@ impl Greeted {
             auth_plugin: Some(plugin),
             attributes: None,
         };
-        self.io.write_and_flush(1, &response.encode()).await?;
-        let ok = finish_auth(&mut self.io, &target.password).await?;
+        let encoded = response.encode();
+        let mut seq = 1;
+        if tls {
+            // The SSLRequest is the response's first 32 bytes (same
+            // capabilities); the whole response follows inside TLS.
+            io.write_and_flush(seq, encoded.get(..32).unwrap_or(&encoded))
+                .await?;
+            io = start_tls(io, target).await?;
+            seq += 1;
+        }
+        io.write_and_flush(seq, &encoded).await?;
+        let ok = finish_auth(&mut io, &target.password).await?;
         let now = Instant::now();
         Ok((
             BackendConn {
-                io: self.io,
-                greeting: self.greeting,
+                io,
+                greeting,
                 opts,
                 created: now,
                 idle_since: now,
@@ -138,6 +156,43 @@ impl Greeted {
             ok,
         ))
     }
+}
+
+/// Whether this login goes through TLS: the URL's `ssl-mode` against what the
+/// server offers. A mode that requires TLS never falls back to plaintext.
+fn use_tls(target: &BackendTarget, greeting: &Greeting) -> Result<bool, BackendError> {
+    let offered = greeting.capabilities.contains(Caps::CLIENT_SSL);
+    match target.tls.mode {
+        SslMode::Disable => Ok(false),
+        SslMode::Prefer => Ok(offered),
+        _ if offered => Ok(true),
+        _ => Err(BackendError::Tls {
+            addr: target.addr(),
+            source: TlsError::NotOffered,
+        }),
+    }
+}
+
+/// Runs the TLS handshake on a connection that just sent its SSLRequest.
+async fn start_tls(io: PacketIo, target: &BackendTarget) -> Result<PacketIo, BackendError> {
+    let fail = |source| BackendError::Tls {
+        addr: target.addr(),
+        source,
+    };
+    let max_packet = io.max_packet();
+    let config = crate::tls::client_config(&target.tls)
+        .map_err(fail)?
+        .ok_or_else(|| fail(TlsError::NotOffered))?;
+    let name = crate::tls::server_name(&target.host).map_err(fail)?;
+    let tcp = io.into_plain().ok_or_else(|| fail(TlsError::Unexpected))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| fail(TlsError::Handshake(e)))?;
+    Ok(PacketIo::with_stream(
+        Stream::Client(Box::new(tls)),
+        max_packet,
+    ))
 }
 
 /// The options a backend with this greeting ends up with when a client asks

@@ -1,10 +1,12 @@
-//! Packet framing over one TCP stream: a read buffer we parse packets out of and
-//! a write buffer we flush explicitly, so a whole response leaves in one write.
+//! Packet framing over one TCP stream (plain or TLS, see `stream`): a read
+//! buffer we parse packets out of and a write buffer we flush explicitly, so a
+//! whole response leaves in one write.
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::stream::Stream;
 use super::MAX_PAYLOAD;
 
 /// Flush the write buffer once it holds this much, even mid-response, so large
@@ -57,7 +59,7 @@ pub struct RawHeader {
 }
 
 pub struct PacketIo {
-    stream: TcpStream,
+    stream: Stream,
     rbuf: BytesMut,
     wbuf: BytesMut,
     max_packet: usize,
@@ -66,6 +68,10 @@ pub struct PacketIo {
 impl PacketIo {
     pub fn new(stream: TcpStream, max_packet: usize) -> Self {
         let _ = stream.set_nodelay(true);
+        Self::with_stream(Stream::Plain(stream), max_packet)
+    }
+
+    pub fn with_stream(stream: Stream, max_packet: usize) -> Self {
         Self {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),
@@ -75,7 +81,29 @@ impl PacketIo {
     }
 
     pub fn stream(&self) -> &TcpStream {
+        self.stream.tcp()
+    }
+
+    pub fn max_packet(&self) -> usize {
+        self.max_packet
+    }
+
+    pub fn tls(&self) -> &Stream {
         &self.stream
+    }
+
+    /// The plain TCP stream, to start TLS on it. Refused (None) when the
+    /// stream is already TLS or bytes are buffered either way: they would be
+    /// plaintext the peer sent after asking for TLS (an injection attempt) or
+    /// output not sent yet.
+    pub fn into_plain(self) -> Option<TcpStream> {
+        if !self.rbuf.is_empty() || !self.wbuf.is_empty() {
+            return None;
+        }
+        match self.stream {
+            Stream::Plain(s) => Some(s),
+            _ => None,
+        }
     }
 
     /// True when bytes are buffered that no packet has consumed yet.
@@ -228,8 +256,20 @@ impl PacketIo {
         if !self.rbuf.is_empty() {
             return false;
         }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        match &self.stream {
+            Stream::Plain(s) => {
+                let mut probe = [0u8; 1];
+                matches!(s.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+            // Under TLS, peek at the socket without consuming: any record (a
+            // close_notify alert, say) or EOF means the connection is not idle.
+            tls => {
+                let mut probe = [0u8; 1];
+                let mut buf = tokio::io::ReadBuf::new(&mut probe);
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                tls.tcp().poll_peek(&mut cx, &mut buf).is_pending()
+            }
+        }
     }
 
     pub async fn shutdown(&mut self) {

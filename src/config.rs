@@ -56,6 +56,22 @@ pub struct Config {
     pub reads: ReadsConfig,
     #[serde(default)]
     pub shadow: ShadowConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// TLS for MySQL clients connecting to the proxy.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain offered to clients (CLIENT_SSL is offered when
+    /// set); replaced files are picked up at the next handshake.
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<std::path::PathBuf>,
+    /// Refuse clients that log in without TLS (ERROR 1045, as MariaDB with
+    /// require_secure_transport).
+    pub require: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -527,6 +543,17 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return Err(invalid("tls.key", "[tls] cert is set without its key")),
+            (None, Some(_)) => return Err(invalid("tls.cert", "[tls] key is set without a cert")),
+            (None, None) if self.tls.require => {
+                return Err(invalid(
+                    "tls.require",
+                    "clients cannot use TLS without [tls] cert and key",
+                ))
+            }
+            _ => {}
+        }
         match self.phase {
             Phase::PrimaryOnly => {}
             Phase::DualWrite => {

@@ -73,6 +73,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Shadow reads: sampling, queue and background comparers.
     pub shadow: Shadow,
+    /// The `[tls]` certificate for clients (reloaded when its files change).
+    pub tls: crate::tls::server::ServerTls,
     next_session: AtomicU64,
 }
 
@@ -91,7 +93,13 @@ impl AppState {
                 .as_ref()
                 .map_or(1, |b| b.pool_size as usize),
         ));
+        let tls = crate::tls::server::ServerTls::new(
+            config.tls.cert.as_deref(),
+            config.tls.key.as_deref(),
+        )
+        .map_err(|e| format!("[tls]: {e}"))?;
         Ok(Arc::new_cyclic(|me| Self {
+            tls,
             shadow: Shadow::start(&config.shadow, me.clone()),
             server_vars: ArcSwap::from_pointee(HashMap::new()),
             schema,

@@ -17,6 +17,7 @@
 //! TLS is an error.
 
 pub mod pg;
+pub mod server;
 
 
 use std::path::{Path, PathBuf};

@@ -80,8 +80,28 @@ impl PacketIo {
         }
     }
 
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> Option<&TcpStream> {
         self.stream.tcp()
+    }
+
+    /// Answers a client's SSLRequest: runs the server side of the TLS
+    /// handshake on this connection. Bytes already buffered behind the
+    /// SSLRequest go to the TLS handshake (they are the ClientHello), never
+    /// to the MySQL protocol, so nothing sent in plaintext is taken as sent
+    /// over TLS.
+    pub async fn accept_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> Result<(), WireError> {
+        if !self.wbuf.is_empty() {
+            return Err(WireError::Malformed("unsent output before TLS"));
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(WireError::Malformed("SSL request on an encrypted connection"));
+        };
+        let prefix = std::mem::take(&mut self.rbuf);
+        let tls = acceptor
+            .accept(super::stream::Rewind::new(prefix, tcp))
+            .await?;
+        self.stream = Stream::Server(Box::new(tls));
+        Ok(())
     }
 
     pub fn max_packet(&self) -> usize {
@@ -264,10 +284,11 @@ impl PacketIo {
             // Under TLS, peek at the socket without consuming: any record (a
             // close_notify alert, say) or EOF means the connection is not idle.
             tls => {
+                let Some(tcp) = tls.tcp() else { return false };
                 let mut probe = [0u8; 1];
                 let mut buf = tokio::io::ReadBuf::new(&mut probe);
                 let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                tls.tcp().poll_peek(&mut cx, &mut buf).is_pending()
+                tcp.poll_peek(&mut cx, &mut buf).is_pending()
             }
         }
     }

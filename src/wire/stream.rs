@@ -15,27 +15,34 @@ pub enum Stream {
     /// Our TLS session to a backend.
     Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// A client's TLS session to us.
-    Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Server(Box<tokio_rustls::server::TlsStream<Rewind>>),
+    /// Between a failed upgrade and the end of the connection.
+    Gone,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "TLS upgrade failed")
 }
 
 impl Stream {
-    pub fn tcp(&self) -> &TcpStream {
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(s) => s,
-            Stream::Client(s) => s.get_ref().0,
-            Stream::Server(s) => s.get_ref().0,
+            Stream::Plain(s) => Some(s),
+            Stream::Client(s) => Some(s.get_ref().0),
+            Stream::Server(s) => Some(&s.get_ref().0.tcp),
+            Stream::Gone => None,
         }
     }
 
     pub fn is_tls(&self) -> bool {
-        !matches!(self, Stream::Plain(_))
+        matches!(self, Stream::Client(_) | Stream::Server(_))
     }
 
     /// The negotiated cipher suite's standard name (`TLS13_AES_256_GCM_SHA384`)
     /// and protocol version (`TLSv1.3`), when encrypted.
     pub fn tls_info(&self) -> Option<(String, &'static str)> {
         let (suite, version) = match self {
-            Stream::Plain(_) => return None,
+            Stream::Plain(_) | Stream::Gone => return None,
             Stream::Client(s) => {
                 let c = s.get_ref().1;
                 (c.negotiated_cipher_suite(), c.protocol_version())
@@ -65,6 +72,7 @@ impl AsyncRead for Stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -79,6 +87,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 
@@ -87,6 +96,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
         }
     }
 
@@ -95,6 +105,55 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
         }
+    }
+}
+
+/// A TCP stream with bytes already read from it put back in front: a client
+/// sends its TLS ClientHello right behind the SSLRequest, often in the same
+/// read, and those bytes belong to the TLS handshake.
+pub struct Rewind {
+    prefix: bytes::BytesMut,
+    tcp: TcpStream,
+}
+
+impl Rewind {
+    pub fn new(prefix: bytes::BytesMut, tcp: TcpStream) -> Self {
+        Self { prefix, tcp }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if !me.prefix.is_empty() {
+            let n = me.prefix.len().min(buf.remaining());
+            buf.put_slice(&me.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut me.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
     }
 }

@@ -7,6 +7,7 @@ mod handshake;
 mod pg_primary;
 mod reads;
 pub mod relay;
+mod tls;
 mod write;
 
 use std::net::SocketAddr;

@@ -81,7 +81,7 @@ pub async fn accept(
             .unwrap_or_else(|| b"5.5.5-10.11.0-MariaDB-tandem".to_vec()),
         connection_id: (id & 0xffff_ffff) as u32,
         salt: salt.clone(),
-        capabilities: Caps::from_bits_truncate(OFFERED),
+        capabilities: Caps::from_bits_truncate(OFFERED | super::tls::tls_cap(state)),
         mariadb_caps: 0,
         collation: identity.as_ref().map_or(45, |g| g.collation),
         status: AUTOCOMMIT,

@@ -252,7 +252,7 @@ impl Phase {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub name: String,
@@ -277,7 +277,7 @@ pub enum BackendKind {
     Postgres,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     pub kind: BackendKind,
@@ -359,6 +359,43 @@ impl Default for LogConfig {
             level: "info".into(),
             format: LogFormat::Text,
         }
+    }
+}
+
+// Secrets stay out of Debug output (a logged config, a panic message).
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password", &hidden(&self.password))
+            .field("password_sha1", &hidden(&self.password_sha1))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("kind", &self.kind)
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("idle_timeout_s", &self.idle_timeout_s)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced by `***`, for anything shown to people.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".into(),
     }
 }
 
@@ -742,6 +779,25 @@ fn expand_str(s: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_has_no_secrets() {
+        let c = Config::from_toml(
+            "[[users]]\nname = \"app\"\npassword = \"s3cret-user\"\n\
+             [backends.old]\nkind = \"mysql\"\nurl = \"mysql://u:s3cret-old@h:3306/d\"\n\
+             [backends.new]\nkind = \"postgres\"\nurl = \"postgres://u:s3cret-new@h/d?sslmode=require\"\n",
+            |_| None,
+        )
+        .unwrap();
+        let shown = format!(
+            "{c:?} {:?} {:?}",
+            c.backends.old.target().unwrap(),
+            c.backends.new.as_ref().unwrap().target().unwrap()
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("mysql://u:***@h:3306/d"), "{shown}");
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+    }
 
     const BASE: &str = r#"
         listen = "127.0.0.1:3307"

@@ -654,6 +654,10 @@ async fn answer_variables(
     let value = |name: &str| -> Option<String> {
         match name {
             "autocommit" => Some(if session.status & AUTOCOMMIT != 0 { "1" } else { "0" }.into()),
+            // The proxy's own TLS, not the old backend's.
+            "have_ssl" | "have_openssl" => Some(
+                if super::tls::tls_cap(state) != 0 { "YES" } else { "DISABLED" }.into(),
+            ),
             _ => known.get(name).cloned().or_else(|| {
                 Some(
                     match name {

@@ -83,6 +83,10 @@ prereq_system_packages() {
     fi
     prereq_have sysbench || pkgs+=(sysbench)
     prereq_have haproxy || pkgs+=(haproxy)
+    # TLS tests make their CA and certificates with openssl and query the
+    # admin endpoint over HTTPS with curl.
+    prereq_have openssl || pkgs+=(openssl)
+    prereq_have curl || pkgs+=(curl)
     # Linker for Rust, and a C compiler for crates that build C code (zlib).
     prereq_have cc || pkgs+=(gcc libc6-dev)
     # Rust is installed through rustup, which is fetched with curl.

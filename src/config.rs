@@ -155,19 +155,41 @@ impl Default for ShadowConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// HTTP address for /metrics and /status; empty disables it. Keep it on
-    /// loopback or a private interface: it has no authentication.
+    /// loopback or a private interface unless `token` and `tls` are set.
     pub listen: String,
+    /// When set, every request must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Serve HTTPS with `cert`/`key`, or with the `[tls]` ones when unset.
+    pub tls: bool,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9307".into(),
+            token: None,
+            tls: false,
+            cert: None,
+            key: None,
         }
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -590,6 +612,19 @@ impl Config {
                 ))
             }
             _ => {}
+        }
+        if self.admin.tls {
+            let own = self.admin.cert.is_some() && self.admin.key.is_some();
+            let shared = self.tls.cert.is_some() && self.tls.key.is_some();
+            if !own && !shared {
+                return Err(invalid(
+                    "admin.tls",
+                    "needs [admin] cert and key, or [tls] cert and key",
+                ));
+            }
+        }
+        if self.admin.token.as_deref() == Some("") {
+            return Err(invalid("admin.token", "must not be empty"));
         }
         match self.phase {
             Phase::PrimaryOnly => {}

@@ -180,3 +180,60 @@ async fn certificate_files_are_reloaded_without_restart() {
     assert!(ok.status.success(), "{}", text(&ok));
     proxy.stop().await;
 }
+
+/// `curl` against the admin endpoint: (HTTP status code, body), or None when
+/// no HTTP answer came back.
+async fn curl(url: String, ca: &Path, token: Option<&str>) -> Option<(String, String)> {
+    let mut c = Command::new("curl");
+    c.args(["-s", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .args(["-w", "\n%{http_code}"]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    c.arg(url);
+    let out = tokio::task::spawn_blocking(move || c.output().expect("curl"))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n')?;
+    (out.status.success() && code != "000").then(|| (code.to_string(), body.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoint_with_token_and_tls() {
+    let c = certs();
+    let db = servers::mariadb().create_database("tls_admin");
+    let admin_port = servers::free_port();
+    let toml = format!(
+        "{}\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"tok-123\"\ntls = true\n\
+         cert = \"{}\"\nkey = \"{}\"\n",
+        config_for(&db, ""),
+        c.cert.display(),
+        c.key.display()
+    );
+    let proxy = start_proxy_with(&toml).await;
+    tandem::admin::start(
+        &format!("127.0.0.1:{admin_port}"),
+        proxy.state.clone(),
+        proxy.shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let https = |path: &str| format!("https://localhost:{admin_port}{path}");
+    let (code, body) = curl(https("/status"), &c.ca, Some("tok-123")).await.expect("answer");
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("\"phase\""), "{body}");
+    let (code, _) = curl(https("/metrics"), &c.ca, None).await.expect("answer");
+    assert_eq!(code, "401");
+    let (code, _) = curl(https("/metrics"), &c.ca, Some("tok-124")).await.expect("answer");
+    assert_eq!(code, "401");
+    // No plaintext HTTP on a TLS endpoint.
+    let plain = curl(format!("http://127.0.0.1:{admin_port}/status"), &c.ca, Some("tok-123")).await;
+    assert!(plain.is_none(), "{plain:?}");
+    // The CLI's own client (cutover-check) sends the token over TLS.
+    let config = tandem::config::Config::from_toml(&toml, |_| None).unwrap();
+    let body = tandem::admin::get(&config, "/status").await.expect("cutover-check's fetch");
+    assert!(body.contains("\"phase\""), "{body}");
+    proxy.stop().await;
+}

@@ -283,6 +283,9 @@ pub struct User {
     /// Or the server-style hash `*` + 40 hex digits (`SELECT PASSWORD('…')`),
     /// so no clear password has to exist anywhere.
     pub password_sha1: Option<String>,
+    /// `mysql_native_password` (default) or `caching_sha2_password` (needs
+    /// `password`).
+    pub plugin: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -392,6 +395,7 @@ impl std::fmt::Debug for User {
             .field("name", &self.name)
             .field("password", &hidden(&self.password))
             .field("password_sha1", &hidden(&self.password_sha1))
+            .field("plugin", &self.plugin)
             .finish()
     }
 }
@@ -695,6 +699,22 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.users.iter().enumerate() {
             let key = format!("users[{i}]");
+            match u.plugin.as_deref() {
+                None | Some("mysql_native_password") => {}
+                Some("caching_sha2_password") if u.password.is_some() => {}
+                Some("caching_sha2_password") => {
+                    return Err(invalid(
+                        format!("{key}.plugin"),
+                        "caching_sha2_password needs `password` (a password_sha1 hash cannot check it)",
+                    ))
+                }
+                Some(other) => {
+                    return Err(invalid(
+                        format!("{key}.plugin"),
+                        format!("`{other}`: expected mysql_native_password or caching_sha2_password"),
+                    ))
+                }
+            }
             if u.name.is_empty() {
                 return Err(invalid(format!("{key}.name"), "must not be empty"));
             }

@@ -75,6 +75,8 @@ pub struct AppState {
     pub shadow: Shadow,
     /// The `[tls]` certificate for clients (reloaded when its files change).
     pub tls: crate::tls::server::ServerTls,
+    /// caching_sha2_password: the fast-auth cache and the RSA key pair.
+    pub sha2: crate::auth::sha2::Sha2Server,
     next_session: AtomicU64,
 }
 
@@ -100,6 +102,7 @@ impl AppState {
         .map_err(|e| format!("[tls]: {e}"))?;
         Ok(Arc::new_cyclic(|me| Self {
             tls,
+            sha2: Default::default(),
             shadow: Shadow::start(&config.shadow, me.clone()),
             server_vars: ArcSwap::from_pointee(HashMap::new()),
             schema,

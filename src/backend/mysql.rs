@@ -143,7 +143,7 @@ impl Greeted {
             seq += 1;
         }
         io.write_and_flush(seq, &encoded).await?;
-        let ok = finish_auth(&mut io, &target.password).await?;
+        let ok = finish_auth(&mut io, &target.password, &greeting.salt).await?;
         let now = Instant::now();
         Ok((
             BackendConn {
@@ -229,15 +229,18 @@ fn auth_token(plugin: &[u8], salt: &[u8], password: &str) -> Result<Vec<u8>, Bac
         )
     } else {
         Err(BackendError::Auth(format!(
-            "backend asks for auth plugin `{}`; tandem supports mysql_native_password and caching_sha2_password (fast path)",
+            "backend asks for auth plugin `{}`; tandem supports mysql_native_password and caching_sha2_password",
             String::from_utf8_lossy(plugin)
         )))
     }
 }
 
 /// Reads the server's answers after we sent credentials: auth switches and
-/// caching_sha2 exchanges until OK or ERR.
-async fn finish_auth(io: &mut PacketIo, password: &str) -> Result<Packet, BackendError> {
+/// caching_sha2 exchanges (fast auth, or full auth with the password in
+/// clear over TLS or RSA-encrypted on plaintext) until OK or ERR.
+async fn finish_auth(io: &mut PacketIo, password: &str, salt: &[u8]) -> Result<Packet, BackendError> {
+    use crate::auth::sha2::{encrypt_password, FAST_AUTH_SUCCESS, PERFORM_FULL_AUTH, REQUEST_PUBLIC_KEY};
+    let mut nonce = salt.to_vec();
     loop {
         let pkt = io.read_packet().await?;
         match pkt.payload.first() {
@@ -253,18 +256,32 @@ async fn finish_auth(io: &mut PacketIo, password: &str) -> Result<Packet, Backen
                 let mut r = Reader::new(&pkt.payload[1..]);
                 let plugin = r.null_terminated().to_vec();
                 let data = r.remaining();
-                let salt = data.strip_suffix(&[0]).unwrap_or(data);
-                let token = auth_token(&plugin, salt, password)?;
+                nonce = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
+                let token = auth_token(&plugin, &nonce, password)?;
                 io.write_and_flush(pkt.seq.wrapping_add(1), &token).await?;
             }
-            Some(&0x01) => match pkt.payload.get(1) {
-                Some(3) => continue, // caching_sha2 fast auth succeeded; OK follows
-                Some(4) => {
-                    return Err(BackendError::Auth(
-                        "caching_sha2_password requires full authentication (TLS or RSA), which tandem does not do; \
-                         give the backend user mysql_native_password or log in once directly to warm the server's cache"
-                            .into(),
-                    ))
+            Some(&0x01) => match pkt.payload.get(1).copied() {
+                Some(FAST_AUTH_SUCCESS) => continue, // OK follows
+                Some(PERFORM_FULL_AUTH) if io.tls().is_tls() => {
+                    let mut clear = password.as_bytes().to_vec();
+                    clear.push(0);
+                    io.write_and_flush(pkt.seq.wrapping_add(1), &clear).await?;
+                }
+                Some(PERFORM_FULL_AUTH) => {
+                    // No TLS: ask for the server's RSA key, send the password
+                    // encrypted with it.
+                    io.write_and_flush(pkt.seq.wrapping_add(1), &[REQUEST_PUBLIC_KEY])
+                        .await?;
+                    let key = io.read_packet().await?;
+                    if let Some(e) = ServerError::parse(&key.payload) {
+                        return Err(BackendError::Server(e));
+                    }
+                    let pem = key.payload.get(1..).filter(|_| key.payload.first() == Some(&0x01));
+                    let pem = pem.ok_or_else(|| {
+                        BackendError::Auth("the server sent no RSA public key".into())
+                    })?;
+                    let sealed = encrypt_password(pem, password, &nonce).map_err(BackendError::Auth)?;
+                    io.write_and_flush(key.seq.wrapping_add(1), &sealed).await?;
                 }
                 _ => return Err(BackendError::Auth("unexpected auth data from backend".into())),
             },
@@ -312,7 +329,7 @@ impl BackendConn {
             attributes: None,
         };
         self.io.write_and_flush(0, &request.encode()).await?;
-        let ok = finish_auth(&mut self.io, &target.password).await?;
+        let ok = finish_auth(&mut self.io, &target.password, &self.greeting.salt).await?;
         self.opts.collation = collation;
         self.opts.database = database;
         Ok(ok)

@@ -167,6 +167,30 @@ pub async fn login(
         return None;
     };
     let mut seq = pkt.seq.wrapping_add(1);
+    let user = String::from_utf8_lossy(&response.user).into_owned();
+    if super::tls::refused_plaintext(client, state) {
+        // As MariaDB under require_secure_transport: 1045, nothing more.
+        tracing::warn!(user, "plaintext login refused ([tls] require)");
+        let with_password = !response.auth_response.is_empty();
+        let _ = client
+            .write_and_flush(seq, &access_denied(&user, peer, with_password).encode())
+            .await;
+        return None;
+    }
+    if let Some(password) = super::auth_sha2::sha2_password(state, &user) {
+        let (ok, next) =
+            super::auth_sha2::authenticate(client, seq, salt, &response, &user, &password, state)
+                .await?;
+        if !ok {
+            Metrics::incr(&state.metrics.auth_failures);
+            tracing::warn!(user, "authentication failed");
+            let _ = client
+                .write_and_flush(next, &access_denied(&user, peer, true).encode())
+                .await;
+            return None;
+        }
+        return Some((response, next, user));
+    }
     let mut token = response.auth_response.clone();
     if response
         .auth_plugin
@@ -180,15 +204,6 @@ pub async fn login(
         let reply = client.read_packet().await.ok()?;
         token = reply.payload.to_vec();
         seq = reply.seq.wrapping_add(1);
-    }
-    let user = String::from_utf8_lossy(&response.user).into_owned();
-    if super::tls::refused_plaintext(client, state) {
-        // As MariaDB under require_secure_transport: 1045, nothing more.
-        tracing::warn!(user, "plaintext login refused ([tls] require)");
-        let _ = client
-            .write_and_flush(seq, &access_denied(&user, peer, !token.is_empty()).encode())
-            .await;
-        return None;
     }
     let authorized = state
         .snapshot

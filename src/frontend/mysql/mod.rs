@@ -2,6 +2,7 @@
 //! the command loop, and the verbatim relay of backend responses. It decodes
 //! and encodes; which backend serves a statement is `route`'s decision.
 
+mod auth_sha2;
 mod command;
 mod handshake;
 mod pg_primary;

@@ -45,7 +45,9 @@ pub async fn start(
                 match acceptor {
                     None => serve_one(stream, &state).await,
                     Some(None) => {
-                        tracing::warn!("admin request refused: [admin] tls has no loadable certificate")
+                        tracing::warn!(
+                            "admin request refused: [admin] tls has no loadable certificate"
+                        )
                     }
                     Some(Some(a)) => {
                         if let Ok(Ok(s)) =
@@ -103,7 +105,9 @@ pub async fn get(config: &crate::config::Config, path: &str) -> Option<String> {
 
 /// The certificate the admin endpoint serves when `[admin] tls = true`: its
 /// own `cert`/`key`, else the `[tls]` ones.
-fn admin_tls_files(c: &crate::config::Config) -> (Option<&std::path::Path>, Option<&std::path::Path>) {
+fn admin_tls_files(
+    c: &crate::config::Config,
+) -> (Option<&std::path::Path>, Option<&std::path::Path>) {
     if !c.admin.tls {
         return (None, None);
     }

@@ -702,16 +702,16 @@ impl Config {
             match u.plugin.as_deref() {
                 None | Some("mysql_native_password") => {}
                 Some("caching_sha2_password") if u.password.is_some() => {}
-                Some("caching_sha2_password") => {
-                    return Err(invalid(
-                        format!("{key}.plugin"),
-                        "caching_sha2_password needs `password` (a password_sha1 hash cannot check it)",
-                    ))
-                }
+                Some("caching_sha2_password") => return Err(invalid(
+                    format!("{key}.plugin"),
+                    "caching_sha2_password needs `password` (a password_sha1 hash cannot check it)",
+                )),
                 Some(other) => {
                     return Err(invalid(
                         format!("{key}.plugin"),
-                        format!("`{other}`: expected mysql_native_password or caching_sha2_password"),
+                        format!(
+                            "`{other}`: expected mysql_native_password or caching_sha2_password"
+                        ),
                     ))
                 }
             }

@@ -33,7 +33,10 @@ async fn front(db: &str) -> Proxy {
 /// Runs a Python snippet; returns (success, stdout + stderr).
 async fn python(script: String) -> (bool, String) {
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3").args(["-c", &script]).output().unwrap()
+        Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -49,7 +52,10 @@ async fn python(script: String) -> (bool, String) {
 
 fn connector(port: u16, db: &str, password: &str, tls: bool) -> String {
     let ssl = if tls {
-        format!("ssl_ca='{}', ssl_verify_identity=True", certs().ca.display())
+        format!(
+            "ssl_ca='{}', ssl_verify_identity=True",
+            certs().ca.display()
+        )
     } else {
         "ssl_disabled=True".into()
     };
@@ -139,9 +145,15 @@ async fn tandem_logs_in_to_a_caching_sha2_server() {
     let front = front(&db).await;
     let ca = certs().ca.display().to_string();
     // Full auth with RSA (no TLS on that hop), then fast auth from the cache.
-    assert_eq!(through_chain(&front, &db, "ssl-mode=DISABLED").await, Ok("ok 42".into()));
+    assert_eq!(
+        through_chain(&front, &db, "ssl-mode=DISABLED").await,
+        Ok("ok 42".into())
+    );
     assert!(front.state.sha2.cached(SHA_USER).is_some());
-    assert_eq!(through_chain(&front, &db, "ssl-mode=DISABLED").await, Ok("ok 42".into()));
+    assert_eq!(
+        through_chain(&front, &db, "ssl-mode=DISABLED").await,
+        Ok("ok 42".into())
+    );
     // Full auth with the clear password inside verified TLS.
     front.state.sha2.forget(SHA_USER);
     let tls = format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}");

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::servers::{self, free_port};
-use common::*;
+
 use mysql_async::prelude::*;
 
 const CLIENT_PASSWORD: &str = "client-Secret-11";
@@ -21,7 +21,11 @@ const WRONG_OLD_PASSWORD: &str = "old-Secret-44";
 
 fn http_get(port: u16, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -60,7 +64,7 @@ listen = "127.0.0.1:{admin}"
     );
     let config = dir.path().join("proxy.toml");
     std::fs::write(&config, &toml).unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_tandem"))
+    let serve = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["serve", "--config"])
         .arg(&config)
         .env("TANDEM_LOG", "debug")
@@ -82,14 +86,23 @@ listen = "127.0.0.1:{admin}"
             .db_name(Some(db.clone()))
             .prefer_socket(false)
     };
-    let err = mysql_async::Conn::new(opts(WRONG_CLIENT_PASSWORD)).await.unwrap_err();
+    let err = mysql_async::Conn::new(opts(WRONG_CLIENT_PASSWORD))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("Access denied"), "{err}");
     let mut conn = mysql_async::Conn::new(opts(CLIENT_PASSWORD)).await.unwrap();
-    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)").await.unwrap();
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
     conn.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
     // Wait until the mirror has given up on the write (drift written).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&drift).unwrap_or_default().lines().count() < 2 {
+    while std::fs::read_to_string(&drift)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
         assert!(Instant::now() < deadline, "no drift written");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -106,12 +119,16 @@ listen = "127.0.0.1:{admin}"
     let drift_text = std::fs::read_to_string(&drift).unwrap();
     // The failures did happen and were reported ...
     assert!(logs.contains("authentication failed"), "{logs}");
-    assert!(drift_text.contains("password authentication failed"), "{drift_text}");
+    assert!(
+        drift_text.contains("password authentication failed"),
+        "{drift_text}"
+    );
 
     // ... and `tandem check` against an old backend with a wrong password.
     let bad = toml.replace(
         &m.url(&db),
-        &m.url(&db).replace(servers::APP_PASSWORD, WRONG_OLD_PASSWORD),
+        &m.url(&db)
+            .replace(servers::APP_PASSWORD, WRONG_OLD_PASSWORD),
     );
     std::fs::write(&config, &bad).unwrap();
     let check = Command::new(env!("CARGO_BIN_EXE_tandem"))

@@ -77,16 +77,36 @@ async fn mariadb_cli_and_pymysql_over_tls() {
     // The certificate is for localhost: 127.0.0.1 is a host-name mismatch.
     let wrong_host = verified_status(proxy.port(), "127.0.0.1", &db, &c.ca).await;
     assert!(!wrong_host.status.success());
-    assert!(text(&wrong_host).contains("ERROR 2026"), "{}", text(&wrong_host));
+    assert!(
+        text(&wrong_host).contains("ERROR 2026"),
+        "{}",
+        text(&wrong_host)
+    );
     // A CA that did not sign it.
     let wrong_ca = verified_status(proxy.port(), "localhost", &db, &c.other_ca).await;
     assert!(!wrong_ca.status.success());
-    assert!(text(&wrong_ca).contains("ERROR 2026"), "{}", text(&wrong_ca));
+    assert!(
+        text(&wrong_ca).contains("ERROR 2026"),
+        "{}",
+        text(&wrong_ca)
+    );
 
     // Plaintext is still served when not required.
-    let plain = cli(proxy.port(), "127.0.0.1", PROXY_USER, PROXY_PASSWORD, &db, &["--skip-ssl", "-e", "status"]).await;
+    let plain = cli(
+        proxy.port(),
+        "127.0.0.1",
+        PROXY_USER,
+        PROXY_PASSWORD,
+        &db,
+        &["--skip-ssl", "-e", "status"],
+    )
+    .await;
     assert!(plain.status.success(), "{}", text(&plain));
-    assert!(text(&plain).contains("SSL:\t\t\tNot in use"), "{}", text(&plain));
+    assert!(
+        text(&plain).contains("SSL:\t\t\tNot in use"),
+        "{}",
+        text(&plain)
+    );
 
     // PyMySQL with the CA and host-name checking.
     let script = format!(
@@ -98,7 +118,10 @@ async fn mariadb_cli_and_pymysql_over_tls() {
         c.ca.display()
     );
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3").args(["-c", &script]).output().unwrap()
+        Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -125,18 +148,37 @@ async fn require_refuses_plaintext_like_mariadb() {
     // MariaDB itself under require_secure_transport, for the reference error.
     let m = servers::start_private_mariadb_with(certs_mod::mariadb_args(&c.cert, &c.key, true));
     m.root_sql("CREATE DATABASE r");
-    let direct = cli(m.port, "127.0.0.1", APP_USER, APP_PASSWORD, "r", &["--skip-ssl", "-e", "SELECT 1"]).await;
+    let direct = cli(
+        m.port,
+        "127.0.0.1",
+        APP_USER,
+        APP_PASSWORD,
+        "r",
+        &["--skip-ssl", "-e", "SELECT 1"],
+    )
+    .await;
     assert!(!direct.status.success());
 
     let db = servers::mariadb().create_database("tls_require");
     let proxy = tls_proxy(&db, &c.cert, &c.key, true).await;
-    let proxied = cli(proxy.port(), "127.0.0.1", PROXY_USER, PROXY_PASSWORD, &db, &["--skip-ssl", "-e", "SELECT 1"]).await;
+    let proxied = cli(
+        proxy.port(),
+        "127.0.0.1",
+        PROXY_USER,
+        PROXY_PASSWORD,
+        &db,
+        &["--skip-ssl", "-e", "SELECT 1"],
+    )
+    .await;
     assert!(!proxied.status.success());
     let (d, p) = (text(&direct), text(&proxied));
     let code = |s: &str| s.split(':').next().unwrap_or("").to_string();
     assert_eq!(code(&d), "ERROR 1045 (28000)", "{d}");
     assert_eq!(code(&p), code(&d), "proxy: {p}\ndirect: {d}");
-    assert!(p.contains("Access denied for user 'app'@'127.0.0.1'"), "{p}");
+    assert!(
+        p.contains("Access denied for user 'app'@'127.0.0.1'"),
+        "{p}"
+    );
     // With TLS the same login works.
     let ok = verified_status(proxy.port(), "localhost", &db, &c.ca).await;
     assert!(ok.status.success(), "{}", text(&ok));
@@ -170,9 +212,21 @@ async fn certificate_files_are_reloaded_without_restart() {
 
     // A broken file keeps the last good certificate (wrong.example) in use.
     std::fs::write(&cert, "not a certificate").unwrap();
-    let unverified = cli(port, "127.0.0.1", PROXY_USER, PROXY_PASSWORD, &db, &["--ssl", "-e", "status"]).await;
+    let unverified = cli(
+        port,
+        "127.0.0.1",
+        PROXY_USER,
+        PROXY_PASSWORD,
+        &db,
+        &["--ssl", "-e", "status"],
+    )
+    .await;
     assert!(unverified.status.success(), "{}", text(&unverified));
-    assert!(text(&unverified).contains("Cipher in use"), "{}", text(&unverified));
+    assert!(
+        text(&unverified).contains("Cipher in use"),
+        "{}",
+        text(&unverified)
+    );
 
     // Back to the localhost certificate.
     install(&c.cert, &c.key);
@@ -221,19 +275,30 @@ async fn admin_endpoint_with_token_and_tls() {
     .await
     .unwrap();
     let https = |path: &str| format!("https://localhost:{admin_port}{path}");
-    let (code, body) = curl(https("/status"), &c.ca, Some("tok-123")).await.expect("answer");
+    let (code, body) = curl(https("/status"), &c.ca, Some("tok-123"))
+        .await
+        .expect("answer");
     assert_eq!(code, "200", "{body}");
     assert!(body.contains("\"phase\""), "{body}");
     let (code, _) = curl(https("/metrics"), &c.ca, None).await.expect("answer");
     assert_eq!(code, "401");
-    let (code, _) = curl(https("/metrics"), &c.ca, Some("tok-124")).await.expect("answer");
+    let (code, _) = curl(https("/metrics"), &c.ca, Some("tok-124"))
+        .await
+        .expect("answer");
     assert_eq!(code, "401");
     // No plaintext HTTP on a TLS endpoint.
-    let plain = curl(format!("http://127.0.0.1:{admin_port}/status"), &c.ca, Some("tok-123")).await;
+    let plain = curl(
+        format!("http://127.0.0.1:{admin_port}/status"),
+        &c.ca,
+        Some("tok-123"),
+    )
+    .await;
     assert!(plain.is_none(), "{plain:?}");
     // The CLI's own client (cutover-check) sends the token over TLS.
     let config = tandem::config::Config::from_toml(&toml, |_| None).unwrap();
-    let body = tandem::admin::get(&config, "/status").await.expect("cutover-check's fetch");
+    let body = tandem::admin::get(&config, "/status")
+        .await
+        .expect("cutover-check's fetch");
     assert!(body.contains("\"phase\""), "{body}");
     proxy.stop().await;
 }

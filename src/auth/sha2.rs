@@ -52,7 +52,11 @@ pub fn scramble_matches(cached: &[u8; 32], nonce: &[u8], scramble: &[u8]) -> boo
     let h = sha256(&[cached, nonce]);
     let h1: Vec<u8> = scramble.iter().zip(h).map(|(a, b)| a ^ b).collect();
     let candidate = sha256(&[&h1]);
-    candidate.iter().zip(cached).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    candidate
+        .iter()
+        .zip(cached)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 fn xor_nonce(data: &[u8], nonce: &[u8]) -> Vec<u8> {
@@ -67,15 +71,23 @@ fn xor_nonce(data: &[u8], nonce: &[u8]) -> Vec<u8> {
 
 /// The backend side of full authentication without TLS: the password (with
 /// its NUL) XORed with the nonce, encrypted with the server's PEM public key.
-pub fn encrypt_password(public_pem: &[u8], password: &str, nonce: &[u8]) -> Result<Vec<u8>, String> {
+pub fn encrypt_password(
+    public_pem: &[u8],
+    password: &str,
+    nonce: &[u8],
+) -> Result<Vec<u8>, String> {
     let pem = std::str::from_utf8(public_pem)
         .map_err(|_| "the server's public key is not PEM text".to_string())?;
     let key = RsaPublicKey::from_public_key_pem(pem.trim_end_matches('\0').trim())
         .map_err(|e| format!("cannot read the server's RSA public key: {e}"))?;
     let mut clear = password.as_bytes().to_vec();
     clear.push(0);
-    key.encrypt(&mut rand::thread_rng(), Oaep::new::<sha1::Sha1>(), &xor_nonce(&clear, nonce))
-        .map_err(|e| format!("RSA encryption failed: {e}"))
+    key.encrypt(
+        &mut rand::thread_rng(),
+        Oaep::new::<sha1::Sha1>(),
+        &xor_nonce(&clear, nonce),
+    )
+    .map_err(|e| format!("RSA encryption failed: {e}"))
 }
 
 /// The proxy's server side: the fast-auth cache and the RSA key pair
@@ -155,7 +167,11 @@ mod tests {
         let s = scramble(b"secret", nonce);
         assert!(scramble_matches(&double_sha256(b"secret"), nonce, &s));
         assert!(!scramble_matches(&double_sha256(b"other"), nonce, &s));
-        assert!(!scramble_matches(&double_sha256(b"secret"), b"another nonce......", &s));
+        assert!(!scramble_matches(
+            &double_sha256(b"secret"),
+            b"another nonce......",
+            &s
+        ));
         // mysql_common computes the same token.
         let theirs = mysql_common::scramble::scramble_sha256(nonce, b"secret").unwrap();
         assert_eq!(s, theirs.to_vec());
@@ -169,6 +185,9 @@ mod tests {
         let sealed = encrypt_password(pem.as_bytes(), "pässword", nonce).unwrap();
         let opened = server.decrypt_password(&sealed, nonce).await.unwrap();
         assert_eq!(opened, "pässword".as_bytes());
-        assert!(server.decrypt_password(b"password\0", nonce).await.is_none());
+        assert!(server
+            .decrypt_password(b"password\0", nonce)
+            .await
+            .is_none());
     }
 }

@@ -18,8 +18,8 @@ use crate::wire::handshake::{
     ChangeUser, Greeting, HandshakeResponse, CACHING_SHA2, NATIVE_PASSWORD,
 };
 use crate::wire::io::{Packet, PacketIo};
-use crate::wire::stream::Stream;
 use crate::wire::packets::{self, ServerError};
+use crate::wire::stream::Stream;
 use crate::wire::{cmd, CapabilityFlags as Caps, MariadbCapabilities};
 
 /// Capabilities that change how the server shapes its responses (or parses
@@ -238,8 +238,14 @@ fn auth_token(plugin: &[u8], salt: &[u8], password: &str) -> Result<Vec<u8>, Bac
 /// Reads the server's answers after we sent credentials: auth switches and
 /// caching_sha2 exchanges (fast auth, or full auth with the password in
 /// clear over TLS or RSA-encrypted on plaintext) until OK or ERR.
-async fn finish_auth(io: &mut PacketIo, password: &str, salt: &[u8]) -> Result<Packet, BackendError> {
-    use crate::auth::sha2::{encrypt_password, FAST_AUTH_SUCCESS, PERFORM_FULL_AUTH, REQUEST_PUBLIC_KEY};
+async fn finish_auth(
+    io: &mut PacketIo,
+    password: &str,
+    salt: &[u8],
+) -> Result<Packet, BackendError> {
+    use crate::auth::sha2::{
+        encrypt_password, FAST_AUTH_SUCCESS, PERFORM_FULL_AUTH, REQUEST_PUBLIC_KEY,
+    };
     let mut nonce = salt.to_vec();
     loop {
         let pkt = io.read_packet().await?;
@@ -276,16 +282,28 @@ async fn finish_auth(io: &mut PacketIo, password: &str, salt: &[u8]) -> Result<P
                     if let Some(e) = ServerError::parse(&key.payload) {
                         return Err(BackendError::Server(e));
                     }
-                    let pem = key.payload.get(1..).filter(|_| key.payload.first() == Some(&0x01));
+                    let pem = key
+                        .payload
+                        .get(1..)
+                        .filter(|_| key.payload.first() == Some(&0x01));
                     let pem = pem.ok_or_else(|| {
                         BackendError::Auth("the server sent no RSA public key".into())
                     })?;
-                    let sealed = encrypt_password(pem, password, &nonce).map_err(BackendError::Auth)?;
+                    let sealed =
+                        encrypt_password(pem, password, &nonce).map_err(BackendError::Auth)?;
                     io.write_and_flush(key.seq.wrapping_add(1), &sealed).await?;
                 }
-                _ => return Err(BackendError::Auth("unexpected auth data from backend".into())),
+                _ => {
+                    return Err(BackendError::Auth(
+                        "unexpected auth data from backend".into(),
+                    ))
+                }
             },
-            _ => return Err(BackendError::Auth("unexpected packet during backend login".into())),
+            _ => {
+                return Err(BackendError::Auth(
+                    "unexpected packet during backend login".into(),
+                ))
+            }
         }
     }
 }

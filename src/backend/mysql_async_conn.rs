@@ -69,7 +69,10 @@ pub async fn connect(
             mysql_async::Conn::new(opts(target, database.clone(), tls)),
         )
     };
-    match attempt(true).await.map_err(|_| AsyncConnectError::Timeout)? {
+    match attempt(true)
+        .await
+        .map_err(|_| AsyncConnectError::Timeout)?
+    {
         Ok(conn) => Ok(conn),
         Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
             if target.tls.mode == SslMode::Prefer =>

@@ -66,14 +66,10 @@ pub async fn connect(b: &BackendConfig, what: &str) -> Result<Db, MigrateError> 
             Ok(Db::My(conn))
         }
         BackendKind::Postgres => {
-            let (client, task) = crate::backend::postgres::connect_with(
-                &target,
-                timeout,
-                "tandem-migrate",
-                None,
-            )
-            .await
-            .map_err(|e| fail(e.reason()))?;
+            let (client, task) =
+                crate::backend::postgres::connect_with(&target, timeout, "tandem-migrate", None)
+                    .await
+                    .map_err(|e| fail(e.reason()))?;
             client.batch_execute(PG_SESSION).await?;
             Ok(Db::Pg(PgConn { client, task }))
         }

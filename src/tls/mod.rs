@@ -19,7 +19,6 @@
 pub mod pg;
 pub mod server;
 
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -218,7 +217,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -227,7 +231,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -305,9 +314,15 @@ mod tests {
 
     #[test]
     fn mode_spellings() {
-        assert_eq!(SslMode::from_libpq("verify-full"), Some(SslMode::VerifyFull));
+        assert_eq!(
+            SslMode::from_libpq("verify-full"),
+            Some(SslMode::VerifyFull)
+        );
         assert_eq!(SslMode::from_libpq("allow"), None);
-        assert_eq!(SslMode::from_mysql("verify_identity"), Some(SslMode::VerifyFull));
+        assert_eq!(
+            SslMode::from_mysql("verify_identity"),
+            Some(SslMode::VerifyFull)
+        );
         assert_eq!(SslMode::from_mysql("REQUIRED"), Some(SslMode::Require));
         assert_eq!(SslMode::from_mysql("required-ish"), None);
     }

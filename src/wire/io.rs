@@ -89,12 +89,17 @@ impl PacketIo {
     /// SSLRequest go to the TLS handshake (they are the ClientHello), never
     /// to the MySQL protocol, so nothing sent in plaintext is taken as sent
     /// over TLS.
-    pub async fn accept_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> Result<(), WireError> {
+    pub async fn accept_tls(
+        &mut self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+    ) -> Result<(), WireError> {
         if !self.wbuf.is_empty() {
             return Err(WireError::Malformed("unsent output before TLS"));
         }
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
-            return Err(WireError::Malformed("SSL request on an encrypted connection"));
+            return Err(WireError::Malformed(
+                "SSL request on an encrypted connection",
+            ));
         };
         let prefix = std::mem::take(&mut self.rbuf);
         let tls = acceptor

@@ -98,8 +98,11 @@ fn new_leaf(dir: &Path, name: &str, host: &str, dates: Option<(&str, &str)>) -> 
     );
     fs::write(dir.join(format!("{name}.cnf")), cnf).map_err(|e| e.to_string())?;
     fs::write(dir.join(format!("{name}.index")), "").map_err(|e| e.to_string())?;
-    fs::write(dir.join(format!("{name}.serial")), format!("{:02X}\n", name.len() + 16))
-        .map_err(|e| e.to_string())?;
+    fs::write(
+        dir.join(format!("{name}.serial")),
+        format!("{:02X}\n", name.len() + 16),
+    )
+    .map_err(|e| e.to_string())?;
     let cnf_name = format!("{name}.cnf");
     let mut args = vec![
         "ca", "-batch", "-notext", "-config", &cnf_name, "-cert", "ca.pem", "-keyfile", "ca.key",

@@ -44,7 +44,8 @@ pub async fn accept(
     let mut lease = UnusedLease(Some(lease), pool);
     let backend_greeting = lease.get().checkout.greeting().clone();
     let salt = random_salt();
-    let advertised = (backend_greeting.capabilities.bits() & !UNSUPPORTED_CAPS) | super::tls::tls_cap(state);
+    let advertised =
+        (backend_greeting.capabilities.bits() & !UNSUPPORTED_CAPS) | super::tls::tls_cap(state);
     let greeting = Greeting {
         salt: salt.clone(),
         capabilities: Caps::from_bits_truncate(advertised),

@@ -118,6 +118,9 @@ fn make() -> Result<Certs, String> {
     let dir = std::env::temp_dir().join(format!("tandem-it-certs-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The servers module's sweep removes it once this process is gone.
+    fs::write(dir.join("owner.pid"), format!("{}\n", std::process::id()))
+        .map_err(|e| e.to_string())?;
     new_ca(&dir, "ca", "Tandem Test CA")?;
     new_ca(&dir, "other-ca", "Some Other CA")?;
     new_leaf(&dir, "server", "localhost", None)?;

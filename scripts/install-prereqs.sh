@@ -86,6 +86,10 @@ prereq_system_packages() {
     # Headless browser for the dashboard test (tests/cockpit.rs).
     prereq_have chromium || pkgs+=(chromium)
     prereq_have strace || pkgs+=(strace)
+    # TLS tests make their CA and certificates with openssl and query the
+    # admin endpoint over HTTPS with curl.
+    prereq_have openssl || pkgs+=(openssl)
+    prereq_have curl || pkgs+=(curl)
     # Linker for Rust, and a C compiler for crates that build C code (zlib).
     prereq_have cc || pkgs+=(gcc libc6-dev)
     # Rust is installed through rustup, which is fetched with curl.

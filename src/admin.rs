@@ -1,7 +1,8 @@
 //! Admin HTTP listener (loopback by default): `/metrics` in Prometheus text
 //! format and `/status` as JSON; the cockpit's dashboard, timeline and ramp
-//! routes (`cockpit::http`). A deliberately tiny HTTP/1.1 server: GET
-//! only, one response per connection, bounded request size.
+//! routes (`cockpit::http`). A deliberately tiny HTTP/1.1 server: one
+//! response per connection, bounded request size; optionally a bearer token
+//! (`[admin] token`) and TLS (`[admin] tls`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -24,61 +25,173 @@ pub async fn start(
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    // Its own certificate cache: [admin] may name other files than [tls].
+    let tls = Arc::new(crate::tls::server::ServerTls::default());
     tokio::spawn(async move {
         loop {
-            let (mut stream, _) = tokio::select! {
+            let (stream, _) = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
             };
             let state = Arc::clone(&state);
+            let tls = Arc::clone(&tls);
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut n = 0;
-                // Read the request head (bounded; we only need the first line).
-                while n < buf.len() {
-                    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[n..]))
-                        .await
-                    {
-                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                        Ok(Ok(k)) => {
-                            n += k;
-                            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                                break;
-                            }
+                // None: plain HTTP; Some(None): TLS wanted but no usable
+                // certificate, so nothing is served (never plaintext).
+                let acceptor = {
+                    let snapshot = state.snapshot.load();
+                    let (cert, key) = admin_tls_files(&snapshot.config);
+                    cert.map(|c| tls.acceptor(Some(c), key))
+                };
+                match acceptor {
+                    None => serve_one(stream, &state).await,
+                    Some(None) => {
+                        tracing::warn!(
+                            "admin request refused: [admin] tls has no loadable certificate"
+                        )
+                    }
+                    Some(Some(a)) => {
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(Duration::from_secs(5), a.accept(stream)).await
+                        {
+                            serve_one(s, &state).await
                         }
                     }
                 }
-                let head = String::from_utf8_lossy(&buf[..n]);
-                let mut parts = head.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let cockpit = crate::cockpit::http::handle(&state, method, path).await;
-                let (status, ctype, body) = match (cockpit, method, path) {
-                    (Some(answer), _, _) => answer,
-                    (None, "GET", "/metrics") => {
-                        ("200 OK", "text/plain; version=0.0.4", metrics(&state))
-                    }
-                    (None, "GET", "/status") => ("200 OK", "application/json", status(&state)),
-                    (None, "GET", _) => (
-                        "404 Not Found",
-                        "text/plain",
-                        "try /, /metrics, /status, /overview, /timeline or /ramp\n".into(),
-                    ),
-                    _ => (
-                        "405 Method Not Allowed",
-                        "text/plain",
-                        "GET (or POST /ramp/…) only\n".into(),
-                    ),
-                };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(resp.as_bytes()).await;
-                let _ = stream.shutdown().await;
             });
         }
     });
     Ok(local)
+}
+
+/// Asks a running proxy's admin endpoint for `path` (what `tandem
+/// cutover-check` does), with the token and TLS its config asks for. TLS here
+/// encrypts without verifying: the address and the certificate come from the
+/// same file. Returns the body of a 200 answer.
+pub async fn get(config: &crate::config::Config, path: &str) -> Option<String> {
+    let addr = &config.admin.listen;
+    let auth = config
+        .admin
+        .token
+        .as_ref()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: tandem\r\n{auth}Connection: close\r\n\r\n");
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let mut out = Vec::new();
+    if config.admin.tls {
+        let target = crate::tls::TlsTarget {
+            mode: crate::tls::SslMode::Require,
+            ca: None,
+        };
+        let tls_config = crate::tls::client_config(&target).ok()??;
+        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+        let name = crate::tls::server_name(host.trim_matches(['[', ']'])).ok()?;
+        let mut s = tokio_rustls::TlsConnector::from(tls_config)
+            .connect(name, tcp)
+            .await
+            .ok()?;
+        s.write_all(request.as_bytes()).await.ok()?;
+        // A server closing without close_notify still gave us the body.
+        let _ = s.read_to_end(&mut out).await;
+    } else {
+        let mut s = tcp;
+        s.write_all(request.as_bytes()).await.ok()?;
+        s.read_to_end(&mut out).await.ok()?;
+    }
+    let text = String::from_utf8_lossy(&out);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// The certificate the admin endpoint serves when `[admin] tls = true`: its
+/// own `cert`/`key`, else the `[tls]` ones.
+fn admin_tls_files(
+    c: &crate::config::Config,
+) -> (Option<&std::path::Path>, Option<&std::path::Path>) {
+    if !c.admin.tls {
+        return (None, None);
+    }
+    match (&c.admin.cert, &c.admin.key) {
+        (Some(cert), Some(key)) => (Some(cert), Some(key)),
+        _ => (c.tls.cert.as_deref(), c.tls.key.as_deref()),
+    }
+}
+
+/// True when `[admin] token` is unset or the request carries it as
+/// `Authorization: Bearer <token>` (compared in constant time).
+fn authorized(head: &str, token: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
+    let given = head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        let value = value.trim();
+        let (scheme, rest) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    });
+    let Some(given) = given else { return false };
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads one request head, answers it, closes.
+async fn serve_one<S>(mut stream: S, state: &Arc<AppState>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    // Read the request head (bounded; we only need the first line and the
+    // Authorization header).
+    while n < buf.len() {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[n..])).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(k)) => {
+                n += k;
+                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..n]);
+    let mut parts = head.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let token = state.snapshot.load().config.admin.token.clone();
+    if !authorized(&head, token.as_deref()) {
+        let body = "missing or wrong bearer token\n";
+        let resp = format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(resp.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let cockpit = crate::cockpit::http::handle(state, method, path).await;
+    let (status, ctype, body) = match (cockpit, method, path) {
+        (Some(answer), _, _) => answer,
+        (None, "GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics(state)),
+        (None, "GET", "/status") => ("200 OK", "application/json", status(state)),
+        (None, "GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "try /, /metrics, /status, /overview, /timeline or /ramp\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET (or POST /ramp/…) only\n".into(),
+        ),
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(resp.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 fn metrics(state: &AppState) -> String {

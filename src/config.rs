@@ -58,6 +58,22 @@ pub struct Config {
     pub shadow: ShadowConfig,
     #[serde(default)]
     pub fleet: crate::fleet::FleetConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// TLS for MySQL clients connecting to the proxy.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain offered to clients (CLIENT_SSL is offered when
+    /// set); replaced files are picked up at the next handshake.
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<std::path::PathBuf>,
+    /// Refuse clients that log in without TLS (ERROR 1045, as MariaDB with
+    /// require_secure_transport).
+    pub require: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -145,19 +161,41 @@ impl Default for ShadowConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// HTTP address for /metrics and /status; empty disables it. Keep it on
-    /// loopback or a private interface: it has no authentication.
+    /// loopback or a private interface unless `token` and `tls` are set.
     pub listen: String,
+    /// When set, every request must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Serve HTTPS with `cert`/`key`, or with the `[tls]` ones when unset.
+    pub tls: bool,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9307".into(),
+            token: None,
+            tls: false,
+            cert: None,
+            key: None,
         }
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -268,7 +306,7 @@ impl Phase {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub name: String,
@@ -277,6 +315,9 @@ pub struct User {
     /// Or the server-style hash `*` + 40 hex digits (`SELECT PASSWORD('…')`),
     /// so no clear password has to exist anywhere.
     pub password_sha1: Option<String>,
+    /// `mysql_native_password` (default) or `caching_sha2_password` (needs
+    /// `password`).
+    pub plugin: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -293,7 +334,7 @@ pub enum BackendKind {
     Postgres,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     pub kind: BackendKind,
@@ -378,14 +419,67 @@ impl Default for LogConfig {
     }
 }
 
-/// A backend URL taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Secrets stay out of Debug output (a logged config, a panic message).
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password", &hidden(&self.password))
+            .field("password_sha1", &hidden(&self.password_sha1))
+            .field("plugin", &self.plugin)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("kind", &self.kind)
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("idle_timeout_s", &self.idle_timeout_s)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced by `***`, for anything shown to people.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".into(),
+    }
+}
+
+/// A backend URL taken apart. Its Debug output leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BackendTarget {
     pub host: String,
     pub port: u16,
     pub user: String,
     pub password: String,
     pub database: Option<String>,
+    /// `sslmode`/`sslrootcert` (PostgreSQL) or `ssl-mode`/`ssl-ca` (MySQL).
+    pub tls: crate::tls::TlsTarget,
+}
+
+impl std::fmt::Debug for BackendTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendTarget")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl BackendTarget {
@@ -418,6 +512,7 @@ impl BackendConfig {
             user: decode(url.username())?,
             password: decode(url.password().unwrap_or(""))?,
             database: (!database.is_empty()).then(|| database.to_string()),
+            tls: url_tls(&url, self.kind)?,
         })
     }
 
@@ -428,6 +523,63 @@ impl BackendConfig {
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
     }
+}
+
+/// The TLS parameters of a backend URL, spelled as each engine's own client
+/// spells them. Any other parameter is an error (a typo must not silently
+/// mean "no TLS").
+fn url_tls(url: &url::Url, kind: BackendKind) -> Result<crate::tls::TlsTarget, String> {
+    use crate::tls::SslMode;
+    let mut mode = None;
+    let mut ca = None;
+    for (key, value) in url.query_pairs() {
+        match (kind, key.as_ref()) {
+            (BackendKind::Postgres, "sslmode") => {
+                mode = Some(SslMode::from_libpq(&value).ok_or_else(|| {
+                    format!(
+                        "sslmode `{value}`: expected disable, prefer, require, verify-ca or verify-full"
+                    )
+                })?)
+            }
+            (BackendKind::Postgres, "sslrootcert") | (BackendKind::Mysql, "ssl-ca" | "ssl_ca") => {
+                ca = Some(std::path::PathBuf::from(value.as_ref()))
+            }
+            (BackendKind::Mysql, "ssl-mode" | "ssl_mode") => {
+                mode = Some(SslMode::from_mysql(&value).ok_or_else(|| {
+                    format!(
+                        "ssl-mode `{value}`: expected DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY"
+                    )
+                })?)
+            }
+            (BackendKind::Postgres, other) => {
+                return Err(format!(
+                    "unknown URL parameter `{other}` (supported: sslmode, sslrootcert)"
+                ))
+            }
+            (BackendKind::Mysql, other) => {
+                return Err(format!(
+                    "unknown URL parameter `{other}` (supported: ssl-mode, ssl-ca)"
+                ))
+            }
+        }
+    }
+    let mode = match (kind, mode, &ca) {
+        // libpq: with a root certificate, `require` verifies the chain.
+        (BackendKind::Postgres, Some(SslMode::Require), Some(_)) => SslMode::VerifyCa,
+        // The MySQL client: --ssl-ca without --ssl-mode means VERIFY_CA.
+        (BackendKind::Mysql, None, Some(_)) => SslMode::VerifyCa,
+        (_, mode, _) => mode.unwrap_or_default(),
+    };
+    if mode.verifies() && ca.is_none() {
+        return Err(format!(
+            "{mode:?} needs the CA file: add {}",
+            match kind {
+                BackendKind::Postgres => "sslrootcert=/path/ca.pem",
+                BackendKind::Mysql => "ssl-ca=/path/ca.pem",
+            }
+        ));
+    }
+    Ok(crate::tls::TlsTarget { mode, ca })
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -528,6 +680,30 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return Err(invalid("tls.key", "[tls] cert is set without its key")),
+            (None, Some(_)) => return Err(invalid("tls.cert", "[tls] key is set without a cert")),
+            (None, None) if self.tls.require => {
+                return Err(invalid(
+                    "tls.require",
+                    "clients cannot use TLS without [tls] cert and key",
+                ))
+            }
+            _ => {}
+        }
+        if self.admin.tls {
+            let own = self.admin.cert.is_some() && self.admin.key.is_some();
+            let shared = self.tls.cert.is_some() && self.tls.key.is_some();
+            if !own && !shared {
+                return Err(invalid(
+                    "admin.tls",
+                    "needs [admin] cert and key, or [tls] cert and key",
+                ));
+            }
+        }
+        if self.admin.token.as_deref() == Some("") {
+            return Err(invalid("admin.token", "must not be empty"));
+        }
         match self.phase {
             Phase::PrimaryOnly => {}
             Phase::DualWrite => {
@@ -606,6 +782,22 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.users.iter().enumerate() {
             let key = format!("users[{i}]");
+            match u.plugin.as_deref() {
+                None | Some("mysql_native_password") => {}
+                Some("caching_sha2_password") if u.password.is_some() => {}
+                Some("caching_sha2_password") => return Err(invalid(
+                    format!("{key}.plugin"),
+                    "caching_sha2_password needs `password` (a password_sha1 hash cannot check it)",
+                )),
+                Some(other) => {
+                    return Err(invalid(
+                        format!("{key}.plugin"),
+                        format!(
+                            "`{other}`: expected mysql_native_password or caching_sha2_password"
+                        ),
+                    ))
+                }
+            }
             if u.name.is_empty() {
                 return Err(invalid(format!("{key}.name"), "must not be empty"));
             }
@@ -725,6 +917,25 @@ fn expand_str(s: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_has_no_secrets() {
+        let c = Config::from_toml(
+            "[[users]]\nname = \"app\"\npassword = \"s3cret-user\"\n\
+             [backends.old]\nkind = \"mysql\"\nurl = \"mysql://u:s3cret-old@h:3306/d\"\n\
+             [backends.new]\nkind = \"postgres\"\nurl = \"postgres://u:s3cret-new@h/d?sslmode=require\"\n",
+            |_| None,
+        )
+        .unwrap();
+        let shown = format!(
+            "{c:?} {:?} {:?}",
+            c.backends.old.target().unwrap(),
+            c.backends.new.as_ref().unwrap().target().unwrap()
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("mysql://u:***@h:3306/d"), "{shown}");
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+    }
 
     const BASE: &str = r#"
         listen = "127.0.0.1:3307"

@@ -80,6 +80,10 @@ pub struct AppState {
     pub stream: Arc<crate::stream::apply::StreamStats>,
     /// Fleet membership and the cutover write gate (`[fleet]`).
     pub fleet: Arc<crate::fleet::Fleet>,
+    /// The `[tls]` certificate for clients (reloaded when its files change).
+    pub tls: crate::tls::server::ServerTls,
+    /// caching_sha2_password: the fast-auth cache and the RSA key pair.
+    pub sha2: crate::auth::sha2::Sha2Server,
     next_session: AtomicU64,
 }
 
@@ -99,8 +103,15 @@ impl AppState {
                 .map_or(1, |b| b.pool_size as usize),
         ));
         let fleet = crate::fleet::Fleet::new(config.fleet.clone());
+        let tls = crate::tls::server::ServerTls::new(
+            config.tls.cert.as_deref(),
+            config.tls.key.as_deref(),
+        )
+        .map_err(|e| format!("[tls]: {e}"))?;
         Ok(Arc::new_cyclic(|me| Self {
             fleet,
+            tls,
+            sha2: Default::default(),
             shadow: Shadow::start(&config.shadow, me.clone()),
             server_vars: ArcSwap::from_pointee(HashMap::new()),
             schema,

@@ -196,7 +196,7 @@ async fn malformed_packets_get_errors_not_crashes() {
     .await
     .unwrap();
     assert_eq!(tls_reply.get(4), Some(&0xff), "{tls_reply:?}");
-    assert!(String::from_utf8_lossy(&tls_reply).contains("TLS is not supported"));
+    assert!(String::from_utf8_lossy(&tls_reply).contains("TLS is not configured"));
     assert_eq!(
         u16::from_le_bytes([handshake_reply[5], handshake_reply[6]]),
         1043

@@ -77,6 +77,7 @@ fn pg_target(db: &str) -> BackendTarget {
         user: servers::APP_USER.into(),
         password: servers::APP_PASSWORD.into(),
         database: Some(db.into()),
+        tls: Default::default(),
     }
 }
 

@@ -26,6 +26,7 @@ fn target(port: u16) -> BackendTarget {
         user: "app".into(),
         password: "apppass".into(),
         database: None,
+        tls: Default::default(),
     }
 }
 

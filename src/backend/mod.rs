@@ -1,6 +1,7 @@
 //! Connections to the databases behind the proxy.
 
 pub mod mysql;
+pub mod mysql_async_conn;
 pub mod pg_mysql;
 pub mod pool;
 pub mod postgres;
@@ -27,6 +28,11 @@ pub enum BackendError {
     Server(ServerError),
     #[error("authentication with the backend failed: {0}")]
     Auth(String),
+    #[error("TLS with {addr}: {source}")]
+    Tls {
+        addr: String,
+        source: crate::tls::TlsError,
+    },
 }
 
 impl BackendError {

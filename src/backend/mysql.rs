@@ -12,12 +12,14 @@ use tokio::net::TcpStream;
 use super::BackendError;
 use crate::auth::native_token;
 use crate::config::BackendTarget;
+use crate::tls::{SslMode, TlsError};
 use crate::wire::buf::Reader;
 use crate::wire::handshake::{
     ChangeUser, Greeting, HandshakeResponse, CACHING_SHA2, NATIVE_PASSWORD,
 };
 use crate::wire::io::{Packet, PacketIo};
 use crate::wire::packets::{self, ServerError};
+use crate::wire::stream::Stream;
 use crate::wire::{cmd, CapabilityFlags as Caps, MariadbCapabilities};
 
 /// Capabilities that change how the server shapes its responses (or parses
@@ -39,10 +41,11 @@ pub const SHAPE_MASK: u32 = Caps::CLIENT_FOUND_ROWS.bits()
     // Decides whether LOAD DATA LOCAL gets a file request or error 4166.
     | Caps::CLIENT_LOCAL_FILES.bits();
 
-/// Capabilities the proxy never negotiates: TLS and compression (not
-/// implemented), query attributes and optional metadata (change packet layouts
-/// we parse), progress reports. LOCAL INFILE is passed on as the client asked
-/// (the relay streams the file, see `frontend::mysql::relay`).
+/// Capabilities the proxy never passes through from a client: TLS (each hop
+/// negotiates its own, see `use_tls`), compression (not implemented), query
+/// attributes and optional metadata (change packet layouts we parse),
+/// progress reports. LOCAL INFILE is passed on as the client asked (the relay
+/// streams the file, see `frontend::mysql::relay`).
 pub const UNSUPPORTED_CAPS: u32 = Caps::CLIENT_SSL.bits()
     | Caps::CLIENT_COMPRESS.bits()
     | Caps::CLIENT_ZSTD_COMPRESSION_ALGORITHM.bits()
@@ -116,14 +119,23 @@ impl Greeted {
     /// Logs in with the backend URL's credentials and the client's session
     /// options. Returns the connection and the server's OK packet payload.
     pub async fn authenticate(
-        mut self,
+        self,
         target: &BackendTarget,
         opts: SessionOpts,
     ) -> Result<(BackendConn, Packet), BackendError> {
-        let opts = negotiate(opts, &self.greeting);
+        let Greeted {
+            mut io,
+            greeting,
+            home,
+        } = self;
+        let mut opts = negotiate(opts, &greeting);
+        let tls = use_tls(target, &greeting)?;
+        if tls {
+            opts.capabilities |= Caps::CLIENT_SSL.bits();
+        }
         let (caps, mariadb_caps) = (opts.capabilities, opts.mariadb_caps);
-        let plugin = self.greeting.auth_plugin.clone();
-        let token = auth_token(&plugin, &self.greeting.salt, &target.password)?;
+        let plugin = greeting.auth_plugin.clone();
+        let token = auth_token(&plugin, &greeting.salt, &target.password)?;
         let response = HandshakeResponse {
             capabilities: caps,
             max_packet: opts.max_packet,
@@ -135,21 +147,68 @@ impl Greeted {
             auth_plugin: Some(plugin),
             attributes: None,
         };
-        self.io.write_and_flush(1, &response.encode()).await?;
-        let ok = finish_auth(&mut self.io, &target.password).await?;
+        let encoded = response.encode();
+        let mut seq = 1;
+        if tls {
+            // The SSLRequest is the response's first 32 bytes (same
+            // capabilities); the whole response follows inside TLS.
+            io.write_and_flush(seq, encoded.get(..32).unwrap_or(&encoded))
+                .await?;
+            io = start_tls(io, target).await?;
+            seq += 1;
+        }
+        io.write_and_flush(seq, &encoded).await?;
+        let ok = finish_auth(&mut io, &target.password, &greeting.salt).await?;
         let now = Instant::now();
         Ok((
             BackendConn {
-                io: self.io,
-                greeting: self.greeting,
+                io,
+                greeting,
                 opts,
                 created: now,
                 idle_since: now,
-                home: self.home,
+                home,
             },
             ok,
         ))
     }
+}
+
+/// Whether this login goes through TLS: the URL's `ssl-mode` against what the
+/// server offers. A mode that requires TLS never falls back to plaintext.
+fn use_tls(target: &BackendTarget, greeting: &Greeting) -> Result<bool, BackendError> {
+    let offered = greeting.capabilities.contains(Caps::CLIENT_SSL);
+    match target.tls.mode {
+        SslMode::Disable => Ok(false),
+        SslMode::Prefer => Ok(offered),
+        _ if offered => Ok(true),
+        _ => Err(BackendError::Tls {
+            addr: target.addr(),
+            source: TlsError::NotOffered,
+        }),
+    }
+}
+
+/// Runs the TLS handshake on a connection that just sent its SSLRequest.
+async fn start_tls(io: PacketIo, target: &BackendTarget) -> Result<PacketIo, BackendError> {
+    let fail = |source| BackendError::Tls {
+        addr: target.addr(),
+        source,
+    };
+    let max_packet = io.max_packet();
+    let config = crate::tls::client_config(&target.tls)
+        .map_err(fail)?
+        .ok_or_else(|| fail(TlsError::NotOffered))?;
+    let name = crate::tls::server_name(&target.host).map_err(fail)?;
+    let tcp = io.into_plain().ok_or_else(|| fail(TlsError::Unexpected))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| fail(TlsError::Handshake(e)))?;
+    Ok(PacketIo::with_stream(
+        Stream::Client(Box::new(tls)),
+        max_packet,
+    ))
 }
 
 /// The options a backend with this greeting ends up with when a client asks
@@ -186,15 +245,24 @@ fn auth_token(plugin: &[u8], salt: &[u8], password: &str) -> Result<Vec<u8>, Bac
         )
     } else {
         Err(BackendError::Auth(format!(
-            "backend asks for auth plugin `{}`; tandem supports mysql_native_password and caching_sha2_password (fast path)",
+            "backend asks for auth plugin `{}`; tandem supports mysql_native_password and caching_sha2_password",
             String::from_utf8_lossy(plugin)
         )))
     }
 }
 
 /// Reads the server's answers after we sent credentials: auth switches and
-/// caching_sha2 exchanges until OK or ERR.
-async fn finish_auth(io: &mut PacketIo, password: &str) -> Result<Packet, BackendError> {
+/// caching_sha2 exchanges (fast auth, or full auth with the password in
+/// clear over TLS or RSA-encrypted on plaintext) until OK or ERR.
+async fn finish_auth(
+    io: &mut PacketIo,
+    password: &str,
+    salt: &[u8],
+) -> Result<Packet, BackendError> {
+    use crate::auth::sha2::{
+        encrypt_password, FAST_AUTH_SUCCESS, PERFORM_FULL_AUTH, REQUEST_PUBLIC_KEY,
+    };
+    let mut nonce = salt.to_vec();
     loop {
         let pkt = io.read_packet().await?;
         match pkt.payload.first() {
@@ -210,22 +278,48 @@ async fn finish_auth(io: &mut PacketIo, password: &str) -> Result<Packet, Backen
                 let mut r = Reader::new(&pkt.payload[1..]);
                 let plugin = r.null_terminated().to_vec();
                 let data = r.remaining();
-                let salt = data.strip_suffix(&[0]).unwrap_or(data);
-                let token = auth_token(&plugin, salt, password)?;
+                nonce = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
+                let token = auth_token(&plugin, &nonce, password)?;
                 io.write_and_flush(pkt.seq.wrapping_add(1), &token).await?;
             }
-            Some(&0x01) => match pkt.payload.get(1) {
-                Some(3) => continue, // caching_sha2 fast auth succeeded; OK follows
-                Some(4) => {
+            Some(&0x01) => match pkt.payload.get(1).copied() {
+                Some(FAST_AUTH_SUCCESS) => continue, // OK follows
+                Some(PERFORM_FULL_AUTH) if io.tls().is_tls() => {
+                    let mut clear = password.as_bytes().to_vec();
+                    clear.push(0);
+                    io.write_and_flush(pkt.seq.wrapping_add(1), &clear).await?;
+                }
+                Some(PERFORM_FULL_AUTH) => {
+                    // No TLS: ask for the server's RSA key, send the password
+                    // encrypted with it.
+                    io.write_and_flush(pkt.seq.wrapping_add(1), &[REQUEST_PUBLIC_KEY])
+                        .await?;
+                    let key = io.read_packet().await?;
+                    if let Some(e) = ServerError::parse(&key.payload) {
+                        return Err(BackendError::Server(e));
+                    }
+                    let pem = key
+                        .payload
+                        .get(1..)
+                        .filter(|_| key.payload.first() == Some(&0x01));
+                    let pem = pem.ok_or_else(|| {
+                        BackendError::Auth("the server sent no RSA public key".into())
+                    })?;
+                    let sealed =
+                        encrypt_password(pem, password, &nonce).map_err(BackendError::Auth)?;
+                    io.write_and_flush(key.seq.wrapping_add(1), &sealed).await?;
+                }
+                _ => {
                     return Err(BackendError::Auth(
-                        "caching_sha2_password requires full authentication (TLS or RSA), which tandem does not do; \
-                         give the backend user mysql_native_password or log in once directly to warm the server's cache"
-                            .into(),
+                        "unexpected auth data from backend".into(),
                     ))
                 }
-                _ => return Err(BackendError::Auth("unexpected auth data from backend".into())),
             },
-            _ => return Err(BackendError::Auth("unexpected packet during backend login".into())),
+            _ => {
+                return Err(BackendError::Auth(
+                    "unexpected packet during backend login".into(),
+                ))
+            }
         }
     }
 }
@@ -284,7 +378,7 @@ impl BackendConn {
             attributes: None,
         };
         self.io.write_and_flush(0, &request.encode()).await?;
-        let ok = finish_auth(&mut self.io, &target.password).await?;
+        let ok = finish_auth(&mut self.io, &target.password, &self.greeting.salt).await?;
         self.opts.collation = collation;
         self.opts.database = database;
         Ok(ok)

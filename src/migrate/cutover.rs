@@ -103,20 +103,13 @@ pub async fn fix_sequences(
 /// The mirror queue lives in the running proxy: asked through its admin
 /// endpoint (`/status`). Unknown (proxy down, endpoint disabled) is not OK.
 pub async fn mirror_queue(config: &Config) -> Item {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = config.admin.listen.clone();
     if addr.is_empty() {
         return Item::missing("mirror queue: unknown ([admin] listen is disabled)");
     }
     let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
-        s.write_all(b"GET /status HTTP/1.1\r\nHost: tandem\r\n\r\n")
-            .await
-            .ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.ok()?;
-        let body = out.split("\r\n\r\n").nth(1)?;
-        serde_json::from_str::<serde_json::Value>(body).ok()
+        let body = crate::admin::get(config, "/status").await?;
+        serde_json::from_str::<serde_json::Value>(&body).ok()
     };
     let status = tokio::time::timeout(std::time::Duration::from_secs(3), fetch)
         .await

@@ -59,41 +59,17 @@ pub async fn connect(b: &BackendConfig, what: &str) -> Result<Db, MigrateError> 
                     "{what}.url names no database: write mysql://user:pass@host:port/DATABASE"
                 )));
             };
-            let opts = mysql_async::OptsBuilder::default()
-                .ip_or_hostname(target.host.clone())
-                .tcp_port(target.port)
-                .user(Some(target.user.clone()))
-                .pass(Some(target.password.clone()))
-                .db_name(Some(db))
-                // Otherwise mysql_async switches to the server's unix socket.
-                .prefer_socket(false);
-            let mut conn = tokio::time::timeout(timeout, mysql_async::Conn::new(opts))
+            let mut conn = crate::backend::mysql_async_conn::connect(&target, Some(db), timeout)
                 .await
-                .map_err(|_| fail("timed out".into()))?
                 .map_err(|e| fail(e.to_string()))?;
             conn.query_drop(MYSQL_SESSION).await?;
             Ok(Db::My(conn))
         }
         BackendKind::Postgres => {
-            let mut cfg = tokio_postgres::Config::new();
-            cfg.host(&target.host)
-                .port(target.port)
-                .user(&target.user)
-                .password(&target.password)
-                .connect_timeout(timeout)
-                .application_name("tandem-migrate");
-            if let Some(db) = &target.database {
-                cfg.dbname(db);
-            }
-            let (client, conn) = tokio::time::timeout(timeout, cfg.connect(tokio_postgres::NoTls))
-                .await
-                .map_err(|_| fail("timed out".into()))?
-                .map_err(|e| fail(super::pg_message(&e)))?;
-            let task = tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "postgres connection ended");
-                }
-            });
+            let (client, task) =
+                crate::backend::postgres::connect_with(&target, timeout, "tandem-migrate", None)
+                    .await
+                    .map_err(|e| fail(e.reason()))?;
             client.batch_execute(PG_SESSION).await?;
             Ok(Db::Pg(PgConn { client, task }))
         }

@@ -84,23 +84,15 @@ impl Applier {
         let t = &self.target;
         match self.kind {
             BackendKind::Postgres => {
-                let mut cfg = tokio_postgres::Config::new();
-                cfg.host(&t.host)
-                    .port(t.port)
-                    .user(&t.user)
-                    .password(&t.password);
-                if let Some(db) = &t.database {
-                    cfg.dbname(db);
-                }
                 // Pinned timestamps are written as the primary's session saw them.
-                cfg.options("-c TimeZone=UTC");
-                let (client, conn) = cfg
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                let (client, _task) = crate::backend::postgres::connect_with(
+                    t,
+                    self.connect_timeout,
+                    "tandem-mirror",
+                    Some("-c TimeZone=UTC"),
+                )
+                .await
+                .map_err(|e| e.reason())?;
                 Ok(SecondaryConn::Postgres(client))
             }
             BackendKind::Mysql => {

@@ -145,17 +145,13 @@ async fn connect(
     let connect_timeout = backend.connect_timeout().min(timeout);
     match backend.kind {
         BackendKind::Mysql => {
-            let opts = mysql_async::OptsBuilder::default()
-                .ip_or_hostname(target.host.clone())
-                .tcp_port(target.port)
-                .user(Some(target.user.clone()))
-                .pass(Some(target.password.clone()))
-                .db_name(target.database.clone())
-                .prefer_socket(false);
-            let mut conn = tokio::time::timeout(connect_timeout, mysql_async::Conn::new(opts))
-                .await
-                .map_err(|_| RunError::Connect("timed out".into()))?
-                .map_err(|e| RunError::Connect(e.to_string()))?;
+            let mut conn = crate::backend::mysql_async_conn::connect(
+                &target,
+                target.database.clone(),
+                connect_timeout,
+            )
+            .await
+            .map_err(|e| RunError::Connect(e.to_string()))?;
             // The client sessions' character set (results are compared by
             // bytes).
             conn.query_drop("SET NAMES utf8mb4")

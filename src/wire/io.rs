@@ -1,10 +1,12 @@
-//! Packet framing over one TCP stream: a read buffer we parse packets out of and
-//! a write buffer we flush explicitly, so a whole response leaves in one write.
+//! Packet framing over one TCP stream (plain or TLS, see `stream`): a read
+//! buffer we parse packets out of and a write buffer we flush explicitly, so a
+//! whole response leaves in one write.
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::stream::Stream;
 use super::MAX_PAYLOAD;
 
 /// Flush the write buffer once it holds this much, even mid-response, so large
@@ -57,7 +59,7 @@ pub struct RawHeader {
 }
 
 pub struct PacketIo {
-    stream: TcpStream,
+    stream: Stream,
     rbuf: BytesMut,
     wbuf: BytesMut,
     max_packet: usize,
@@ -66,6 +68,10 @@ pub struct PacketIo {
 impl PacketIo {
     pub fn new(stream: TcpStream, max_packet: usize) -> Self {
         let _ = stream.set_nodelay(true);
+        Self::with_stream(Stream::Plain(stream), max_packet)
+    }
+
+    pub fn with_stream(stream: Stream, max_packet: usize) -> Self {
         Self {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),
@@ -76,14 +82,69 @@ impl PacketIo {
 
     /// Moves the socket to the current runtime's event loop (a pooled
     /// connection leased by a session on another thread, see
-    /// `crate::workers`), keeping whatever is buffered.
+    /// `crate::workers`), keeping whatever is buffered. A TLS connection
+    /// cannot move (its state lives in the stream): the caller opens a new
+    /// connection instead.
     pub fn rehome(self) -> std::io::Result<Self> {
-        let stream = TcpStream::from_std(self.stream.into_std()?)?;
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "an encrypted connection stays on its thread",
+            ));
+        };
+        let stream = Stream::Plain(TcpStream::from_std(tcp.into_std()?)?);
         Ok(Self { stream, ..self })
     }
 
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> Option<&TcpStream> {
+        self.stream.tcp()
+    }
+
+    /// Answers a client's SSLRequest: runs the server side of the TLS
+    /// handshake on this connection. Bytes already buffered behind the
+    /// SSLRequest go to the TLS handshake (they are the ClientHello), never
+    /// to the MySQL protocol, so nothing sent in plaintext is taken as sent
+    /// over TLS.
+    pub async fn accept_tls(
+        &mut self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+    ) -> Result<(), WireError> {
+        if !self.wbuf.is_empty() {
+            return Err(WireError::Malformed("unsent output before TLS"));
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(WireError::Malformed(
+                "SSL request on an encrypted connection",
+            ));
+        };
+        let prefix = std::mem::take(&mut self.rbuf);
+        let tls = acceptor
+            .accept(super::stream::Rewind::new(prefix, tcp))
+            .await?;
+        self.stream = Stream::Server(Box::new(tls));
+        Ok(())
+    }
+
+    pub fn max_packet(&self) -> usize {
+        self.max_packet
+    }
+
+    pub fn tls(&self) -> &Stream {
         &self.stream
+    }
+
+    /// The plain TCP stream, to start TLS on it. Refused (None) when the
+    /// stream is already TLS or bytes are buffered either way: they would be
+    /// plaintext the peer sent after asking for TLS (an injection attempt) or
+    /// output not sent yet.
+    pub fn into_plain(self) -> Option<TcpStream> {
+        if !self.rbuf.is_empty() || !self.wbuf.is_empty() {
+            return None;
+        }
+        match self.stream {
+            Stream::Plain(s) => Some(s),
+            _ => None,
+        }
     }
 
     /// True when bytes are buffered that no packet has consumed yet.
@@ -236,8 +297,21 @@ impl PacketIo {
         if !self.rbuf.is_empty() {
             return false;
         }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        match &self.stream {
+            Stream::Plain(s) => {
+                let mut probe = [0u8; 1];
+                matches!(s.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+            // Under TLS, peek at the socket without consuming: any record (a
+            // close_notify alert, say) or EOF means the connection is not idle.
+            tls => {
+                let Some(tcp) = tls.tcp() else { return false };
+                let mut probe = [0u8; 1];
+                let mut buf = tokio::io::ReadBuf::new(&mut probe);
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                tcp.poll_peek(&mut cx, &mut buf).is_pending()
+            }
+        }
     }
 
     pub async fn shutdown(&mut self) {
@@ -249,13 +323,22 @@ impl PacketIo {
     /// a server does to a connection it timed out.
     pub async fn abort(mut self) {
         let _ = self.flush().await;
-        let _ = self.stream.set_zero_linger();
+        if let Some(tcp) = self.stream.tcp() {
+            let _ = tcp.set_zero_linger();
+        }
     }
 
     /// Resolves when the socket has something to read (data, EOF or an
     /// error). A readiness check only: no system call while nothing arrived.
     pub async fn readable(&self) {
-        let _ = self.stream.readable().await;
+        match self.stream.tcp() {
+            Some(tcp) => {
+                let _ = tcp.readable().await;
+            }
+            // A failed TLS upgrade: nothing will ever arrive; the next read
+            // reports the connection gone.
+            None => {}
+        }
     }
 
     /// After `readable`: one non-blocking read says what the peer did (a
@@ -263,7 +346,27 @@ impl PacketIo {
     /// buffer for the next `read_packet` (or `relay_buffered`).
     pub fn check_idle_peer(&mut self) -> PeerState {
         self.rbuf.reserve(READ_CHUNK);
-        match self.stream.try_read_buf(&mut self.rbuf) {
+        let read = match &mut self.stream {
+            Stream::Plain(tcp) => tcp.try_read_buf(&mut self.rbuf),
+            // Under TLS the socket's bytes are records: read through the
+            // session without waiting (a waker-less poll; `readable` waits
+            // on the socket itself), keeping decrypted bytes.
+            tls => {
+                use tokio::io::AsyncRead;
+                let mut chunk = [0u8; 4096];
+                let mut buf = tokio::io::ReadBuf::new(&mut chunk);
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match std::pin::Pin::new(tls).poll_read(&mut cx, &mut buf) {
+                    std::task::Poll::Ready(Ok(())) => {
+                        self.rbuf.extend_from_slice(buf.filled());
+                        Ok(buf.filled().len())
+                    }
+                    std::task::Poll::Ready(Err(e)) => Err(e),
+                    std::task::Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+                }
+            }
+        };
+        match read {
             Ok(0) => PeerState::Closed,
             Ok(_) => PeerState::Sent,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => PeerState::Idle,

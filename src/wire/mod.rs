@@ -10,6 +10,7 @@ pub mod handshake;
 pub mod io;
 pub mod packets;
 pub mod response;
+pub mod stream;
 
 pub use mysql_common::constants::{CapabilityFlags, MariadbCapabilities, StatusFlags};
 

@@ -76,7 +76,7 @@ static DB_COUNTER: AtomicU64 = AtomicU64::new(1);
 pub fn mariadb() -> &'static MariaDb {
     static SHARED: OnceLock<Result<MariaDb, String>> = OnceLock::new();
     match SHARED.get_or_init(|| {
-        MariaDb::start().map(|mut m| {
+        MariaDb::start(Vec::new()).map(|mut m| {
             // The shared server outlives `main`; the atexit hook owns cleanup.
             m.shared = true;
             m
@@ -93,7 +93,7 @@ pub fn mariadb() -> &'static MariaDb {
 /// Panics (in every caller) if the server cannot be started.
 pub fn postgres() -> &'static Postgres {
     static SHARED: OnceLock<Result<Postgres, String>> = OnceLock::new();
-    match SHARED.get_or_init(Postgres::start) {
+    match SHARED.get_or_init(|| Postgres::start(None)) {
         Ok(server) => server,
         Err(e) => panic!("shared PostgreSQL test server is unavailable: {e}"),
     }
@@ -102,7 +102,25 @@ pub fn postgres() -> &'static Postgres {
 /// A MariaDB server owned by the caller, for tests that kill or restart it.
 /// It is killed and its directory removed when the value is dropped.
 pub fn start_private_mariadb() -> MariaDb {
-    MariaDb::start().unwrap_or_else(|e| panic!("cannot start a private MariaDB test server: {e}"))
+    start_private_mariadb_with(Vec::new())
+}
+
+/// A private MariaDB started with extra `mariadbd` options (TLS files,
+/// `--require-secure-transport=ON`); they are kept across `restart`.
+pub fn start_private_mariadb_with(extra_args: Vec<String>) -> MariaDb {
+    MariaDb::start(extra_args)
+        .unwrap_or_else(|e| panic!("cannot start a private MariaDB test server: {e}"))
+}
+
+/// Prepares a private PostgreSQL after initdb: gets the instance directory
+/// (owned by the server's user) and the data directory, may write files there
+/// (certificates, pg_hba.conf), and returns extra `postgres` arguments.
+pub type PgSetup<'a> = &'a dyn Fn(&Path, &Path) -> Vec<String>;
+
+/// A PostgreSQL owned by the caller (TLS tests), stopped and deleted on drop.
+pub fn start_private_postgres(setup: PgSetup<'_>) -> Postgres {
+    Postgres::start(Some(setup))
+        .unwrap_or_else(|e| panic!("cannot start a private PostgreSQL test server: {e}"))
 }
 
 /// A loopback TCP port that was free a moment ago (bind to port 0, read the
@@ -133,6 +151,7 @@ pub struct MariaDb {
     error_log: PathBuf,
     process: Option<Arc<ServerProcess>>,
     shared: bool,
+    extra_args: Vec<String>,
 }
 
 impl MariaDb {
@@ -211,12 +230,18 @@ impl MariaDb {
         if self.is_running() {
             self.kill();
         }
-        let process = launch_mariadbd(&self.dir, &self.data_dir, &self.socket, self.port)
-            .unwrap_or_else(|e| panic!("cannot restart MariaDB: {}", e.message()));
+        let process = launch_mariadbd(
+            &self.dir,
+            &self.data_dir,
+            &self.socket,
+            self.port,
+            &self.extra_args,
+        )
+        .unwrap_or_else(|e| panic!("cannot restart MariaDB: {}", e.message()));
         self.process = Some(process);
     }
 
-    fn start() -> Result<MariaDb, String> {
+    fn start(extra_args: Vec<String>) -> Result<MariaDb, String> {
         let started = Instant::now();
         let instance = InstanceDir::create("mariadb")?;
         let dir = instance.path().to_path_buf();
@@ -229,7 +254,7 @@ impl MariaDb {
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            match launch_mariadbd(&dir, &data_dir, &socket, port) {
+            match launch_mariadbd(&dir, &data_dir, &socket, port, &extra_args) {
                 Ok(process) => {
                     let server = MariaDb {
                         port,
@@ -239,6 +264,7 @@ impl MariaDb {
                         error_log,
                         process: Some(process),
                         shared: false,
+                        extra_args,
                     };
                     server.create_app_user()?;
                     log_timing("MariaDB", &server.dir, started);
@@ -437,6 +463,7 @@ fn launch_mariadbd(
     data_dir: &Path,
     socket: &Path,
     port: u16,
+    extra_args: &[String],
 ) -> Result<Arc<ServerProcess>, StartError> {
     let mariadbd = find_program("mariadbd").map_err(StartError::Failed)?;
     let error_log = dir.join("error.log");
@@ -474,6 +501,7 @@ fn launch_mariadbd(
         // What Debian's packaged config sets; --no-defaults would leave latin1.
         .arg("--character-set-server=utf8mb4")
         .arg("--collation-server=utf8mb4_general_ci")
+        .args(extra_args)
         .current_dir(dir);
     let process = ServerProcess::spawn(
         "mariadbd",
@@ -584,7 +612,7 @@ impl Postgres {
         &self.bindir
     }
 
-    fn start() -> Result<Postgres, String> {
+    fn start(setup: Option<PgSetup<'_>>) -> Result<Postgres, String> {
         let started = Instant::now();
         let bindir = pg_bindir()?;
         let run_as = pg_run_as()?;
@@ -636,6 +664,7 @@ impl Postgres {
             ));
         }
 
+        let extra_args = setup.map(|f| f(&dir, &data_dir)).unwrap_or_default();
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
@@ -660,6 +689,7 @@ impl Postgres {
                 // Docker's 64 MB /dev/shm is too small for parallel query with
                 // POSIX shared memory; files in the data dir always work.
                 .args(["-c", "dynamic_shared_memory_type=mmap"])
+                .args(&extra_args)
                 .current_dir(&dir);
             if run_as.is_some() {
                 cmd.env("HOME", &dir);

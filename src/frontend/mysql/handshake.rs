@@ -44,7 +44,8 @@ pub async fn accept(
     let mut lease = UnusedLease(Some(lease), pool);
     let backend_greeting = lease.get().checkout.greeting().clone();
     let salt = random_salt();
-    let advertised = backend_greeting.capabilities.bits() & !UNSUPPORTED_CAPS;
+    let advertised =
+        (backend_greeting.capabilities.bits() & !UNSUPPORTED_CAPS) | super::tls::tls_cap(state);
     let greeting = Greeting {
         salt: salt.clone(),
         capabilities: Caps::from_bits_truncate(advertised),
@@ -146,15 +147,18 @@ pub async fn login(
     peer: SocketAddr,
     state: &AppState,
 ) -> Option<(HandshakeResponse, u8, String)> {
-    let pkt = client.read_packet().await.ok()?;
+    let mut pkt = client.read_packet().await.ok()?;
     let bad = |msg: &'static str| ServerError::new(1043, b"08S01", msg);
     if HandshakeResponse::is_ssl_request(&pkt.payload) {
-        // We never offer CLIENT_SSL; a client that insists gets a clear error.
-        let err = bad("Bad handshake: TLS is not supported by tandem");
-        let _ = client
-            .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
-            .await;
-        return None;
+        // The real handshake response follows inside TLS.
+        if !super::tls::upgrade(client, state).await {
+            let err = bad("Bad handshake: TLS is not configured on tandem ([tls] cert, key)");
+            let _ = client
+                .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
+                .await;
+            return None;
+        }
+        pkt = client.read_packet().await.ok()?;
     }
     let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
         let _ = client
@@ -163,6 +167,30 @@ pub async fn login(
         return None;
     };
     let mut seq = pkt.seq.wrapping_add(1);
+    let user = String::from_utf8_lossy(&response.user).into_owned();
+    if super::tls::refused_plaintext(client, state) {
+        // As MariaDB under require_secure_transport: 1045, nothing more.
+        tracing::warn!(user, "plaintext login refused ([tls] require)");
+        let with_password = !response.auth_response.is_empty();
+        let _ = client
+            .write_and_flush(seq, &access_denied(&user, peer, with_password).encode())
+            .await;
+        return None;
+    }
+    if let Some(password) = super::auth_sha2::sha2_password(state, &user) {
+        let (ok, next) =
+            super::auth_sha2::authenticate(client, seq, salt, &response, &user, &password, state)
+                .await?;
+        if !ok {
+            Metrics::incr(&state.metrics.auth_failures);
+            tracing::warn!(user, "authentication failed");
+            let _ = client
+                .write_and_flush(next, &access_denied(&user, peer, true).encode())
+                .await;
+            return None;
+        }
+        return Some((response, next, user));
+    }
     let mut token = response.auth_response.clone();
     if response
         .auth_plugin
@@ -177,7 +205,6 @@ pub async fn login(
         token = reply.payload.to_vec();
         seq = reply.seq.wrapping_add(1);
     }
-    let user = String::from_utf8_lossy(&response.user).into_owned();
     let authorized = state
         .snapshot
         .load()

@@ -2,6 +2,7 @@
 //! the command loop, and the verbatim relay of backend responses. It decodes
 //! and encodes; which backend serves a statement is `route`'s decision.
 
+mod auth_sha2;
 mod command;
 mod fence;
 mod handshake;
@@ -11,6 +12,7 @@ mod pg_primary;
 mod reads;
 pub mod relay;
 mod sql_prepared;
+mod tls;
 mod write;
 
 use std::net::SocketAddr;

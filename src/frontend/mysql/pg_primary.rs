@@ -81,7 +81,7 @@ pub async fn accept(
             .unwrap_or_else(|| b"5.5.5-10.11.0-MariaDB-tandem".to_vec()),
         connection_id: (id & 0xffff_ffff) as u32,
         salt: salt.clone(),
-        capabilities: Caps::from_bits_truncate(OFFERED),
+        capabilities: Caps::from_bits_truncate(OFFERED | super::tls::tls_cap(state)),
         mariadb_caps: 0,
         collation: identity.as_ref().map_or(45, |g| g.collation),
         status: AUTOCOMMIT,
@@ -674,6 +674,10 @@ async fn answer_variables(
     let value = |name: &str| -> Option<String> {
         match name {
             "autocommit" => Some(if session.status & AUTOCOMMIT != 0 { "1" } else { "0" }.into()),
+            // The proxy's own TLS, not the old backend's.
+            "have_ssl" | "have_openssl" => Some(
+                if super::tls::tls_cap(state) != 0 { "YES" } else { "DISABLED" }.into(),
+            ),
             _ => known.get(name).cloned().or_else(|| {
                 Some(
                     match name {

@@ -63,6 +63,11 @@ pub struct Session {
     /// PostgreSQL connection for reads routed to the new backend
     /// (dual_write with `[reads] new_percent`), opened on first use.
     pub read_pg: Option<ReadConn>,
+    /// The session ran something other than a read since its routed reads
+    /// last caught up with the change stream: before the next read goes to
+    /// the new backend, the stream must have applied the primary's position
+    /// (read-your-writes with `[mirror] source = "binlog"`).
+    pub stream_wrote: bool,
 }
 
 /// A session's PostgreSQL connection for routed reads, with its slot.

@@ -186,7 +186,7 @@ async fn load_data_local_with_the_cli_matches_direct() {
     }
     // The session ended cleanly after each load: connections went back to
     // the pool, none is stuck mid-file.
-    assert_eq!(proxy.state.old.leased_count(), 0);
+    assert_released(&proxy).await;
     proxy.stop().await;
 }
 
@@ -500,7 +500,7 @@ async fn a_killed_or_timed_out_backend_closes_the_idle_client_like_the_server() 
     }
     // The dead connections were not pooled.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(proxy.state.old.leased_count(), 0);
+    assert_released(&proxy).await;
     assert_eq!(proxy.state.old.idle_count(), 0);
     proxy.stop().await;
 }
@@ -598,4 +598,18 @@ async fn without_database_reads_stay_on_the_old_backend() {
         "no read of a client without a database went to PostgreSQL"
     );
     proxy.stop().await;
+}
+
+/// Every backend connection went back to the pool. The client process has
+/// exited when this is called; its session notices the close a moment later.
+async fn assert_released(proxy: &Proxy) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while proxy.state.old.leased_count() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        proxy.state.old.leased_count(),
+        0,
+        "a session still holds its backend connection"
+    );
 }

@@ -116,3 +116,53 @@ pub enum Item {
     /// applier may advance its checkpoint and lag measurement.
     Progress { position: Position, timestamp: u32 },
 }
+
+/// Whether the GTID state `applied` includes `wanted` (both as MariaDB's
+/// `@@gtid_binlog_pos` prints them: `domain-server-seq` per domain, comma
+/// separated): every domain of `wanted` is applied up to its sequence
+/// number. `None` when either is not in that form (MySQL's `uuid:1-n` sets
+/// are not compared here).
+pub fn gtid_covers(applied: &str, wanted: &str) -> Option<bool> {
+    fn parse(s: &str) -> Option<Vec<(u32, u64)>> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(|g| {
+                let mut parts = g.split('-');
+                let domain = parts.next()?.parse().ok()?;
+                let _server: u32 = parts.next()?.parse().ok()?;
+                let seq = parts.next()?.parse().ok()?;
+                parts.next().is_none().then_some((domain, seq))
+            })
+            .collect()
+    }
+    let applied = parse(applied)?;
+    let wanted = parse(wanted)?;
+    Some(
+        wanted
+            .iter()
+            .all(|(domain, seq)| applied.iter().any(|(d, s)| d == domain && s >= seq)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gtid_covers;
+
+    #[test]
+    fn gtid_coverage_is_per_domain() {
+        assert_eq!(gtid_covers("0-1-42", "0-1-42"), Some(true));
+        assert_eq!(gtid_covers("0-1-43", "0-1-42"), Some(true));
+        assert_eq!(gtid_covers("0-1-41", "0-1-42"), Some(false));
+        // The server id may change (failover); the sequence decides.
+        assert_eq!(gtid_covers("0-2-50", "0-1-42"), Some(true));
+        assert_eq!(gtid_covers("0-1-50,1-1-3", "0-1-42,1-1-4"), Some(false));
+        assert_eq!(gtid_covers("0-1-50,1-1-4", "1-1-4,0-1-42"), Some(true));
+        assert_eq!(gtid_covers("0-1-50", "0-1-42,1-1-1"), Some(false));
+        assert_eq!(gtid_covers("0-1-50", ""), Some(true));
+        assert_eq!(
+            gtid_covers("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5", "0-1-1"),
+            None
+        );
+    }
+}

@@ -461,3 +461,62 @@ async fn four_unthrottled_clients_through_the_proxy_lose_nothing() {
     tasks.wait().await;
     let _ = proxy.task.await;
 }
+
+/// Read-your-writes with the stream: every read routed to PostgreSQL
+/// (`new_percent = 100`) right after the session's own write sees that
+/// write — the read waits until the stream applied the primary's position,
+/// or the old backend serves it — while reads of a session that did not
+/// write go to PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_the_sessions_own_write_sees_it() {
+    let p = pair("stream_ryw", 107);
+    let toml = format!("{}\n[reads]\nnew_percent = 100\n", p.toml);
+    let proxy = common::start_proxy_with(&toml).await;
+    let tasks = TaskTracker::new();
+    assert!(
+        tandem::stream::source::spawn(&proxy.state, &tasks, proxy.shutdown.clone(), false)
+            .await
+            .unwrap()
+    );
+    tasks.close();
+    wait_checkpoint(&proxy.state.stream).await;
+    let mut c = common::via(&proxy, &p.my).await;
+    c.query_drop("CREATE TABLE ryw (id int PRIMARY KEY, v int NOT NULL)")
+        .await
+        .unwrap();
+    // The table exists on PostgreSQL before reads are routed there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.pg_sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'ryw'") != "1"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stream did not create the table"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let routed_before = proxy.state.metrics.reads_to_new.load(Ordering::Relaxed);
+    for i in 0..200i32 {
+        c.exec_drop("INSERT INTO ryw VALUES (?, ?)", (i, i * 3))
+            .await
+            .unwrap();
+        let v: Option<i32> = c
+            .exec_first("SELECT v FROM ryw WHERE id = ?", (i,))
+            .await
+            .unwrap();
+        assert_eq!(v, Some(i * 3), "read {i} right after its write");
+        let n: Option<i64> = c.query_first("SELECT count(*) FROM ryw").await.unwrap();
+        assert_eq!(n, Some(i64::from(i) + 1));
+    }
+    let routed = proxy.state.metrics.reads_to_new.load(Ordering::Relaxed) - routed_before;
+    let kept = proxy
+        .state
+        .metrics
+        .reads_kept_for_consistency
+        .load(Ordering::Relaxed);
+    eprintln!(
+        "after a write: {routed} of 400 reads answered by PostgreSQL, {kept} kept on MariaDB"
+    );
+    // The second read of each pair follows one that caught up: routed.
+    assert!(routed >= 100, "reads still reach PostgreSQL: {routed}");
+    proxy.stop().await;
+}

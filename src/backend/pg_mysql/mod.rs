@@ -190,6 +190,17 @@ impl PgSession {
         self.client.is_closed()
     }
 
+    /// The first column of the first row of `sql` as text (`None`: no row
+    /// or NULL), for the proxy's own bookkeeping queries.
+    pub async fn first_text(&self, sql: &str) -> Result<Option<String>, tokio_postgres::Error> {
+        for message in self.client.simple_query(sql).await? {
+            if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+                return Ok(row.get(0).map(str::to_owned));
+            }
+        }
+        Ok(None)
+    }
+
     /// Runs statements whose answer the client does not see (an implicit
     /// BEGIN under autocommit=0, the extra statements of a translated DDL),
     /// keeping the tracked transaction state.

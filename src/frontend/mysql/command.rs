@@ -158,6 +158,9 @@ async fn dispatch(
             state.metrics.count_statement(classified.class);
             let _timer = LatencyTimer(state, classified.class, started);
             let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
+            if classified.class != StatementClass::Read {
+                session.stream_wrote = true;
+            }
             if sql_prepared::candidate(&classified) {
                 let parsed = std::str::from_utf8(&payload[1..])
                     .ok()
@@ -184,6 +187,7 @@ async fn dispatch(
             if classified.class == StatementClass::Read
                 && reads::serve_from_new(
                     client,
+                    backend,
                     session,
                     state,
                     Text::Raw(&payload[1..]),
@@ -263,6 +267,12 @@ async fn dispatch(
             let classified = id
                 .and_then(|id| session.prepared.get(&id))
                 .map(|p| p.classified.clone());
+            if classified
+                .as_ref()
+                .is_none_or(|c| c.class != StatementClass::Read)
+            {
+                session.stream_wrote = true;
+            }
             let _timer = classified.as_ref().map(|c| {
                 state.metrics.count_statement(c.class);
                 LatencyTimer(state, c.class, std::time::Instant::now())
@@ -280,7 +290,7 @@ async fn dispatch(
             if let (Some(id), Some(c)) = (id, &classified) {
                 let text = Text::Prepared { payload, id };
                 if c.class == StatementClass::Read
-                    && reads::serve_from_new(client, session, state, text, c).await?
+                    && reads::serve_from_new(client, backend, session, state, text, c).await?
                 {
                     if let Some(p) = session.prepared.get_mut(&id) {
                         p.long_data.iter_mut().for_each(|l| *l = false);

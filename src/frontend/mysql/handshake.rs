@@ -129,6 +129,7 @@ pub async fn accept(
             last_insert_id: 0,
             reads: 0,
             read_pg: None,
+            stream_wrote: false,
             sql_prepared: std::collections::HashMap::new(),
         },
         backend,

@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::backend::mysql::BackendConn;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::config::{Phase, StickyMode};
 use crate::metrics::Metrics;
@@ -26,12 +27,13 @@ use super::relay::RelayError;
 /// false when the old backend must serve it.
 pub async fn serve_from_new(
     client: &mut PacketIo,
+    backend: &mut BackendConn,
     session: &mut Session,
     state: &Arc<AppState>,
     sql: Text<'_>,
     classified: &Classified,
 ) -> Result<bool, RelayError> {
-    match try_new(client, session, state, sql, classified).await {
+    match try_new(client, backend, session, state, sql, classified).await {
         Ok(served) => Ok(served),
         Err(PgError::Client(e)) => Err(RelayError::Client(e)),
         // PostgreSQL failed mid-answer: the client got an ERR; the session
@@ -57,6 +59,7 @@ pub enum Text<'a> {
 
 async fn try_new(
     client: &mut PacketIo,
+    backend: &mut BackendConn,
     session: &mut Session,
     state: &Arc<AppState>,
     sql: Text<'_>,
@@ -150,6 +153,23 @@ async fn try_new(
     let Some(conn) = session.read_pg.as_mut() else {
         return Ok(false);
     };
+    // With the change stream (no statement mirror), a session that wrote
+    // reads on the new backend only once the stream applied the primary's
+    // position as of now, which covers the session's own writes.
+    if session.stream_wrote && session.mirror.is_none() {
+        let stream_id = config
+            .backends
+            .old
+            .target()
+            .ok()
+            .and_then(|t| t.database)
+            .unwrap_or_default();
+        if !stream_caught_up(backend, &conn.pg, &stream_id).await {
+            Metrics::incr(&state.metrics.reads_kept_for_consistency);
+            return Ok(false);
+        }
+        session.stream_wrote = false;
+    }
     let cx = ClientContext {
         capabilities: session.client_caps,
         mariadb_caps: session.mariadb_caps,
@@ -174,6 +194,48 @@ async fn try_new(
     client.flush().await?;
     state.metrics.reads_to_new.fetch_add(1, Ordering::Relaxed);
     Ok(true)
+}
+
+/// Longest a routed read waits for the change stream to apply its session's
+/// writes before the old backend serves it instead.
+const STREAM_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Whether the stream's checkpoint on the new backend covers the primary's
+/// GTID position as read now (bounded wait). Unknown positions (a MySQL GTID
+/// set, no checkpoint yet, a failed query) count as not covered: the read
+/// then stays on the old backend, which is always correct.
+async fn stream_caught_up(backend: &mut BackendConn, pg: &PgSession, stream_id: &str) -> bool {
+    let wanted = match backend.query_rows("SELECT @@gtid_binlog_pos").await {
+        Ok(rows) => rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten()),
+        Err(_) => None,
+    };
+    let Some(wanted) = wanted else {
+        return false;
+    };
+    let sql = format!(
+        "SELECT gtid FROM {} WHERE stream_id = {}",
+        crate::stream::apply::checkpoint::TABLE,
+        crate::migrate::sqltext::pg_string(stream_id)
+    );
+    let deadline = std::time::Instant::now() + STREAM_WAIT;
+    loop {
+        let applied = pg.first_text(&sql).await.ok().flatten();
+        match applied
+            .as_deref()
+            .map(|a| crate::stream::gtid_covers(a, &wanted))
+        {
+            Some(Some(true)) => return true,
+            Some(None) => return false,
+            _ => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// A read answered by the old backend that is also compared on the new one

@@ -328,16 +328,19 @@ impl PacketIo {
         }
     }
 
+    /// Whether the connection runs TLS (its session may hold decrypted input
+    /// that the socket's readiness no longer announces).
+    pub fn is_encrypted(&self) -> bool {
+        !matches!(self.stream, Stream::Plain(_))
+    }
+
     /// Resolves when the socket has something to read (data, EOF or an
     /// error). A readiness check only: no system call while nothing arrived.
     pub async fn readable(&self) {
-        match self.stream.tcp() {
-            Some(tcp) => {
-                let _ = tcp.readable().await;
-            }
-            // A failed TLS upgrade: nothing will ever arrive; the next read
-            // reports the connection gone.
-            None => {}
+        // None: a failed TLS upgrade; nothing will ever arrive and the next
+        // read reports the connection gone.
+        if let Some(tcp) = self.stream.tcp() {
+            let _ = tcp.readable().await;
         }
     }
 

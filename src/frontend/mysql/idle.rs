@@ -45,6 +45,11 @@ pub async fn wait(
     if client.has_buffered_input() {
         return Idle::Client;
     }
+    // Under TLS, input already decrypted by the session raises no socket
+    // readiness: look once before waiting on the socket.
+    if client.is_encrypted() && client.check_idle_peer() != PeerState::Idle {
+        return Idle::Client;
+    }
     loop {
         let woke = tokio::select! {
             biased;

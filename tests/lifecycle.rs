@@ -366,7 +366,9 @@ async fn serve_binary_logs_json_and_stops_on_sigterm() {
     let db = servers::mariadb().create_database("bin");
     let port = servers::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let text = config_for(&db, "").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    // The admin endpoint on a free port too, never the default 9307.
+    let text = config_for(&db, "").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        + "[admin]\nlisten = \"127.0.0.1:0\"\n";
     let path = write_config(&dir, &text);
     let mut child = tandem()
         .args(["serve", "--log-format", "json", "--config"])

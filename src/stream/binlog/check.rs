@@ -259,10 +259,13 @@ async fn retention(conn: &mut BackendConn) -> Finding {
 
 /// The primary's current end of binlog: `SHOW MASTER STATUS` and the GTID
 /// state (`@@gtid_binlog_pos` on MariaDB, `@@gtid_executed` on MySQL), read
-/// until both describe the same moment.
+/// until both describe the same moment (on a server that keeps writing, the
+/// GTID state may then be older than the file position, never newer).
 pub async fn current_position(conn: &mut BackendConn) -> Result<Position, StreamError> {
     let map = |e| StreamError::from_backend(e, "the backend user");
-    for _ in 0..10 {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
         let before = gtid_pos(conn).await.map_err(map)?;
         let status = match conn.query_rows("SHOW MASTER STATUS").await {
             Ok(rows) => rows,
@@ -280,21 +283,26 @@ pub async fn current_position(conn: &mut BackendConn) -> Result<Position, Stream
                     .into(),
             ));
         };
-        if before != after {
-            continue;
-        }
         let offset = col(&row, 1).parse::<u64>().map_err(|_| {
             StreamError::Unsupported("SHOW MASTER STATUS without a position".into())
         })?;
-        return Ok(Position {
+        let position = |gtid: Option<String>| Position {
             file: col(&row, 0),
             offset,
-            gtid: after.filter(|g| !g.is_empty()),
-        });
+            gtid: gtid.filter(|g| !g.is_empty()),
+        };
+        if before == after {
+            return Ok(position(after));
+        }
+        // A server that never stops writing (other databases, other
+        // applications) may never hold still between the reads. The state
+        // read first is then the safe side: it is not newer than the file
+        // position, so a reader of GTIDs waits for more, never for less.
+        if attempt >= 50 {
+            return Ok(position(before));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    Err(StreamError::Disconnected(
-        "the primary's position kept moving while it was read; try again".into(),
-    ))
 }
 
 async fn gtid_pos(conn: &mut BackendConn) -> Result<Option<String>, BackendError> {

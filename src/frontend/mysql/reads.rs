@@ -157,14 +157,9 @@ async fn try_new(
     // reads on the new backend only once the stream applied the primary's
     // position as of now, which covers the session's own writes.
     if session.stream_wrote && session.mirror.is_none() {
-        let stream_id = config
-            .backends
-            .old
-            .target()
-            .ok()
-            .and_then(|t| t.database)
-            .unwrap_or_default();
-        if !stream_caught_up(backend, &conn.pg, &stream_id).await {
+        // The stream is named after the database it mirrors.
+        let stream_id = state.old.target.database.as_deref().unwrap_or_default();
+        if !stream_caught_up(backend, &conn.pg, stream_id).await {
             Metrics::incr(&state.metrics.reads_kept_for_consistency);
             return Ok(false);
         }

@@ -185,10 +185,16 @@ pub async fn query_as(
     classified: &Classified,
     sql: Result<String, String>,
 ) -> Result<Flow, RelayError> {
-    let sql = match sql {
+    // Not mirrored as text (reported in `finish`): a text the proxy does not
+    // know, or LOAD DATA, whose rows are in a file.
+    let unmirrored = match sql {
+        Ok(sql) if load_data::parse(&sql).is_some() => Err(("LOAD DATA".to_string(), sql)),
+        Ok(sql) => Ok(sql),
+        Err(reason) => Err((reason, String::from_utf8_lossy(&payload[1..]).into_owned())),
+    };
+    let sql = match unmirrored {
         Ok(sql) => sql,
-        Err(reason) => {
-            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+        Err((reason, text)) => {
             return finish(
                 client,
                 backend,
@@ -196,27 +202,13 @@ pub async fn query_as(
                 state,
                 payload,
                 Err(reason),
-                &sql,
+                &text,
                 classified,
             )
             .await;
         }
     };
     let want_increment = session.auto_increment_increment.is_none();
-    if load_data::parse(&sql).is_some() {
-        // Its rows are in a file, not in the text (reported in `finish`).
-        return finish(
-            client,
-            backend,
-            session,
-            state,
-            payload,
-            Err("LOAD DATA".to_string()),
-            &sql,
-            classified,
-        )
-        .await;
-    }
     // A statement sqlparser cannot read may have an equivalent it can.
     let postgres = state
         .mirror

@@ -295,11 +295,7 @@ async fn load_data_in_dual_write_is_reported_as_drift() {
     );
     wait_mirrored(&proxy).await;
     // The client's load is on the old side only, and said so.
-    let events: Vec<serde_json::Value> = std::fs::read_to_string(&drift)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let events = common::settled_jsonl(&drift, 1).await;
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];
     assert_eq!(e["kind"], "load_data");

@@ -380,12 +380,20 @@ async fn stalled_secondary(
 }
 
 fn drift_kinds(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    kinds(&common::jsonl_records(path))
+}
+
+fn kinds(records: &[serde_json::Value]) -> Vec<String> {
+    records
+        .iter()
         .map(|v| v["kind"].as_str().unwrap_or_default().to_string())
         .collect()
+}
+
+/// The drift log is written by a background thread: waits (bounded) for
+/// `expected` records.
+async fn settled_drift_kinds(path: &std::path::Path, expected: usize) -> Vec<String> {
+    kinds(&common::settled_jsonl(path, expected).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,7 +559,7 @@ async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
             .get(0);
         assert_eq!(count, n, "{table}: no row lost");
     }
-    let kinds = drift_kinds(&drift);
+    let kinds = settled_drift_kinds(&drift, 2).await;
     assert_eq!(
         kinds,
         ["foreign_key_held", "foreign_key_held"],
@@ -624,7 +632,7 @@ async fn multi_statement_insert_with_unknown_ids_is_drift_not_renumbered() {
         .await
         .unwrap();
     wait_mirrored(&proxy).await;
-    let kinds = drift_kinds(&drift);
+    let kinds = settled_drift_kinds(&drift, 1).await;
     assert_eq!(kinds, vec!["untranslatable"], "{kinds:?}");
     let logged = std::fs::read_to_string(&drift).unwrap();
     assert!(logged.contains("multi-statement"), "{logged}");

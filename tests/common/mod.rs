@@ -90,6 +90,28 @@ pub async fn wait_mirrored(proxy: &Proxy) {
     panic!("mirror queues did not drain");
 }
 
+/// The records of a JSON-lines log (drift, mismatches) as written so far.
+pub fn jsonl_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// JSON-lines logs are written by a background thread: waits (bounded, 5 s)
+/// until `expected` records are there, then returns all of them.
+pub async fn settled_jsonl(path: &std::path::Path, expected: usize) -> Vec<serde_json::Value> {
+    for _ in 0..100 {
+        let records = jsonl_records(path);
+        if records.len() >= expected {
+            return records;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    jsonl_records(path)
+}
+
 /// A fresh database on the shared MariaDB and a proxy in front of it.
 pub async fn setup(prefix: &str) -> (String, Proxy) {
     let db = servers::mariadb().create_database(prefix);

@@ -279,6 +279,7 @@ async fn a_refused_transaction_in_a_group_is_found_and_skipped_or_stops_the_stre
     assert_eq!(stats.skipped.load(std::sync::atomic::Ordering::Relaxed), 1);
     c.cancel();
     task.await.unwrap().unwrap();
+    crate::common::settled_jsonl(&path, 1).await;
     let logged = std::fs::read_to_string(&path).unwrap_or_default();
     assert_eq!(logged.lines().count(), 1, "{logged}");
     assert!(logged.contains("0-1-150"), "{logged}");

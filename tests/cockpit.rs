@@ -189,13 +189,7 @@ async fn ramp_advances_on_clean_reads_and_steps_back_on_a_mismatch() {
     let w = advances[1].window.unwrap();
     assert!(w.routed >= 20 && w.new_failures == 0, "{w:?}");
     // The read path routes by the ramp's share: PostgreSQL answers reads.
-    let answered_new = rig
-        .proxy
-        .state
-        .cockpit
-        .new_reads
-        .answered
-        .load(Ordering::Relaxed);
+    let answered_new = rig.proxy.state.cockpit.new_reads.answered.get();
     assert!(answered_new >= 20, "new side answered {answered_new} reads");
 
     // PostgreSQL's copy drifts: every compared read now differs.

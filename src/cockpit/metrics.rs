@@ -27,7 +27,7 @@ pub fn render(state: &AppState, out: &mut String) {
         let _ = writeln!(
             out,
             "tandem_reads_total{{backend=\"{name}\"}} {}",
-            side.answered.load(Ordering::Relaxed)
+            side.answered.get()
         );
     }
     let _ = writeln!(out, "# HELP tandem_read_errors_total Reads answered with an error or failed, per backend.\n# TYPE tandem_read_errors_total counter");
@@ -35,7 +35,7 @@ pub fn render(state: &AppState, out: &mut String) {
         let _ = writeln!(
             out,
             "tandem_read_errors_total{{backend=\"{name}\"}} {}",
-            side.errors.load(Ordering::Relaxed)
+            side.errors.get()
         );
     }
     let _ = writeln!(out, "# HELP tandem_read_duration_seconds Read latency per backend.\n# TYPE tandem_read_duration_seconds histogram");

@@ -19,7 +19,6 @@ pub mod statements;
 pub mod status;
 pub mod timeline;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,38 +26,38 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Phase};
-use crate::metrics::{Histogram, LATENCY_BUCKETS};
+use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS};
 use crate::server::AppState;
 
 /// Reads one backend answered: count, errors, latency.
 #[derive(Default)]
 pub struct SideReads {
     /// Reads answered (rows or an error).
-    pub answered: AtomicU64,
+    pub answered: Counter,
     /// Answered with an error, or failed mid-answer.
-    pub errors: AtomicU64,
+    pub errors: Counter,
     pub latency: Histogram,
     /// Reads slower than the last bucket (counted apart so a quantile never
     /// mistakes an observation still being recorded for a 30 s read).
-    pub over_last_bucket: AtomicU64,
+    pub over_last_bucket: Counter,
 }
 
 impl SideReads {
     pub fn record(&self, took: Duration, error: bool) {
-        self.answered.fetch_add(1, Ordering::Relaxed);
+        self.answered.incr();
         if error {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+            self.errors.incr();
         }
         self.latency.observe(took);
         if took.as_secs_f64() > LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1] {
-            self.over_last_bucket.fetch_add(1, Ordering::Relaxed);
+            self.over_last_bucket.incr();
         }
     }
 
     /// Cumulative bucket counts and the number of reads they and the
     /// overflow hold: the inputs of `quantile_ms` (via `delta`).
     pub fn latency_counts(&self) -> (Vec<u64>, u64) {
-        let over = self.over_last_bucket.load(Ordering::Relaxed);
+        let over = self.over_last_bucket.get();
         let (cum, _, _) = self.latency.snapshot();
         let total = cum.last().copied().unwrap_or(0) + over;
         (cum, total)
@@ -193,6 +192,6 @@ mod tests {
         assert_eq!(total, 2);
         assert_eq!(quantile_ms(&cum, total, 1.0), Some(30_000.0));
         assert!(quantile_ms(&cum, total, 0.5).unwrap() <= 1.0);
-        assert_eq!(s.errors.load(Ordering::Relaxed), 1);
+        assert_eq!(s.errors.get(), 1);
     }
 }

@@ -254,11 +254,11 @@ impl Counters {
         Self {
             compared: l(&sh.matched) + l(&sh.mismatched) + l(&sh.transient),
             mismatches: l(&sh.mismatched),
-            new_answered: l(&c.new_reads.answered),
-            new_errors: l(&c.new_reads.errors),
+            new_answered: c.new_reads.answered.get(),
+            new_errors: c.new_reads.errors.get(),
             fallback: l(&state.metrics.reads_fallback),
-            old_answered: l(&c.old_reads.answered),
-            old_errors: l(&c.old_reads.errors),
+            old_answered: c.old_reads.answered.get(),
+            old_errors: c.old_reads.errors.get(),
             new_latency,
             new_latency_count,
         }

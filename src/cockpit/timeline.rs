@@ -83,7 +83,7 @@ fn raw(state: &AppState) -> Raw {
     let sh = &state.shadow.stats;
     let side = |s: &super::SideReads| {
         let (cum, n) = s.latency_counts();
-        (l(&s.answered), l(&s.errors), cum, n)
+        (s.answered.get(), s.errors.get(), cum, n)
     };
     Raw {
         statements: CLASSES.iter().map(|c| state.metrics.statements(*c)).sum(),

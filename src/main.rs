@@ -697,7 +697,9 @@ async fn verify(
 }
 
 async fn cutover_check(path: PathBuf, fix: bool) -> anyhow::Result<ExitCode> {
-    let (config, sides) = migrate_setup(&path)?;
+    let (mut config, sides) = migrate_setup(&path)?;
+    // `auto` decides whether the stream or the statement mirror is checked.
+    tandem::stream::source::resolve(&mut config).await;
     let report = tandem::migrate::cutover::run(&config, &sides, fix).await?;
     for item in &report.items {
         println!(

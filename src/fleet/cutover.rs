@@ -24,14 +24,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::mysql;
 use crate::config::{Config, Phase, StreamSourceKind};
 use crate::migrate::db::PgConn;
 use crate::migrate::sqltext::Dialect;
 use crate::migrate::{MigrateError, Sides};
 use crate::route::Target;
 use crate::stream::apply::checkpoint;
-use crate::stream::Position;
 
 use super::member::config_hash;
 use super::store::{self, Member};
@@ -172,8 +170,10 @@ async fn gates(
         let sides = Sides::from_config(config)?;
         let report = crate::migrate::cutover::run(config, &sides, false).await?;
         for item in report.items {
-            if item.text.starts_with("mirror queue") {
-                continue; // drained by every member before it acknowledges the fence
+            if item.text.starts_with("mirror queue") || item.text.starts_with("stream:") {
+                // Drained by every member before it acknowledges the fence;
+                // the stream is caught up while writes are held (step b).
+                continue;
             }
             let note = item.text.starts_with("sequence")
                 || item.text.contains("never run")
@@ -193,48 +193,6 @@ async fn gates(
     } else {
         Err(CutoverError::Gates)
     }
-}
-
-/// The primary's current binlog position (what the stream must reach).
-async fn primary_position(config: &Config) -> Result<Position, MigrateError> {
-    let target = config
-        .backends
-        .old
-        .target()
-        .map_err(|e| MigrateError::Config(format!("backends.old.url: {e}")))?;
-    let fail = |e: String| MigrateError::Config(format!("old backend: {e}"));
-    let greeted = mysql::connect(&target, 16 << 20)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let (mut conn, _) = greeted
-        .authenticate(&target, mysql::default_opts(target.database.as_deref()))
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let p = crate::stream::binlog::current_position(&mut conn)
-        .await
-        .map_err(|e| fail(e.to_string()));
-    conn.close().await;
-    p
-}
-
-async fn stream_checkpoint(
-    pg: &PgConn,
-    stream_id: &str,
-) -> Result<Option<(String, u64)>, MigrateError> {
-    let rows = pg
-        .client
-        .query(&checkpoint::select_sql(Dialect::Postgres, stream_id), &[])
-        .await?;
-    Ok(rows.first().map(|r| {
-        let offset: i64 = r.get(1);
-        (r.get::<_, String>(0), offset.max(0) as u64)
-    }))
-}
-
-/// Binlog file names share a prefix and a zero-padded sequence number, so
-/// (file, offset) orders positions.
-fn reached(cp: &(String, u64), target: &Position) -> bool {
-    (cp.0.as_str(), cp.1) >= (target.file.as_str(), target.offset)
 }
 
 /// Runs the cutover; `say` receives every line to print.
@@ -324,17 +282,18 @@ pub async fn run(
         if opts.to == Target::New {
             if binlog {
                 let started = Instant::now();
-                let target = primary_position(config).await.map_err(|e| e.to_string())?;
-                let stream_id = config.backends.old.target().ok().and_then(|t| t.database).unwrap_or_default();
+                let target = crate::migrate::cutover::primary_position(config).await.map_err(|e| e.to_string())?;
+                let stream_id = crate::migrate::cutover::stream_id(config);
+                let reached = checkpoint::reached_sql(Dialect::Postgres, &stream_id, &target);
                 loop {
-                    let cp = stream_checkpoint(&pg, &stream_id).await.map_err(|e| e.to_string())?;
-                    if cp.as_ref().is_some_and(|c| reached(c, &target)) {
+                    let row = pg.client.query_one(&reached, &[]).await.map_err(|e| e.to_string())?;
+                    if row.get::<_, i64>(0) > 0 {
                         break;
                     }
                     if Instant::now() >= deadline {
                         return Err(format!(
-                            "the change stream did not reach the primary's position {}:{} within the pause (checkpoint {:?})",
-                            target.file, target.offset, cp
+                            "the change stream did not reach the primary's position {}:{} within the pause",
+                            target.file, target.offset
                         ));
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;

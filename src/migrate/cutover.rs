@@ -7,14 +7,20 @@
 //!   insert after the switch collides (`--fix` moves them with `setval`);
 //! * every keyed table's backfill finished;
 //! * the last full `tandem verify` was clean and ran after the backfill;
-//! * the proxy's mirror queues are empty.
+//! * the proxy's mirror queues are empty (statement mirror), or the change
+//!   stream's checkpoint reached the primary's position (binlog).
+
+use std::time::{Duration, Instant};
 
 use super::catalog::TablePlan;
 use super::db::{scalar_i128, Db};
 use super::sqltext::{ident, pg_string, Dialect};
 use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE, VERIFY_RUNS_TABLE};
+use crate::backend::mysql;
 use crate::backend::value::{pg::PgType, Value};
-use crate::config::Config;
+use crate::config::{Config, StreamSourceKind};
+use crate::stream::apply::checkpoint;
+use crate::stream::Position;
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +85,83 @@ pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverRep
         ))
     });
     report.items.push(check_last_verify(&mut new).await?);
-    report.items.push(mirror_queue(config).await);
+    report.items.push(match config.mirror.source {
+        StreamSourceKind::Binlog => stream_caught_up(config, &mut new).await?,
+        _ => mirror_queue(config).await,
+    });
     Ok(report)
+}
+
+/// How long `stream_caught_up` lets the stream reach the primary's position.
+const STREAM_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// With the change stream, what the primary committed must be on the new
+/// side before it can take over: the stream's checkpoint (kept on the new
+/// side, whichever process applies) must reach the primary's position as of
+/// this check, within a few seconds.
+async fn stream_caught_up(config: &Config, new: &mut Db) -> Result<Item, MigrateError> {
+    if !table_exists(new, checkpoint::TABLE).await? {
+        return Ok(Item::missing(format!(
+            "stream: no {} on the new side: the change stream never applied; run the proxy in dual_write (or `tandem mirror`)",
+            checkpoint::TABLE
+        )));
+    }
+    let target = primary_position(config).await?;
+    let stream_id = stream_id(config);
+    let sql = checkpoint::reached_sql(new.dialect(), &stream_id, &target);
+    let started = Instant::now();
+    loop {
+        if scalar_i128(new, &sql).await?.unwrap_or(0) > 0 {
+            return Ok(Item::ok(format!(
+                "stream: the checkpoint reached the primary's position {}:{} (waited {} ms)",
+                target.file,
+                target.offset,
+                started.elapsed().as_millis()
+            )));
+        }
+        if started.elapsed() >= STREAM_CATCH_UP {
+            return Ok(Item::missing(format!(
+                "stream: the checkpoint did not reach the primary's position {}:{} within {} s; see the stream's lag in `tandem status`",
+                target.file,
+                target.offset,
+                STREAM_CATCH_UP.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The stream's id in the checkpoint table: the old backend's database.
+pub fn stream_id(config: &Config) -> String {
+    config
+        .backends
+        .old
+        .target()
+        .ok()
+        .and_then(|t| t.database)
+        .unwrap_or_default()
+}
+
+/// The primary's current binlog position (what the stream must reach).
+pub async fn primary_position(config: &Config) -> Result<Position, MigrateError> {
+    let target = config
+        .backends
+        .old
+        .target()
+        .map_err(|e| MigrateError::Config(format!("backends.old.url: {e}")))?;
+    let fail = |e: String| MigrateError::Config(format!("old backend: {e}"));
+    let greeted = mysql::connect(&target, 16 << 20)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let (mut conn, _) = greeted
+        .authenticate(&target, mysql::default_opts(target.database.as_deref()))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let p = crate::stream::binlog::current_position(&mut conn)
+        .await
+        .map_err(|e| fail(e.to_string()));
+    conn.close().await;
+    p
 }
 
 /// Moves every identity sequence past the largest ids (the `--fix` part

@@ -56,6 +56,19 @@ pub fn select_sql(d: Dialect, stream_id: &str) -> String {
     )
 }
 
+/// Counts 1 when the checkpoint of `stream_id` is at or past `target`'s file
+/// and offset (binlog file names share a prefix and a zero-padded sequence
+/// number, so the pair orders positions), else 0.
+pub fn reached_sql(d: Dialect, stream_id: &str, target: &Position) -> String {
+    let offset = ident(d, "offset");
+    let file = text(d, &target.file);
+    format!(
+        "SELECT COUNT(*) FROM {TABLE} WHERE stream_id = {} AND (file > {file} OR (file = {file} AND {offset} >= {}))",
+        text(d, stream_id),
+        target.offset
+    )
+}
+
 /// The statement that stores `cp` for `stream_id` (an upsert).
 pub fn store_sql(d: Dialect, stream_id: &str, cp: &Checkpoint) -> String {
     let gtid = cp

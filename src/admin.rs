@@ -425,6 +425,7 @@ fn status(state: &AppState) -> String {
             "queue_depth": state.shadow.stats.queued.load(Ordering::Relaxed).max(0),
             "outcomes": state.shadow.stats.outcomes().into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect::<serde_json::Map<_, _>>(),
             "log_suppressed": state.shadow.stats.log_suppressed.load(Ordering::Relaxed),
+            "stream_not_reached": state.shadow.stats.stream_not_reached.load(Ordering::Relaxed),
         },
         "reloads": m.reloads.load(Ordering::Relaxed),
         "reload_failures": m.reload_failures.load(Ordering::Relaxed),

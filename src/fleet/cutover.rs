@@ -283,7 +283,7 @@ pub async fn run(
             if binlog {
                 let started = Instant::now();
                 let target = crate::migrate::cutover::primary_position(config).await.map_err(|e| e.to_string())?;
-                let stream_id = crate::migrate::cutover::stream_id(config);
+                let stream_id = crate::stream::stream_id(config);
                 let reached = checkpoint::reached_sql(Dialect::Postgres, &stream_id, &target);
                 loop {
                     let row = pg.client.query_one(&reached, &[]).await.map_err(|e| e.to_string())?;

@@ -107,7 +107,7 @@ async fn stream_caught_up(config: &Config, new: &mut Db) -> Result<Item, Migrate
         )));
     }
     let target = primary_position(config).await?;
-    let stream_id = stream_id(config);
+    let stream_id = crate::stream::stream_id(config);
     let sql = checkpoint::reached_sql(new.dialect(), &stream_id, &target);
     let started = Instant::now();
     loop {
@@ -129,17 +129,6 @@ async fn stream_caught_up(config: &Config, new: &mut Db) -> Result<Item, Migrate
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The stream's id in the checkpoint table: the old backend's database.
-pub fn stream_id(config: &Config) -> String {
-    config
-        .backends
-        .old
-        .target()
-        .ok()
-        .and_then(|t| t.database)
-        .unwrap_or_default()
 }
 
 /// The primary's current binlog position (what the stream must reach).

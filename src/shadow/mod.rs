@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::config::{Config, Phase, ShadowConfig};
+use crate::config::{Config, Phase, ShadowConfig, StreamSourceKind};
 use crate::drift::now_rfc3339;
 use crate::jsonl::JsonLines;
 use crate::mirror::SessionProgress;
@@ -61,6 +61,9 @@ pub struct ShadowStats {
     pub failed: AtomicU64,
     /// Mismatches counted but not written (per-fingerprint log budget).
     pub log_suppressed: AtomicU64,
+    /// Comparisons run before the change stream had applied what the old
+    /// side had committed (not reached within the timeout, or unknown).
+    pub stream_not_reached: AtomicU64,
     /// Sampled reads queued or being compared.
     pub queued: AtomicI64,
     /// Bytes those jobs hold (copied answers, statement text).
@@ -365,6 +368,9 @@ impl Worker {
         if let Some((progress, handed)) = &job.session_writes {
             wait_for(timeout, || progress.reached(*handed)).await;
         }
+        if relayed.is_some() {
+            self.wait_stream(state, &job, timeout).await;
+        }
         let first = match relayed {
             Some(primary) => self
                 .run_on(state, &job, other(job.primary), max_rows, timeout)
@@ -486,10 +492,35 @@ impl Worker {
             })
             .await;
         }
+        self.wait_stream(state, job, timeout).await;
         let secondary = self
             .run_on(state, job, other(job.primary), max_rows, timeout)
             .await?;
         Ok((primary, secondary))
+    }
+
+    /// With the change stream mirroring, a comparison against the new side
+    /// waits until the stream applied what the old side had committed when
+    /// it answered (bounded; counted when it was not reached in time).
+    async fn wait_stream(&mut self, state: &Arc<AppState>, job: &Job, timeout: Duration) {
+        let snapshot = state.snapshot.load_full();
+        let config = &snapshot.config;
+        let (Target::Old, Some(new), StreamSourceKind::Binlog) = (
+            job.primary,
+            config.backends.new.as_ref(),
+            config.mirror.source,
+        ) else {
+            return;
+        };
+        let stream_id = crate::stream::stream_id(config);
+        let backends = (&config.backends.old, new);
+        if !side::stream_reached(&mut self.old, &mut self.new, backends, &stream_id, timeout).await
+        {
+            self.shared
+                .stats
+                .stream_not_reached
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Runs the job's statement on `target`.

@@ -11,8 +11,10 @@ use mysql_async::prelude::Queryable;
 use crate::backend::value::mysql::{from_mysql, MysqlType};
 use crate::backend::value::pg::{from_pg_row, PgType};
 use crate::config::{BackendConfig, BackendKind, BackendTarget};
+use crate::migrate::sqltext::Dialect;
 use crate::sql::schema::Schema;
 use crate::sql::translate;
+use crate::stream::apply::checkpoint;
 
 use super::compare::Collected;
 use super::log::SideError;
@@ -67,6 +69,81 @@ impl SideConn {
             SideConn::Pg { .. } => BackendKind::Postgres,
         }
     }
+}
+
+/// With the change stream: waits (up to `timeout`) until the stream's
+/// checkpoint on the new backend covers the primary's GTID position as read
+/// now on the old one, so a comparison run next sees at least what the
+/// primary had committed when it answered. False when not reached in time or
+/// unknown (no GTIDs, no checkpoint yet): the comparison still runs and its
+/// recheck tells lag from divergence.
+pub async fn stream_reached(
+    old: &mut Option<SideConn>,
+    new: &mut Option<SideConn>,
+    backends: (&BackendConfig, &BackendConfig),
+    stream_id: &str,
+    timeout: Duration,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    let wait = async {
+        let wanted = match open(old, backends.0, timeout).await? {
+            SideConn::My { conn, .. } => conn
+                .query_first::<Option<String>, _>("SELECT @@gtid_binlog_pos")
+                .await
+                .ok()
+                .flatten()
+                .flatten()?,
+            SideConn::Pg { .. } => return None,
+        };
+        loop {
+            let applied = match open(new, backends.1, timeout).await? {
+                SideConn::Pg { client, .. } => client
+                    .query_opt(&checkpoint::gtid_sql(Dialect::Postgres, stream_id), &[])
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.get::<_, Option<String>>(0)),
+                SideConn::My { conn, .. } => conn
+                    .query_first::<Option<String>, _>(checkpoint::gtid_sql(
+                        Dialect::Mysql,
+                        stream_id,
+                    ))
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten(),
+            };
+            match applied.map(|a| crate::stream::gtid_covers(&a, &wanted)) {
+                Some(Some(true)) => return Some(()),
+                Some(None) => return None,
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    matches!(tokio::time::timeout(timeout, wait).await, Ok(Some(())))
+}
+
+/// The slot's connection, opened (or replaced) for `backend` when needed.
+async fn open<'a>(
+    slot: &'a mut Option<SideConn>,
+    backend: &BackendConfig,
+    timeout: Duration,
+) -> Option<&'a mut SideConn> {
+    let target = backend.target().ok()?;
+    if slot
+        .as_ref()
+        .is_some_and(|c| c.kind() != backend.kind || *c.target() != target)
+    {
+        *slot = None;
+    }
+    if slot.is_none() {
+        *slot = Some(connect(backend, target, timeout).await.ok()?);
+    }
+    slot.as_mut()
 }
 
 /// Runs `job`'s statement on `backend`, reusing or replacing `slot`.

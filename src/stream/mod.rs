@@ -30,6 +30,18 @@ use serde::{Deserialize, Serialize};
 use crate::backend::value::mysql::MysqlType;
 use crate::backend::value::Row;
 
+/// The stream's id in the checkpoint table: the old backend's database (one
+/// stream per migrated database).
+pub fn stream_id(config: &crate::config::Config) -> String {
+    config
+        .backends
+        .old
+        .target()
+        .ok()
+        .and_then(|t| t.database)
+        .unwrap_or_default()
+}
+
 /// A point in the primary's log: where a checkpoint resumes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {

@@ -549,3 +549,74 @@ async fn a_read_after_the_sessions_own_write_sees_it() {
     assert!(routed >= 100, "reads still reach PostgreSQL: {routed}");
     proxy.stop().await;
 }
+
+/// A shadow comparison with the change stream waits until the stream applied
+/// what the old side had committed when it answered: with the stream's
+/// commit held back (its checkpoint row locked on PostgreSQL), a read of a
+/// row just written is compared only once the row is there. No recheck, so
+/// a comparison made too early would be logged as a mismatch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_comparison_waits_for_the_stream() {
+    let p = pair("stream_shadow", 108);
+    let toml = format!(
+        "{}\n[shadow]\nsample_percent = 100\nrecheck = false\ntimeout_ms = 10000\nlog = \"{}\"\n",
+        p.toml,
+        p.dir.join("mismatches.jsonl").display()
+    );
+    let proxy = common::start_proxy_with(&toml).await;
+    let tasks = TaskTracker::new();
+    assert!(
+        tandem::stream::source::spawn(&proxy.state, &tasks, proxy.shutdown.clone(), false)
+            .await
+            .unwrap()
+    );
+    tasks.close();
+    wait_checkpoint(&proxy.state.stream).await;
+    let mut c = common::via(&proxy, &p.my).await;
+    c.query_drop("CREATE TABLE sh (id int PRIMARY KEY, v varchar(20) NOT NULL)")
+        .await
+        .unwrap();
+    let mut d = common::direct(&p.my).await;
+    wait_caught_up(&proxy.state.stream, &mut d, Duration::from_secs(60)).await;
+
+    // Hold the stream's next commit: it writes the row, then waits for the
+    // checkpoint row (same target transaction, invisible until commit).
+    let (pg, conn) =
+        tokio_postgres::connect(&servers::postgres().url(&p.pg), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    pg.batch_execute("BEGIN; SELECT * FROM tandem_stream_checkpoint FOR UPDATE")
+        .await
+        .unwrap();
+    let stats = &proxy.state.shadow.stats;
+    let compared = |s: &tandem::shadow::ShadowStats| {
+        s.matched.load(Ordering::Relaxed) + s.mismatched.load(Ordering::Relaxed)
+    };
+    let before = compared(stats);
+    c.query_drop("INSERT INTO sh VALUES (1, 'written')")
+        .await
+        .unwrap();
+    let v: Option<String> = c
+        .query_first("SELECT v FROM sh WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(v.as_deref(), Some("written"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        compared(stats),
+        before,
+        "not compared while the stream is held"
+    );
+    pg.batch_execute("COMMIT").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while compared(stats) == before {
+        assert!(Instant::now() < deadline, "the comparison never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stats.mismatched.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.stream_not_reached.load(Ordering::Relaxed), 0);
+    proxy.shutdown.cancel();
+    tasks.wait().await;
+    let _ = proxy.task.await;
+}

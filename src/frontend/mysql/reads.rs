@@ -210,10 +210,9 @@ async fn stream_caught_up(backend: &mut BackendConn, pg: &PgSession, stream_id: 
     let Some(wanted) = wanted else {
         return false;
     };
-    let sql = format!(
-        "SELECT gtid FROM {} WHERE stream_id = {}",
-        crate::stream::apply::checkpoint::TABLE,
-        crate::migrate::sqltext::pg_string(stream_id)
+    let sql = crate::stream::apply::checkpoint::gtid_sql(
+        crate::migrate::sqltext::Dialect::Postgres,
+        stream_id,
     );
     let deadline = std::time::Instant::now() + STREAM_WAIT;
     loop {

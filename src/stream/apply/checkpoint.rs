@@ -56,6 +56,14 @@ pub fn select_sql(d: Dialect, stream_id: &str) -> String {
     )
 }
 
+/// The GTID state the checkpoint of `stream_id` covers (one text column).
+pub fn gtid_sql(d: Dialect, stream_id: &str) -> String {
+    format!(
+        "SELECT gtid FROM {TABLE} WHERE stream_id = {}",
+        text(d, stream_id)
+    )
+}
+
 /// Counts 1 when the checkpoint of `stream_id` is at or past `target`'s file
 /// and offset (binlog file names share a prefix and a zero-padded sequence
 /// number, so the pair orders positions), else 0.

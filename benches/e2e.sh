@@ -9,6 +9,10 @@
 # calls (futex apart: a wake-up between threads) per statement for HAProxy and
 # Tandem, and Tandem's heap allocations per statement (the release build has
 # the `count-allocs` feature; /metrics reports the total).
+# With TLS=1 (default) two more paths run in the same matrix: sysbench over
+# TLS straight to MariaDB, and over TLS to Tandem with Tandem's backend hop
+# encrypted too (`ssl-mode=REQUIRED`); the plaintext Tandem path says
+# `ssl-mode=DISABLED`, so MariaDB having TLS does not change it.
 # Results are printed and written to benches/results/e2e-<date>.txt.
 #
 # Usage: benches/e2e.sh
@@ -18,6 +22,7 @@
 #   PROFILE_EVENTS  sysbench events per traced run (0: skip) [2000]
 #   WORKER_THREADS  tandem's [runtime] worker_threads          [0]
 #   THREADS     sysbench client threads                     [4]
+#   TLS         1: also measure the TLS paths, 0: skip them [1]
 #   TABLE_SIZE  rows in sbtest1                             [10000]
 #   TANDEM_BIN  proxy command to measure; must accept `serve --config FILE`.
 #               Default: target/release/tandem, built first with cargo.
@@ -31,6 +36,8 @@ TABLE_SIZE=${TABLE_SIZE:-10000}
 WORKLOADS=(oltp_point_select oltp_read_only)
 PS_MODES=(auto disable)
 TARGETS=(direct haproxy tandem)
+TLS=${TLS:-1}
+[[ $TLS == 1 ]] && TARGETS+=(direct_tls tandem_tls)
 DB_USER=app
 DB_PASSWORD=bench
 
@@ -102,9 +109,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Distinct free loopback ports (held together while picking).
-read -r _ haproxy_port tandem_port admin_port < <(python3 - <<'PY'
+read -r _ haproxy_port tandem_port admin_port tls_port tls_admin_port < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -131,8 +138,16 @@ wait_for_sql() {
 
 # shellcheck source=scripts/lib/servers.sh
 source "$repo/scripts/lib/servers.sh"
-say "starting MariaDB (row-format binlog, as in production)"
-start_mariadb "$work" --innodb-log-file-size=256M || die "MariaDB did not start"
+# One self-signed certificate for MariaDB and Tandem (sysbench's --mysql-ssl
+# encrypts without verifying, as `ssl-mode=REQUIRED` does).
+mkdir -p "$work/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" >"$work/tls/openssl.log" 2>&1 ||
+    die "openssl could not make a certificate"
+chmod 644 "$work/tls/key.pem"
+say "starting MariaDB (row-format binlog and TLS, as in production)"
+start_mariadb "$work" --innodb-log-file-size=256M \
+    --ssl-cert="$work/tls/cert.pem" --ssl-key="$work/tls/key.pem" || die "MariaDB did not start"
 mariadb_pid=${pids[-1]}
 mariadb_port=$MY_PORT
 my_root <<EOF
@@ -187,7 +202,7 @@ password = "\${APP_PASSWORD}"
 
 [backends.old]
 kind = "mysql"
-url = "mysql://$DB_USER:\${OLD_PASSWORD}@127.0.0.1:$mariadb_port/sbtest"
+url = "mysql://$DB_USER:\${OLD_PASSWORD}@127.0.0.1:$mariadb_port/sbtest?ssl-mode=DISABLED"
 
 [admin]
 listen = "127.0.0.1:$admin_port"
@@ -204,6 +219,21 @@ APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
 tandem_pid=$!
 pids+=("$tandem_pid")
 wait_for_sql "$tandem_port" tandem "$tandem_pid" "$work/tandem.log"
+
+tandem_tls_pid=
+if [[ $TLS == 1 ]]; then
+    # The same proxy with both hops encrypted.
+    sed -e "s/127.0.0.1:$tandem_port/127.0.0.1:$tls_port/" \
+        -e "s/127.0.0.1:$admin_port/127.0.0.1:$tls_admin_port/" \
+        -e "s/ssl-mode=DISABLED/ssl-mode=REQUIRED/" "$work/proxy.toml" >"$work/proxy-tls.toml"
+    printf '\n[tls]\ncert = "%s"\nkey = "%s"\n' "$work/tls/cert.pem" "$work/tls/key.pem" >>"$work/proxy-tls.toml"
+    say "starting tandem with TLS on 127.0.0.1:$tls_port"
+    APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
+        setsid "$tandem_cmd" serve --config "$work/proxy-tls.toml" </dev/null >"$work/tandem-tls.log" 2>&1 &
+    tandem_tls_pid=$!
+    pids+=("$tandem_tls_pid")
+    wait_for_sql "$tls_port" "tandem (TLS)" "$tandem_tls_pid" "$work/tandem-tls.log"
+fi
 
 # ---------------------------------------------------------------------------
 # measurements
@@ -226,12 +256,21 @@ port_of() {
         direct) echo "$mariadb_port" ;;
         haproxy) echo "$haproxy_port" ;;
         tandem) echo "$tandem_port" ;;
+        direct_tls) echo "$mariadb_port" ;;
+        tandem_tls) echo "$tls_port" ;;
+    esac
+}
+tls_args() {
+    case $1 in
+        *_tls) echo "--mysql-ssl=on" ;;
+        *) echo "--mysql-ssl=off" ;;
     esac
 }
 pid_of() {
     case $1 in
         haproxy) echo "$haproxy_pid" ;;
         tandem) echo "$tandem_pid" ;;
+        tandem_tls) echo "$tandem_tls_pid" ;;
         *) echo "" ;;
     esac
 }
@@ -256,7 +295,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 [[ -n $pid ]] && before=$(cpu_ticks "$pid")
                 out=$work/run-$round-$workload-$mode-$target.log
                 if sysbench "$workload" "${sb_common[@]}" --mysql-port="$(port_of "$target")" \
-                    --threads="$THREADS" --time="$DURATION" --events=0 --report-interval=0 \
+                    "$(tls_args "$target")" --threads="$THREADS" --time="$DURATION" --events=0 --report-interval=0 \
                     --db-ps-mode="$mode" run >"$out" 2>&1; then
                     ticks=-1
                     [[ -n $pid ]] && ticks=$(($(cpu_ticks "$pid") - before))
@@ -402,6 +441,23 @@ print(line(cols))
 print(line(["-" * w for w in widths]))
 for r in rows:
     print(line(r))
+tls = [(w, m) for w, m in seen if runs.get((w, m, "tandem_tls"))]
+if tls:
+    print()
+    print("TLS on every hop (client -> MariaDB; client -> Tandem -> MariaDB):")
+    cols = ["workload", "mode", "direct TLS TPS", "tandem TLS TPS", "tandem/direct",
+            "tandem TLS CPU us/stmt", "tandem plain CPU us/stmt"]
+    rows = []
+    for w, m in tls:
+        d, t = tps((w, m, "direct_tls")), tps((w, m, "tandem_tls"))
+        rows.append([w, m, fmt(d, ".0f"), fmt(t, ".0f"), fmt(t / d if d else float("nan"), ".3f"),
+                     fmt(cpu_us_per_stmt((w, m, "tandem_tls")), ".1f"),
+                     fmt(cpu_us_per_stmt((w, m, "tandem")), ".1f")])
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    print(line(cols))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
 PY
     echo
     echo "per statement, from one traced run of $PROFILE_EVENTS events each (strace -c -f attached to the" \

@@ -23,8 +23,8 @@ use crate::route::{authoritative, Target};
 use crate::server::{mirror_for, AppState, Snapshot};
 
 /// A stable hash of what must agree across the fleet: everything but the
-/// per-proxy settings (listen addresses, member id, log, phase — the phase
-/// is the fleet's).
+/// per-proxy settings (listen addresses, member id, logging, the local paths
+/// of the drift and mismatch logs, phase — the phase is the fleet's).
 pub fn config_hash(config: &Config) -> String {
     let mut c = config.clone();
     c.listen.clear();
@@ -32,6 +32,8 @@ pub fn config_hash(config: &Config) -> String {
     c.fleet.id.clear();
     c.phase = Phase::DualWrite;
     c.log = Default::default();
+    c.mirror.drift_log = Default::default();
+    c.shadow.log = Default::default();
     let text = format!("{c:?}");
     // FNV-1a, 64 bits: identical configs, identical hashes.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -244,4 +246,30 @@ pub async fn spawn(
         }
     });
     Ok(Some(handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(port: u16, id: &str, drift: &str, db: &str) -> Config {
+        let toml = format!(
+            "listen = \"127.0.0.1:{port}\"\nphase = \"dual_write\"\n[[users]]\nname = \"app\"\npassword = \"x\"\n\
+             [backends.old]\nkind = \"mysql\"\nurl = \"mysql://u:p@127.0.0.1:3306/{db}\"\n\
+             [backends.new]\nkind = \"postgres\"\nurl = \"postgres://u:p@127.0.0.1:5432/{db}\"\n\
+             [mirror]\ndrift_log = \"{drift}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n\
+             [fleet]\nenabled = true\nid = \"{id}\"\n",
+            port + 1
+        );
+        Config::from_toml(&toml, |_| None).expect("valid")
+    }
+
+    #[test]
+    fn per_proxy_settings_leave_the_hash_alone() {
+        let a = config_hash(&config(4000, "a", "/var/log/a.jsonl", "shop"));
+        let b = config_hash(&config(5000, "b", "/var/log/b.jsonl", "shop"));
+        assert_eq!(a, b);
+        let other = config_hash(&config(4000, "a", "/var/log/a.jsonl", "other"));
+        assert_ne!(a, other, "a different database is a different config");
+    }
 }

@@ -138,16 +138,22 @@ wait_for_sql() {
 
 # shellcheck source=scripts/lib/servers.sh
 source "$repo/scripts/lib/servers.sh"
-# One self-signed certificate for MariaDB and Tandem (sysbench's --mysql-ssl
-# encrypts without verifying, as `ssl-mode=REQUIRED` does).
+# One self-signed certificate for MariaDB and Tandem. sysbench 1.0's
+# --mysql-ssl=on loads client-key.pem, client-cert.pem and cacert.pem from
+# its working directory, so the runs below start in $work/tls.
 mkdir -p "$work/tls"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" >"$work/tls/openssl.log" 2>&1 ||
     die "openssl could not make a certificate"
 chmod 644 "$work/tls/key.pem"
+cp "$work/tls/key.pem" "$work/tls/client-key.pem"
+cp "$work/tls/cert.pem" "$work/tls/client-cert.pem"
+cp "$work/tls/cert.pem" "$work/tls/cacert.pem"
 say "starting MariaDB (row-format binlog and TLS, as in production)"
 start_mariadb "$work" --innodb-log-file-size=256M \
-    --ssl-cert="$work/tls/cert.pem" --ssl-key="$work/tls/key.pem" || die "MariaDB did not start"
+    --ssl-ca="$work/tls/cert.pem" --ssl-cert="$work/tls/cert.pem" --ssl-key="$work/tls/key.pem" ||
+    die "MariaDB did not start"
 mariadb_pid=${pids[-1]}
 mariadb_port=$MY_PORT
 my_root <<EOF
@@ -280,6 +286,7 @@ printf 'round\tworkload\tmode\ttarget\ttps\tqueries\tcpu_ticks\n' >"$raw"
 total_runs=$((ROUNDS * ${#WORKLOADS[@]} * ${#PS_MODES[@]} * ${#TARGETS[@]}))
 say "running $total_runs sysbench runs of ${DURATION}s, $THREADS threads (about $((total_runs * (DURATION + 1) / 60 + 1)) min)"
 run=0
+cd "$work/tls"
 for ((round = 1; round <= ROUNDS; round++)); do
     # Rotate the target order each round so no path always runs first.
     order=()

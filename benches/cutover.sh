@@ -124,15 +124,21 @@ stop = threading.Event()
 results = {}  # client -> list of (start, end, seq) for acknowledged writes
 errors = {}
 
-def connect(port):
+def connect(port, attempts=None, start=0.0):
     while True:
         try:
             return pymysql.connect(host="127.0.0.1", port=port, user="app", password="bench",
                                    database="shop", autocommit=True, connect_timeout=5)
-        except pymysql.MySQLError:
+        except pymysql.MySQLError as e:
+            if attempts is not None:
+                code = e.args[0] if e.args else 0
+                attempts.append((round((time.monotonic() - start) * 1000), f"login error {code}"))
             if stop.is_set():
                 return None
             time.sleep(0.01)
+
+slowest = [0.0, []]  # longest write: seconds, its attempts (offset ms, what)
+slow_lock = threading.Lock()
 
 def client(cid, port):
     acked, errs = [], {}
@@ -140,6 +146,7 @@ def client(cid, port):
     seq = 0
     while not stop.is_set() and conn is not None:
         start = time.monotonic()
+        attempts = []
         while True:
             try:
                 with conn.cursor() as c:
@@ -149,16 +156,24 @@ def client(cid, port):
             except pymysql.MySQLError as e:
                 code = e.args[0] if e.args else 0
                 errs[code] = errs.get(code, 0) + 1
+                attempts.append((round((time.monotonic() - start) * 1000), f"error {code}"))
                 if code == 1062:  # an earlier attempt did commit: acknowledged
                     break
                 try:
                     conn.close()
                 except Exception:
                     pass
-                conn = connect(port)
+                conn = connect(port, attempts, start)
+                attempts.append((round((time.monotonic() - start) * 1000), "reconnected"))
                 if conn is None:
                     return
-        acked.append((start, time.monotonic(), seq))
+        end = time.monotonic()
+        acked.append((start, end, seq))
+        if end - start > slowest[0]:
+            with slow_lock:
+                if end - start > slowest[0]:
+                    slowest[0] = end - start
+                    slowest[1] = attempts + [(round((end - start) * 1000), "acknowledged")]
         seq += 1
     results[cid], errors[cid] = acked, errs
 
@@ -189,7 +204,8 @@ print(f"cutover command exit {out.returncode}, {flip_end - flip_start:.2f} s wal
 print(f"writes acknowledged: {len(all_w)} ({len(all_w) / (warmup + after + flip_end - flip_start):.0f}/s)")
 print(f"latency before the flip: p50 {pct(before, .5):.1f} ms, p99 {pct(before, .99):.1f} ms")
 print(f"latency around the flip (±0.5 s): p50 {pct(window, .5):.1f} ms, p99 {pct(window, .99):.1f} ms, n={len(window)}")
-print(f"longest client wait for one write: {longest * 1000:.0f} ms")
+print(f"longest client wait for one write: {longest * 1000:.0f} ms"
+      f" ({', '.join(f'{ms} ms {what}' for ms, what in slowest[1])})")
 codes = {}
 for errs in errors.values():
     for k, v in errs.items(): codes[k] = codes.get(k, 0) + v

@@ -46,7 +46,20 @@ pub async fn connect(config: &Config) -> Result<PgConn, MigrateError> {
 /// Creates the tables and the control row (authority `initial`, epoch 1)
 /// when missing.
 pub async fn ensure(pg: &PgConn, initial: &str) -> Result<(), MigrateError> {
-    pg.client.batch_execute(CREATE).await?;
+    // Proxies of a fleet start together: concurrent `CREATE … IF NOT EXISTS`
+    // of one table race in PostgreSQL's catalog (a unique violation on
+    // pg_type), so creation is serialized by a transaction-level lock.
+    let created = pg
+        .client
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('tandem_fleet_schema')); {CREATE}; COMMIT"
+        ))
+        .await;
+    if let Err(e) = created {
+        // Leave the connection usable (not inside an aborted transaction).
+        let _ = pg.client.batch_execute("ROLLBACK").await;
+        return Err(e.into());
+    }
     pg.client
         .execute(
             "INSERT INTO tandem_fleet_control (id, epoch, authority) VALUES (1, 1, $1) \

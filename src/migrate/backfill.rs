@@ -10,6 +10,12 @@
 //! rows copied) in `tandem_backfill_checkpoint`. A killed backfill therefore
 //! resumes after the last committed chunk: nothing lost, nothing twice.
 //! Memory per table is the channel (a few 256 KiB blocks) plus one row.
+//!
+//! Each chunk is read inside a consistent snapshot whose binlog coordinates
+//! the report gives; on PostgreSQL each chunk transaction takes the table's
+//! advisory lock and leaves out keys the change stream tombstoned, so a
+//! backfill racing the binlog stream ends identical
+//! ([`super::streamsync`] has the argument).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,9 +31,10 @@ use super::catalog::TablePlan;
 use super::checkpoint::{
     checkpoint_upsert, ensure_checkpoint_table, text_literal, trusted_checkpoint,
 };
-use super::db::Db;
+use super::db::{scalar_i128, Db};
 use super::progress::{Progress, RateLimiter, TableProgress};
 use super::sqltext::{ident, read_types, select_range, Bounds, Dialect};
+use super::streamsync::{self, Coordinates};
 use super::write::{OnConflict, Writer};
 use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE};
 
@@ -60,6 +67,10 @@ pub struct TableOutcome {
     pub inserted: u64,
     pub seconds: f64,
     pub status: Status,
+    /// Binlog coordinates of the first and last chunk's snapshot.
+    pub snapshots: Option<(Coordinates, Coordinates)>,
+    /// Rows left out because the change stream had deleted them.
+    pub tombstoned: u64,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +150,8 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
                 inserted: 0,
                 seconds: 0.0,
                 status: Status::SkippedNoKey,
+                snapshots: None,
+                tombstoned: 0,
             });
             continue;
         }
@@ -156,12 +169,14 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
             let result = copy_table(&sides, Arc::new(plan), &opts, &progress, limiter, n).await;
             let seconds = started.elapsed().as_secs_f64();
             match result {
-                Ok((rows, inserted, status)) => TableOutcome {
+                Ok(done) => TableOutcome {
                     table: name,
-                    rows,
-                    inserted,
+                    rows: done.rows,
+                    inserted: done.inserted,
                     seconds,
-                    status,
+                    status: done.status,
+                    snapshots: done.snapshots,
+                    tombstoned: done.tombstoned,
                 },
                 Err(e) => TableOutcome {
                     table: name,
@@ -169,6 +184,8 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
                     inserted: 0,
                     seconds,
                     status: Status::Failed(e.to_string()),
+                    snapshots: None,
+                    tombstoned: 0,
                 },
             }
         }));
@@ -196,8 +213,27 @@ enum Block {
         last_key: Option<Vec<Value>>,
         rows: u64,
         done: bool,
+        snapshot: Option<Coordinates>,
     },
     Failed(MigrateError),
+}
+
+/// What copying one table did.
+struct Copied {
+    rows: u64,
+    inserted: u64,
+    status: Status,
+    snapshots: Option<(Coordinates, Coordinates)>,
+    tombstoned: u64,
+}
+
+/// What the writer learned while applying chunks.
+#[derive(Default)]
+struct Written {
+    inserted: u64,
+    tombstoned: u64,
+    first: Option<Coordinates>,
+    last: Option<Coordinates>,
 }
 
 async fn copy_table(
@@ -207,14 +243,30 @@ async fn copy_table(
     progress: &Progress,
     limiter: Option<Arc<RateLimiter>>,
     tag: usize,
-) -> Result<(u64, u64, Status), MigrateError> {
+) -> Result<Copied, MigrateError> {
     let mut target = sides.connect(Side::New).await?;
     let checkpoint = trusted_checkpoint(&mut target, sides, &plan).await?;
     if checkpoint.done {
         tracing::info!(table = %plan.old_name, rows = checkpoint.rows_copied, "already copied (checkpoint says done; --restart copies again)");
-        return Ok((0, 0, Status::AlreadyDone));
+        return Ok(Copied {
+            rows: 0,
+            inserted: 0,
+            status: Status::AlreadyDone,
+            snapshots: None,
+            tombstoned: 0,
+        });
     }
     let keyless = plan.key.is_empty();
+    if joins_stream(target.dialect(), &plan) {
+        // Committed before the first snapshot is taken (the argument in
+        // `streamsync` depends on that order).
+        target
+            .execute(&streamsync::create_tomb_sql(
+                plan.name(Side::New),
+                &pg_key_cols(&plan),
+            ))
+            .await?;
+    }
     // A keyless table is copied in one transaction, so a partial copy never
     // commits and a rerun starts from scratch.
     let resume = if keyless {
@@ -262,16 +314,27 @@ async fn copy_table(
     .await;
     reader.abort();
     match result {
-        Ok(inserted) => {
+        Ok(w) => {
             let rows = table_progress.done();
+            let inserted = w.inserted;
+            let snapshots = w.first.zip(w.last);
+            if let Some((first, last)) = &snapshots {
+                tracing::info!(table = %plan.old_name, first = %first, last = %last, tombstoned = w.tombstoned, "copied from consistent snapshots at these binlog coordinates");
+            }
             progress.finish(
                 &table_progress,
                 &format!(
-                    "({inserted} inserted, {} already present)",
+                    "({inserted} inserted, {} already present or deleted since)",
                     rows - inserted.min(rows)
                 ),
             );
-            Ok((rows, inserted, Status::Copied))
+            Ok(Copied {
+                rows,
+                inserted,
+                status: Status::Copied,
+                snapshots,
+                tombstoned: w.tombstoned,
+            })
         }
         Err(e) => {
             progress.finish(&table_progress, "FAILED");
@@ -312,6 +375,7 @@ async fn read_chunks(
                 false,
             )
         };
+        let snapshot = streamsync::begin_snapshot(&mut db).await?;
         let mut cursor = db.cursor(&sql, &types).await?;
         let mut rows = 0u64;
         let mut unthrottled = 0u64;
@@ -353,6 +417,9 @@ async fn read_chunks(
             }
         }
         drop(cursor);
+        if d == Dialect::Mysql {
+            db.execute("COMMIT").await?;
+        }
         if let Some(l) = &limiter {
             l.acquire(unthrottled).await;
         }
@@ -373,6 +440,7 @@ async fn read_chunks(
             last_key: last_key.clone(),
             rows,
             done,
+            snapshot,
         })
         .await
         .map_err(|_| closed())?;
@@ -453,8 +521,12 @@ async fn write_chunks(
     mut after: Option<Vec<Value>>,
     mut rx: mpsc::Receiver<Block>,
     progress: &TableProgress,
-) -> Result<u64, MigrateError> {
+) -> Result<Written, MigrateError> {
     let d = target.dialect();
+    let joined = joins_stream(d, plan);
+    let table = plan.name(Side::New);
+    let key_cols = pg_key_cols(plan);
+    let mut w = Written::default();
     let mut inserted = 0u64;
     let mut mode = if plan.unique_on[Side::New as usize] {
         Mode::Direct
@@ -477,6 +549,14 @@ async fn write_chunks(
             };
             if !in_tx && !matches!(block, Block::Failed(_)) {
                 target.begin().await?;
+                if joined {
+                    target.execute(&streamsync::chunk_lock_sql(table)).await?;
+                    let any = scalar_i128(target, &streamsync::any_tomb_sql(table)).await?;
+                    if mode == Mode::Direct && any.unwrap_or(0) > 0 {
+                        tracing::info!(table = %plan.old_name, "the change stream deleted rows of this table: staging from here on to leave them out");
+                        mode = Mode::Staged;
+                    }
+                }
                 if mode == Mode::Direct && d == Dialect::Postgres {
                     target.execute("SAVEPOINT tandem_chunk").await?;
                 }
@@ -505,7 +585,14 @@ async fn write_chunks(
                     last_key,
                     rows,
                     done,
-                } => break (last_key, rows, done),
+                    snapshot,
+                } => {
+                    if w.first.is_none() {
+                        w.first = snapshot.clone();
+                    }
+                    w.last = snapshot.or(w.last.take());
+                    break (last_key, rows, done);
+                }
                 Block::Failed(e) => {
                     drop(copy);
                     if in_tx {
@@ -534,6 +621,15 @@ async fn write_chunks(
                     if let (Some(old), Db::Pg(pg)) = (old.as_mut(), &*target) {
                         restage(old, &pg.client, plan, writer, after.as_deref(), upto).await?;
                     }
+                    if joined {
+                        w.tombstoned += target
+                            .execute_count(&streamsync::filter_stage_sql(
+                                table,
+                                &writer.stage(),
+                                &key_cols,
+                            ))
+                            .await?;
+                    }
                     inserted += target
                         .execute_count(&writer.merge_statement(OnConflict::Keep))
                         .await?;
@@ -541,6 +637,15 @@ async fn write_chunks(
                 (Mode::Direct, Err(e)) => return Err(e.into()),
                 (Mode::Staged, result) => {
                     result?;
+                    if joined {
+                        w.tombstoned += target
+                            .execute_count(&streamsync::filter_stage_sql(
+                                table,
+                                &writer.stage(),
+                                &key_cols,
+                            ))
+                            .await?;
+                    }
                     inserted += target
                         .execute_count(&writer.merge_statement(OnConflict::Keep))
                         .await?;
@@ -556,10 +661,14 @@ async fn write_chunks(
                 done,
             ))
             .await?;
+        if done && joined {
+            target.execute(&streamsync::drop_tomb_sql(table)).await?;
+        }
         target.execute("COMMIT").await?;
         progress.add(rows);
         if done {
-            return Ok(inserted);
+            w.inserted = inserted;
+            return Ok(w);
         }
         after = last_key;
     }
@@ -602,4 +711,17 @@ async fn restage(
     }
     sink.finish().await?;
     Ok(())
+}
+
+/// Whether chunks of `plan` take part in the change stream's protocol
+/// (PostgreSQL target, keyed table).
+fn joins_stream(d: Dialect, plan: &TablePlan) -> bool {
+    d == Dialect::Postgres && !plan.key.is_empty()
+}
+
+/// The key's column names on the new side, quoted for PostgreSQL.
+fn pg_key_cols(plan: &TablePlan) -> Vec<String> {
+    plan.key_columns()
+        .map(|c| ident(Dialect::Postgres, c.name(Side::New)))
+        .collect()
 }

@@ -108,9 +108,16 @@ async fn postgres_stopped_for_20_s_under_800_rows_per_s_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(120), caught_up)
+    if tokio::time::timeout(Duration::from_secs(120), caught_up)
         .await
-        .expect("the stream catches up within 120 s");
+        .is_err()
+    {
+        let snap = stats.snapshot();
+        panic!(
+            "the stream did not catch up within 120 s: state {}, error {:?}, checkpoint {:?}",
+            snap.state, snap.error, snap.checkpoint
+        );
+    }
     let done = Instant::now();
     let caught = stats.rows.load(Ordering::Relaxed) - before;
     let total = done.duration_since(back).as_secs_f64();

@@ -633,23 +633,25 @@ async fn backfill(
     let mut skipped = 0;
     for t in &report.tables {
         let status = match &t.status {
-            Status::Copied => format!(
-                "copied: {} rows read, {} inserted, {} already present, {:.1}s ({:.0} rows/s)",
-                t.rows,
-                t.inserted,
-                t.rows.saturating_sub(t.inserted),
-                t.seconds,
-                t.rows as f64 / t.seconds.max(1e-9)
-            ) + &t
-                .snapshots
-                .as_ref()
-                .map(|(a, b)| format!(", snapshots at binlog {a} .. {b}"))
-                .unwrap_or_default()
-                + &if t.tombstoned > 0 {
-                    format!(", {} deleted by the change stream meanwhile", t.tombstoned)
-                } else {
-                    String::new()
-                },
+            Status::Copied => {
+                format!(
+                    "copied: {} rows read, {} inserted, {} already present, {:.1}s ({:.0} rows/s)",
+                    t.rows,
+                    t.inserted,
+                    t.rows.saturating_sub(t.inserted),
+                    t.seconds,
+                    t.rows as f64 / t.seconds.max(1e-9)
+                ) + &t
+                    .snapshots
+                    .as_ref()
+                    .map(|(a, b)| format!(", snapshots at binlog {a} .. {b}"))
+                    .unwrap_or_default()
+                    + &if t.tombstoned > 0 {
+                        format!(", {} deleted by the change stream meanwhile", t.tombstoned)
+                    } else {
+                        String::new()
+                    }
+            }
             Status::AlreadyDone => {
                 "already complete (checkpoint); --restart copies it again".into()
             }

@@ -33,6 +33,7 @@
 pub mod backfill;
 pub mod catalog;
 pub mod checkpoint;
+mod chunks;
 pub mod copy;
 pub mod cutover;
 pub mod db;

@@ -142,10 +142,7 @@ pub fn any_tomb_sql(table: &str) -> String {
 /// Removes tombstoned keys from the staging table before its merge.
 pub fn filter_stage_sql(table: &str, stage: &str, key_cols: &[String]) -> String {
     let tomb = ident_pg(&tomb_table(table));
-    let on: Vec<String> = key_cols
-        .iter()
-        .map(|c| format!("s.{c} = t.{c}"))
-        .collect();
+    let on: Vec<String> = key_cols.iter().map(|c| format!("s.{c} = t.{c}")).collect();
     format!(
         "DELETE FROM {stage} s USING {tomb} t WHERE {}",
         on.join(" AND ")
@@ -195,10 +192,9 @@ pub async fn begin_snapshot(db: &mut Db) -> Result<Option<Coordinates>, MigrateE
     };
     Ok(
         match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
-            (Some(file), Some(pos)) if !file.is_empty() => pos
-                .parse()
-                .ok()
-                .map(|offset| Coordinates { file, offset }),
+            (Some(file), Some(pos)) if !file.is_empty() => {
+                pos.parse().ok().map(|offset| Coordinates { file, offset })
+            }
             _ => None,
         },
     )
@@ -236,7 +232,9 @@ async fn stream_checkpoints(new: &mut Db) -> Result<Vec<Coordinates>, MigrateErr
         if exists.unwrap_or(0) == 0 {
             return Ok(vec![]);
         }
-        let rows: Vec<(String, u64)> = c.query(format!("SELECT file, `offset` FROM {TABLE}")).await?;
+        let rows: Vec<(String, u64)> = c
+            .query(format!("SELECT file, `offset` FROM {TABLE}"))
+            .await?;
         return Ok(rows
             .into_iter()
             .map(|(file, offset)| Coordinates { file, offset })
@@ -293,8 +291,7 @@ pub async fn wait_for_stream(
     let started = Instant::now();
     loop {
         let points = stream_checkpoints(new).await?;
-        if let Some(p) = points.iter().find(|p| p.at_or_after(&want)) {
-            let _ = p;
+        if points.iter().any(|p| p.at_or_after(&want)) {
             return Ok(StreamWait::Reached {
                 at: want,
                 waited_ms: started.elapsed().as_millis() as u64,

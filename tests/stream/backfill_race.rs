@@ -116,9 +116,11 @@ async fn write_until(
 async fn backfill_racing_the_stream_ends_identical_and_verify_is_clean_first_time() {
     let p = pair("bf_race", 105);
     let mut d = common::direct(&p.my).await;
-    d.query_drop("CREATE TABLE t (id int NOT NULL PRIMARY KEY, v varchar(40) NOT NULL, n int NOT NULL)")
-        .await
-        .unwrap();
+    d.query_drop(
+        "CREATE TABLE t (id int NOT NULL PRIMARY KEY, v varchar(40) NOT NULL, n int NOT NULL)",
+    )
+    .await
+    .unwrap();
     d.query_drop("SET SESSION max_recursive_iterations = 1000000")
         .await
         .unwrap();

@@ -95,7 +95,8 @@ async fn postgres_stopped_for_20_s_under_800_rows_per_s_loses_nothing() {
             }
             let snap = stats.snapshot();
             let (file, offset): (String, u64) = {
-                let row: mysql_async::Row = d.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
+                let row: mysql_async::Row =
+                    d.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
                 (row.get(0).unwrap(), row.get(1).unwrap())
             };
             if snap

@@ -249,8 +249,10 @@ pub struct MirrorConfig {
 #[serde(rename_all = "snake_case")]
 pub enum StreamSourceKind {
     Binlog,
-    #[default]
     Statements,
+    /// Binlog when the old backend allows it, else statements (with the
+    /// reason logged); resolved at start by `stream::source::resolve`.
+    #[default]
     Auto,
 }
 

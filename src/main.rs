@@ -123,6 +123,11 @@ enum Command {
         /// rows it does not have, and compare them again.
         #[arg(long)]
         repair: bool,
+        /// With a change stream applying into the new side, first wait up
+        /// to this many seconds for it to reach the old side's binlog end
+        /// (0: compare at once).
+        #[arg(long, default_value_t = 120)]
+        stream_wait_secs: u64,
     },
     /// Check what must hold before switching to `new_primary`.
     CutoverCheck {
@@ -296,6 +301,7 @@ fn main() -> ExitCode {
                 json,
                 chunk_rows,
                 repair,
+                stream_wait_secs,
             } => {
                 let opts = tandem::migrate::verify::VerifyOptions {
                     tables: tandem::migrate::parse_table_list(tables.as_deref()),
@@ -303,6 +309,7 @@ fn main() -> ExitCode {
                     chunk_rows,
                     repair,
                     authoritative: tandem::migrate::Side::Old,
+                    stream_wait_ms: stream_wait_secs.saturating_mul(1000),
                 };
                 verify(config, opts, json).await
             }
@@ -626,14 +633,25 @@ async fn backfill(
     let mut skipped = 0;
     for t in &report.tables {
         let status = match &t.status {
-            Status::Copied => format!(
-                "copied: {} rows read, {} inserted, {} already present, {:.1}s ({:.0} rows/s)",
-                t.rows,
-                t.inserted,
-                t.rows.saturating_sub(t.inserted),
-                t.seconds,
-                t.rows as f64 / t.seconds.max(1e-9)
-            ),
+            Status::Copied => {
+                format!(
+                    "copied: {} rows read, {} inserted, {} already present, {:.1}s ({:.0} rows/s)",
+                    t.rows,
+                    t.inserted,
+                    t.rows.saturating_sub(t.inserted),
+                    t.seconds,
+                    t.rows as f64 / t.seconds.max(1e-9)
+                ) + &t
+                    .snapshots
+                    .as_ref()
+                    .map(|(a, b)| format!(", snapshots at binlog {a} .. {b}"))
+                    .unwrap_or_default()
+                    + &if t.tombstoned > 0 {
+                        format!(", {} deleted by the change stream meanwhile", t.tombstoned)
+                    } else {
+                        String::new()
+                    }
+            }
             Status::AlreadyDone => {
                 "already complete (checkpoint); --restart copies it again".into()
             }

@@ -240,7 +240,7 @@ async fn load_data_local_with_pymysql_matches_direct() {
 fn dual_config(primary: &str, secondary_url: &str, drift: &Path) -> String {
     config_for(primary, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
         + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{secondary_url}\"\n[mirror]\ndrift_log = \"{}\"\n",
+            "[backends.new]\nkind = \"postgres\"\nurl = \"{secondary_url}\"\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
             drift.display()
         )
 }

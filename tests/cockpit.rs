@@ -24,7 +24,7 @@ fn config(old_db: &str, pg_url: &str, dir: &Path, new_percent: f64) -> String {
     config_for(old_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
         + &format!(
             "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n\
-             [mirror]\ndrift_log = \"{}\"\n\
+             [mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n\
              [reads]\nnew_percent = {new_percent:.1}\n\
              [reads.ramp]\nsteps = [20, 60, 100]\nhold = \"{HOLD_S}s\"\nmax_mismatch_rate = 0.01\n\
              max_error_rate_increase = 0.05\nmax_p95_ms = 2000\nmin_samples = 20\n\

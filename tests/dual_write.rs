@@ -24,7 +24,7 @@ fn dual_config(
     config_for(primary_db, "")
         .replace("listen = ", "phase = \"dual_write\"\nlisten = ")
         + &format!(
-            "[backends.new]\nkind = \"{kind}\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\ndrift_log = \"{}\"\n{extra}\n",
+            "[backends.new]\nkind = \"{kind}\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n{extra}\n",
             drift.display()
         )
 }

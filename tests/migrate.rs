@@ -177,7 +177,7 @@ async fn dual_writes_racing_the_backfill_converge_after_repair() {
     let proxy = common::start_proxy_with(&format!(
         "listen = \"127.0.0.1:0\"\nphase = \"dual_write\"\n[[users]]\nname = \"{}\"\npassword = \"{}\"\n\
          [backends.old]\nkind = \"mysql\"\nurl = \"{}\"\n[backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n\
-         [mirror]\ndrift_log = \"{}\"\n",
+         [mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
         common::PROXY_USER,
         common::PROXY_PASSWORD,
         env.my_url(),

@@ -9,7 +9,7 @@ use mysql_async::prelude::*;
 fn config(phase: &str, old_db: &str, pg_url: &str, drift: &std::path::Path) -> String {
     config_for(old_db, "").replace("listen = ", &format!("phase = \"{phase}\"\nlisten = "))
         + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n[mirror]\ndrift_log = \"{}\"\n",
+            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
             drift.display()
         )
 }

@@ -106,7 +106,7 @@ async fn reload_applies_valid_edits_and_keeps_serving_on_bad_ones() {
         .replace(PROXY_PASSWORD, "rotated")
         .replace("listen = ", "phase = \"dual_write\"\nlisten = ")
         + &format!(
-            "[backends.new]\nkind = \"mysql\"\nurl = \"{}\"\n[mirror]\ndrift_log = \"{}\"\n",
+            "[backends.new]\nkind = \"mysql\"\nurl = \"{}\"\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
             m.url(&secondary),
             drift.display()
         );

@@ -16,7 +16,7 @@ use mysql_async::prelude::*;
 fn dual_config(primary_db: &str, secondary_url: &str, drift: &std::path::Path) -> String {
     config_for(primary_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
         + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\ndrift_log = \"{}\"\n",
+            "[backends.new]\nkind = \"postgres\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
             drift.display()
         )
 }

@@ -13,7 +13,7 @@ use mysql_async::prelude::*;
 fn config(old_db: &str, pg_url: &str, drift: &std::path::Path, percent: f64) -> String {
     config_for(old_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
         + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n[mirror]\ndrift_log = \"{}\"\n[reads]\nnew_percent = {percent:.1}\n",
+            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n[reads]\nnew_percent = {percent:.1}\n",
             drift.display()
         )
 }

@@ -54,6 +54,7 @@ kind = "postgres"
 url = "postgres://app:{NEW_PASSWORD}@127.0.0.1:{pg_port}/postgres"
 connect_timeout_ms = 2000
 [mirror]
+source = "statements"
 drift_log = "{drift}"
 [admin]
 listen = "127.0.0.1:{admin}"

@@ -16,7 +16,7 @@ fn config(old_db: &str, pg_url: &str, dir: &std::path::Path, new_percent: f64) -
     config_for(old_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
         + &format!(
             "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n\
-             [mirror]\ndrift_log = \"{}\"\n\
+             [mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n\
              [reads]\nnew_percent = {new_percent:.1}\n\
              [shadow]\nsample_percent = 100\nlog = \"{}\"\n",
             dir.join("drift.jsonl").display(),

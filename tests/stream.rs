@@ -5,9 +5,13 @@
 
 #[path = "stream/apply.rs"]
 mod apply;
+#[path = "stream/backfill_race.rs"]
+mod backfill_race;
 mod common;
 #[path = "stream/e2e.rs"]
 mod e2e;
+#[path = "stream/outage.rs"]
+mod outage;
 #[path = "stream/processes.rs"]
 mod processes;
 #[path = "stream/run.rs"]

@@ -130,7 +130,7 @@ async fn postgres_sslmodes_against_a_tls_only_server() {
         .await
         .unwrap();
     let new = format!(
-        "[backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n",
+        "[backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n[mirror]\nsource = \"statements\"\n",
         url(
             "localhost",
             &format!("sslmode=verify-full&sslrootcert={ca}")

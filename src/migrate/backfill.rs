@@ -10,6 +10,12 @@
 //! rows copied) in `tandem_backfill_checkpoint`. A killed backfill therefore
 //! resumes after the last committed chunk: nothing lost, nothing twice.
 //! Memory per table is the channel (a few 256 KiB blocks) plus one row.
+//!
+//! Each chunk is read inside a consistent snapshot whose binlog coordinates
+//! the report gives; on PostgreSQL each chunk transaction takes the table's
+//! advisory lock and leaves out keys the change stream tombstoned, so a
+//! backfill racing the binlog stream ends identical
+//! ([`super::streamsync`] has the argument).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,15 +25,17 @@ use futures_util::SinkExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::value::{Row, Value};
+use crate::backend::value::Value;
 
 use super::catalog::TablePlan;
 use super::checkpoint::{
     checkpoint_upsert, ensure_checkpoint_table, text_literal, trusted_checkpoint,
 };
-use super::db::Db;
+use super::chunks::{read_chunks, restage, Block};
+use super::db::{scalar_i128, Db};
 use super::progress::{Progress, RateLimiter, TableProgress};
-use super::sqltext::{ident, read_types, select_range, Bounds, Dialect};
+use super::sqltext::{ident, Dialect};
+use super::streamsync::{self, Coordinates};
 use super::write::{OnConflict, Writer};
 use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE};
 
@@ -60,6 +68,10 @@ pub struct TableOutcome {
     pub inserted: u64,
     pub seconds: f64,
     pub status: Status,
+    /// Binlog coordinates of the first and last chunk's snapshot.
+    pub snapshots: Option<(Coordinates, Coordinates)>,
+    /// Rows left out because the change stream had deleted them.
+    pub tombstoned: u64,
 }
 
 #[derive(Debug, Default)]
@@ -77,10 +89,6 @@ impl BackfillReport {
             && self.foreign_keys.ok()
     }
 }
-
-/// Bytes of COPY data (or rows for MySQL) handed over at a time.
-const BLOCK_BYTES: usize = 256 << 10;
-const MYSQL_BLOCK_ROWS: usize = 1000;
 
 pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport, MigrateError> {
     let plans = super::plan_tables(sides, opts.tables.as_deref()).await?;
@@ -139,6 +147,8 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
                 inserted: 0,
                 seconds: 0.0,
                 status: Status::SkippedNoKey,
+                snapshots: None,
+                tombstoned: 0,
             });
             continue;
         }
@@ -156,12 +166,14 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
             let result = copy_table(&sides, Arc::new(plan), &opts, &progress, limiter, n).await;
             let seconds = started.elapsed().as_secs_f64();
             match result {
-                Ok((rows, inserted, status)) => TableOutcome {
+                Ok(done) => TableOutcome {
                     table: name,
-                    rows,
-                    inserted,
+                    rows: done.rows,
+                    inserted: done.inserted,
                     seconds,
-                    status,
+                    status: done.status,
+                    snapshots: done.snapshots,
+                    tombstoned: done.tombstoned,
                 },
                 Err(e) => TableOutcome {
                     table: name,
@@ -169,6 +181,8 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
                     inserted: 0,
                     seconds,
                     status: Status::Failed(e.to_string()),
+                    snapshots: None,
+                    tombstoned: 0,
                 },
             }
         }));
@@ -187,17 +201,22 @@ pub async fn run(sides: &Sides, opts: &BackfillOptions) -> Result<BackfillReport
     Ok(report)
 }
 
-/// What the reader hands the writer.
-enum Block {
-    Copy(Bytes),
-    Rows(Vec<Row>),
-    /// The chunk ends here; `last_key` is its last row's key.
-    ChunkEnd {
-        last_key: Option<Vec<Value>>,
-        rows: u64,
-        done: bool,
-    },
-    Failed(MigrateError),
+/// What copying one table did.
+struct Copied {
+    rows: u64,
+    inserted: u64,
+    status: Status,
+    snapshots: Option<(Coordinates, Coordinates)>,
+    tombstoned: u64,
+}
+
+/// What the writer learned while applying chunks.
+#[derive(Default)]
+struct Written {
+    inserted: u64,
+    tombstoned: u64,
+    first: Option<Coordinates>,
+    last: Option<Coordinates>,
 }
 
 async fn copy_table(
@@ -207,14 +226,30 @@ async fn copy_table(
     progress: &Progress,
     limiter: Option<Arc<RateLimiter>>,
     tag: usize,
-) -> Result<(u64, u64, Status), MigrateError> {
+) -> Result<Copied, MigrateError> {
     let mut target = sides.connect(Side::New).await?;
     let checkpoint = trusted_checkpoint(&mut target, sides, &plan).await?;
     if checkpoint.done {
         tracing::info!(table = %plan.old_name, rows = checkpoint.rows_copied, "already copied (checkpoint says done; --restart copies again)");
-        return Ok((0, 0, Status::AlreadyDone));
+        return Ok(Copied {
+            rows: 0,
+            inserted: 0,
+            status: Status::AlreadyDone,
+            snapshots: None,
+            tombstoned: 0,
+        });
     }
     let keyless = plan.key.is_empty();
+    if joins_stream(target.dialect(), &plan) {
+        // Committed before the first snapshot is taken (the argument in
+        // `streamsync` depends on that order).
+        target
+            .execute(&streamsync::create_tomb_sql(
+                plan.name(Side::New),
+                &pg_key_cols(&plan),
+            ))
+            .await?;
+    }
     // A keyless table is copied in one transaction, so a partial copy never
     // commits and a rerun starts from scratch.
     let resume = if keyless {
@@ -262,124 +297,32 @@ async fn copy_table(
     .await;
     reader.abort();
     match result {
-        Ok(inserted) => {
+        Ok(w) => {
             let rows = table_progress.done();
+            let inserted = w.inserted;
+            let snapshots = w.first.zip(w.last);
+            if let Some((first, last)) = &snapshots {
+                tracing::info!(table = %plan.old_name, first = %first, last = %last, tombstoned = w.tombstoned, "copied from consistent snapshots at these binlog coordinates");
+            }
             progress.finish(
                 &table_progress,
                 &format!(
-                    "({inserted} inserted, {} already present)",
+                    "({inserted} inserted, {} already present or deleted since)",
                     rows - inserted.min(rows)
                 ),
             );
-            Ok((rows, inserted, Status::Copied))
+            Ok(Copied {
+                rows,
+                inserted,
+                status: Status::Copied,
+                snapshots,
+                tombstoned: w.tombstoned,
+            })
         }
         Err(e) => {
             progress.finish(&table_progress, "FAILED");
             Err(e)
         }
-    }
-}
-
-/// Reads the old side chunk by chunk and sends blocks; stops at the end of
-/// the table.
-async fn read_chunks(
-    sides: &Sides,
-    plan: &TablePlan,
-    chunk_rows: u64,
-    mut after: Option<Vec<Value>>,
-    limiter: Option<Arc<RateLimiter>>,
-    encoder: Option<Writer>,
-    tx: &mpsc::Sender<Block>,
-) -> Result<(), MigrateError> {
-    let mut db = sides.connect(Side::Old).await?;
-    let d = db.dialect();
-    let types = read_types(plan, Side::Old);
-    let closed = || MigrateError::Task("the writer stopped".into());
-    loop {
-        let limit = (chunk_rows != u64::MAX).then_some(chunk_rows);
-        let sql = if plan.key.is_empty() {
-            select_range(d, plan, Side::Old, Bounds::default(), None, false)
-        } else {
-            select_range(
-                d,
-                plan,
-                Side::Old,
-                Bounds {
-                    after: after.as_deref(),
-                    upto: None,
-                },
-                limit,
-                false,
-            )
-        };
-        let mut cursor = db.cursor(&sql, &types).await?;
-        let mut rows = 0u64;
-        let mut unthrottled = 0u64;
-        let mut last: Option<Row> = None;
-        let mut buf = Vec::with_capacity(BLOCK_BYTES + (64 << 10));
-        let mut batch = Vec::new();
-        while let Some(row) = cursor.next().await? {
-            rows += 1;
-            match &encoder {
-                Some(w) => {
-                    w.encode_pg(plan, &row, &mut buf)?;
-                    if buf.len() >= BLOCK_BYTES {
-                        let block = Bytes::from(std::mem::replace(
-                            &mut buf,
-                            Vec::with_capacity(BLOCK_BYTES + (64 << 10)),
-                        ));
-                        tx.send(Block::Copy(block)).await.map_err(|_| closed())?;
-                    }
-                    last = Some(row);
-                }
-                None => {
-                    if !plan.key.is_empty() {
-                        last = Some(row.clone());
-                    }
-                    batch.push(row);
-                    if batch.len() >= MYSQL_BLOCK_ROWS {
-                        tx.send(Block::Rows(std::mem::take(&mut batch)))
-                            .await
-                            .map_err(|_| closed())?;
-                    }
-                }
-            }
-            unthrottled += 1;
-            if unthrottled >= 256 {
-                if let Some(l) = &limiter {
-                    l.acquire(unthrottled).await;
-                }
-                unthrottled = 0;
-            }
-        }
-        drop(cursor);
-        if let Some(l) = &limiter {
-            l.acquire(unthrottled).await;
-        }
-        if !buf.is_empty() {
-            tx.send(Block::Copy(Bytes::from(buf)))
-                .await
-                .map_err(|_| closed())?;
-        }
-        if !batch.is_empty() {
-            tx.send(Block::Rows(batch)).await.map_err(|_| closed())?;
-        }
-        let last_key = last
-            .as_ref()
-            .filter(|_| !plan.key.is_empty())
-            .map(|r| plan.key_of(r));
-        let done = plan.key.is_empty() || rows < chunk_rows;
-        tx.send(Block::ChunkEnd {
-            last_key: last_key.clone(),
-            rows,
-            done,
-        })
-        .await
-        .map_err(|_| closed())?;
-        if done {
-            return Ok(());
-        }
-        after = last_key;
     }
 }
 
@@ -453,8 +396,12 @@ async fn write_chunks(
     mut after: Option<Vec<Value>>,
     mut rx: mpsc::Receiver<Block>,
     progress: &TableProgress,
-) -> Result<u64, MigrateError> {
+) -> Result<Written, MigrateError> {
     let d = target.dialect();
+    let joined = joins_stream(d, plan);
+    let table = plan.name(Side::New);
+    let key_cols = pg_key_cols(plan);
+    let mut w = Written::default();
     let mut inserted = 0u64;
     let mut mode = if plan.unique_on[Side::New as usize] {
         Mode::Direct
@@ -477,6 +424,14 @@ async fn write_chunks(
             };
             if !in_tx && !matches!(block, Block::Failed(_)) {
                 target.begin().await?;
+                if joined {
+                    target.execute(&streamsync::chunk_lock_sql(table)).await?;
+                    let any = scalar_i128(target, &streamsync::any_tomb_sql(table)).await?;
+                    if mode == Mode::Direct && any.unwrap_or(0) > 0 {
+                        tracing::info!(table = %plan.old_name, "the change stream deleted rows of this table: staging from here on to leave them out");
+                        mode = Mode::Staged;
+                    }
+                }
                 if mode == Mode::Direct && d == Dialect::Postgres {
                     target.execute("SAVEPOINT tandem_chunk").await?;
                 }
@@ -505,7 +460,14 @@ async fn write_chunks(
                     last_key,
                     rows,
                     done,
-                } => break (last_key, rows, done),
+                    snapshot,
+                } => {
+                    if w.first.is_none() {
+                        w.first = snapshot.clone();
+                    }
+                    w.last = snapshot.or(w.last.take());
+                    break (last_key, rows, done);
+                }
                 Block::Failed(e) => {
                     drop(copy);
                     if in_tx {
@@ -534,6 +496,15 @@ async fn write_chunks(
                     if let (Some(old), Db::Pg(pg)) = (old.as_mut(), &*target) {
                         restage(old, &pg.client, plan, writer, after.as_deref(), upto).await?;
                     }
+                    if joined {
+                        w.tombstoned += target
+                            .execute_count(&streamsync::filter_stage_sql(
+                                table,
+                                &writer.stage(),
+                                &key_cols,
+                            ))
+                            .await?;
+                    }
                     inserted += target
                         .execute_count(&writer.merge_statement(OnConflict::Keep))
                         .await?;
@@ -541,6 +512,15 @@ async fn write_chunks(
                 (Mode::Direct, Err(e)) => return Err(e.into()),
                 (Mode::Staged, result) => {
                     result?;
+                    if joined {
+                        w.tombstoned += target
+                            .execute_count(&streamsync::filter_stage_sql(
+                                table,
+                                &writer.stage(),
+                                &key_cols,
+                            ))
+                            .await?;
+                    }
                     inserted += target
                         .execute_count(&writer.merge_statement(OnConflict::Keep))
                         .await?;
@@ -556,50 +536,28 @@ async fn write_chunks(
                 done,
             ))
             .await?;
+        if done && joined {
+            target.execute(&streamsync::drop_tomb_sql(table)).await?;
+        }
         target.execute("COMMIT").await?;
         progress.add(rows);
         if done {
-            return Ok(inserted);
+            w.inserted = inserted;
+            return Ok(w);
         }
         after = last_key;
     }
 }
 
-/// Reads the chunk `(after, upto]` from the old side again and COPYs it
-/// into the staging table (after a direct COPY of it hit an existing row).
-async fn restage(
-    old: &mut Db,
-    client: &tokio_postgres::Client,
-    plan: &TablePlan,
-    writer: &Writer,
-    after: Option<&[Value]>,
-    upto: &[Value],
-) -> Result<(), MigrateError> {
-    let types = read_types(plan, Side::Old);
-    let sql = select_range(
-        old.dialect(),
-        plan,
-        Side::Old,
-        Bounds {
-            after,
-            upto: Some(upto),
-        },
-        None,
-        false,
-    );
-    let mut cursor = old.cursor(&sql, &types).await?;
-    let sink = client.copy_in::<_, Bytes>(&writer.copy_statement()).await?;
-    futures_util::pin_mut!(sink);
-    let mut buf = Vec::with_capacity(BLOCK_BYTES + (64 << 10));
-    while let Some(row) = cursor.next().await? {
-        writer.encode_pg(plan, &row, &mut buf)?;
-        if buf.len() >= BLOCK_BYTES {
-            sink.send(Bytes::from(std::mem::take(&mut buf))).await?;
-        }
-    }
-    if !buf.is_empty() {
-        sink.send(Bytes::from(buf)).await?;
-    }
-    sink.finish().await?;
-    Ok(())
+/// Whether chunks of `plan` take part in the change stream's protocol
+/// (PostgreSQL target, keyed table).
+fn joins_stream(d: Dialect, plan: &TablePlan) -> bool {
+    d == Dialect::Postgres && !plan.key.is_empty()
+}
+
+/// The key's column names on the new side, quoted for PostgreSQL.
+fn pg_key_cols(plan: &TablePlan) -> Vec<String> {
+    plan.key_columns()
+        .map(|c| ident(Dialect::Postgres, c.name(Side::New)))
+        .collect()
 }

@@ -33,6 +33,7 @@
 pub mod backfill;
 pub mod catalog;
 pub mod checkpoint;
+mod chunks;
 pub mod copy;
 pub mod cutover;
 pub mod db;
@@ -43,6 +44,7 @@ pub mod repair;
 pub mod report;
 pub mod schema;
 pub mod sqltext;
+pub mod streamsync;
 pub mod verify;
 pub mod write;
 
@@ -54,6 +56,7 @@ pub const VERIFY_RUNS_TABLE: &str = "tandem_verify_runs";
 
 pub fn is_internal_table(name: &str) -> bool {
     name == CHECKPOINT_TABLE
+        || name.starts_with(streamsync::TOMB_PREFIX)
         || name == VERIFY_RUNS_TABLE
         || name == crate::foreign_keys::PENDING_TABLE
         || name == crate::stream::apply::checkpoint::TABLE

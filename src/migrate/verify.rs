@@ -39,6 +39,36 @@ pub struct VerifyOptions {
     pub repair: bool,
     /// The side whose rows are right; `--repair` changes the other one.
     pub authoritative: Side,
+    /// With a change stream applying into the new side, wait up to this long
+    /// for it to reach the old side's binlog end first (0: do not wait).
+    pub stream_wait_ms: u64,
+}
+
+/// Rows the change stream has not applied yet would show as differences:
+/// waits (bounded) until it has reached the old side's binlog end.
+async fn wait_for_stream(sides: &Sides, wait_ms: u64) -> Result<Option<String>, MigrateError> {
+    use super::streamsync::StreamWait;
+    if wait_ms == 0 {
+        return Ok(None);
+    }
+    let mut old = sides.connect(Side::Old).await?;
+    let mut new = sides.connect(Side::New).await?;
+    let bound = std::time::Duration::from_millis(wait_ms);
+    Ok(
+        match super::streamsync::wait_for_stream(&mut old, &mut new, bound).await? {
+            StreamWait::NoStream => None,
+            StreamWait::Reached { at, waited_ms } => {
+                tracing::info!(binlog = %at, waited_ms, "the change stream has applied everything up to the old side's binlog end");
+                Some(format!("stream reached {at} after {waited_ms} ms"))
+            }
+            StreamWait::Behind { want, stream } => {
+                tracing::warn!(want = %want, stream = %stream, "the change stream did not reach the old side's binlog end in time: rows it has not applied yet show as differences");
+                Some(format!(
+                    "stream at {stream}, behind the old side's {want} after {wait_ms} ms"
+                ))
+            }
+        },
+    )
 }
 
 /// How many keys of each kind a report lists (counts are always complete).
@@ -123,9 +153,12 @@ pub struct VerifyReport {
     pub all_tables: bool,
     pub repair: bool,
     pub tables: Vec<TableReport>,
+    /// What waiting for the change stream found, when one applies.
+    pub stream: Option<String>,
 }
 
 pub async fn run(sides: &Sides, opts: &VerifyOptions) -> Result<VerifyReport, MigrateError> {
+    let stream = wait_for_stream(sides, opts.stream_wait_ms).await?;
     let started = now_micros();
     let plans = super::plan_tables(sides, opts.tables.as_deref()).await?;
     let progress = Progress::new("verify");
@@ -160,6 +193,7 @@ pub async fn run(sides: &Sides, opts: &VerifyOptions) -> Result<VerifyReport, Mi
         all_tables: opts.tables.is_none(),
         repair: opts.repair,
         tables,
+        stream,
     };
     if let Err(e) = super::report::record_run(sides, &report, started).await {
         tracing::warn!(error = %e, "could not record this verify run in {VERIFY_RUNS_TABLE}; cutover-check will not see it");

@@ -100,6 +100,11 @@ impl Writer {
         Ok(())
     }
 
+    /// The staging table's name, quoted (PostgreSQL).
+    pub fn stage(&self) -> String {
+        self.stage.clone()
+    }
+
     pub fn side(&self) -> Side {
         self.side
     }

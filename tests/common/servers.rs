@@ -561,6 +561,8 @@ pub struct Postgres {
     log: PathBuf,
     bindir: PathBuf,
     process: Arc<ServerProcess>,
+    /// Extra `postgres` arguments from the setup, kept for `restart`.
+    extra_args: Vec<String>,
 }
 
 impl Postgres {
@@ -669,31 +671,7 @@ impl Postgres {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
             let _ = fs::remove_file(&log);
-            let mut cmd = Command::new(bindir.join("postgres"));
-            cmd.arg("-D")
-                .arg(&data_dir)
-                .arg("-p")
-                .arg(port.to_string())
-                .arg("-k")
-                .arg(&dir)
-                .args(["-c", "listen_addresses=127.0.0.1"])
-                .args([
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                ])
-                .args(["-c", "max_connections=200"])
-                // Docker's 64 MB /dev/shm is too small for parallel query with
-                // POSIX shared memory; files in the data dir always work.
-                .args(["-c", "dynamic_shared_memory_type=mmap"])
-                .args(&extra_args)
-                .current_dir(&dir);
-            if run_as.is_some() {
-                cmd.env("HOME", &dir);
-            }
+            let cmd = postgres_command(&bindir, &dir, port, &extra_args, run_as.is_some());
             // SIGQUIT = immediate shutdown: the postmaster takes its backends
             // down and removes its SysV shared memory segment, which SIGKILL
             // would leak on every run.
@@ -707,6 +685,7 @@ impl Postgres {
                         log,
                         bindir,
                         process,
+                        extra_args,
                     };
                     server
                         .try_sql(
@@ -727,6 +706,75 @@ impl Postgres {
             "PostgreSQL could not bind a free port after {PORT_ATTEMPTS} attempts: {last_error}"
         ))
     }
+}
+
+impl Postgres {
+    /// Stops a private server the way an operator does (`pg_ctl stop -m
+    /// fast`: SIGINT, clients disconnected, a clean shutdown) and waits until
+    /// it is gone. The data directory is kept, see `restart`.
+    pub fn stop(&mut self) {
+        let status = self.process.exit_status();
+        if status.is_none() {
+            stop_with(&self.process, libc::SIGINT);
+        }
+    }
+
+    /// Starts the server again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        unregister(&self.process);
+        let run_as = pg_run_as().unwrap_or_else(|e| panic!("{e}"));
+        let cmd = postgres_command(
+            &self.bindir,
+            &self.dir,
+            self.port,
+            &self.extra_args,
+            run_as.is_some(),
+        );
+        let process =
+            ServerProcess::spawn("postgres", cmd, &self.log, libc::SIGQUIT, run_as, &self.dir)
+                .unwrap_or_else(|e| panic!("cannot restart PostgreSQL: {e}"));
+        if let Err(e) = wait_for_postgres(&process, &self.dir, self.port, &self.log) {
+            panic!("PostgreSQL did not come back: {}", e.message());
+        }
+        self.process = process;
+    }
+}
+
+/// The `postgres` command line of a test server in instance directory `dir`.
+fn postgres_command(
+    bindir: &Path,
+    dir: &Path,
+    port: u16,
+    extra_args: &[String],
+    home: bool,
+) -> Command {
+    let mut cmd = Command::new(bindir.join("postgres"));
+    cmd.arg("-D")
+        .arg(dir.join("data"))
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-k")
+        .arg(dir)
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ])
+        .args(["-c", "max_connections=200"])
+        // Docker's 64 MB /dev/shm is too small for parallel query with
+        // POSIX shared memory; files in the data dir always work.
+        .args(["-c", "dynamic_shared_memory_type=mmap"])
+        .args(extra_args)
+        .current_dir(dir);
+    if home {
+        cmd.env("HOME", dir);
+    }
+    cmd
 }
 
 impl Drop for Postgres {

@@ -49,11 +49,11 @@ pub fn pair(prefix: &str, server_id: u32) -> Pair {
 }
 
 impl Pair {
-    fn config(&self) -> Config {
+    pub fn config(&self) -> Config {
         Config::from_toml(&self.toml, |k| std::env::var(k).ok()).expect("config")
     }
 
-    fn pg_sql(&self, sql: &str) -> String {
+    pub fn pg_sql(&self, sql: &str) -> String {
         servers::postgres().sql(&self.pg, sql).trim().to_string()
     }
 
@@ -68,6 +68,7 @@ impl Pair {
                 chunk_rows: 1000,
                 repair: false,
                 authoritative: Side::Old,
+                stream_wait_ms: 0,
             },
         )
         .await
@@ -100,7 +101,7 @@ async fn master_position(conn: &mut mysql_async::Conn) -> (String, u64) {
 }
 
 /// Waits until the stream's checkpoint reaches the primary's current end.
-async fn wait_caught_up(stats: &StreamStats, conn: &mut mysql_async::Conn, limit: Duration) {
+pub async fn wait_caught_up(stats: &StreamStats, conn: &mut mysql_async::Conn, limit: Duration) {
     let (file, offset) = master_position(conn).await;
     let started = Instant::now();
     loop {
@@ -120,7 +121,7 @@ async fn wait_caught_up(stats: &StreamStats, conn: &mut mysql_async::Conn, limit
     }
 }
 
-async fn wait_checkpoint(stats: &StreamStats) {
+pub async fn wait_checkpoint(stats: &StreamStats) {
     for _ in 0..400 {
         if stats.snapshot().checkpoint.is_some() {
             return;

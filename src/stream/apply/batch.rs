@@ -10,6 +10,10 @@
 //! and replaying a batch twice leaves the same rows (idempotent). Tables
 //! without a key are matched on all columns, change by change, in order.
 //! Values are rendered by the migrate commands' `sqltext::literal`.
+//!
+//! On PostgreSQL each table's statements start with a shared advisory lock
+//! and record deleted keys as tombstones while a backfill copies the table:
+//! the protocol in [`crate::migrate::streamsync`].
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -18,6 +22,7 @@ use std::sync::Arc;
 use crate::backend::value::to_tagged_json;
 use crate::backend::value::{Row, Value};
 use crate::migrate::sqltext::{ident, literal, Dialect};
+use crate::migrate::streamsync;
 
 use super::tables::Mapped;
 use super::ApplyError;
@@ -150,9 +155,30 @@ impl TableRun {
 
     fn statements(self, d: Dialect, out: &mut Vec<String>) {
         let t = &self.table;
+        if self.sequential.is_empty() && self.images.is_empty() {
+            return;
+        }
+        if d == Dialect::Postgres {
+            // Excludes a concurrent backfill chunk of this table
+            // (`migrate::streamsync`), before any row of it is touched.
+            out.push(streamsync::applier_lock_sql(&t.target));
+        }
         out.extend(self.sequential);
         if self.images.is_empty() {
             return;
+        }
+        if d == Dialect::Postgres && t.keyed {
+            let deleted: Vec<&Vec<Value>> = self
+                .images
+                .iter()
+                .filter(|(_, img)| img.is_none())
+                .map(|(k, _)| k)
+                .collect();
+            let cols: Vec<String> = t.plan.key.iter().map(|&i| t.col_name(d, i)).collect();
+            for chunk in deleted.chunks(ROWS_PER_STATEMENT) {
+                let tuples: Vec<String> = chunk.iter().map(|k| key_tuple(d, t, k)).collect();
+                out.push(streamsync::tombstone_sql(&t.target, &cols, &tuples));
+            }
         }
         // Without a unique key on the target, an upsert is delete + insert.
         let deletes: Vec<&Vec<Value>> = self
@@ -184,24 +210,34 @@ fn key_lhs(d: Dialect, t: &Mapped) -> String {
     }
 }
 
-fn delete_keys(d: Dialect, t: &Mapped, keys: &[&Vec<Value>]) -> String {
-    let tuples: Vec<String> = keys
+/// A key's literals: `v` for one column, `(v1, v2)` for several.
+fn key_literals(d: Dialect, t: &Mapped, k: &[Value]) -> String {
+    let lits: Vec<String> = t
+        .plan
+        .key
         .iter()
-        .map(|k| {
-            let lits: Vec<String> = t
-                .plan
-                .key
-                .iter()
-                .zip(k.iter())
-                .map(|(&i, v)| literal(d, v, t.col_ty(i)))
-                .collect();
-            if lits.len() == 1 {
-                lits.concat()
-            } else {
-                format!("({})", lits.join(", "))
-            }
-        })
+        .zip(k.iter())
+        .map(|(&i, v)| literal(d, v, t.col_ty(i)))
         .collect();
+    if lits.len() == 1 {
+        lits.concat()
+    } else {
+        format!("({})", lits.join(", "))
+    }
+}
+
+/// A key as a `VALUES` row: always parenthesized.
+fn key_tuple(d: Dialect, t: &Mapped, k: &[Value]) -> String {
+    let lits = key_literals(d, t, k);
+    if t.plan.key.len() == 1 {
+        format!("({lits})")
+    } else {
+        lits
+    }
+}
+
+fn delete_keys(d: Dialect, t: &Mapped, keys: &[&Vec<Value>]) -> String {
+    let tuples: Vec<String> = keys.iter().map(|k| key_literals(d, t, k)).collect();
     format!(
         "DELETE FROM {} WHERE {} IN ({})",
         ident(d, &t.target),

@@ -73,8 +73,15 @@ impl ApplyError {
 
     fn from_target(e: MigrateError, gtid: Option<String>) -> ApplyError {
         let refused = match &e {
-            MigrateError::Postgres(pg) => pg.as_db_error().is_some() && !pg.is_closed(),
-            MigrateError::Mysql(mysql_async::Error::Server(_)) => true,
+            // A server shutting down (`pg_ctl stop`: 57P01 admin_shutdown,
+            // sent as an error before the socket closes) or a connection
+            // failure is an outage, not a refusal: retry.
+            MigrateError::Postgres(pg) => match pg.as_db_error() {
+                Some(db) => !pg.is_closed() && !is_pg_outage(db.code().code()),
+                None => false,
+            },
+            // 1053 server shutdown in progress, 1927 connection killed.
+            MigrateError::Mysql(mysql_async::Error::Server(s)) => !matches!(s.code, 1053 | 1927),
             _ => false,
         };
         if refused {
@@ -525,6 +532,13 @@ impl Applier {
     }
 }
 
+/// SQLSTATEs of a PostgreSQL going away rather than refusing a statement:
+/// class 08 (connection exception) and 57P01-57P05 (admin/crash shutdown,
+/// cannot connect now, idle session timeout, database dropped).
+fn is_pg_outage(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P")
+}
+
 /// `Some("TRIGGER")` … for DDL that creates, alters or drops a trigger,
 /// stored routine or event.
 pub fn routine_ddl(sql: &str) -> Option<&'static str> {
@@ -565,6 +579,14 @@ fn begin_sql(d: Dialect) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::routine_ddl;
+
+    #[test]
+    fn shutdowns_are_outages() {
+        assert!(super::is_pg_outage("57P01"));
+        assert!(super::is_pg_outage("08006"));
+        assert!(!super::is_pg_outage("23505"));
+        assert!(!super::is_pg_outage("57014"));
+    }
 
     #[test]
     fn triggers_and_routines_are_recognized() {

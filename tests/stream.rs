@@ -1,7 +1,8 @@
 //! The change stream against real servers: the applier fed with hand-built
 //! source transactions (the items a binlog source yields) writing into a
 //! real PostgreSQL (and MariaDB as a MySQL target), the checkpoint, replays,
-//! grouping and refused transactions.
+//! grouping and refused transactions; and the reverse stream (PostgreSQL
+//! logical decoding → MariaDB).
 
 #[path = "stream/apply.rs"]
 mod apply;
@@ -12,3 +13,5 @@ mod e2e;
 mod processes;
 #[path = "stream/run.rs"]
 mod run;
+#[path = "stream/reverse.rs"]
+mod reverse;

@@ -172,9 +172,16 @@ pub async fn retained_bytes(pg: &PgConn, slot: &str) -> Result<Option<u64>, Stri
     .map(|b| b.max(0) as u64))
 }
 
-/// PostgreSQL's current WAL position.
+/// PostgreSQL's WAL position after everything committed so far, flushed
+/// (a synchronous commit of an empty transaction flushes what precedes it,
+/// even when the server commits asynchronously): logical decoding reads
+/// only flushed WAL.
 pub async fn current_lsn(pg: &PgConn) -> Result<u64, String> {
-    one_text(pg, "SELECT pg_current_wal_lsn()::text", "")
+    pg.client
+        .batch_execute("SET synchronous_commit = on; BEGIN; SELECT txid_current(); COMMIT")
+        .await
+        .map_err(err)?;
+    one_text(pg, "SELECT pg_current_wal_flush_lsn()::text", "")
         .await?
         .as_deref()
         .and_then(parse_lsn)
@@ -194,16 +201,17 @@ pub async fn start_here(config: &crate::config::Config) -> Result<u64, String> {
         .await?
         .ok_or_else(|| format!("replication slot {} does not exist", names.slot))?;
     let at = if now > confirmed {
-        one_text(
-            &pg,
-            "SELECT end_lsn::text FROM pg_replication_slot_advance($1, pg_current_wal_lsn())",
-            &names.slot,
-        )
-        .await
-        .map_err(|e| format!("cannot advance slot {}: {e}", names.slot))?
-        .as_deref()
-        .and_then(parse_lsn)
-        .unwrap_or(now)
+        pg.client
+            .query_opt(
+                "SELECT end_lsn::text FROM pg_replication_slot_advance($1, $2::text::pg_lsn)",
+                &[&names.slot, &lsn_text(now)],
+            )
+            .await
+            .map_err(|e| format!("cannot advance slot {}: {e}", names.slot))?
+            .and_then(|r| r.try_get::<_, Option<String>>(0).ok().flatten())
+            .as_deref()
+            .and_then(parse_lsn)
+            .unwrap_or(now)
     } else {
         confirmed
     };

@@ -221,7 +221,10 @@ impl SlotReader {
             }
             tokio::time::sleep(IDLE_POLL).await;
         }
-        let upto = lsn_query(&self.pg, "SELECT pg_current_wal_lsn()::text", "")
+        // The flush position, not the write position: decoding reads only
+        // flushed WAL (with asynchronous commit the two differ), and the
+        // `Progress` this round may claim must not pass what it could read.
+        let upto = lsn_query(&self.pg, "SELECT pg_current_wal_flush_lsn()::text", "")
             .await?
             .unwrap_or(0);
         let upto_text = lsn_text(upto);

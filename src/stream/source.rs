@@ -208,6 +208,9 @@ pub async fn spawn(
         return Ok(false);
     }
     let reverse_phase = config.phase == Phase::NewPrimary;
+    if always && reverse_phase && !super::reverse::applies(&config) {
+        return Err("in new_primary `tandem mirror` runs the reverse stream (PostgreSQL logical decoding → MySQL): [backends.new] must be PostgreSQL".into());
+    }
     let schema = state.schema.load_full();
     let drift = DriftLog::start(config.mirror.drift_log.clone());
     if !(always && reverse_phase) {

@@ -430,9 +430,40 @@ async fn a_new_primary_proxy_copies_writes_back_with_the_reverse_stream() {
     assert_eq!(p.pg_sql("SELECT count(*) FROM accounts"), "35");
     assert_eq!(p.my_count("SELECT count(*) FROM accounts").await, 35);
     p.assert_identical().await;
-    let status = proxy.state.reverse.snapshot();
-    assert_eq!(status.state, "applying");
-    assert!(status.retention_bytes.is_some() || status.checkpoint.is_some());
+    // /status and /metrics show the reverse stream, with the slot's WAL.
+    let admin = tandem::admin::start("127.0.0.1:0", Arc::clone(&proxy.state), proxy.shutdown.clone())
+        .await
+        .unwrap();
+    let mut retained = false;
+    for _ in 0..150 {
+        retained = proxy.state.reverse.snapshot().retention_bytes.is_some();
+        if retained {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(retained, "the slot's retained WAL is measured");
+    let status = super::e2e::http_get(admin, "/status").await;
+    let body = &status[status.find('{').expect("json body")..];
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    let rev = &json["reverse_stream"];
+    assert_eq!(rev["state"], "applying", "{rev}");
+    assert_eq!(rev["checkpoint"]["file"], "pg-wal", "{rev}");
+    assert!(rev["slot_retained_wal_bytes"].is_u64(), "{rev}");
+    assert!(rev["rows_applied"].as_u64().unwrap_or(0) >= 35, "{rev}");
+    assert!(json["stream"].is_null(), "no forward stream here: {json}");
+    let metrics = super::e2e::http_get(admin, "/metrics").await;
+    assert!(metrics.contains("tandem_reverse_stream_applying 1"), "{metrics}");
+    assert!(metrics.contains("tandem_reverse_stream_slot_retained_wal_bytes "), "{metrics}");
+    assert!(!metrics.contains("tandem_stream_applying"), "{metrics}");
+    // `tandem check` reports the slot and what it retains.
+    let lines = reverse::setup::check_lines(&p.config(), true).await;
+    for (ok, line) in &lines {
+        eprintln!("check: {ok} {line}");
+    }
+    assert!(lines.iter().all(|(ok, _)| *ok), "{lines:?}");
+    assert!(lines.iter().any(|(_, l)| l.contains("wal_level = logical")));
+    assert!(lines.iter().any(|(_, l)| l.contains("retains") && l.contains("pg_drop_replication_slot")));
     proxy.shutdown.cancel();
     tasks.wait().await;
     assert_eq!(proxy.state.reverse.snapshot().state, "stopped");

@@ -352,7 +352,7 @@ pub async fn check_lines(config: &crate::config::Config, needed: bool) -> Vec<(b
     let slot = pg
         .client
         .query_opt(
-            "SELECT confirmed_flush_lsn::text, active, (pg_current_wal_lsn() - restart_lsn)::bigint \
+            "SELECT confirmed_flush_lsn::text, (pg_current_wal_lsn() - restart_lsn)::bigint \
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&names.slot],
         )
@@ -363,11 +363,10 @@ pub async fn check_lines(config: &crate::config::Config, needed: bool) -> Vec<(b
         true,
         match slot {
             Some(r) => format!(
-                "reverse stream: slot {} at {}, {}, retains {} bytes of WAL (an unused slot retains WAL forever: drop it at decommission with SELECT pg_drop_replication_slot('{}'))",
+                "reverse stream: slot {} confirmed at {}, retains {} bytes of WAL (an unused slot retains WAL forever: drop it at decommission with SELECT pg_drop_replication_slot('{}'))",
                 names.slot,
                 r.try_get::<_, Option<String>>(0).ok().flatten().unwrap_or_default(),
-                if r.try_get::<_, bool>(1).unwrap_or(false) { "in use" } else { "idle" },
-                r.try_get::<_, Option<i64>>(2).ok().flatten().unwrap_or(0),
+                r.try_get::<_, Option<i64>>(1).ok().flatten().unwrap_or(0),
                 names.slot
             ),
             None => format!("reverse stream: slot {} not created yet (`tandem cutover --to new` creates it)", names.slot),

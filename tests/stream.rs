@@ -11,7 +11,7 @@ mod common;
 mod e2e;
 #[path = "stream/processes.rs"]
 mod processes;
-#[path = "stream/run.rs"]
-mod run;
 #[path = "stream/reverse.rs"]
 mod reverse;
+#[path = "stream/run.rs"]
+mod run;

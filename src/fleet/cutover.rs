@@ -247,7 +247,11 @@ fn reached(cp: &(String, u64), target: &Position) -> bool {
 /// position at this moment (writes are held: nothing newer is coming).
 async fn wait_reverse(config: &Config, deadline: Instant, max_pause_ms: u64) -> Result<(), String> {
     use crate::stream::reverse::setup;
-    let new = config.backends.new.as_ref().ok_or("[backends.new] is not configured")?;
+    let new = config
+        .backends
+        .new
+        .as_ref()
+        .ok_or("[backends.new] is not configured")?;
     let pg = crate::stream::reverse::pg_connect(new)
         .await
         .map_err(|e| e.message)?;

@@ -144,8 +144,7 @@ struct Running {
 /// Waits until the stream has a checkpoint at or past PostgreSQL's current
 /// WAL position (everything committed so far is in MariaDB).
 async fn wait_caught_up(p: &Pair, stats: &StreamStats, limit: Duration) {
-    let target =
-        tandem::stream::parse_lsn(&p.pg_sql("SELECT pg_current_wal_lsn()")).expect("lsn");
+    let target = tandem::stream::parse_lsn(&p.pg_sql("SELECT pg_current_wal_lsn()")).expect("lsn");
     let started = Instant::now();
     loop {
         let snap = stats.snapshot();
@@ -223,9 +222,11 @@ async fn postgres_changes_arrive_identical_on_mariadb() {
     .unwrap();
     // Updates, a key change, a composite key change, deletes, one per
     // transaction and several in one.
-    pg.batch_execute("UPDATE items SET name = 'changed', amount = amount * 2, doc = '{\"v\": 2}' WHERE id = 1")
-        .await
-        .unwrap();
+    pg.batch_execute(
+        "UPDATE items SET name = 'changed', amount = amount * 2, doc = '{\"v\": 2}' WHERE id = 1",
+    )
+    .await
+    .unwrap();
     pg.batch_execute("UPDATE items SET id = 10, code = 'moved' WHERE id = 2")
         .await
         .unwrap();
@@ -262,7 +263,11 @@ async fn postgres_changes_arrive_identical_on_mariadb() {
         1
     );
     assert_eq!(p.my_count("SELECT count(*) FROM notes").await, 2);
-    assert_eq!(p.my_count("SELECT count(*) FROM notes WHERE b = 'uno'").await, 1);
+    assert_eq!(
+        p.my_count("SELECT count(*) FROM notes WHERE b = 'uno'")
+            .await,
+        1
+    );
     assert_eq!(p.my_count("SELECT count(*) FROM scratch").await, 1);
     assert_eq!(
         p.my_count("SELECT count(*) FROM pairs WHERE k2 IN ('b', 'c')")
@@ -274,7 +279,9 @@ async fn postgres_changes_arrive_identical_on_mariadb() {
     assert!(snap.lease_holder.is_some());
     eprintln!(
         "reverse: {} transactions, {} rows, retained WAL {:?}",
-        stats.transactions.load(std::sync::atomic::Ordering::Relaxed),
+        stats
+            .transactions
+            .load(std::sync::atomic::Ordering::Relaxed),
         stats.rows.load(std::sync::atomic::Ordering::Relaxed),
         snap.retention_bytes
     );
@@ -431,9 +438,13 @@ async fn a_new_primary_proxy_copies_writes_back_with_the_reverse_stream() {
     assert_eq!(p.my_count("SELECT count(*) FROM accounts").await, 35);
     p.assert_identical().await;
     // /status and /metrics show the reverse stream, with the slot's WAL.
-    let admin = tandem::admin::start("127.0.0.1:0", Arc::clone(&proxy.state), proxy.shutdown.clone())
-        .await
-        .unwrap();
+    let admin = tandem::admin::start(
+        "127.0.0.1:0",
+        Arc::clone(&proxy.state),
+        proxy.shutdown.clone(),
+    )
+    .await
+    .unwrap();
     let mut retained = false;
     for _ in 0..150 {
         retained = proxy.state.reverse.snapshot().retention_bytes.is_some();
@@ -453,8 +464,14 @@ async fn a_new_primary_proxy_copies_writes_back_with_the_reverse_stream() {
     assert!(rev["rows_applied"].as_u64().unwrap_or(0) >= 35, "{rev}");
     assert!(json["stream"].is_null(), "no forward stream here: {json}");
     let metrics = super::e2e::http_get(admin, "/metrics").await;
-    assert!(metrics.contains("tandem_reverse_stream_applying 1"), "{metrics}");
-    assert!(metrics.contains("tandem_reverse_stream_slot_retained_wal_bytes "), "{metrics}");
+    assert!(
+        metrics.contains("tandem_reverse_stream_applying 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tandem_reverse_stream_slot_retained_wal_bytes "),
+        "{metrics}"
+    );
     assert!(!metrics.contains("tandem_stream_applying"), "{metrics}");
     // `tandem check` reports the slot and what it retains.
     let lines = reverse::setup::check_lines(&p.config(), true).await;
@@ -463,7 +480,9 @@ async fn a_new_primary_proxy_copies_writes_back_with_the_reverse_stream() {
     }
     assert!(lines.iter().all(|(ok, _)| *ok), "{lines:?}");
     assert!(lines.iter().any(|(_, l)| l.contains("wal_level = logical")));
-    assert!(lines.iter().any(|(_, l)| l.contains("retains") && l.contains("pg_drop_replication_slot")));
+    assert!(lines
+        .iter()
+        .any(|(_, l)| l.contains("retains") && l.contains("pg_drop_replication_slot")));
     proxy.shutdown.cancel();
     tasks.wait().await;
     assert_eq!(proxy.state.reverse.snapshot().state, "stopped");

@@ -155,12 +155,10 @@ impl OpenSource for ReverseOpener {
     /// the stream starts where the slot stands.
     fn current_position(&self) -> BoxFuture<'_, Result<Position, SourceError>> {
         Box::pin(async move {
-            let ready = setup::ensure(&self.config)
-                .await
-                .map_err(|e| SourceError {
-                    message: e,
-                    retryable: false,
-                })?;
+            let ready = setup::ensure(&self.config).await.map_err(|e| SourceError {
+                message: e,
+                retryable: false,
+            })?;
             tracing::warn!(slot = %self.names.slot, lsn = %super::lsn_text(ready.confirmed), "no reverse checkpoint in MySQL: the reverse stream starts where the slot stands; rows written on PostgreSQL before it are not copied back");
             Ok(Position::lsn(ready.confirmed))
         })

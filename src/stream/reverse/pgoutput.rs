@@ -335,13 +335,13 @@ mod tests {
     #[test]
     fn begin_and_commit_carry_lsns_and_unix_time() {
         let mut b = vec![b'B'];
-        b.extend(0x0100_0000_20u64.to_be_bytes());
+        b.extend(0x0001_0000_0020_u64.to_be_bytes());
         b.extend(1_000_000i64.to_be_bytes());
         b.extend(77i32.to_be_bytes());
         assert_eq!(
             decode(&b).expect("begin"),
             Message::Begin {
-                final_lsn: 0x0100_0000_20,
+                final_lsn: 0x0001_0000_0020,
                 commit_us: PG_EPOCH_OFFSET_US + 1_000_000,
                 xid: 77
             }

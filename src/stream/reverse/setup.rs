@@ -33,9 +33,15 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// Tables present on both sides (PostgreSQL names).
 async fn migrated_tables(config: &crate::config::Config) -> Result<Vec<String>, String> {
-    let new = config.backends.new.as_ref().ok_or("[backends.new] is not configured")?;
+    let new = config
+        .backends
+        .new
+        .as_ref()
+        .ok_or("[backends.new] is not configured")?;
     let mut pg = db::connect(new, "backends.new").await.map_err(err)?;
-    let mut my = db::connect(&config.backends.old, "backends.old").await.map_err(err)?;
+    let mut my = db::connect(&config.backends.old, "backends.old")
+        .await
+        .map_err(err)?;
     let pg_tables = catalog::load(&mut pg).await.map_err(err)?;
     let my_tables = catalog::load(&mut my).await.map_err(err)?;
     if let Db::My(c) = my {
@@ -63,13 +69,21 @@ async fn one_text(pg: &PgConn, sql: &str, arg: &str) -> Result<Option<String>, S
 /// Creates the publication (or adds missing tables to it) and the slot.
 pub async fn ensure(config: &crate::config::Config) -> Result<Ready, String> {
     let names = Names::from_config(config)?;
-    let new = config.backends.new.as_ref().ok_or("[backends.new] is not configured")?;
+    let new = config
+        .backends
+        .new
+        .as_ref()
+        .ok_or("[backends.new] is not configured")?;
     let tables = migrated_tables(config).await?;
     if tables.is_empty() {
-        return Err("no table exists on both backends: nothing for the reverse stream to publish".into());
+        return Err(
+            "no table exists on both backends: nothing for the reverse stream to publish".into(),
+        );
     }
     let pg = pg_connect(new).await.map_err(|e| e.message)?;
-    let level = one_text(&pg, "SHOW wal_level", "").await?.unwrap_or_default();
+    let level = one_text(&pg, "SHOW wal_level", "")
+        .await?
+        .unwrap_or_default();
     if level != "logical" {
         return Err(format!(
             "PostgreSQL runs with wal_level = {level}: the reverse stream needs wal_level = logical (postgresql.conf, then restart PostgreSQL)"
@@ -91,7 +105,12 @@ pub async fn ensure(config: &crate::config::Config) -> Result<Ready, String> {
                 quoted.join(", ")
             ))
             .await
-            .map_err(|e| format!("cannot create publication {}: {e} (it needs ownership of the tables)", names.publication))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create publication {}: {e} (it needs ownership of the tables)",
+                    names.publication
+                )
+            })?;
         tracing::info!(publication = %names.publication, tables = tables.len(), "created the reverse stream's publication");
     } else {
         let listed: Vec<String> = pg
@@ -118,7 +137,12 @@ pub async fn ensure(config: &crate::config::Config) -> Result<Ready, String> {
                     missing.join(", ")
                 ))
                 .await
-                .map_err(|e| format!("cannot add tables to publication {}: {e}", names.publication))?;
+                .map_err(|e| {
+                    format!(
+                        "cannot add tables to publication {}: {e}",
+                        names.publication
+                    )
+                })?;
         }
     }
     let mut created_slot = false;
@@ -131,7 +155,12 @@ pub async fn ensure(config: &crate::config::Config) -> Result<Ready, String> {
                 &names.slot,
             )
             .await
-            .map_err(|e| format!("cannot create replication slot {}: {e} (it needs the REPLICATION attribute)", names.slot))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create replication slot {}: {e} (it needs the REPLICATION attribute)",
+                    names.slot
+                )
+            })?;
             created_slot = true;
             tracing::info!(slot = %names.slot, lsn = made.as_deref().unwrap_or(""), "created the reverse stream's replication slot");
             match slot_lsn(&pg, &names.slot).await? {
@@ -194,7 +223,11 @@ pub async fn current_lsn(pg: &PgConn) -> Result<u64, String> {
 /// stream wrote is behind that point and never comes back to MySQL.
 pub async fn start_here(config: &crate::config::Config) -> Result<u64, String> {
     let names = Names::from_config(config)?;
-    let new = config.backends.new.as_ref().ok_or("[backends.new] is not configured")?;
+    let new = config
+        .backends
+        .new
+        .as_ref()
+        .ok_or("[backends.new] is not configured")?;
     let pg = pg_connect(new).await.map_err(|e| e.message)?;
     let now = current_lsn(&pg).await?;
     let confirmed = slot_lsn(&pg, &names.slot)
@@ -225,12 +258,16 @@ async fn store_checkpoint(
     stream_id: &str,
     lsn: u64,
 ) -> Result<(), String> {
-    let mut my = db::connect(&config.backends.old, "backends.old").await.map_err(err)?;
+    let mut my = db::connect(&config.backends.old, "backends.old")
+        .await
+        .map_err(err)?;
     let cp = Checkpoint {
         position: Position::lsn(lsn),
         source_ts: 0,
     };
-    my.execute(&checkpoint::create_sql(Dialect::Mysql)).await.map_err(err)?;
+    my.execute(&checkpoint::create_sql(Dialect::Mysql))
+        .await
+        .map_err(err)?;
     my.execute(&checkpoint::store_sql(Dialect::Mysql, stream_id, &cp))
         .await
         .map_err(err)?;
@@ -243,7 +280,9 @@ async fn store_checkpoint(
 /// The reverse checkpoint stored in MySQL, as an LSN.
 pub async fn checkpoint_lsn(config: &crate::config::Config) -> Result<Option<u64>, String> {
     let names = Names::from_config(config)?;
-    let mut my = db::connect(&config.backends.old, "backends.old").await.map_err(err)?;
+    let mut my = db::connect(&config.backends.old, "backends.old")
+        .await
+        .map_err(err)?;
     let Db::My(c) = &mut my else {
         return Err("backends.old is not MySQL".into());
     };
@@ -265,7 +304,14 @@ pub async fn checkpoint_lsn(config: &crate::config::Config) -> Result<Option<u64
         ))
         .await
         .map_err(err)?;
-    Ok(row.and_then(|(file, offset)| Position { file, offset, gtid: None }.as_lsn()))
+    Ok(row.and_then(|(file, offset)| {
+        Position {
+            file,
+            offset,
+            gtid: None,
+        }
+        .as_lsn()
+    }))
 }
 
 /// `tandem check`'s lines about the reverse stream, as `(ok, line)`;
@@ -283,7 +329,11 @@ pub async fn check_lines(config: &crate::config::Config, needed: bool) -> Vec<(b
         Ok(p) => p,
         Err(e) => return vec![(!needed, format!("reverse stream: FAILED: {e}"))],
     };
-    let level = one_text(&pg, "SHOW wal_level", "").await.ok().flatten().unwrap_or_default();
+    let level = one_text(&pg, "SHOW wal_level", "")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     out.push((
         level == "logical" || !needed,
         if level == "logical" {
@@ -301,14 +351,27 @@ pub async fn check_lines(config: &crate::config::Config, needed: bool) -> Vec<(b
         .await
         .ok()
         .flatten()
-        .map(|r| (r.try_get::<_, bool>(0).unwrap_or(false), r.try_get::<_, bool>(1).unwrap_or(false)));
+        .map(|r| {
+            (
+                r.try_get::<_, bool>(0).unwrap_or(false),
+                r.try_get::<_, bool>(1).unwrap_or(false),
+            )
+        });
     let (repl, superuser) = role.unwrap_or((false, false));
     out.push((
         repl || superuser || !needed,
         if repl || superuser {
-            format!("reverse stream: the URL user may create and read replication slots ({})", if superuser { "superuser" } else { "REPLICATION" })
+            format!(
+                "reverse stream: the URL user may create and read replication slots ({})",
+                if superuser {
+                    "superuser"
+                } else {
+                    "REPLICATION"
+                }
+            )
         } else {
-            "reverse stream: the URL user lacks REPLICATION: ALTER ROLE <user> REPLICATION".to_string()
+            "reverse stream: the URL user lacks REPLICATION: ALTER ROLE <user> REPLICATION"
+                .to_string()
         },
     ));
     let not_owned = pg

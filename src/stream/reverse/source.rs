@@ -84,7 +84,11 @@ pub struct SlotReader {
     progressed_to: u64,
 }
 
-pub(super) async fn lsn_query(pg: &PgConn, sql: &str, slot: &str) -> Result<Option<u64>, SourceError> {
+pub(super) async fn lsn_query(
+    pg: &PgConn,
+    sql: &str,
+    slot: &str,
+) -> Result<Option<u64>, SourceError> {
     let row = if sql.contains("$1") {
         pg.client.query_opt(sql, &[&slot]).await
     } else {
@@ -358,9 +362,9 @@ impl SlotReader {
                 .collect(),
             // No primary key: the replica identity index, unless it is FULL
             // (every column flagged): then the table has no key.
-            None if r.identity != b'f' => (0..r.columns.len())
-                .filter(|&i| r.columns[i].key)
-                .collect(),
+            None if r.identity != b'f' => {
+                (0..r.columns.len()).filter(|&i| r.columns[i].key).collect()
+            }
             None => Vec::new(),
         };
         let types: Vec<PgType> = r

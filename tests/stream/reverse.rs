@@ -488,3 +488,75 @@ async fn a_new_primary_proxy_copies_writes_back_with_the_reverse_stream() {
     assert_eq!(proxy.state.reverse.snapshot().state, "stopped");
     let _ = proxy.task.await;
 }
+
+/// A lone proxy whose `phase` is edited from `dual_write` to `new_primary`
+/// (no `tandem cutover`): the reload starts the reverse stream's slot before
+/// the new phase serves a write, so the first writes after the flip reach
+/// MariaDB too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phase_edit_to_new_primary_starts_the_reverse_stream_before_the_first_write() {
+    let mut p = pair("rev_edit", "stop");
+    p.toml = p
+        .toml
+        .replace("phase = \"new_primary\"", "phase = \"dual_write\"")
+        + "[fleet]\nenabled = false\n";
+    p.toml = p.toml.replace("[mirror]\n", "[mirror]\nserver_id = 377\n");
+    p.my_sql("CREATE TABLE k (id int NOT NULL PRIMARY KEY, v varchar(20) NOT NULL)");
+    p.pg_sql("CREATE TABLE k (id int PRIMARY KEY, v varchar(20) NOT NULL)");
+    let proxy = common::start_proxy_with(&p.toml).await;
+    let tasks = tokio_util::task::TaskTracker::new();
+    assert!(
+        tandem::stream::source::spawn(&proxy.state, &tasks, proxy.shutdown.clone(), false)
+            .await
+            .unwrap()
+    );
+    tasks.close();
+    // The forward stream starts at the primary's position when it has no
+    // checkpoint: wait for it before writing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.state.stream.snapshot().checkpoint.is_none() {
+        assert!(Instant::now() < deadline, "no forward checkpoint");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // dual_write: the forward stream carries MariaDB's writes.
+    let mut c = common::via(&proxy, &p.my).await;
+    c.query_drop("INSERT INTO k VALUES (1, 'before')")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.pg_sql("SELECT count(*) FROM k") != "1" {
+        assert!(Instant::now() < deadline, "forward stream did not apply");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(c);
+    let path = p.dir.join("proxy.toml");
+    std::fs::write(
+        &path,
+        p.toml
+            .replace("phase = \"dual_write\"", "phase = \"new_primary\""),
+    )
+    .unwrap();
+    tandem::reload::apply(&path, &proxy.state).await.unwrap();
+    // Written at once, before the reverse task noticed the phase.
+    let mut c = common::via(&proxy, &p.my).await;
+    for i in 2..=20 {
+        c.exec_drop("INSERT INTO k VALUES (?, 'after')", (i,))
+            .await
+            .unwrap();
+    }
+    c.query_drop("UPDATE k SET v = 'changed' WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(p.pg_sql("SELECT count(*) FROM k"), "20");
+    wait_caught_up(&p, &proxy.state.reverse, Duration::from_secs(30)).await;
+    assert_eq!(p.my_count("SELECT count(*) FROM k").await, 20);
+    assert_eq!(
+        p.my_count("SELECT count(*) FROM k WHERE id = 1 AND v = 'changed'")
+            .await,
+        1
+    );
+    p.assert_identical().await;
+    proxy.shutdown.cancel();
+    tasks.wait().await;
+    let _ = proxy.task.await;
+}

@@ -253,6 +253,14 @@ pub async fn start_here(config: &crate::config::Config) -> Result<u64, String> {
     Ok(at)
 }
 
+/// Publication, slot and reverse checkpoint for a flip to `new_primary`
+/// that is not a `tandem cutover` (a lone proxy's `phase` edit): the stream
+/// starts at PostgreSQL's position now, before writes go there.
+pub async fn prepare_flip(config: &crate::config::Config) -> Result<u64, String> {
+    ensure(config).await?;
+    start_here(config).await
+}
+
 async fn store_checkpoint(
     config: &crate::config::Config,
     stream_id: &str,

@@ -122,12 +122,17 @@ impl SlotReader {
             )));
         };
         if confirmed > from {
-            return Err(fatal(format!(
-                "the replication slot {} was advanced to {} past the reverse stream's checkpoint {}: the changes between were not applied to MySQL; drop the slot and the checkpoint row, resync MySQL, and start again",
-                names.slot,
-                lsn_text(confirmed),
-                lsn_text(from)
-            )));
+            // The stream only advances the slot to checkpoints MySQL
+            // committed, so this is a takeover overlap (two appliers for a
+            // moment, the older checkpoint stored last) — or someone moved
+            // the slot by hand, and the changes between are not in MySQL.
+            // Decoding can only go on from the slot: say so loudly.
+            tracing::error!(
+                slot = %names.slot,
+                slot_at = %lsn_text(confirmed),
+                checkpoint = %lsn_text(from),
+                "the replication slot is past the reverse stream's checkpoint: unless two appliers overlapped at a takeover, changes between were not applied to MySQL (run `tandem verify`)"
+            );
         }
         let mut keys = HashMap::new();
         let rows = pg

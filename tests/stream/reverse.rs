@@ -560,3 +560,40 @@ async fn a_phase_edit_to_new_primary_starts_the_reverse_stream_before_the_first_
     tasks.wait().await;
     let _ = proxy.task.await;
 }
+
+/// A backlog written on PostgreSQL while no applier ran (20,000 rows in 400
+/// transactions) is caught up; the rate is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_rate_of_the_reverse_stream() {
+    let p = pair("rev_rate", "stop");
+    p.my_sql("CREATE TABLE r (id int NOT NULL PRIMARY KEY, v varchar(40) NOT NULL, n decimal(10,2) NULL)");
+    p.pg_sql("CREATE TABLE r (id int PRIMARY KEY, v varchar(40) NOT NULL, n numeric(10,2))");
+    let stats = Arc::new(StreamStats::default());
+    let first = p.start(&stats);
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
+    first.cancel.cancel();
+    first.task.await.unwrap().unwrap();
+    let pg = p.pg_client().await;
+    for t in 0..400 {
+        pg.batch_execute(&format!(
+            "INSERT INTO r SELECT g, 'row ' || g, g / 7.0 FROM generate_series({}, {}) g",
+            t * 50,
+            t * 50 + 49
+        ))
+        .await
+        .unwrap();
+    }
+    let stats = Arc::new(StreamStats::default());
+    let started = Instant::now();
+    let second = p.start(&stats);
+    wait_caught_up(&p, &stats, Duration::from_secs(120)).await;
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(p.my_count("SELECT count(*) FROM r").await, 20_000);
+    eprintln!(
+        "reverse catch-up: 20000 rows in 400 transactions in {secs:.2} s ({:.0} rows/s, {} target transactions)",
+        20_000.0 / secs,
+        stats.groups.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    second.cancel.cancel();
+    second.task.await.unwrap().unwrap();
+}

@@ -382,7 +382,8 @@ fn metrics(state: &AppState) -> String {
         );
     }
     crate::cockpit::metrics::render(state, &mut out);
-    stream_metrics(&state.stream, &mut out);
+    stream_metrics(&state.stream, "stream", &mut out);
+    stream_metrics(&state.reverse, "reverse_stream", &mut out);
     out
 }
 
@@ -430,6 +431,7 @@ fn status(state: &AppState) -> String {
         "reloads": m.reloads.load(Ordering::Relaxed),
         "reload_failures": m.reload_failures.load(Ordering::Relaxed),
         "stream": stream_status(&state.stream),
+        "reverse_stream": reverse_status(&state.reverse),
     })
     .to_string()
 }
@@ -458,8 +460,25 @@ fn stream_status(s: &crate::stream::apply::StreamStats) -> serde_json::Value {
     })
 }
 
-/// The change stream's Prometheus lines (only when one runs here).
-fn stream_metrics(s: &crate::stream::apply::StreamStats, out: &mut String) {
+/// The reverse stream (PostgreSQL → MySQL) on `/status`: the forward
+/// stream's fields, with the slot's retained WAL named as such (an orphaned
+/// slot keeps WAL forever).
+fn reverse_status(s: &crate::stream::apply::StreamStats) -> serde_json::Value {
+    let mut v = stream_status(s);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("binlog_retention_files");
+        let kept = o.remove("binlog_retention_bytes");
+        o.insert(
+            "slot_retained_wal_bytes".into(),
+            kept.unwrap_or(serde_json::Value::Null),
+        );
+    }
+    v
+}
+
+/// The change stream's Prometheus lines (only when one runs here), named
+/// `tandem_<prefix>_…` (`stream`, `reverse_stream`).
+fn stream_metrics(s: &crate::stream::apply::StreamStats, prefix: &str, out: &mut String) {
     let snap = s.snapshot();
     if snap.state.is_empty() {
         return;
@@ -467,7 +486,7 @@ fn stream_metrics(s: &crate::stream::apply::StreamStats, out: &mut String) {
     let mut line = |name: &str, help: &str, kind: &str, v: String| {
         let _ = writeln!(
             out,
-            "# HELP tandem_stream_{name} {help}\n# TYPE tandem_stream_{name} {kind}\ntandem_stream_{name} {v}"
+            "# HELP tandem_{prefix}_{name} {help}\n# TYPE tandem_{prefix}_{name} {kind}\ntandem_{prefix}_{name} {v}"
         );
     };
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
@@ -533,7 +552,15 @@ fn stream_metrics(s: &crate::stream::apply::StreamStats, out: &mut String) {
         "gauge",
         u8::from(snap.state == "stopped" && snap.error.is_some()).to_string(),
     );
-    if let Some(f) = snap.retention_files {
+    if let (Some(b), "reverse_stream") = (snap.retention_bytes, prefix) {
+        line(
+            "slot_retained_wal_bytes",
+            "WAL the replication slot keeps (an unused slot keeps WAL forever).",
+            "gauge",
+            b.to_string(),
+        );
+    }
+    if let (Some(f), "stream") = (snap.retention_files, prefix) {
         line(
             "binlog_retention_files",
             "Binlog files the primary keeps before the checkpoint's file.",

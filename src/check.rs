@@ -54,6 +54,20 @@ pub async fn run(config: &Config) -> Report {
             ok &= fine;
             lines.push(line);
         }
+        // The reverse stream (PostgreSQL → MySQL after the cutover): its
+        // findings count when this configuration runs it.
+        if config
+            .backends
+            .new
+            .as_ref()
+            .is_some_and(|n| n.kind == BackendKind::Postgres)
+        {
+            let needed = crate::stream::reverse::applies(config);
+            for (fine, line) in crate::stream::reverse::setup::check_lines(config, needed).await {
+                ok &= fine;
+                lines.push(line);
+            }
+        }
     }
     Report { lines, ok }
 }

@@ -458,7 +458,7 @@ async fn mirror(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<E
         anyhow::bail!("[backends.new] is not configured: the change stream needs a target");
     }
     if config.mirror.source == StreamSourceKind::Statements {
-        anyhow::bail!("[mirror] source = \"statements\": `tandem mirror` applies the binlog; set source = \"binlog\" (or \"auto\")");
+        anyhow::bail!("[mirror] source = \"statements\": `tandem mirror` applies the binlog (or, in new_primary, PostgreSQL's logical slot back to MySQL); set source = \"binlog\" (or \"auto\")");
     }
     tandem::stream::source::resolve(&mut config).await;
     if config.mirror.source != StreamSourceKind::Binlog {
@@ -485,7 +485,12 @@ async fn mirror(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Result<E
         .map_err(anyhow::Error::msg)?;
     tasks.close();
     tasks.wait().await;
-    let snap = state.stream.snapshot();
+    // The direction that ran: the reverse stream in new_primary.
+    let snap = if state.snapshot.load().config.phase == tandem::config::Phase::NewPrimary {
+        state.reverse.snapshot()
+    } else {
+        state.stream.snapshot()
+    };
     match snap.error {
         Some(e) if snap.state == "stopped" => {
             eprintln!("error: the change stream stopped: {e}");

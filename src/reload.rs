@@ -106,6 +106,16 @@ async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>,
     }
     crate::fleet::reload::check(state, old.config.phase, &mut new).await?;
     check_transition(old.config.phase, new.phase)?;
+    if old.config.phase == Phase::DualWrite
+        && new.phase == Phase::NewPrimary
+        && crate::stream::reverse::applies(&new)
+    {
+        // A lone proxy's hand edit: the reverse stream must start before the
+        // first write reaches PostgreSQL, or MySQL misses it.
+        crate::stream::reverse::setup::prepare_flip(&new)
+            .await
+            .map_err(|e| format!("phase new_primary: cannot start the reverse stream ({e}); fix it (see `tandem check`) or set [mirror] source = \"statements\""))?;
+    }
     if new == old.config {
         return Ok(Vec::new());
     }

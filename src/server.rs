@@ -78,6 +78,8 @@ pub struct AppState {
     /// The change stream's progress (`[mirror] source = "binlog"`); its
     /// state stays empty when no stream runs in this process.
     pub stream: Arc<crate::stream::apply::StreamStats>,
+    /// The reverse stream's progress (PostgreSQL → MySQL in `new_primary`).
+    pub reverse: Arc<crate::stream::apply::StreamStats>,
     /// Fleet membership and the cutover write gate (`[fleet]`).
     pub fleet: Arc<crate::fleet::Fleet>,
     /// The `[tls]` certificate for clients (reloaded when its files change).
@@ -125,6 +127,7 @@ impl AppState {
             metrics: Metrics::default(),
             cockpit: crate::cockpit::Cockpit::default(),
             stream: Arc::default(),
+            reverse: Arc::default(),
             next_session: AtomicU64::new(1),
         }))
     }
@@ -172,6 +175,9 @@ pub fn mirror_for(
 ) -> Result<Option<Arc<Mirror>>, String> {
     let max_packet = config.limits.max_packet_bytes as usize;
     Ok(match (config.phase, &config.backends.new) {
+        // The reverse stream (PostgreSQL logical decoding) copies back what
+        // the new primary committed: no statement mirror.
+        (Phase::NewPrimary, Some(_)) if crate::stream::reverse::applies(config) => None,
         // new_primary mirrors back to the old backend so rollback stays possible.
         (Phase::NewPrimary, Some(_)) => Some(Arc::new(
             Mirror::new(

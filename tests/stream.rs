@@ -1,7 +1,8 @@
 //! The change stream against real servers: the applier fed with hand-built
 //! source transactions (the items a binlog source yields) writing into a
 //! real PostgreSQL (and MariaDB as a MySQL target), the checkpoint, replays,
-//! grouping and refused transactions.
+//! grouping and refused transactions; and the reverse stream (PostgreSQL
+//! logical decoding → MariaDB).
 
 #[path = "stream/apply.rs"]
 mod apply;
@@ -14,5 +15,7 @@ mod e2e;
 mod outage;
 #[path = "stream/processes.rs"]
 mod processes;
+#[path = "stream/reverse.rs"]
+mod reverse;
 #[path = "stream/run.rs"]
 mod run;

@@ -15,9 +15,15 @@
 //! 4. (c) next epoch with the new authority, fence down, in one conditional
 //!    update that only succeeds before the fence deadline — proxies switch
 //!    phase and release the held writes to the new side;
-//! 5. (d) the way back stays open: in `new_primary` the statement mirror
-//!    copies every write back to MySQL (a logical-replication reverse stream
-//!    is a later step).
+//! 5. (d) the way back stays open: in `new_primary` the reverse stream
+//!    (PostgreSQL logical decoding → MySQL, `[mirror] source = "binlog"`)
+//!    copies every committed change back; its publication and slot are made
+//!    before the fence, and inside it (after (b)) the slot moves to the
+//!    current WAL position, stored as the reverse checkpoint in MySQL — the
+//!    flip's first write is its first change, and nothing the forward stream
+//!    wrote comes back. Without it the statement mirror copies writes back.
+//!    `--back` waits in (b) until the reverse stream has applied everything
+//!    PostgreSQL committed, and drops nothing (see `stream::reverse`).
 //!
 //! Any step that outruns `--max-pause-ms` lowers the fence under the old
 //! epoch (nothing flipped) and says why.
@@ -195,6 +201,35 @@ async fn gates(
     }
 }
 
+/// `--back`: waits until MySQL's reverse checkpoint reaches PostgreSQL's WAL
+/// position at this moment (writes are held: nothing newer is coming).
+async fn wait_reverse(config: &Config, deadline: Instant, max_pause_ms: u64) -> Result<(), String> {
+    use crate::stream::reverse::setup;
+    let new = config
+        .backends
+        .new
+        .as_ref()
+        .ok_or("[backends.new] is not configured")?;
+    let pg = crate::stream::reverse::pg_connect(new)
+        .await
+        .map_err(|e| e.message)?;
+    let target = setup::current_lsn(&pg).await?;
+    loop {
+        let cp = setup::checkpoint_lsn(config).await?;
+        if cp.is_some_and(|c| c >= target) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the reverse stream did not reach PostgreSQL's position {} within {max_pause_ms} ms (checkpoint {})",
+                crate::stream::lsn_text(target),
+                cp.map_or("none".into(), crate::stream::lsn_text)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs the cutover; `say` receives every line to print.
 pub async fn run(
     config: &Config,
@@ -206,18 +241,23 @@ pub async fn run(
     let (members, epoch) = gates(config, &pg, opts, say).await?;
     let to = side_name(opts.to);
     let binlog = config.mirror.source == StreamSourceKind::Binlog;
+    let reverse = crate::stream::reverse::applies(config);
     let steps = [
         format!("(a) raise a fence on epoch {epoch} for at most {} ms; wait until the {} live member(s) hold new writes and have none in flight", opts.max_pause_ms, members.len()),
         if opts.to == Target::New && binlog {
-            "(b) wait until the change stream's checkpoint reaches the primary's current binlog position; move identity sequences past the highest ids".to_string()
+            format!("(b) wait until the change stream's checkpoint reaches the primary's current binlog position; move identity sequences past the highest ids{}", if reverse { "; start the reverse stream's slot at PostgreSQL's current WAL position" } else { "" })
+        } else if opts.to == Target::Old && reverse {
+            "(b) wait until the reverse stream's checkpoint in MySQL reaches PostgreSQL's current WAL position; the forward stream then starts at MySQL's current binlog position".to_string()
         } else {
             "(b) (statement mirror: every member drained its queue before acknowledging)".to_string()
         },
         format!("(c) epoch {} with authority {to}, fence down: members switch phase and release held writes to the {to} side", epoch + 1),
-        if opts.to == Target::New {
-            "(d) the way back: in new_primary every write is mirrored to MySQL by statement (`tandem cutover --back`); a logical-replication reverse stream is not built yet".to_string()
+        if opts.to == Target::New && reverse {
+            "(d) the way back: in new_primary the reverse stream (logical slot → MySQL) copies every change back (`tandem cutover --back`)".to_string()
+        } else if opts.to == Target::New {
+            "(d) the way back: in new_primary every write is mirrored to MySQL by statement (`tandem cutover --back`)".to_string()
         } else {
-            "(d) dual_write again: the binlog stream resumes from its checkpoint".to_string()
+            "(d) dual_write again: the binlog stream resumes from its checkpoint; the reverse stream's slot and publication stay (drop them at decommission)".to_string()
         },
     ];
     if opts.dry_run {
@@ -239,6 +279,20 @@ pub async fn run(
         epoch,
         why,
     };
+    // The reverse stream's publication and slot exist before the fence
+    // (creating a slot waits for running transactions: not inside it).
+    if opts.to == Target::New && reverse {
+        let ready = crate::stream::reverse::setup::ensure(config)
+            .await
+            .map_err(|why| rollback(format!("cannot set up the reverse stream: {why}")))?;
+        say(format!(
+            "reverse stream: publication {} ({} tables), slot {}{}",
+            ready.names.publication,
+            ready.tables.len(),
+            ready.names.slot,
+            if ready.created_slot { " (created)" } else { "" }
+        ));
+    }
     // Planned and connected before the fence: only the setval runs inside.
     let mut seq = None;
     if opts.to == Target::New {
@@ -311,6 +365,29 @@ pub async fn run(
                 return Err(format!("cannot move a sequence: {}", bad.text));
             }
             sequences_ms = started.elapsed().as_millis() as u64;
+            if reverse {
+                crate::stream::reverse::setup::start_here(config)
+                    .await
+                    .map_err(|e| format!("cannot start the reverse stream: {e}"))?;
+            }
+        } else if reverse {
+            let started = Instant::now();
+            wait_reverse(config, deadline, opts.max_pause_ms).await?;
+            // MySQL now has everything PostgreSQL committed: the forward
+            // stream starts at MySQL's current position instead of replaying
+            // what the reverse stream wrote there.
+            let here = crate::migrate::cutover::primary_position(config).await.map_err(|e| e.to_string())?;
+            let stream_id = config.backends.old.target().ok().and_then(|t| t.database).unwrap_or_default();
+            let cp = checkpoint::Checkpoint { position: here, source_ts: 0 };
+            pg.client
+                .batch_execute(&format!(
+                    "{};\n{}",
+                    checkpoint::create_sql(Dialect::Postgres),
+                    checkpoint::store_sql(Dialect::Postgres, &stream_id, &cp)
+                ))
+                .await
+                .map_err(|e| format!("cannot move the forward stream's checkpoint: {e}"))?;
+            catch_up_ms = started.elapsed().as_millis() as u64;
         }
         Ok::<_, String>((ack_ms, catch_up_ms, sequences_ms))
     }

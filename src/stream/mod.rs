@@ -4,7 +4,9 @@
 //! A statement mirror must re-derive every value the primary decided (ids,
 //! clocks, triggers, `INSERT … SELECT`), and every gap is a wrong row; the
 //! binlog carries the rows the primary actually wrote, in the order it
-//! committed them. Two halves meet at the types below:
+//! committed them. The reverse direction (`reverse`: PostgreSQL logical
+//! decoding → MySQL, which keeps the way back open after the cutover) yields
+//! the same items. Two halves meet at the types below:
 //!
 //! * a *source* (`binlog`) connects as a replica, decodes events through
 //!   their table maps into the one value model and yields [`Item`]s in commit
@@ -20,6 +22,7 @@
 pub mod apply;
 pub mod binlog;
 pub mod lease;
+pub mod reverse;
 pub mod run;
 pub mod source;
 
@@ -55,6 +58,41 @@ pub struct Position {
     /// `@@gtid_binlog_pos` prints it), MySQL `uuid:1-n[,…]` (an executed set).
     /// `None` when the server has no GTIDs.
     pub gtid: Option<String>,
+}
+
+/// `Position::file` of a PostgreSQL WAL position (the reverse stream): the
+/// LSN is `offset`, and `gtid` carries its `X/Y` text for people.
+pub const LSN_FILE: &str = "pg-wal";
+
+impl Position {
+    /// A PostgreSQL log sequence number as a position. The checkpoint table,
+    /// `/status` and the stream task then work unchanged for both
+    /// directions; byte lag is the LSN difference (one "file").
+    pub fn lsn(lsn: u64) -> Position {
+        Position {
+            file: LSN_FILE.into(),
+            offset: lsn,
+            gtid: Some(lsn_text(lsn)),
+        }
+    }
+
+    /// The LSN of a position made by [`Position::lsn`].
+    pub fn as_lsn(&self) -> Option<u64> {
+        (self.file == LSN_FILE).then_some(self.offset)
+    }
+}
+
+/// An LSN as PostgreSQL prints it (`16/B374D848`).
+pub fn lsn_text(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Parses PostgreSQL's `X/Y` LSN text.
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.trim().split_once('/')?;
+    let hi = u64::from_str_radix(hi, 16).ok()?;
+    let lo = u64::from_str_radix(lo, 16).ok()?;
+    (hi <= 0xFFFF_FFFF && lo <= 0xFFFF_FFFF).then_some((hi << 32) | lo)
 }
 
 /// A source table as of the event that names it: database, name and columns
@@ -160,6 +198,17 @@ pub fn gtid_covers(applied: &str, wanted: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::gtid_covers;
+
+    #[test]
+    fn lsn_positions_round_trip() {
+        let p = super::Position::lsn(0x16_B374_D848);
+        assert_eq!(p.gtid.as_deref(), Some("16/B374D848"));
+        assert_eq!(p.as_lsn(), Some(0x16_B374_D848));
+        assert_eq!(super::parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(super::parse_lsn("0/0"), Some(0));
+        assert_eq!(super::parse_lsn("x/1"), None);
+        assert_eq!(super::parse_lsn("1/100000000"), None);
+    }
 
     #[test]
     fn gtid_coverage_is_per_domain() {

@@ -164,6 +164,22 @@ pub async fn resolve(config: &mut Config) {
             }
         },
     };
+    let mut blocking = blocking;
+    if blocking.is_empty() && config.phase == Phase::NewPrimary {
+        // Started after the cutover: the reverse stream must work, or the
+        // statement mirror keeps the way back open instead.
+        let mut probe = config.clone();
+        probe.mirror.source = StreamSourceKind::Binlog;
+        if super::reverse::applies(&probe) {
+            blocking.extend(
+                super::reverse::setup::check_lines(&probe, true)
+                    .await
+                    .into_iter()
+                    .filter(|(ok, _)| !ok)
+                    .map(|(_, line)| line),
+            );
+        }
+    }
     if blocking.is_empty() {
         tracing::info!(
             "[mirror] source = \"auto\": the primary's binlog is usable, mirroring from it"
@@ -175,9 +191,12 @@ pub async fn resolve(config: &mut Config) {
     }
 }
 
-/// Starts the stream as a task of `tracker` when the config mirrors from the
-/// binlog: it applies while the phase is `dual_write` and stops (after
-/// committing what it received) when `shutdown` fires.
+/// Starts the streams as tasks of `tracker` when the config mirrors from
+/// the logs: the forward stream applies while the phase is `dual_write`, the
+/// reverse stream (PostgreSQL → MySQL) while it is `new_primary`; each stops
+/// (after committing what it received) when `shutdown` fires. `always`
+/// (`tandem mirror`): the direction of the configured phase runs whatever
+/// the phase later says.
 pub async fn spawn(
     state: &Arc<AppState>,
     tracker: &TaskTracker,
@@ -188,17 +207,45 @@ pub async fn spawn(
     if config.mirror.source != StreamSourceKind::Binlog || config.backends.new.is_none() {
         return Ok(false);
     }
-    let opener = Arc::new(BinlogOpener::from_config(&config)?);
+    let reverse_phase = config.phase == Phase::NewPrimary;
+    if always && reverse_phase && !super::reverse::applies(&config) {
+        return Err("in new_primary `tandem mirror` runs the reverse stream (PostgreSQL logical decoding → MySQL): [backends.new] must be PostgreSQL".into());
+    }
     let schema = state.schema.load_full();
-    let cfg = run::config_from(&config, schema)?;
     let drift = DriftLog::start(config.mirror.drift_log.clone());
-    let stats = Arc::clone(&state.stream);
-    let watch = Arc::clone(state);
-    let wanted = move || always || watch.snapshot.load().config.phase == Phase::DualWrite;
-    tracker.spawn(async move {
-        if let Err(e) = run::supervise(cfg, opener, stats, Some(drift), shutdown, wanted).await {
-            tracing::error!(error = %e, "the change stream stopped");
+    if !(always && reverse_phase) {
+        let opener = Arc::new(BinlogOpener::from_config(&config)?);
+        let cfg = run::config_from(&config, Arc::clone(&schema))?;
+        let stats = Arc::clone(&state.stream);
+        let watch = Arc::clone(state);
+        let drift = drift.clone();
+        let shutdown = shutdown.clone();
+        let wanted = move || always || watch.snapshot.load().config.phase == Phase::DualWrite;
+        tracker.spawn(async move {
+            if let Err(e) = run::supervise(cfg, opener, stats, Some(drift), shutdown, wanted).await
+            {
+                tracing::error!(error = %e, "the change stream stopped");
+            }
+        });
+        if always {
+            return Ok(true);
         }
-    });
+    }
+    if super::reverse::applies(&config) {
+        let stats = Arc::clone(&state.reverse);
+        let opener = Arc::new(super::reverse::ReverseOpener::from_config(
+            &config,
+            Arc::clone(&stats),
+        )?);
+        let cfg = super::reverse::run_config(&config, schema)?;
+        let watch = Arc::clone(state);
+        let wanted = move || always || watch.snapshot.load().config.phase == Phase::NewPrimary;
+        tracker.spawn(async move {
+            if let Err(e) = run::supervise(cfg, opener, stats, Some(drift), shutdown, wanted).await
+            {
+                tracing::error!(error = %e, "the reverse stream (PostgreSQL → MySQL) stopped");
+            }
+        });
+    }
     Ok(true)
 }

@@ -766,6 +766,9 @@ fn postgres_command(
             "full_page_writes=off",
         ])
         .args(["-c", "max_connections=200"])
+        // Logical decoding for the reverse stream (PostgreSQL → MySQL):
+        // every test database may hold one slot.
+        .args(["-c", "wal_level=logical", "-c", "max_replication_slots=64"])
         // Docker's 64 MB /dev/shm is too small for parallel query with
         // POSIX shared memory; files in the data dir always work.
         .args(["-c", "dynamic_shared_memory_type=mmap"])

@@ -93,12 +93,40 @@ async fn cutover_under_load_with_three_proxies_loses_nothing() {
         missing.len(),
         &missing[..missing.len().min(20)]
     );
-    // The way back: the statement mirror copied them to MySQL.
+    // The way back: no statement mirror, one proxy runs the reverse stream
+    // (PostgreSQL's slot → MySQL) and MySQL ends identical.
     for p in &f.proxies {
+        assert!(p.state.mirror.load_full().is_none());
         common::wait_mirrored(p).await;
     }
-    let on_my = f.my_ids("t").await;
-    assert_eq!(on_my, on_pg, "MySQL (mirrored back) and PostgreSQL differ");
+    let mut on_my = f.my_ids("t").await;
+    for _ in 0..300 {
+        if on_my == on_pg {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        on_my = f.my_ids("t").await;
+    }
+    let only_pg: Vec<_> = on_pg.difference(&on_my).take(20).collect();
+    let only_my: Vec<_> = on_my.difference(&on_pg).take(20).collect();
+    let states: Vec<_> = f
+        .proxies
+        .iter()
+        .map(|p| {
+            let s = p.state.reverse.snapshot();
+            (s.state, s.error, s.checkpoint)
+        })
+        .collect();
+    assert!(
+        only_pg.is_empty() && only_my.is_empty(),
+        "MySQL (streamed back) and PostgreSQL differ: only on PostgreSQL {only_pg:?}, only on MySQL {only_my:?}; reverse streams {states:?}"
+    );
+    let applying = f
+        .proxies
+        .iter()
+        .filter(|p| p.state.reverse.snapshot().state == "applying")
+        .count();
+    assert_eq!(applying, 1, "exactly one proxy applies the reverse stream");
     f.stop().await;
 }
 
@@ -129,8 +157,8 @@ async fn cutover_back_under_load_loses_nothing() {
         assert_eq!(p.state.snapshot.load().config.phase, Phase::DualWrite);
     }
     // MySQL is authoritative again and has every acknowledged write: those
-    // made on PostgreSQL came through the statement mirror (drained before
-    // each proxy acknowledged the fence), those after the flip directly.
+    // made on PostgreSQL came through the reverse stream (caught up inside
+    // the fence), those after the flip directly.
     let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
     let on_my = f.my_ids("t").await;
     let missing: Vec<_> = acked.difference(&on_my).collect();

@@ -383,7 +383,7 @@ async fn postgres_unavailable_for_20_s_under_load_loses_nothing() {
     task.await.unwrap().unwrap();
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())

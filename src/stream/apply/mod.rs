@@ -253,10 +253,13 @@ impl Applier {
     }
 
     fn in_scope(&self, c: &Change) -> bool {
+        // Tandem's own tables (the other direction's checkpoint and lease
+        // heartbeats land in the source's log too) are never applied.
         self.opts
             .database
             .as_deref()
             .is_none_or(|d| d == c.table.database)
+            && !crate::migrate::is_internal_table(&c.table.name)
     }
 
     /// Row changes of the open source transaction.

@@ -25,7 +25,8 @@ impl Env {
             format!(
                 "[[users]]\nname = \"app\"\npassword = \"x\"\n\
                  [backends.old]\nkind = \"mysql\"\nurl = \"{}\"\n\
-                 [backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n",
+                 [backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n\
+                 [mirror]\nsource = \"statements\"\n",
                 servers::mariadb().url(&my),
                 servers::postgres().url(&pg)
             ),

@@ -29,5 +29,6 @@ pub mod shadow;
 pub mod sql;
 pub mod stream;
 pub mod tls;
+pub mod value;
 pub mod wire;
 pub mod workers;

@@ -19,7 +19,7 @@ use futures_util::SinkExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::value::{Row, Value};
+use crate::value::{Row, Value};
 
 use super::catalog::TablePlan;
 use super::checkpoint::{

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
 
-use crate::backend::value::mysql::{MysqlKind, MysqlType};
-use crate::backend::value::pg::PgType;
+use crate::value::mysql::{MysqlKind, MysqlType};
+use crate::value::pg::PgType;
 
 use super::db::Db;
 use super::{MigrateError, Side};
@@ -373,10 +373,7 @@ impl TablePlan {
     }
 
     /// The key values of a row read with all `columns`.
-    pub fn key_of(
-        &self,
-        row: &[crate::backend::value::Value],
-    ) -> Vec<crate::backend::value::Value> {
+    pub fn key_of(&self, row: &[crate::value::Value]) -> Vec<crate::value::Value> {
         self.key.iter().map(|&i| row[i].clone()).collect()
     }
 }

@@ -13,8 +13,8 @@ use super::catalog::TablePlan;
 use super::db::{scalar_i128, Db};
 use super::sqltext::{ident, pg_string, Dialect};
 use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE, VERIFY_RUNS_TABLE};
-use crate::backend::value::{pg::PgType, Value};
 use crate::config::Config;
+use crate::value::{pg::PgType, Value};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! Every command reads `[backends.old]` (MySQL, authoritative before
 //! `new_primary`) and `[backends.new]` (PostgreSQL, or MySQL for a
 //! MySQL→MySQL move) from proxy.toml. Rows travel as the normalized
-//! [`crate::backend::value::Value`] model, so "equal" means the same thing to
+//! [`crate::value::Value`] model, so "equal" means the same thing to
 //! the copy, the checksums and the row diff.
 //!
 //! # Races with dual writes

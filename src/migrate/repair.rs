@@ -5,7 +5,7 @@
 //! Which side is authoritative is a parameter: the old side before
 //! `new_primary` (this version), the new side after it.
 
-use crate::backend::value::Row;
+use crate::value::Row;
 
 use super::catalog::TablePlan;
 use super::db::Db;

@@ -1,7 +1,7 @@
 //! What verify leaves behind: the human-readable summary, and the run
 //! record in `tandem_verify_runs` that `cutover-check` reads.
 
-use crate::backend::value::{pg::PgType, Value};
+use crate::value::{pg::PgType, Value};
 
 use super::catalog::ColType;
 use super::db::Db;

@@ -9,9 +9,9 @@
 
 use std::fmt::Write as _;
 
-use crate::backend::value::mysql::MysqlKind;
-use crate::backend::value::pg::PgType;
-use crate::backend::value::{temporal, Value};
+use crate::value::mysql::MysqlKind;
+use crate::value::pg::PgType;
+use crate::value::{temporal, Value};
 
 use super::catalog::{ColType, PlanColumn, TablePlan};
 use super::Side;
@@ -318,7 +318,7 @@ pub fn delete_keys(d: Dialect, plan: &TablePlan, side: Side, keys: &[Vec<Value>]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::value::mysql::MysqlType;
+    use crate::value::mysql::MysqlType;
 
     fn col(name: &str, my: &str, pg: PgType) -> PlanColumn {
         PlanColumn {

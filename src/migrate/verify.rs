@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::value::{row_fingerprint, Row, Value};
+use crate::value::{row_fingerprint, Row, Value};
 
 use super::catalog::TablePlan;
 use super::db::{scalar_i128, Db};

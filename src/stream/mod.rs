@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::value::mysql::MysqlType;
-use crate::backend::value::Row;
+use crate::value::mysql::MysqlType;
+use crate::value::Row;
 
 /// A point in the primary's log: where a checkpoint resumes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tandem::backend::value::mysql::MysqlType;
-use tandem::backend::value::Value;
 use tandem::config::{BackendConfig, Config};
 use tandem::stream::apply::{Applier, ApplyError, ApplyOptions, NoKey, OnError, StreamStats};
 use tandem::stream::{Change, Position, RowChange, SourceColumn, SourceTable};
+use tandem::value::mysql::MysqlType;
+use tandem::value::Value;
 
 use crate::common::servers;
 

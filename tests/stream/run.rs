@@ -6,12 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tandem::backend::value::Value;
 use tandem::stream::apply::{ApplyOptions, OnError, StreamStats};
 use tandem::stream::run::{
     run, BoxFuture, ItemSource, OpenSource, RunConfig, SourceError, StreamError,
 };
 use tandem::stream::{Change, Item, Position, RowChange, SourceTable};
+use tandem::value::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{backend, pos, table};

@@ -31,6 +31,10 @@ pub enum DriftKind {
     /// write the primary accepted violates it, or never added while the
     /// mirror ran); it waits in `tandem_pending_foreign_keys`.
     ForeignKeyHeld,
+    /// The proxy shut down before the secondary applied the write (still
+    /// queued when the shutdown bound ran out, or being applied then:
+    /// whether the secondary committed that one is unknown).
+    Shutdown,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +76,12 @@ impl DriftLog {
 
     pub fn recorded(&self) -> u64 {
         self.recorded.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `bound`) until every event recorded so far is in the
+    /// file: the last step of a mirror's shutdown.
+    pub async fn flush(&self, bound: std::time::Duration) -> bool {
+        self.out.flush(bound).await
     }
 }
 

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod alloc_count;
 pub mod auth;
 pub mod backend;
+pub mod background;
 pub mod check;
 pub mod cockpit;
 pub mod config;

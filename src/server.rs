@@ -84,6 +84,9 @@ pub struct AppState {
     pub tls: crate::tls::server::ServerTls,
     /// caching_sha2_password: the fast-auth cache and the RSA key pair.
     pub sha2: crate::auth::sha2::Sha2Server,
+    /// Owned background work (the mirror's applier, …): stopped and waited
+    /// for, within the shutdown bound, when `run` ends.
+    pub background: crate::background::Background,
     next_session: AtomicU64,
 }
 
@@ -94,7 +97,8 @@ impl AppState {
             .map_err(|e| format!("backends.old.url: {e}"))?;
         let classifier = Classifier::new(config.limits.statement_cache_size as usize);
         let schema = Arc::new(ArcSwap::from_pointee(Schema::default()));
-        let mirror = mirror_for(&config, &schema)?;
+        let background = crate::background::Background::new();
+        let mirror = mirror_for(&config, &schema, &background)?;
         let pg_slots = Arc::new(Semaphore::new(
             config
                 .backends
@@ -125,6 +129,7 @@ impl AppState {
             metrics: Metrics::default(),
             cockpit: crate::cockpit::Cockpit::default(),
             stream: Arc::default(),
+            background,
             next_session: AtomicU64::new(1),
         }))
     }
@@ -169,6 +174,7 @@ impl AppState {
 pub fn mirror_for(
     config: &Config,
     schema: &Arc<ArcSwap<Schema>>,
+    background: &crate::background::Background,
 ) -> Result<Option<Arc<Mirror>>, String> {
     let max_packet = config.limits.max_packet_bytes as usize;
     Ok(match (config.phase, &config.backends.new) {
@@ -180,6 +186,7 @@ pub fn mirror_for(
                 max_packet,
                 Phase::NewPrimary.as_str(),
                 Arc::clone(schema),
+                background,
             )
             .map_err(|e| format!("backends.old.url: {e}"))?,
         )),
@@ -193,6 +200,7 @@ pub fn mirror_for(
                 max_packet,
                 Phase::DualWrite.as_str(),
                 Arc::clone(schema),
+                background,
             )
             .map_err(|e| format!("backends.new.url: {e}"))?,
         )),
@@ -275,12 +283,19 @@ pub async fn run_on(
         );
     }
     let grace = Duration::from_millis(limits.shutdown_timeout_ms);
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    // One bound for the whole shutdown: sessions first, then the background
+    // work (the mirror applies what is queued) in what is left of it.
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             sessions = tracker.len(),
             "shutdown timeout reached; closing remaining sessions"
         );
     }
+    state.background.shutdown(deadline).await;
     state.old.close_idle().await;
 }
 

@@ -27,6 +27,7 @@ pub mod route;
 pub mod server;
 pub mod session;
 pub mod shadow;
+pub mod snapshot;
 pub mod sql;
 pub mod stream;
 pub mod tls;

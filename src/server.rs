@@ -14,7 +14,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{parse_native_hash, Credential};
 use crate::backend::pool::MysqlPool;
 use crate::config::{Config, Phase, StreamSourceKind};
 use crate::metrics::Metrics;
@@ -23,39 +22,14 @@ use crate::shadow::Shadow;
 use crate::sql::classify::Classifier;
 use crate::sql::schema::Schema;
 
-/// One validated configuration with what is derived from it.
-pub struct Snapshot {
-    pub config: Config,
-    pub users: HashMap<String, Credential>,
-}
-
-impl Snapshot {
-    pub fn new(config: Config) -> Self {
-        let users = config
-            .users
-            .iter()
-            .map(|u| {
-                let cred = match (&u.password, &u.password_sha1) {
-                    (Some(p), _) => Credential::Plain(p.clone()),
-                    // Validation guarantees the hash parses.
-                    (None, Some(h)) => {
-                        Credential::NativeHash(parse_native_hash(h).unwrap_or([0; 20]))
-                    }
-                    (None, None) => Credential::NativeHash([0; 20]),
-                };
-                (u.name.clone(), cred)
-            })
-            .collect();
-        Self { config, users }
-    }
-}
+pub use crate::snapshot::Snapshot;
 
 pub struct AppState {
-    pub snapshot: ArcSwap<Snapshot>,
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub old: Arc<MysqlPool>,
     /// Set in `dual_write`: the secondary and its per-session queues. Swapped
     /// when a reload changes the phase.
-    pub mirror: ArcSwapOption<Mirror>,
+    pub mirror: Arc<ArcSwapOption<Mirror>>,
     /// What the proxy knows of the MySQL tables (auto-increment columns,
     /// keys, column types), shared with the mirror; refreshed after DDL.
     pub schema: Arc<ArcSwap<Schema>>,
@@ -112,22 +86,37 @@ impl AppState {
             config.tls.key.as_deref(),
         )
         .map_err(|e| format!("[tls]: {e}"))?;
-        Ok(Arc::new_cyclic(|me| Self {
+        let cockpit = crate::cockpit::Cockpit::default();
+        let shadow_config = config.shadow.clone();
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::new(config)));
+        let mirror = Arc::new(ArcSwapOption::from(mirror));
+        // The comparers get what they read, not the whole state.
+        let shadow = Shadow::start(
+            &shadow_config,
+            crate::shadow::ShadowDeps {
+                snapshot: Arc::clone(&snapshot),
+                mirror: Arc::clone(&mirror),
+                schema: Arc::clone(&schema),
+                statements: Arc::clone(&cockpit.statements),
+            },
+            &background,
+        );
+        Ok(Arc::new(Self {
             fleet,
             tls,
             sha2: Default::default(),
-            shadow: Shadow::start(&config.shadow, me.clone()),
+            shadow,
             server_vars: ArcSwap::from_pointee(HashMap::new()),
             schema,
             pg_slots,
-            snapshot: ArcSwap::from_pointee(Snapshot::new(config)),
+            snapshot,
             old: Arc::new(old),
-            mirror: ArcSwapOption::from(mirror),
+            mirror,
             config_version: AtomicU64::new(1),
             started: std::time::Instant::now(),
             classifier,
             metrics: Metrics::default(),
-            cockpit: crate::cockpit::Cockpit::default(),
+            cockpit,
             stream: Arc::default(),
             background,
             next_session: AtomicU64::new(1),

@@ -26,13 +26,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::background::{Background, StopSignal};
+use crate::cockpit::statements::StatementLatency;
 use crate::config::{Config, Phase, ShadowConfig};
 use crate::drift::now_rfc3339;
 use crate::jsonl::JsonLines;
+use crate::mirror::Mirror;
 use crate::mirror::SessionProgress;
 use crate::route::Target;
-use crate::server::AppState;
+use crate::snapshot::Snapshot;
 use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::schema::Schema;
 
 use capture::{Capture, Decoded};
 use compare::{compare, Collected};
@@ -124,6 +128,17 @@ impl Job {
     }
 }
 
+/// What the comparers read from the rest of the proxy, handed to them at
+/// start: the live configuration, the mirror (to wait for a session's writes),
+/// the schema and the latency table. No back-reference into the server state.
+#[derive(Clone)]
+pub struct ShadowDeps {
+    pub snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
+    pub mirror: Arc<arc_swap::ArcSwapOption<Mirror>>,
+    pub schema: Arc<arc_swap::ArcSwap<Schema>>,
+    pub statements: Arc<StatementLatency>,
+}
+
 /// The process's shadow-read service: sampling, the job queue, the workers.
 pub struct Shadow {
     tx: mpsc::Sender<Job>,
@@ -132,8 +147,10 @@ pub struct Shadow {
 }
 
 impl Shadow {
-    /// Starts `config.workers` workers (they connect on first use).
-    pub fn start(config: &ShadowConfig, state: std::sync::Weak<AppState>) -> Self {
+    /// Starts `config.workers` workers (they connect on first use) on their
+    /// own thread, owned by `background`: at shutdown they stop between
+    /// comparisons (queued samples are dropped, counted) and the thread ends.
+    pub fn start(config: &ShadowConfig, deps: ShadowDeps, background: &Background) -> Self {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1) as usize);
         let stats = Arc::new(ShadowStats::default());
         let shared = Arc::new(Shared {
@@ -145,7 +162,8 @@ impl Shadow {
         let workers: Vec<Worker> = (0..config.workers.max(1))
             .map(|_| Worker {
                 shared: Arc::clone(&shared),
-                state: state.clone(),
+                deps: deps.clone(),
+                stop: background.signal(),
                 old: None,
                 new: None,
             })
@@ -153,9 +171,16 @@ impl Shadow {
         // The comparisons run on their own thread, at a lower CPU priority,
         // so a busy machine serves clients first and drops comparisons
         // (counted) rather than slowing the primary path.
+        // The thread reports its end (by dropping this) to the owned task
+        // that shutdown waits for.
+        let (ended, thread_done) = tokio::sync::oneshot::channel::<()>();
+        background.spawn(async move {
+            let _ = thread_done.await;
+        });
         let spawned = std::thread::Builder::new()
             .name("tandem-shadow".into())
             .spawn(move || {
+                let _ended = ended;
                 lower_thread_priority();
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -305,7 +330,8 @@ impl Shared {
 /// One background comparer with its own connection to each backend.
 struct Worker {
     shared: Arc<Shared>,
-    state: std::sync::Weak<AppState>,
+    deps: ShadowDeps,
+    stop: StopSignal,
     old: Option<SideConn>,
     new: Option<SideConn>,
 }
@@ -316,17 +342,24 @@ const POLL: Duration = Duration::from_millis(2);
 impl Worker {
     async fn run(mut self) {
         loop {
-            let job = {
-                let mut rx = self.shared.rx.lock().await;
-                rx.recv().await
+            let job = tokio::select! {
+                biased;
+                _ = self.stop.stopped() => break,
+                job = async { self.shared.rx.lock().await.recv().await } => job,
             };
             let Some(job) = job else { break };
-            let Some(state) = self.state.upgrade() else {
-                break;
-            };
+            let deps = self.deps.clone();
             let span = tracing::debug_span!("shadow", session = job.session);
             let bytes = job.bytes() as i64;
-            self.handle(&state, job).instrument(span).await;
+            let stop = self.stop.clone();
+            tokio::select! {
+                _ = self.handle(&deps, job).instrument(span) => {}
+                // A comparison still running at the shutdown bound is
+                // abandoned (its connections close with the worker).
+                _ = stop.past_deadline() => {
+                    self.shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             self.shared.stats.queued.fetch_sub(1, Ordering::Relaxed);
             self.shared
                 .stats
@@ -335,7 +368,7 @@ impl Worker {
         }
     }
 
-    async fn handle(&mut self, state: &Arc<AppState>, job: Job) {
+    async fn handle(&mut self, state: &ShadowDeps, job: Job) {
         let config = state.snapshot.load().config.shadow.clone();
         let stats = Arc::clone(&self.shared.stats);
         let timeout = Duration::from_millis(config.timeout_ms);
@@ -380,7 +413,7 @@ impl Worker {
             .translated
             .as_deref()
             .or(primary.translated.as_deref());
-        state.cockpit.statements.record(
+        state.statements.record(
             &job.fingerprint,
             job.primary,
             primary.latency,
@@ -468,7 +501,7 @@ impl Worker {
     /// there: both see the same writes unless more arrive in between.
     async fn both(
         &mut self,
-        state: &Arc<AppState>,
+        state: &ShadowDeps,
         job: &Job,
         max_rows: usize,
         timeout: Duration,
@@ -495,7 +528,7 @@ impl Worker {
     /// Runs the job's statement on `target`.
     async fn run_on(
         &mut self,
-        state: &Arc<AppState>,
+        state: &ShadowDeps,
         job: &Job,
         target: Target,
         max_rows: usize,
@@ -597,6 +630,21 @@ impl Answer {
 mod tests {
     use super::*;
 
+    /// What the comparers read, for a service whose workers never run a job.
+    fn test_deps() -> ShadowDeps {
+        let config = crate::config::Config::from_toml(
+            "listen = \"127.0.0.1:0\"\n[[users]]\nname = \"a\"\npassword = \"b\"\n[backends.old]\nkind = \"mysql\"\nurl = \"mysql://u:p@127.0.0.1:1/db\"\n",
+            |_| None,
+        )
+        .expect("minimal config");
+        ShadowDeps {
+            snapshot: Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::new(config))),
+            mirror: Arc::default(),
+            schema: Arc::default(),
+            statements: Arc::default(),
+        }
+    }
+
     fn job(capture_mib: usize) -> Job {
         let mut capture = Capture::new(64 << 20);
         for _ in 0..capture_mib {
@@ -625,7 +673,7 @@ mod tests {
             queue_capacity: 100,
             ..ShadowConfig::default()
         };
-        let shadow = Shadow::start(&config, std::sync::Weak::new());
+        let shadow = Shadow::start(&config, test_deps(), &Background::new());
         shadow.submit(job(40));
         shadow.submit(job(40));
         assert_eq!(shadow.stats.dropped.load(Ordering::Relaxed), 1);
@@ -645,7 +693,7 @@ mod tests {
             .build()
             .unwrap();
         let _guard = rt.enter();
-        let shadow = Shadow::start(&config, std::sync::Weak::new());
+        let shadow = Shadow::start(&config, test_deps(), &Background::new());
         let picked = (0..10_000).filter(|_| shadow.sample(12.5)).count();
         assert!((1240..=1260).contains(&picked), "{picked}");
     }

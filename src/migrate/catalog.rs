@@ -9,40 +9,8 @@ use crate::value::mysql::{MysqlKind, MysqlType};
 use crate::value::pg::PgType;
 
 use super::db::Db;
+pub use super::types::ColType;
 use super::{MigrateError, Side};
-
-/// A column's type on one side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColType {
-    My(MysqlType),
-    Pg(PgType),
-}
-
-impl ColType {
-    /// Strings that engines may order by collation: keyset scans that must
-    /// agree across engines order them by their UTF-8 bytes instead.
-    pub fn is_textual(self) -> bool {
-        match self {
-            ColType::My(t) => matches!(
-                t.kind,
-                MysqlKind::Text
-                    | MysqlKind::Enum
-                    | MysqlKind::Set
-                    | MysqlKind::Json
-                    | MysqlKind::Other
-            ),
-            ColType::Pg(t) => matches!(
-                t,
-                PgType::Text
-                    | PgType::Bpchar
-                    | PgType::Other
-                    | PgType::Uuid
-                    | PgType::Json
-                    | PgType::Jsonb
-            ),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ColumnDef {

@@ -11,8 +11,7 @@ use mysql_async::TextProtocol;
 use crate::config::{BackendConfig, BackendKind};
 use crate::value::{mysql as vmy, pg as vpg, Row, Value};
 
-use super::catalog::ColType;
-use super::sqltext::Dialect;
+use super::types::{ColType, Dialect};
 use super::MigrateError;
 
 pub struct PgConn {

@@ -37,12 +37,14 @@ pub mod copy;
 pub mod cutover;
 pub mod db;
 mod diff;
+pub mod differences;
 pub mod fk;
 pub mod progress;
 pub mod repair;
 pub mod report;
 pub mod schema;
 pub mod sqltext;
+pub mod types;
 pub mod verify;
 pub mod write;
 

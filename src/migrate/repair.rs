@@ -9,7 +9,7 @@ use crate::value::Row;
 
 use super::catalog::TablePlan;
 use super::db::Db;
-use super::verify::{confirm_different, rows_by_key, RepairStats, LISTED};
+use super::differences::{confirm_different, rows_by_key, RepairStats, LISTED};
 use super::write::{key_text, OnConflict, Writer};
 use super::{MigrateError, Side};
 

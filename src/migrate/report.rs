@@ -5,8 +5,8 @@ use crate::value::{pg::PgType, Value};
 
 use super::catalog::ColType;
 use super::db::Db;
+use super::differences::{TableReport, VerifyReport};
 use super::sqltext::{literal, Dialect};
-use super::verify::{TableReport, VerifyReport};
 use super::{MigrateError, Side, Sides, VERIFY_RUNS_TABLE};
 
 pub async fn ensure_runs_table(db: &mut Db) -> Result<(), MigrateError> {

@@ -14,13 +14,8 @@ use crate::value::pg::PgType;
 use crate::value::{temporal, Value};
 
 use super::catalog::{ColType, PlanColumn, TablePlan};
+pub use super::types::Dialect;
 use super::Side;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Mysql,
-    Postgres,
-}
 
 pub fn ident(d: Dialect, name: &str) -> String {
     match d {

@@ -151,14 +151,7 @@ impl Shadow {
     /// own thread, owned by `background`: at shutdown they stop between
     /// comparisons (queued samples are dropped, counted) and the thread ends.
     pub fn start(config: &ShadowConfig, deps: ShadowDeps, background: &Background) -> Self {
-        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1) as usize);
-        let stats = Arc::new(ShadowStats::default());
-        let shared = Arc::new(Shared {
-            rx: tokio::sync::Mutex::new(rx),
-            stats: Arc::clone(&stats),
-            log: Mutex::new(None),
-            budget: Mutex::new(HashMap::new()),
-        });
+        let (shadow, shared) = Self::queue(config);
         let workers: Vec<Worker> = (0..config.workers.max(1))
             .map(|_| Worker {
                 shared: Arc::clone(&shared),
@@ -198,11 +191,25 @@ impl Shadow {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the shadow-read thread; shadow reads are dropped");
         }
-        Self {
+        shadow
+    }
+
+    /// The service and the queue's far end, without workers.
+    fn queue(config: &ShadowConfig) -> (Self, Arc<Shared>) {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1) as usize);
+        let stats = Arc::new(ShadowStats::default());
+        let shared = Arc::new(Shared {
+            rx: tokio::sync::Mutex::new(rx),
+            stats: Arc::clone(&stats),
+            log: Mutex::new(None),
+            budget: Mutex::new(HashMap::new()),
+        });
+        let shadow = Self {
             tx,
             stats,
             sequence: AtomicU64::new(0),
-        }
+        };
+        (shadow, shared)
     }
 
     /// Whether this read is in the sample: a golden-ratio (Weyl) sequence
@@ -673,7 +680,8 @@ mod tests {
             queue_capacity: 100,
             ..ShadowConfig::default()
         };
-        let shadow = Shadow::start(&config, test_deps(), &Background::new());
+        // No workers: the queue only fills.
+        let (shadow, _queue) = Shadow::queue(&config);
         shadow.submit(job(40));
         shadow.submit(job(40));
         assert_eq!(shadow.stats.dropped.load(Ordering::Relaxed), 1);

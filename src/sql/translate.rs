@@ -16,6 +16,7 @@
 //! `names` identifiers.
 
 mod alter;
+mod build;
 mod ddl;
 mod dml;
 mod expr;

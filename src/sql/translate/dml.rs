@@ -12,7 +12,7 @@ use sqlparser::ast::{
     VisitMut, VisitorMut,
 };
 
-use super::expr::paren;
+use super::build::paren;
 use super::literal::coerce;
 use super::names::{last_ident, protect, protect_object_name, qualified, schema_ident};
 use super::scope::Scope;

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{Applier, Unit};
 use crate::background::StopSignal;
-use crate::drift::DriftKind;
+use crate::dualwrite::drift::DriftKind;
 
 /// How long the drift log gets to reach the disk once the mirror stopped.
 const FLUSH_BOUND: Duration = Duration::from_secs(2);

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::mysql::BackendConn;
 use crate::background::Background;
 use crate::config::{BackendConfig, BackendKind, BackendTarget, MirrorConfig, OverflowPolicy};
-use crate::drift::{now_rfc3339, DriftEvent, DriftKind, DriftLog};
+use crate::dualwrite::drift::{now_rfc3339, DriftEvent, DriftKind, DriftLog};
 use crate::sql::schema::Schema;
 use crate::sql::translate;
 

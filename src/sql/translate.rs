@@ -6,7 +6,7 @@
 //! rewritten and printed; nothing is done by string substitution. What
 //! cannot be carried over exactly is reported as
 //! [`TranslateError::Untranslatable`] naming the construct, never changed in
-//! meaning silently. `docs/translation.md` lists every rule.
+//! meaning silently. README's "MySQL → PostgreSQL translation" section lists every rule.
 //!
 //! Layout: `dml` (INSERT shapes) and `update` (UPDATE/DELETE shapes) run
 //! first on the MySQL AST; then `expr` rewrites every expression in one

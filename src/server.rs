@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::backend::pool::MysqlPool;
 use crate::config::{Config, Phase, StreamSourceKind};
-use crate::metrics::Metrics;
 use crate::dualwrite::mirror::Mirror;
+use crate::metrics::Metrics;
 use crate::shadow::Shadow;
 use crate::sql::classify::Classifier;
 use crate::sql::schema::Schema;

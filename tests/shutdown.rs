@@ -7,7 +7,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::config::TestConfig;
 use common::servers::{mariadb, postgres};
 use common::*;
 use mysql_async::prelude::*;
@@ -25,7 +24,7 @@ async fn queued_writes_at_shutdown_become_drift_records_none_vanish() {
     let dir = tempfile::tempdir().unwrap();
     let drift = dir.path().join("drift.jsonl");
     let bound_ms = 1500;
-    let proxy = TestConfig::new(&db)
+    let proxy = config::TestConfig::new(&db)
         .phase("dual_write")
         .new_backend(&pg.url(&secondary))
         .drift_log(&drift)

@@ -12,9 +12,9 @@ use super::{servers, PROXY_PASSWORD, PROXY_USER};
 #[derive(Debug, Clone)]
 pub struct TestConfig {
     old_url: String,
-    phase: Option<&'static str>,
+    phase: Option<String>,
     new_url: Option<String>,
-    new_connect_timeout_ms: u64,
+    new_connect_timeout_ms: Option<u64>,
     drift_log: Option<PathBuf>,
     shutdown_timeout_ms: u64,
     /// `[mirror]` keys beyond `drift_log`, as `key = value` lines.
@@ -30,7 +30,7 @@ impl TestConfig {
             old_url: servers::mariadb().url(db),
             phase: None,
             new_url: None,
-            new_connect_timeout_ms: 1000,
+            new_connect_timeout_ms: None,
             drift_log: None,
             shutdown_timeout_ms: 5000,
             mirror: Vec::new(),
@@ -39,14 +39,20 @@ impl TestConfig {
     }
 
     /// `phase = "…"` (`dual_write`, `new_primary`, …).
-    pub fn phase(mut self, phase: &'static str) -> Self {
-        self.phase = Some(phase);
+    pub fn phase(mut self, phase: &str) -> Self {
+        self.phase = Some(phase.to_string());
         self
     }
 
     /// `[backends.new]` at `url`; its kind follows the URL's scheme.
     pub fn new_backend(mut self, url: &str) -> Self {
         self.new_url = Some(url.to_string());
+        self
+    }
+
+    /// `[backends.new] connect_timeout_ms` (the default otherwise).
+    pub fn new_connect_timeout_ms(mut self, ms: u64) -> Self {
+        self.new_connect_timeout_ms = Some(ms);
         self
     }
 
@@ -77,7 +83,7 @@ impl TestConfig {
     /// The TOML text (what `start_proxy_with` takes).
     pub fn toml(&self) -> String {
         let mut t = String::new();
-        if let Some(phase) = self.phase {
+        if let Some(phase) = &self.phase {
             let _ = writeln!(t, "phase = \"{phase}\"");
         }
         let _ = write!(
@@ -93,11 +99,10 @@ impl TestConfig {
             } else {
                 "mysql"
             };
-            let _ = writeln!(
-                t,
-                "[backends.new]\nkind = \"{kind}\"\nurl = \"{url}\"\nconnect_timeout_ms = {}",
-                self.new_connect_timeout_ms
-            );
+            let _ = writeln!(t, "[backends.new]\nkind = \"{kind}\"\nurl = \"{url}\"");
+            if let Some(ms) = self.new_connect_timeout_ms {
+                let _ = writeln!(t, "connect_timeout_ms = {ms}");
+            }
         }
         let _ = writeln!(
             t,

@@ -16,7 +16,7 @@ use std::ops::Range;
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
 use crate::sql::pin::{self, InsertShape, WriteShape};
-use crate::sql::schema::TableInfo;
+use crate::sql::schema::{Schema, TableInfo};
 use crate::wire::execute::ParamValue;
 use crate::wire::packets::OkInfo;
 
@@ -73,6 +73,38 @@ impl Plan {
         }
         Ok(pin::apply_edits(&self.original, edits))
     }
+}
+
+impl Plan {
+    /// The plan of a text the primary ran as written (no pins, no
+    /// parameters): what a replay of a finished write starts from.
+    pub fn unpinned(sql: &str) -> Result<Plan, String> {
+        Ok(Plan {
+            original: sql.to_string(),
+            edits: Vec::new(),
+            shape: pin::analyze(sql)?,
+            increment: None,
+        })
+    }
+}
+
+/// The one id-replay path: the text the secondary runs for `sql`, which the
+/// primary ran unchanged and answered with `ok`, with the AUTO_INCREMENT ids
+/// the primary generated written in (the table is looked up in `schema`).
+/// Translating the result for PostgreSQL is the mirror's job, not this one's.
+pub fn replay_text(
+    sql: &str,
+    ok: &OkInfo,
+    schema: &Schema,
+    increment: u64,
+) -> Result<String, String> {
+    let plan = Plan::unpinned(sql)?;
+    let table = plan
+        .shape
+        .insert
+        .as_ref()
+        .and_then(|i| schema.table(&i.table));
+    plan.mirror_text(Generated::Ok(ok), table, increment)
 }
 
 /// Where the auto-increment ids the primary generated for an INSERT come from.

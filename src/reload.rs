@@ -150,7 +150,7 @@ async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>,
             Ok(schema) => state.schema.store(Arc::new(schema)),
             Err(e) => tracing::warn!(error = %e, "cannot read the schema for mirroring yet"),
         }
-        let mirror = mirror_for(&new, &state.schema)?;
+        let mirror = mirror_for(&new, &state.schema, &state.background)?;
         state.mirror.store(mirror);
     }
     state.snapshot.store(Arc::new(Snapshot::new(new)));

@@ -14,48 +14,22 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{parse_native_hash, Credential};
 use crate::backend::pool::MysqlPool;
 use crate::config::{Config, Phase, StreamSourceKind};
+use crate::dualwrite::mirror::Mirror;
 use crate::metrics::Metrics;
-use crate::mirror::Mirror;
 use crate::shadow::Shadow;
 use crate::sql::classify::Classifier;
 use crate::sql::schema::Schema;
 
-/// One validated configuration with what is derived from it.
-pub struct Snapshot {
-    pub config: Config,
-    pub users: HashMap<String, Credential>,
-}
-
-impl Snapshot {
-    pub fn new(config: Config) -> Self {
-        let users = config
-            .users
-            .iter()
-            .map(|u| {
-                let cred = match (&u.password, &u.password_sha1) {
-                    (Some(p), _) => Credential::Plain(p.clone()),
-                    // Validation guarantees the hash parses.
-                    (None, Some(h)) => {
-                        Credential::NativeHash(parse_native_hash(h).unwrap_or([0; 20]))
-                    }
-                    (None, None) => Credential::NativeHash([0; 20]),
-                };
-                (u.name.clone(), cred)
-            })
-            .collect();
-        Self { config, users }
-    }
-}
+pub use crate::snapshot::Snapshot;
 
 pub struct AppState {
-    pub snapshot: ArcSwap<Snapshot>,
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub old: Arc<MysqlPool>,
     /// Set in `dual_write`: the secondary and its per-session queues. Swapped
     /// when a reload changes the phase.
-    pub mirror: ArcSwapOption<Mirror>,
+    pub mirror: Arc<ArcSwapOption<Mirror>>,
     /// What the proxy knows of the MySQL tables (auto-increment columns,
     /// keys, column types), shared with the mirror; refreshed after DDL.
     pub schema: Arc<ArcSwap<Schema>>,
@@ -86,6 +60,9 @@ pub struct AppState {
     pub tls: crate::tls::server::ServerTls,
     /// caching_sha2_password: the fast-auth cache and the RSA key pair.
     pub sha2: crate::auth::sha2::Sha2Server,
+    /// Owned background work (the mirror's applier, …): stopped and waited
+    /// for, within the shutdown bound, when `run` ends.
+    pub background: crate::background::Background,
     next_session: AtomicU64,
 }
 
@@ -96,7 +73,8 @@ impl AppState {
             .map_err(|e| format!("backends.old.url: {e}"))?;
         let classifier = Classifier::new(config.limits.statement_cache_size as usize);
         let schema = Arc::new(ArcSwap::from_pointee(Schema::default()));
-        let mirror = mirror_for(&config, &schema)?;
+        let background = crate::background::Background::new();
+        let mirror = mirror_for(&config, &schema, &background)?;
         let pg_slots = Arc::new(Semaphore::new(
             config
                 .backends
@@ -110,24 +88,40 @@ impl AppState {
             config.tls.key.as_deref(),
         )
         .map_err(|e| format!("[tls]: {e}"))?;
-        Ok(Arc::new_cyclic(|me| Self {
+        let cockpit = crate::cockpit::Cockpit::default();
+        let shadow_config = config.shadow.clone();
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::new(config)));
+        let mirror = Arc::new(ArcSwapOption::from(mirror));
+        // The comparers get what they read, not the whole state.
+        let shadow = Shadow::start(
+            &shadow_config,
+            crate::shadow::ShadowDeps {
+                snapshot: Arc::clone(&snapshot),
+                mirror: Arc::clone(&mirror),
+                schema: Arc::clone(&schema),
+                statements: Arc::clone(&cockpit.statements),
+            },
+            &background,
+        );
+        Ok(Arc::new(Self {
             fleet,
             tls,
             sha2: Default::default(),
-            shadow: Shadow::start(&config.shadow, me.clone()),
+            shadow,
             server_vars: ArcSwap::from_pointee(HashMap::new()),
             schema,
             pg_slots,
-            snapshot: ArcSwap::from_pointee(Snapshot::new(config)),
+            snapshot,
             old: Arc::new(old),
-            mirror: ArcSwapOption::from(mirror),
+            mirror,
             config_version: AtomicU64::new(1),
             started: std::time::Instant::now(),
             classifier,
             metrics: Metrics::default(),
-            cockpit: crate::cockpit::Cockpit::default(),
+            cockpit,
             stream: Arc::default(),
             reverse: Arc::default(),
+            background,
             next_session: AtomicU64::new(1),
         }))
     }
@@ -172,6 +166,7 @@ impl AppState {
 pub fn mirror_for(
     config: &Config,
     schema: &Arc<ArcSwap<Schema>>,
+    background: &crate::background::Background,
 ) -> Result<Option<Arc<Mirror>>, String> {
     let max_packet = config.limits.max_packet_bytes as usize;
     Ok(match (config.phase, &config.backends.new) {
@@ -186,6 +181,7 @@ pub fn mirror_for(
                 max_packet,
                 Phase::NewPrimary.as_str(),
                 Arc::clone(schema),
+                background,
             )
             .map_err(|e| format!("backends.old.url: {e}"))?,
         )),
@@ -199,6 +195,7 @@ pub fn mirror_for(
                 max_packet,
                 Phase::DualWrite.as_str(),
                 Arc::clone(schema),
+                background,
             )
             .map_err(|e| format!("backends.new.url: {e}"))?,
         )),
@@ -281,12 +278,19 @@ pub async fn run_on(
         );
     }
     let grace = Duration::from_millis(limits.shutdown_timeout_ms);
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    // One bound for the whole shutdown: sessions first, then the background
+    // work (the mirror applies what is queued) in what is left of it.
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             sessions = tracker.len(),
             "shutdown timeout reached; closing remaining sessions"
         );
     }
+    state.background.shutdown(deadline).await;
     state.old.close_idle().await;
 }
 

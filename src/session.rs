@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::mirror::SessionMirror;
+use crate::dualwrite::mirror::SessionMirror;
 use crate::sql::classify::Classified;
 use crate::wire::execute::ParamType;
 use crate::wire::{CapabilityFlags as Caps, StatusFlags};

@@ -7,11 +7,12 @@ use common::*;
 use mysql_async::prelude::*;
 
 fn config(phase: &str, old_db: &str, pg_url: &str, drift: &std::path::Path) -> String {
-    config_for(old_db, "").replace("listen = ", &format!("phase = \"{phase}\"\nlisten = "))
-        + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
-            drift.display()
-        )
+    config::TestConfig::new(old_db)
+        .phase(phase)
+        .new_backend(pg_url)
+        .mirror("source", "\"statements\"")
+        .drift_log(drift)
+        .toml()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

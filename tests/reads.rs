@@ -11,11 +11,13 @@ use common::*;
 use mysql_async::prelude::*;
 
 fn config(old_db: &str, pg_url: &str, drift: &std::path::Path, percent: f64) -> String {
-    config_for(old_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
-        + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n[reads]\nnew_percent = {percent:.1}\n",
-            drift.display()
-        )
+    config::TestConfig::new(old_db)
+        .phase("dual_write")
+        .new_backend(pg_url)
+        .mirror("source", "\"statements\"")
+        .drift_log(drift)
+        .table(&format!("[reads]\nnew_percent = {percent:.1}"))
+        .toml()
 }
 
 /// A `dual_write` proxy that watches its config file, in front of a MariaDB

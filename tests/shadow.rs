@@ -13,15 +13,17 @@ use mysql_async::prelude::*;
 use tandem::shadow::log::{Category, MismatchRecord, Side};
 
 fn config(old_db: &str, pg_url: &str, dir: &std::path::Path, new_percent: f64) -> String {
-    config_for(old_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
-        + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n\
-             [mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n\
-             [reads]\nnew_percent = {new_percent:.1}\n\
-             [shadow]\nsample_percent = 100\nlog = \"{}\"\n",
-            dir.join("drift.jsonl").display(),
-            dir.join("mismatches.jsonl").display(),
-        )
+    config::TestConfig::new(old_db)
+        .phase("dual_write")
+        .new_backend(pg_url)
+        .mirror("source", "\"statements\"")
+        .drift_log(&dir.join("drift.jsonl"))
+        .table(&format!("[reads]\nnew_percent = {new_percent:.1}"))
+        .table(&format!(
+            "[shadow]\nsample_percent = 100\nlog = \"{}\"",
+            dir.join("mismatches.jsonl").display()
+        ))
+        .toml()
 }
 
 /// Waits until every sampled read has been compared.

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use mysql_async::prelude::*;
 
-use tandem::backend::value::mysql::{from_mysql, MysqlKind};
-use tandem::backend::value::{Row, Value};
 use tandem::config::BackendTarget;
 use tandem::stream::binlog::{BinlogSource, SourceFilter, SourceOptions, Start, StreamError};
 use tandem::stream::{Item, Position, RowChange, SourceTable};
+use tandem::value::mysql::{from_mysql, MysqlKind};
+use tandem::value::{Row, Value};
 
 /// Tests with a private MariaDB (purge, kill, stall, compression).
 #[path = "stream_source/faults.rs"]

@@ -13,7 +13,8 @@ use common::servers;
 use mysql_async::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tandem::sql::schema::Schema;
-use tandem::sql::translate::{to_postgres, to_postgres_replay, MysqlOutcome};
+use tandem::sql::translate::to_postgres;
+use tandem::wire::packets::OkInfo;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE kinds (
@@ -147,12 +148,14 @@ impl Env {
             my.query_drop(sql)
                 .await
                 .map_err(|e| format!("MariaDB: {e}"))?;
-            let outcome = MysqlOutcome {
+            // The one id-replay path production uses, then the translation.
+            let ok = OkInfo {
+                affected_rows: my.affected_rows(),
                 last_insert_id: my.last_insert_id().unwrap_or(0),
-                auto_increment_increment: 1,
+                ..Default::default()
             };
-            let translated =
-                to_postgres_replay(sql, schema, &outcome).map_err(|e| e.to_string())?;
+            let replayed = tandem::dual::replay_text(sql, &ok, schema, 1)?;
+            let translated = to_postgres(&replayed, schema).map_err(|e| e.to_string())?;
             for statement in &translated.statements {
                 pg.batch_execute(statement)
                     .await

@@ -5,7 +5,6 @@ pub mod mysql_async_conn;
 pub mod pg_mysql;
 pub mod pool;
 pub mod postgres;
-pub mod value;
 
 use crate::wire::io::WireError;
 use crate::wire::packets::ServerError;

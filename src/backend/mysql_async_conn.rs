@@ -2,6 +2,13 @@
 //! a backend URL, with the same `ssl-mode`/`ssl-ca` meaning as the proxy's own
 //! MySQL connections (`backend::mysql`): one place maps the URL onto
 //! mysql_async's options, so no caller can forget TLS.
+//!
+//! Why two MySQL clients: `backend::mysql` relays packets verbatim (the
+//! client's own capabilities, charset and sequence ids, the backend's real
+//! greeting shown before login), which a typed driver cannot do; this one
+//! decodes rows into typed values (binary protocol, column metadata) for the
+//! commands that compare or copy data, which the relay client does not do.
+//! Both read the URL's TLS settings the same way.
 
 use std::time::Duration;
 

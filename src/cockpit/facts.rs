@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use crate::backend::value::mysql::{MysqlKind, MysqlType};
-use crate::backend::value::pg::PgType;
-use crate::backend::value::Value;
 use crate::config::Config;
 use crate::migrate::catalog::ColType;
 use crate::migrate::db::{connect, Db};
 use crate::migrate::sqltext::Dialect;
 use crate::migrate::{CHECKPOINT_TABLE, VERIFY_RUNS_TABLE};
+use crate::value::mysql::{MysqlKind, MysqlType};
+use crate::value::pg::PgType;
+use crate::value::Value;
 
 const TTL: Duration = Duration::from_secs(10);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);

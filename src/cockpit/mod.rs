@@ -73,7 +73,7 @@ pub struct Cockpit {
     pub timeline: timeline::Timeline,
     pub facts: facts::Facts,
     /// Both sides' latency per statement fingerprint (shadow comparisons).
-    pub statements: statements::StatementLatency,
+    pub statements: std::sync::Arc<statements::StatementLatency>,
 }
 
 impl Cockpit {

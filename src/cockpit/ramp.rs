@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Phase;
-use crate::drift::now_rfc3339;
+use crate::dualwrite::drift::now_rfc3339;
 use crate::server::AppState;
 
 use super::decide::{decide, position_for, share_at, Action, Decision, Window};

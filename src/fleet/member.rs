@@ -75,7 +75,7 @@ pub async fn set_phase(state: &Arc<AppState>, phase: Phase) -> Result<(), String
         Ok(schema) => state.schema.store(Arc::new(schema)),
         Err(e) => tracing::warn!(error = %e, "cannot read the schema for mirroring yet"),
     }
-    let mirror = mirror_for(&config, &state.schema)?;
+    let mirror = mirror_for(&config, &state.schema, &state.background)?;
     state.mirror.store(mirror);
     state.snapshot.store(Arc::new(Snapshot::new(config)));
     tracing::info!(

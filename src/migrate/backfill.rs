@@ -25,7 +25,7 @@ use futures_util::SinkExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::value::Value;
+use crate::value::Value;
 
 use super::catalog::TablePlan;
 use super::checkpoint::{

@@ -5,44 +5,12 @@ use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
 
-use crate::backend::value::mysql::{MysqlKind, MysqlType};
-use crate::backend::value::pg::PgType;
+use crate::value::mysql::{MysqlKind, MysqlType};
+use crate::value::pg::PgType;
 
 use super::db::Db;
+pub use super::types::ColType;
 use super::{MigrateError, Side};
-
-/// A column's type on one side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColType {
-    My(MysqlType),
-    Pg(PgType),
-}
-
-impl ColType {
-    /// Strings that engines may order by collation: keyset scans that must
-    /// agree across engines order them by their UTF-8 bytes instead.
-    pub fn is_textual(self) -> bool {
-        match self {
-            ColType::My(t) => matches!(
-                t.kind,
-                MysqlKind::Text
-                    | MysqlKind::Enum
-                    | MysqlKind::Set
-                    | MysqlKind::Json
-                    | MysqlKind::Other
-            ),
-            ColType::Pg(t) => matches!(
-                t,
-                PgType::Text
-                    | PgType::Bpchar
-                    | PgType::Other
-                    | PgType::Uuid
-                    | PgType::Json
-                    | PgType::Jsonb
-            ),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ColumnDef {
@@ -373,10 +341,7 @@ impl TablePlan {
     }
 
     /// The key values of a row read with all `columns`.
-    pub fn key_of(
-        &self,
-        row: &[crate::backend::value::Value],
-    ) -> Vec<crate::backend::value::Value> {
+    pub fn key_of(&self, row: &[crate::value::Value]) -> Vec<crate::value::Value> {
         self.key.iter().map(|&i| row[i].clone()).collect()
     }
 }

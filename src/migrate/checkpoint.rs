@@ -13,7 +13,7 @@
 //! copied rows whose target table is empty while the source is not is stale
 //! too.
 
-use crate::backend::value::{from_tagged_json, to_tagged_json, Value};
+use crate::value::{from_tagged_json, to_tagged_json, Value};
 
 use super::catalog::{ColType, TablePlan};
 use super::db::Db;
@@ -26,7 +26,7 @@ pub(super) fn text_literal(d: Dialect, s: &str) -> String {
         Dialect::Mysql => super::sqltext::literal(
             d,
             &Value::Text(s.to_string()),
-            ColType::Pg(crate::backend::value::pg::PgType::Text),
+            ColType::Pg(crate::value::pg::PgType::Text),
         ),
     }
 }
@@ -87,7 +87,7 @@ pub async fn read_checkpoint(db: &mut Db, table: &str) -> Result<Option<Checkpoi
     );
     let types = match d {
         Dialect::Postgres => {
-            use crate::backend::value::pg::PgType;
+            use crate::value::pg::PgType;
             [
                 ColType::Pg(PgType::Text),
                 ColType::Pg(PgType::Int8),
@@ -96,7 +96,7 @@ pub async fn read_checkpoint(db: &mut Db, table: &str) -> Result<Option<Checkpoi
             ]
         }
         Dialect::Mysql => {
-            use crate::backend::value::mysql::{MysqlKind, MysqlType};
+            use crate::value::mysql::{MysqlKind, MysqlType};
             [
                 ColType::My(MysqlType::new(MysqlKind::Text)),
                 ColType::My(MysqlType::new(MysqlKind::Int)),
@@ -182,9 +182,9 @@ pub async fn target_identity(db: &mut Db, name: &str) -> Result<Option<String>, 
         ),
     };
     let types = [match d {
-        Dialect::Postgres => ColType::Pg(crate::backend::value::pg::PgType::Text),
-        Dialect::Mysql => ColType::My(crate::backend::value::mysql::MysqlType::new(
-            crate::backend::value::mysql::MysqlKind::Text,
+        Dialect::Postgres => ColType::Pg(crate::value::pg::PgType::Text),
+        Dialect::Mysql => ColType::My(crate::value::mysql::MysqlType::new(
+            crate::value::mysql::MysqlKind::Text,
         )),
     }];
     Ok(db

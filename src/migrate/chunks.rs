@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
-use crate::backend::value::{Row, Value};
+use crate::value::{Row, Value};
 
 use super::catalog::TablePlan;
 use super::db::Db;

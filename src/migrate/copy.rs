@@ -7,8 +7,8 @@
 //! to get wrong (NUMERIC's base-10000 digits, say), and it was fast enough
 //! (see `benches/backfill.sh`).
 
-use crate::backend::value::pg::PgType;
-use crate::backend::value::{temporal, Value};
+use crate::value::pg::PgType;
+use crate::value::{temporal, Value};
 
 use super::sqltext::float_text;
 

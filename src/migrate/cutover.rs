@@ -17,10 +17,10 @@ use super::db::{scalar_i128, Db};
 use super::sqltext::{ident, pg_string, Dialect};
 use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE, VERIFY_RUNS_TABLE};
 use crate::backend::mysql;
-use crate::backend::value::{pg::PgType, Value};
 use crate::config::{Config, StreamSourceKind};
 use crate::stream::apply::checkpoint;
 use crate::stream::Position;
+use crate::value::{pg::PgType, Value};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]

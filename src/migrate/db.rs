@@ -8,11 +8,10 @@ use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::TextProtocol;
 
-use crate::backend::value::{mysql as vmy, pg as vpg, Row, Value};
 use crate::config::{BackendConfig, BackendKind};
+use crate::value::{mysql as vmy, pg as vpg, Row, Value};
 
-use super::catalog::ColType;
-use super::sqltext::Dialect;
+use super::types::{ColType, Dialect};
 use super::MigrateError;
 
 pub struct PgConn {

@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use crate::backend::value::{key_cmp, Row};
+use crate::value::{key_cmp, Row};
 
 /// One row reduced to its key and the fingerprint of all its values.
 #[derive(Debug, Clone)]
@@ -14,10 +14,7 @@ pub struct Fingerprinted {
     pub fp: u128,
 }
 
-pub fn cmp_keys(
-    a: &[crate::backend::value::Value],
-    b: &[crate::backend::value::Value],
-) -> Ordering {
+pub fn cmp_keys(a: &[crate::value::Value], b: &[crate::value::Value]) -> Ordering {
     for (x, y) in a.iter().zip(b) {
         match key_cmp(x, y) {
             Ordering::Equal => continue,
@@ -121,7 +118,7 @@ pub fn diff_sorted(old: &[Fingerprinted], new: &[Fingerprinted]) -> ChunkDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::value::Value;
+    use crate::value::Value;
 
     fn rows(spec: &[(i128, u128)]) -> Vec<Fingerprinted> {
         spec.iter()

@@ -5,7 +5,7 @@
 //! Every command reads `[backends.old]` (MySQL, authoritative before
 //! `new_primary`) and `[backends.new]` (PostgreSQL, or MySQL for a
 //! MySQL→MySQL move) from proxy.toml. Rows travel as the normalized
-//! [`crate::backend::value::Value`] model, so "equal" means the same thing to
+//! [`crate::value::Value`] model, so "equal" means the same thing to
 //! the copy, the checksums and the row diff.
 //!
 //! # Races with dual writes
@@ -38,6 +38,7 @@ pub mod copy;
 pub mod cutover;
 pub mod db;
 mod diff;
+pub mod differences;
 pub mod fk;
 pub mod progress;
 pub mod repair;
@@ -45,6 +46,7 @@ pub mod report;
 pub mod schema;
 pub mod sqltext;
 pub mod streamsync;
+pub mod types;
 pub mod verify;
 pub mod write;
 

@@ -5,11 +5,11 @@
 //! Which side is authoritative is a parameter: the old side before
 //! `new_primary` (this version), the new side after it.
 
-use crate::backend::value::Row;
+use crate::value::Row;
 
 use super::catalog::TablePlan;
 use super::db::Db;
-use super::verify::{confirm_different, rows_by_key, RepairStats, LISTED};
+use super::differences::{confirm_different, rows_by_key, RepairStats, LISTED};
 use super::write::{key_text, OnConflict, Writer};
 use super::{MigrateError, Side};
 

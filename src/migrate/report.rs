@@ -1,12 +1,12 @@
 //! What verify leaves behind: the human-readable summary, and the run
 //! record in `tandem_verify_runs` that `cutover-check` reads.
 
-use crate::backend::value::{pg::PgType, Value};
+use crate::value::{pg::PgType, Value};
 
 use super::catalog::ColType;
 use super::db::Db;
+use super::differences::{TableReport, VerifyReport};
 use super::sqltext::{literal, Dialect};
-use super::verify::{TableReport, VerifyReport};
 use super::{MigrateError, Side, Sides, VERIFY_RUNS_TABLE};
 
 pub async fn ensure_runs_table(db: &mut Db) -> Result<(), MigrateError> {

@@ -9,18 +9,13 @@
 
 use std::fmt::Write as _;
 
-use crate::backend::value::mysql::MysqlKind;
-use crate::backend::value::pg::PgType;
-use crate::backend::value::{temporal, Value};
+use crate::value::mysql::MysqlKind;
+use crate::value::pg::PgType;
+use crate::value::{temporal, Value};
 
 use super::catalog::{ColType, PlanColumn, TablePlan};
+pub use super::types::Dialect;
 use super::Side;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Mysql,
-    Postgres,
-}
 
 pub fn ident(d: Dialect, name: &str) -> String {
     match d {
@@ -318,7 +313,7 @@ pub fn delete_keys(d: Dialect, plan: &TablePlan, side: Side, keys: &[Vec<Value>]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::value::mysql::MysqlType;
+    use crate::value::mysql::MysqlType;
 
     fn col(name: &str, my: &str, pg: PgType) -> PlanColumn {
         PlanColumn {

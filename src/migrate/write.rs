@@ -10,8 +10,8 @@
 use bytes::Bytes;
 use futures_util::SinkExt;
 
-use crate::backend::value::pg::PgType;
-use crate::backend::value::Row;
+use crate::value::pg::PgType;
+use crate::value::Row;
 
 use super::catalog::{ColType, TablePlan};
 use super::db::Db;
@@ -160,7 +160,7 @@ impl Writer {
     pub fn encode_pg(
         &self,
         plan: &TablePlan,
-        row: &[crate::backend::value::Value],
+        row: &[crate::value::Value],
         out: &mut Vec<u8>,
     ) -> Result<(), MigrateError> {
         super::copy::write_row(out, row, &self.pg_types).map_err(|(i, e)| {
@@ -302,7 +302,7 @@ pub async fn copy_in(
 }
 
 /// A key for messages: `1` or `(1, 'a')`.
-pub fn key_text(key: &[crate::backend::value::Value]) -> String {
+pub fn key_text(key: &[crate::value::Value]) -> String {
     let parts: Vec<String> = key.iter().map(|v| v.short()).collect();
     if parts.len() == 1 {
         parts[0].clone()

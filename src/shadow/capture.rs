@@ -12,7 +12,7 @@ use mysql_common::proto::{Binary, Text};
 use mysql_common::row::RowDeserializer;
 use mysql_common::value::ServerSide;
 
-use crate::backend::value::mysql::{from_mysql, MysqlType};
+use crate::value::mysql::{from_mysql, MysqlType};
 use crate::wire::packets::{ServerError, ERR as ERR_HEADER};
 use crate::wire::MAX_PAYLOAD;
 
@@ -240,7 +240,7 @@ fn terminator_status(p: &[u8], deprecate_eof: bool) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::value::Value;
+    use crate::value::Value;
 
     fn lenenc(out: &mut Vec<u8>, s: &[u8]) {
         out.push(s.len() as u8);

@@ -1,5 +1,5 @@
 //! Comparing two answers to the same read on the normalized value model
-//! (`backend::value`): what counts as equal is decided there (integers across
+//! (`value`): what counts as equal is decided there (integers across
 //! widths, decimals by value, floats within a tolerance, times in UTC
 //! microseconds, TINYINT(1) = boolean, text by bytes).
 //!
@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::backend::value::{row_fingerprint, Row, Value};
+use crate::value::{row_fingerprint, Row, Value};
 
 use super::log::{Category, SampleRow, Side};
 

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
 
-use crate::backend::value::mysql::{from_mysql, MysqlType};
-use crate::backend::value::pg::{from_pg_row, PgType};
 use crate::config::{BackendConfig, BackendKind, BackendTarget};
 use crate::migrate::sqltext::Dialect;
 use crate::sql::schema::Schema;
 use crate::sql::translate;
 use crate::stream::apply::checkpoint;
+use crate::value::mysql::{from_mysql, MysqlType};
+use crate::value::pg::{from_pg_row, PgType};
 
 use super::compare::Collected;
 use super::log::SideError;

@@ -572,7 +572,7 @@ pub fn evaluate_locally(pin: &Pin, last_insert_id: u64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let stamp = crate::drift::now_rfc3339(); // 2026-11-25T12:00:00.123456Z
+    let stamp = crate::value::temporal::now_rfc3339(); // 2026-11-25T12:00:00.123456Z
     let date = &stamp[..10];
     let time = &stamp[11..19];
     let frac = if precision > 0 {

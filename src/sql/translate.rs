@@ -6,7 +6,7 @@
 //! rewritten and printed; nothing is done by string substitution. What
 //! cannot be carried over exactly is reported as
 //! [`TranslateError::Untranslatable`] naming the construct, never changed in
-//! meaning silently. `docs/translation.md` lists every rule.
+//! meaning silently. README's "MySQL → PostgreSQL translation" section lists every rule.
 //!
 //! Layout: `dml` (INSERT shapes) and `update` (UPDATE/DELETE shapes) run
 //! first on the MySQL AST; then `expr` rewrites every expression in one
@@ -16,6 +16,7 @@
 //! `names` identifiers.
 
 mod alter;
+mod build;
 mod ddl;
 mod dml;
 mod expr;
@@ -122,37 +123,14 @@ fn untranslatable(construct: impl Into<String>) -> TranslateError {
     }
 }
 
-/// What MySQL reported for a write that the mirror replays.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MysqlOutcome {
-    /// The OK packet's last insert id; 0 when MySQL generated none.
-    pub last_insert_id: u64,
-    /// The session's `auto_increment_increment` (1 unless changed).
-    pub auto_increment_increment: u64,
-}
-
 /// Translates MySQL SQL text (one or more statements) into PostgreSQL.
 ///
 /// An INSERT that leaves the AUTO_INCREMENT column to the database gets
-/// PostgreSQL's own identity value here; the mirror should use
-/// [`to_postgres_replay`] so both sides store MySQL's ids.
+/// PostgreSQL's own identity value here; the mirror first writes MySQL's ids
+/// into the text (`dual::replay_text` / `Plan::mirror_text`, the one
+/// id-replay path) so both sides store the same ids.
 pub fn to_postgres(mysql_sql: &str, schema: &Schema) -> Result<Translated, TranslateError> {
-    guarded(|| translate(mysql_sql, schema, None))
-}
-
-/// Like [`to_postgres`], for a write that already ran on MySQL: the
-/// AUTO_INCREMENT values MySQL generated (from `outcome`) are written into
-/// the INSERT explicitly.
-pub fn to_postgres_replay(
-    mysql_sql: &str,
-    schema: &Schema,
-    outcome: &MysqlOutcome,
-) -> Result<Translated, TranslateError> {
-    let ids = dml::GeneratedIds {
-        first: outcome.last_insert_id,
-        step: outcome.auto_increment_increment.max(1),
-    };
-    guarded(|| translate(mysql_sql, schema, Some(ids)))
+    guarded(|| translate(mysql_sql, schema))
 }
 
 /// sqlparser has had panics on odd input in the past, and a panic in the
@@ -169,11 +147,7 @@ fn guarded(
     })
 }
 
-fn translate(
-    mysql_sql: &str,
-    schema: &Schema,
-    ids: Option<dml::GeneratedIds>,
-) -> Result<Translated, TranslateError> {
+fn translate(mysql_sql: &str, schema: &Schema) -> Result<Translated, TranslateError> {
     let statements = Parser::new(&MySqlDialect {})
         .with_recursion_limit(RECURSION_LIMIT)
         .try_with_sql(mysql_sql)
@@ -181,7 +155,7 @@ fn translate(
         .map_err(|e| TranslateError::Parse(e.to_string()))?;
     let mut out = Translated::default();
     for statement in statements {
-        translate_statement(statement, schema, ids, &mut out)?;
+        translate_statement(statement, schema, &mut out)?;
     }
     Ok(out)
 }
@@ -242,7 +216,6 @@ fn number_placeholders(statement: &mut Statement) -> Result<(), TranslateError> 
 fn translate_statement(
     mut statement: Statement,
     schema: &Schema,
-    ids: Option<dml::GeneratedIds>,
     out: &mut Translated,
 ) -> Result<(), TranslateError> {
     number_placeholders(&mut statement)?;
@@ -253,7 +226,7 @@ fn translate_statement(
         }
         Statement::Insert(insert) => {
             let mut scope = Scope::collect(&*insert, schema);
-            dml::insert(insert, schema, &mut scope, ids)?;
+            dml::insert(insert, schema, &mut scope)?;
             expr::rewrite(&mut statement, &scope)?;
         }
         Statement::Update(update) => {

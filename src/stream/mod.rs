@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::value::mysql::MysqlType;
-use crate::backend::value::Row;
+use crate::value::mysql::MysqlType;
+use crate::value::Row;
 
 /// The stream's id in the checkpoint table: the old backend's database (one
 /// stream per migrated database).

@@ -31,7 +31,7 @@ use super::apply::{Applier, ApplyError, ApplyOptions, OnError, StreamStats};
 use super::lease::{Lease, LeaseError};
 use super::{Item, Position};
 use crate::config::BackendConfig;
-use crate::drift::DriftLog;
+use crate::dualwrite::drift::DriftLog;
 use crate::sql::schema::Schema;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -14,7 +14,7 @@ use super::run::{self, BoxFuture, ItemSource, OpenSource, SourceError};
 use super::{Item, Position};
 use crate::backend::mysql;
 use crate::config::{BackendTarget, Config, Phase, StreamSourceKind};
-use crate::drift::DriftLog;
+use crate::dualwrite::drift::DriftLog;
 use crate::server::AppState;
 
 fn source_error(e: binlog::StreamError) -> SourceError {

@@ -1,6 +1,7 @@
 //! Shared test support: real servers (`servers`) and an in-process proxy.
 #![allow(dead_code)]
 
+pub mod config;
 pub mod servers;
 pub mod tls;
 

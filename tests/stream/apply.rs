@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tandem::backend::value::mysql::MysqlType;
-use tandem::backend::value::Value;
 use tandem::config::{BackendConfig, Config};
 use tandem::stream::apply::{Applier, ApplyError, ApplyOptions, NoKey, OnError, StreamStats};
 use tandem::stream::{Change, Position, RowChange, SourceColumn, SourceTable};
+use tandem::value::mysql::MysqlType;
+use tandem::value::Value;
 
 use crate::common::servers;
 
@@ -320,7 +320,7 @@ async fn a_refused_transaction_stops_or_is_skipped_into_the_drift_log() {
     let dir = std::env::temp_dir().join(format!("tandem-stream-drift-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("drift.jsonl");
-    let drift = tandem::drift::DriftLog::start(path.clone());
+    let drift = tandem::dualwrite::drift::DriftLog::start(path.clone());
     let mut s = Applier::connect(
         &b,
         ApplyOptions {

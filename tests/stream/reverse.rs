@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use tandem::config::Config;
-use tandem::drift::DriftLog;
+use tandem::dualwrite::drift::DriftLog;
 use tandem::migrate::verify::{self, VerifyOptions};
 use tandem::migrate::{Side, Sides};
 use tandem::stream::apply::StreamStats;

@@ -6,12 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tandem::backend::value::Value;
 use tandem::stream::apply::{ApplyOptions, OnError, StreamStats};
 use tandem::stream::run::{
     run, BoxFuture, ItemSource, OpenSource, RunConfig, SourceError, StreamError,
 };
 use tandem::stream::{Change, Item, Position, RowChange, SourceTable};
+use tandem::value::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{backend, pos, table};
@@ -154,7 +154,7 @@ fn start(
     cfg: RunConfig,
     log: &Log,
     stats: &Arc<StreamStats>,
-    drift: Option<tandem::drift::DriftLog>,
+    drift: Option<tandem::dualwrite::drift::DriftLog>,
 ) -> (CancellationToken, Task) {
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run(
@@ -257,7 +257,7 @@ async fn a_refused_transaction_in_a_group_is_found_and_skipped_or_stops_the_stre
     let dir = std::env::temp_dir().join(format!("tandem-stream-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("drift.jsonl");
-    let drift = tandem::drift::DriftLog::start(path.clone());
+    let drift = tandem::dualwrite::drift::DriftLog::start(path.clone());
     let stats = Arc::new(StreamStats::default());
     let (c, task) = start(
         config(&servers::postgres().url(&db), "skip", OnError::Skip),

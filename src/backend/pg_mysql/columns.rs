@@ -12,7 +12,7 @@ use tokio_postgres::types::{Kind, Type};
 
 use super::hints::{ColumnAttrs, MysqlColumnType, MysqlKind};
 use super::render::Out;
-use super::values::PgFamily;
+use crate::value::pg_binary::PgFamily;
 use crate::wire::buf::put_lenenc_bytes;
 
 pub mod ty {

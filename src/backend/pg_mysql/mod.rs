@@ -4,7 +4,7 @@
 //! describes its column types, text or binary rows, OK packets with affected
 //! rows and insert id, ERR packets with MySQL's codes.
 //!
-//! Pieces: `values` decodes PostgreSQL's binary format without loss,
+//! Pieces: `crate::value::pg_binary` decodes PostgreSQL's binary format without loss,
 //! `render` prints values as MySQL does, `columns` builds column definitions
 //! from MySQL type hints or the PostgreSQL type, `catalog` finds where result
 //! columns come from, `errors` maps SQLSTATEs, `respond` writes the packets.
@@ -32,12 +32,13 @@
 
 mod catalog;
 pub mod columns;
+#[cfg(test)]
+mod decoder_prop;
 pub mod errors;
 pub mod hints;
 mod numbers;
 pub mod render;
 mod respond;
-pub mod values;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;

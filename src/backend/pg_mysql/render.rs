@@ -6,7 +6,9 @@
 use std::fmt::Write;
 
 pub use super::numbers::{push_double, push_float, rescale};
-use super::values::{civil_from_days, Value};
+use crate::value::pg_binary::Value;
+use crate::value::temporal::civil_from_pg_days as civil_from_days;
+pub use crate::value::temporal::push_time;
 use crate::wire::buf::put_lenenc_bytes;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -340,35 +342,6 @@ pub fn push_datetime(out: &mut String, t: i64, fsp: u8, trim: bool) {
     push_time(out, t.rem_euclid(MICROS_PER_DAY), fsp, trim);
     if bc {
         out.push_str(" BC");
-    }
-}
-
-/// `[-]HH:MM:SS[.ffffff]`: hours keep growing past 24 (MySQL TIME);
-/// fractional digits are truncated to `fsp`.
-pub fn push_time(out: &mut String, t: i64, fsp: u8, trim: bool) {
-    let a = t.unsigned_abs();
-    if t < 0 {
-        out.push('-');
-    }
-    let secs = a / 1_000_000;
-    let frac = a % 1_000_000;
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    let f = format!("{frac:06}");
-    if trim {
-        let t = f.trim_end_matches('0');
-        if !t.is_empty() {
-            out.push('.');
-            out.push_str(t);
-        }
-    } else if fsp > 0 {
-        out.push('.');
-        out.push_str(&f[..usize::from(fsp.min(6))]);
     }
 }
 

@@ -280,7 +280,7 @@ pub async fn build(config: &Config, admin: Option<&str>) -> Result<Plan, PlanErr
     let phases = phases::phases(config, backfill_estimate_s, &risks);
     let communication = phases::communication(backfill_estimate_s, config);
     Ok(Plan {
-        generated_at: crate::drift::now_rfc3339(),
+        generated_at: crate::dualwrite::drift::now_rfc3339(),
         overview,
         rates,
         sizes,

@@ -7,8 +7,8 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::drift::DriftKind;
-use crate::mirror::Mirror;
+use crate::dualwrite::drift::DriftKind;
+use crate::dualwrite::mirror::Mirror;
 use crate::wire::packets::OkInfo;
 
 /// A LOAD DATA / LOAD XML statement, as far as the report needs it.

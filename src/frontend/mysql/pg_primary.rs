@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
+use crate::dualwrite::mirror::Op;
 use crate::metrics::Metrics;
-use crate::mirror::Op;
 use crate::server::AppState;
 use crate::session::{Prepared, Session};
 use crate::sql::classify::{Classified, StatementClass, TxnOp};

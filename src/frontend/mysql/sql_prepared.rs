@@ -21,7 +21,7 @@ use super::relay::{self, RelayError};
 use super::write;
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
-use crate::drift::DriftKind;
+use crate::dualwrite::drift::DriftKind;
 use crate::server::AppState;
 use crate::session::Session;
 use crate::sql::classify::{Classified, StatementClass};

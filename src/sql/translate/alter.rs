@@ -92,7 +92,7 @@ fn modify(
     protect(&mut column);
     let mut ops = vec![AlterColumnOperation::SetDataType {
         data_type: ty.data_type.clone(),
-        using: Some(expr::cast(
+        using: Some(super::build::cast(
             Expr::Identifier(column.clone()),
             ty.data_type.clone(),
         )),

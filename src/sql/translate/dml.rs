@@ -8,12 +8,12 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{
     helpers::attached_token::AttachedToken, Assignment, AssignmentTarget, ConflictTarget, DoUpdate,
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Insert, ObjectName,
-    ObjectNamePart, OnConflict, OnConflictAction, OnInsert, Query, SetExpr, TableObject, Value,
-    Values, VisitMut, VisitorMut,
+    ObjectNamePart, OnConflict, OnConflictAction, OnInsert, Query, SetExpr, TableObject, Values,
+    VisitMut, VisitorMut,
 };
 
-use super::expr::paren;
-use super::literal::{coerce, number};
+use super::build::paren;
+use super::literal::coerce;
 use super::names::{last_ident, protect, protect_object_name, qualified, schema_ident};
 use super::scope::Scope;
 use super::{untranslatable, TranslateError};
@@ -279,19 +279,10 @@ fn require_table<'s>(
     })
 }
 
-/// The AUTO_INCREMENT values MySQL generated for an INSERT: the first one
-/// (the OK packet's insert id) and `auto_increment_increment`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct GeneratedIds {
-    pub first: u64,
-    pub step: u64,
-}
-
 pub(super) fn insert<'s>(
     ins: &mut Insert,
     schema: &'s Schema,
     scope: &mut Scope<'s>,
-    generated: Option<GeneratedIds>,
 ) -> Result<(), TranslateError> {
     if ins.or.is_some()
         || ins.overwrite
@@ -364,12 +355,6 @@ pub(super) fn insert<'s>(
             }
         }
     }
-    if let (Some(ids), Some(t)) = (generated, table) {
-        if ids.first > 0 {
-            fill_generated_ids(ins, t, ids)?;
-        }
-    }
-
     let on = ins.on.take();
     if ins.replace_into {
         let t = require_table(table, &ident.value, "REPLACE")?;
@@ -433,82 +418,6 @@ fn duplicate_key_update(
             selection: None,
         }),
     }))
-}
-
-/// Writes the AUTO_INCREMENT values MySQL generated into the rows that left
-/// the column out, NULL, 0 or DEFAULT, so PostgreSQL stores the same ids.
-/// InnoDB hands a multi-row INSERT consecutive values; with IGNORE or ON
-/// DUPLICATE KEY a skipped row makes the mapping unknowable, so only
-/// single-row forms of those are accepted.
-fn fill_generated_ids(
-    ins: &mut Insert,
-    t: &TableInfo,
-    ids: GeneratedIds,
-) -> Result<(), TranslateError> {
-    let Some(auto) = t.auto_increment_column() else {
-        return Ok(());
-    };
-    if ins.source.is_none() && ins.columns.is_empty() {
-        // `VALUES ()`: the generated id is the only value.
-        ins.columns
-            .push(ObjectName(vec![ObjectNamePart::Identifier(schema_ident(
-                &auto.name,
-            ))]));
-        ins.source = Some(Box::new(values_query(vec![vec![number(ids.first)]])));
-        return Ok(());
-    }
-    let Some(SetExpr::Values(values)) = ins.source.as_deref_mut().map(|q| q.body.as_mut()) else {
-        return Err(untranslatable(
-            "INSERT … SELECT into a table whose AUTO_INCREMENT values MySQL generated",
-        ));
-    };
-    if (ins.ignore || ins.on.is_some()) && values.rows.len() > 1 {
-        return Err(untranslatable(
-            "multi-row INSERT IGNORE / ON DUPLICATE KEY UPDATE with generated AUTO_INCREMENT values",
-        ));
-    }
-    let position = ins
-        .columns
-        .iter()
-        .position(|c| last_ident(c).is_some_and(|i| i.value.eq_ignore_ascii_case(&auto.name)));
-    let position = match position {
-        Some(p) => p,
-        None => {
-            ins.columns
-                .push(ObjectName(vec![ObjectNamePart::Identifier(schema_ident(
-                    &auto.name,
-                ))]));
-            for row in &mut values.rows {
-                row.content.push(Expr::Identifier(Ident::new("DEFAULT")));
-            }
-            ins.columns.len() - 1
-        }
-    };
-    let mut next = ids.first;
-    for row in &mut values.rows {
-        let Some(value) = row.content.get_mut(position) else {
-            continue;
-        };
-        let generate = match value {
-            Expr::Identifier(i) => i.quote_style.is_none() && i.value.eq_ignore_ascii_case("DEFAULT"),
-            Expr::Value(v) => match &v.value {
-                Value::Null => true,
-                Value::Number(n, _) => n.parse::<f64>().is_ok_and(|x| x == 0.0),
-                Value::Placeholder(_) => {
-                    return Err(untranslatable(
-                        "placeholder for the AUTO_INCREMENT column (cannot tell whether MySQL generated it)",
-                    ))
-                }
-                _ => false,
-            },
-            _ => false,
-        };
-        if generate {
-            *value = number(next);
-            next = next.saturating_add(ids.step.max(1));
-        }
-    }
-    Ok(())
 }
 
 fn values_query(rows: Vec<Vec<Expr>>) -> Query {

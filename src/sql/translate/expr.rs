@@ -11,50 +11,14 @@ use sqlparser::ast::{
     VisitorMut,
 };
 
-use super::literal::{self, coerce, lit, number};
+use super::build::{cast, paren};
+use super::func::{self, null_if_zero};
+use super::literal::{self, coerce, lit};
 use super::names::{protect, protect_object_name, requote};
 use super::query;
 use super::scope::Scope;
-use super::{func, untranslatable, TranslateError};
+use super::{untranslatable, TranslateError};
 use crate::sql::schema::ColumnKind;
-
-/// Wraps `e` in parentheses unless it is atomic, so `e::T` or `e op x`
-/// keeps its meaning when printed.
-pub(super) fn paren(e: Expr) -> Expr {
-    match e {
-        Expr::Identifier(_)
-        | Expr::CompoundIdentifier(_)
-        | Expr::Value(_)
-        | Expr::Function(_)
-        | Expr::Nested(_)
-        | Expr::Cast { .. }
-        | Expr::Subquery(_)
-        | Expr::Case { .. } => e,
-        other => Expr::Nested(Box::new(other)),
-    }
-}
-
-pub(super) fn cast(e: Expr, data_type: DataType) -> Expr {
-    Expr::Cast {
-        kind: CastKind::DoubleColon,
-        expr: Box::new(paren(e)),
-        data_type,
-        format: None,
-    }
-}
-
-/// `NULLIF(e, 0)`, which turns MySQL's NULL-on-division-by-zero into
-/// PostgreSQL; skipped for a non-zero literal.
-pub(super) fn null_if_zero(e: Expr) -> Expr {
-    if let Expr::Value(v) = &e {
-        if let Value::Number(n, _) = &v.value {
-            if n.parse::<f64>().is_ok_and(|x| x != 0.0) {
-                return e;
-            }
-        }
-    }
-    func::call("NULLIF", vec![e, number(0)])
-}
 
 fn is_binary_cast(e: &Expr) -> bool {
     matches!(

@@ -10,7 +10,7 @@ use sqlparser::ast::{
     ObjectNamePart, TimezoneInfo, Value,
 };
 
-use super::expr::{cast, null_if_zero, paren};
+use super::build::{cast, paren};
 use super::literal::{self, number, string};
 use super::scope::Scope;
 use super::{untranslatable, TranslateError};
@@ -19,6 +19,19 @@ use crate::sql::schema::ColumnKind;
 /// `name(args…)`
 pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(function(name, args))
+}
+
+/// `NULLIF(e, 0)`, which turns MySQL's NULL-on-division-by-zero into
+/// PostgreSQL; skipped for a non-zero literal.
+pub(super) fn null_if_zero(e: Expr) -> Expr {
+    if let Expr::Value(v) = &e {
+        if let Value::Number(n, _) = &v.value {
+            if n.parse::<f64>().is_ok_and(|x| x != 0.0) {
+                return e;
+            }
+        }
+    }
+    call("NULLIF", vec![e, number(0)])
 }
 
 pub(super) fn function(name: &str, args: Vec<Expr>) -> Function {

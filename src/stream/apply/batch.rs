@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::backend::value::to_tagged_json;
-use crate::backend::value::{Row, Value};
 use crate::migrate::sqltext::{ident, literal, Dialect};
 use crate::migrate::streamsync;
+use crate::value::to_tagged_json;
+use crate::value::{Row, Value};
 
 use super::tables::Mapped;
 use super::ApplyError;

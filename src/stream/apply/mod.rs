@@ -26,7 +26,7 @@ use std::sync::Arc;
 use mysql_async::prelude::Queryable;
 
 use crate::config::BackendConfig;
-use crate::drift::{DriftEvent, DriftKind, DriftLog};
+use crate::dualwrite::drift::{DriftEvent, DriftKind, DriftLog};
 use crate::migrate::db::{self, Db};
 use crate::migrate::sqltext::Dialect;
 use crate::migrate::{catalog, MigrateError};
@@ -417,7 +417,7 @@ impl Applier {
         tracing::error!(gtid = gtid.as_deref().unwrap_or(""), changes, error = %error, "skipped a source transaction the new backend refused ([mirror] on_error = \"skip\")");
         if let Some(d) = &self.drift {
             d.record(DriftEvent {
-                time: crate::drift::now_rfc3339(),
+                time: crate::dualwrite::drift::now_rfc3339(),
                 session: 0,
                 phase: "stream",
                 kind: DriftKind::Error,

@@ -10,11 +10,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backend::value::Value;
 use crate::migrate::catalog::{self, ColType, ColumnDef, TableDef, TablePlan};
 use crate::migrate::sqltext::{ident, Dialect};
 use crate::migrate::Side;
 use crate::stream::SourceTable;
+use crate::value::Value;
 
 use super::ApplyError;
 

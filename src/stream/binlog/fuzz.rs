@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::event::{self, Format};
 use super::rows::{Charset, ColumnCodec, RowsEvent, RowsKind};
 use super::tablemap::{self, ty};
-use crate::backend::value::mysql::MysqlType;
+use crate::value::mysql::MysqlType;
 
 const TYPES: &[u8] = &[
     ty::DECIMAL,

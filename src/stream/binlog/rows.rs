@@ -14,9 +14,9 @@ use std::borrow::Cow;
 
 use mysql_async::Value as M;
 
-use crate::backend::value::mysql::{from_mysql, MysqlType};
-use crate::backend::value::{temporal, Row, Value};
 use crate::stream::RowChange;
+use crate::value::mysql::{from_mysql, MysqlType};
+use crate::value::{temporal, Row, Value};
 use crate::wire::buf::Reader;
 
 use super::event::{table_id, uncompress, ParseError};

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::backend::mysql::BackendConn;
-use crate::backend::value::mysql::{MysqlKind, MysqlType};
 use crate::backend::BackendError;
 use crate::stream::{SourceColumn, SourceTable};
+use crate::value::mysql::{MysqlKind, MysqlType};
 
 use super::rows::{Charset, ColumnCodec};
 use super::tablemap::{ty, MapColumn, TableMap};

@@ -23,9 +23,9 @@ use tokio_postgres::types::Type;
 
 use super::pgoutput::{self, Datum, Message, Relation};
 use super::Names;
-use crate::backend::value::mysql::{MysqlKind, MysqlType};
-use crate::backend::value::pg::{from_pg_text, PgType};
-use crate::backend::value::{Row, Value};
+use crate::value::mysql::{MysqlKind, MysqlType};
+use crate::value::pg::{from_pg_text, PgType};
+use crate::value::{Row, Value};
 use crate::migrate::db::PgConn;
 use crate::stream::apply::StreamStats;
 use crate::stream::run::SourceError;

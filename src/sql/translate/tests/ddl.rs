@@ -3,7 +3,7 @@
 use super::*;
 
 fn ddl(sql: &str) -> (Vec<String>, Vec<String>) {
-    match translate(sql, &schema(), None) {
+    match translate(sql, &schema()) {
         Ok(t) => (t.statements, t.notes),
         Err(e) => (vec![format!("ERR {e}")], vec![]),
     }

@@ -1,6 +1,10 @@
-//! PostgreSQL binary-format values, decoded without losing anything: NUMERIC
-//! becomes its exact decimal text, dates and times stay integers until they
-//! are printed, text and bytea stay borrowed from the row.
+//! The one decoder of PostgreSQL's binary wire format, lossless: NUMERIC
+//! becomes its exact decimal text (every digit up to its scale), dates and
+//! times stay integers until they are printed, text and bytea stay borrowed
+//! from the row. Both consumers start here: the PostgreSQL-primary path
+//! renders these values in MySQL form (`backend::pg_mysql`), and the
+//! normalized model ([`super::pg::from_pg_binary`]) builds its comparison
+//! values from them.
 //!
 //! Every read is bounds-checked; a malformed value is a `DecodeError`, never a
 //! panic.
@@ -286,7 +290,7 @@ fn inet_text(raw: &[u8]) -> Result<String, DecodeError> {
 
 fn timetz_text(micros: i64, zone_west_secs: i32) -> String {
     let mut s = String::new();
-    super::render::push_time(&mut s, micros, 6, true);
+    super::temporal::push_time(&mut s, micros, 6, true);
     let east = -i64::from(zone_west_secs);
     let (sign, a) = if east < 0 { ('-', -east) } else { ('+', east) };
     let _ = write!(s, "{sign}{:02}", a / 3600);
@@ -297,21 +301,6 @@ fn timetz_text(micros: i64, zone_west_secs: i32) -> String {
         let _ = write!(s, ":{:02}", a % 60);
     }
     s
-}
-
-/// Days since 2000-01-01 → proleptic Gregorian (year, month, day).
-pub fn civil_from_days(days: i32) -> (i64, u32, u32) {
-    // Shift to days since 0000-03-01 (the algorithm's epoch).
-    let z = i64::from(days) + 730_425;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -381,6 +370,7 @@ mod tests {
 
     #[test]
     fn dates_around_the_epochs() {
+        use super::super::temporal::civil_from_pg_days as civil_from_days;
         assert_eq!(civil_from_days(0), (2000, 1, 1));
         assert_eq!(civil_from_days(-1), (1999, 12, 31));
         assert_eq!(civil_from_days(-10_957), (1970, 1, 1));

@@ -11,6 +11,7 @@
 
 use tokio_postgres::types::{FromSql, Type};
 
+use super::pg_binary::{self, PgFamily, Value as Wire};
 use super::{temporal, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,55 +141,84 @@ pub fn from_pg_row(row: &tokio_postgres::Row, idx: usize, ty: PgType) -> Value {
     from_pg_binary(ty, bytes)
 }
 
-fn be<const N: usize>(raw: &[u8]) -> Option<[u8; N]> {
-    raw.try_into().ok()
+impl PgType {
+    /// How the one binary decoder ([`super::pg_binary`]) reads this type.
+    fn family(self) -> PgFamily {
+        use PgType::*;
+        match self {
+            Bool => PgFamily::Bool,
+            Int2 => PgFamily::Int2,
+            Int4 => PgFamily::Int4,
+            Int8 => PgFamily::Int8,
+            Oid => PgFamily::Oid,
+            Numeric => PgFamily::Numeric,
+            Float4 => PgFamily::Float4,
+            Float8 => PgFamily::Float8,
+            Text | Other => PgFamily::Text,
+            Bpchar => PgFamily::BpChar,
+            Bytea => PgFamily::Bytea,
+            Date => PgFamily::Date,
+            Time => PgFamily::Time,
+            Timestamp => PgFamily::Timestamp,
+            Timestamptz => PgFamily::TimestampTz,
+            Json => PgFamily::Json,
+            Jsonb => PgFamily::Jsonb,
+            Interval => PgFamily::Interval,
+            Bit => PgFamily::Bits,
+            Uuid => PgFamily::Uuid,
+        }
+    }
 }
 
-/// Decodes one non-NULL value in PostgreSQL's binary format.
+/// Decodes one non-NULL value in PostgreSQL's binary format: the one decoder
+/// ([`pg_binary::decode`]) reads it, then it is normalized. Bytes the decoder
+/// rejects are kept as `Bytes`, so they compare unequal instead of failing
+/// the whole comparison.
 pub fn from_pg_binary(ty: PgType, raw: &[u8]) -> Value {
-    use PgType::*;
-    let parsed = match ty {
-        Bool => raw.first().map(|&b| Value::Bool(b != 0)),
-        Int2 => be(raw).map(|b| Value::Int(i16::from_be_bytes(b) as i128)),
-        Int4 => be(raw).map(|b| Value::Int(i32::from_be_bytes(b) as i128)),
-        Int8 => be(raw).map(|b| Value::Int(i64::from_be_bytes(b) as i128)),
-        Oid => be(raw).map(|b| Value::Int(u32::from_be_bytes(b) as i128)),
-        Float4 => be(raw).map(|b| Value::float(f32::from_be_bytes(b) as f64)),
-        Float8 => be(raw).map(|b| Value::float(f64::from_be_bytes(b))),
-        Numeric => numeric_binary(raw)
-            .as_deref()
-            .and_then(Value::parse_decimal),
-        Text | Other => return Value::text_or_bytes(raw.to_vec()),
-        Bpchar => return Value::text_or_bytes(trim_spaces(raw).to_vec()),
-        Bytea => return Value::Bytes(raw.to_vec()),
-        Date => be(raw).map(|b| match i32::from_be_bytes(b) {
+    let parsed = match pg_binary::decode(ty.family(), raw) {
+        Ok(Wire::Text(t)) if matches!(ty, PgType::Json | PgType::Jsonb) => {
+            std::str::from_utf8(t).ok().map(Value::json)
+        }
+        Ok(v) => normalize(v),
+        Err(_) => None,
+    };
+    parsed.unwrap_or_else(|| Value::Bytes(raw.to_vec()))
+}
+
+/// A decoded wire value in the normalized model (`None`: not representable,
+/// the caller keeps the raw bytes).
+fn normalize(v: Wire<'_>) -> Option<Value> {
+    Some(match v {
+        Wire::Null => Value::Null,
+        Wire::Bool(b) => Value::Bool(b),
+        Wire::Int(i) => Value::Int(i.into()),
+        Wire::Float4(f) => Value::float(f.into()),
+        Wire::Float8(f) => Value::float(f),
+        Wire::Numeric(text) => Value::parse_decimal(&text)?,
+        Wire::Text(t) => Value::text_or_bytes(t.to_vec()),
+        Wire::Bytes(b) => Value::Bytes(b.to_vec()),
+        Wire::Bits(n, bytes) => bits_value(n, bytes)?,
+        Wire::Date(d) => match d {
             i32::MAX => Value::Text("infinity".into()),
             i32::MIN => Value::Text("-infinity".into()),
             d => Value::Date(d.saturating_add(temporal::PG_EPOCH_DAYS)),
-        }),
-        Time => be(raw).map(|b| Value::Time(i64::from_be_bytes(b))),
-        Timestamp | Timestamptz => be(raw).map(|b| match i64::from_be_bytes(b) {
+        },
+        Wire::Timestamp(t) => match t {
             i64::MAX => Value::Text("infinity".into()),
             i64::MIN => Value::Text("-infinity".into()),
             t => Value::Timestamp(
                 t.saturating_add(temporal::PG_EPOCH_DAYS as i64 * temporal::MICROS_PER_DAY),
             ),
-        }),
-        Json => std::str::from_utf8(raw).ok().map(Value::json),
-        Jsonb => match raw.split_first() {
-            Some((1, rest)) => std::str::from_utf8(rest).ok().map(Value::json),
-            _ => None,
         },
-        Interval => (raw.len() == 16).then(|| {
-            let micros = i64::from_be_bytes(raw[0..8].try_into().unwrap_or_default());
-            let days = i32::from_be_bytes(raw[8..12].try_into().unwrap_or_default());
-            let months = i32::from_be_bytes(raw[12..16].try_into().unwrap_or_default());
-            interval_value(months, days, micros)
-        }),
-        Bit => bits_binary(raw),
-        Uuid => be::<16>(raw).map(|b| Value::Text(format_uuid(&b))),
-    };
-    parsed.unwrap_or_else(|| Value::Bytes(raw.to_vec()))
+        Wire::Time(t) => Value::Time(t),
+        Wire::Interval {
+            micros,
+            days,
+            months,
+        } => interval_value(months, days, micros),
+        Wire::Uuid(b) => Value::Text(format_uuid(&b)),
+        Wire::Owned(s) => Value::Text(s),
+    })
 }
 
 /// Parses one non-NULL value in PostgreSQL's text output format.
@@ -220,11 +250,6 @@ pub fn from_pg_text(ty: PgType, s: &str) -> Value {
         }),
     };
     parsed.unwrap_or_else(|| Value::Text(s.to_string()))
-}
-
-fn trim_spaces(raw: &[u8]) -> &[u8] {
-    let end = raw.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-    &raw[..end]
 }
 
 pub(crate) fn parse_hex(s: &str) -> Option<Vec<u8>> {
@@ -276,16 +301,16 @@ fn interval_text(s: &str) -> Option<Value> {
     ))
 }
 
-/// bit/varbit: a 4-byte bit count, then the bits, most significant first.
-fn bits_binary(raw: &[u8]) -> Option<Value> {
-    let (len, bytes) = raw.split_at_checked(4)?;
-    let nbits = u32::from_be_bytes(len.try_into().ok()?) as usize;
+/// bit/varbit as an integer, most significant bit first (up to 127 bits;
+/// longer strings stay bytes).
+fn bits_value(nbits: u32, bytes: &[u8]) -> Option<Value> {
+    let nbits = nbits as usize;
     if nbits > 127 || bytes.len() != nbits.div_ceil(8) {
         return None;
     }
     let mut acc = 0i128;
     for i in 0..nbits {
-        let bit = (bytes[i / 8] >> (7 - i % 8)) & 1;
+        let bit = (bytes.get(i / 8)? >> (7 - i % 8)) & 1;
         acc = (acc << 1) | bit as i128;
     }
     Some(Value::Int(acc))
@@ -303,58 +328,16 @@ fn format_uuid(b: &[u8; 16]) -> String {
     )
 }
 
-/// NUMERIC's binary form as decimal text: `ndigits`, `weight` (of the first
-/// base-10000 digit), `sign`, `dscale`, then the base-10000 digits.
-fn numeric_binary(raw: &[u8]) -> Option<String> {
-    let word = |i: usize| raw.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let ndigits = word(0)? as usize;
-    let weight = word(2)? as i16 as i64;
-    let sign = word(4)?;
-    match sign {
-        0xC000 => return Some("NaN".into()),
-        0xD000 => return Some("Infinity".into()),
-        0xF000 => return Some("-Infinity".into()),
-        0x0000 | 0x4000 => {}
-        _ => return None,
-    }
-    if raw.len() != 8 + 2 * ndigits || weight.abs() > 40_000 {
-        return None;
-    }
-    let digit = |i: i64| -> u16 {
-        if i < 0 || i as usize >= ndigits {
-            0
-        } else {
-            word(8 + 2 * i as usize).unwrap_or(0)
-        }
-    };
-    let mut out = String::with_capacity(4 * (ndigits + weight.unsigned_abs() as usize) + 3);
-    if sign == 0x4000 {
-        out.push('-');
-    }
-    if weight < 0 {
-        out.push('0');
-    } else {
-        for i in 0..=weight {
-            out.push_str(&format!("{:04}", digit(i)));
-        }
-    }
-    let last = ndigits as i64 - 1;
-    if last > weight {
-        out.push('.');
-        for i in weight + 1..=last {
-            out.push_str(&format!("{:04}", digit(i)));
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// NUMERIC's binary form with the display scale PostgreSQL would send
+    /// (every stored fractional group shown).
     fn numeric(ndigits: u16, weight: i16, sign: u16, digits: &[u16]) -> Vec<u8> {
+        let dscale = (i32::from(ndigits) - 1 - i32::from(weight)).max(0) * 4;
         let mut v = Vec::new();
-        for w in [ndigits, weight as u16, sign, 0] {
+        for w in [ndigits, weight as u16, sign, dscale as u16] {
             v.extend_from_slice(&w.to_be_bytes());
         }
         for d in digits {

@@ -25,6 +25,7 @@
 mod key;
 pub mod mysql;
 pub mod pg;
+pub mod pg_binary;
 pub mod temporal;
 
 #[cfg(test)]

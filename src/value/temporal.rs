@@ -34,6 +34,41 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The civil date of a day count since 2000-01-01 (PostgreSQL's epoch);
+/// never overflows for any `i32`.
+pub fn civil_from_pg_days(days: i32) -> (i64, u32, u32) {
+    civil_from_days(i64::from(days) + i64::from(PG_EPOCH_DAYS))
+}
+
+/// `[-]HH:MM:SS[.ffffff]`: hours keep growing past 24 (MySQL TIME);
+/// fractional digits are truncated to `fsp`.
+pub fn push_time(out: &mut String, t: i64, fsp: u8, trim: bool) {
+    let a = t.unsigned_abs();
+    if t < 0 {
+        out.push('-');
+    }
+    let secs = a / 1_000_000;
+    let frac = a % 1_000_000;
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    let f = format!("{frac:06}");
+    if trim {
+        let t = f.trim_end_matches('0');
+        if !t.is_empty() {
+            out.push('.');
+            out.push_str(t);
+        }
+    } else if fsp > 0 {
+        out.push('.');
+        out.push_str(&f[..usize::from(fsp.min(6))]);
+    }
+}
+
 fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -246,6 +281,23 @@ pub fn write_timestamp(out: &mut String, micros: i64) {
     if y < 1 {
         out.push_str(" BC");
     }
+}
+
+/// RFC 3339 UTC timestamp with microseconds, without a date-time crate.
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! reach the client: they are drift events.
 
 mod conn;
+mod drain;
 mod fk;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -27,8 +28,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::mysql::BackendConn;
+use crate::background::Background;
 use crate::config::{BackendConfig, BackendKind, BackendTarget, MirrorConfig, OverflowPolicy};
-use crate::drift::{now_rfc3339, DriftEvent, DriftKind, DriftLog};
+use crate::dualwrite::drift::{now_rfc3339, DriftEvent, DriftKind, DriftLog};
 use crate::sql::schema::Schema;
 use crate::sql::translate;
 
@@ -108,6 +110,7 @@ impl Mirror {
         max_packet: usize,
         phase: &'static str,
         schema: Arc<ArcSwap<Schema>>,
+        background: &Background,
     ) -> Result<Self, String> {
         let (tx, rx) = mpsc::channel(config.queue_capacity as usize);
         let drift = DriftLog::start(config.drift_log.clone());
@@ -137,7 +140,8 @@ impl Mirror {
             stats,
             phase,
         };
-        tokio::spawn(applier.run(rx));
+        // Owned: shutdown drains the queue within its bound (see `drain`).
+        background.spawn(applier.run(rx, background.signal()));
         Ok(mirror)
     }
 
@@ -208,12 +212,23 @@ impl Mirror {
             Err(unit) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 unit.in_flight.done.fetch_add(1, Ordering::Relaxed);
+                let (kind, why) = if self.tx.is_closed() {
+                    (
+                        DriftKind::Shutdown,
+                        "the mirror stopped (shutdown); write not mirrored",
+                    )
+                } else {
+                    (
+                        DriftKind::QueueFull,
+                        "mirror queue full; write not mirrored",
+                    )
+                };
                 self.record(
                     unit.session,
-                    DriftKind::QueueFull,
+                    kind,
                     &unit.statements.join(";\n"),
                     None,
-                    "mirror queue full; write not mirrored".into(),
+                    why.into(),
                 );
                 None
             }
@@ -409,17 +424,6 @@ const MAX_DEMOTIONS_PER_UNIT: usize = 8;
 const DOWN: &str = "secondary unreachable";
 
 impl Applier {
-    async fn run(mut self, mut rx: mpsc::Receiver<Unit>) {
-        while let Some(unit) = rx.recv().await {
-            self.apply(unit).await;
-            // Counted down only once applied: 0 means the secondary caught up.
-            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-        }
-        for (statement, error) in self.fks.never_applied() {
-            self.record(0, DriftKind::ForeignKeyHeld, statement, None, error);
-        }
-    }
-
     fn record(
         &self,
         session: u64,
@@ -439,19 +443,19 @@ impl Applier {
         });
     }
 
-    async fn apply(&mut self, unit: Unit) {
-        let Unit {
-            session,
-            statements,
-            transaction,
-            enqueued,
-            done,
-            in_flight,
-        } = unit;
-        // Counted down whatever the outcome: a failed write is drift, and the
-        // session's reads need not wait for it.
-        let _applied = InFlightGuard(in_flight);
-        let (batch, fks) = match self.prepare(&statements) {
+    /// Applies one unit. It borrows the unit so that a caller which gives
+    /// up on it (the shutdown bound) can still record what it held.
+    async fn apply(&mut self, unit: &mut Unit) {
+        let session = unit.session;
+        let transaction = unit.transaction;
+        let enqueued = unit.enqueued;
+        let done = unit.done.take();
+        let statements = &unit.statements;
+        // Counted down whatever the outcome (or if the apply is abandoned at
+        // shutdown): a failed write is drift, and the session's reads need
+        // not wait for it.
+        let _applied = InFlightGuard(Arc::clone(&unit.in_flight));
+        let (batch, fks) = match self.prepare(statements) {
             Ok(b) => b,
             Err((stmt, e)) => {
                 // One untranslatable statement: the whole unit is skipped so
@@ -488,7 +492,7 @@ impl Applier {
             if transaction {
                 let _ = self.exec("ROLLBACK").await;
             }
-            if !self.demote(session, &statements, &table, &constraint).await {
+            if !self.demote(session, statements, &table, &constraint).await {
                 break;
             }
             demoted += 1;

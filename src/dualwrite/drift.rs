@@ -31,6 +31,10 @@ pub enum DriftKind {
     /// write the primary accepted violates it, or never added while the
     /// mirror ran); it waits in `tandem_pending_foreign_keys`.
     ForeignKeyHeld,
+    /// The proxy shut down before the secondary applied the write (still
+    /// queued when the shutdown bound ran out, or being applied then:
+    /// whether the secondary committed that one is unknown).
+    Shutdown,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,33 +77,15 @@ impl DriftLog {
     pub fn recorded(&self) -> u64 {
         self.recorded.load(Ordering::Relaxed)
     }
+
+    /// Waits (at most `bound`) until every event recorded so far is in the
+    /// file: the last step of a mirror's shutdown.
+    pub async fn flush(&self, bound: std::time::Duration) -> bool {
+        self.out.flush(bound).await
+    }
 }
 
-/// RFC 3339 UTC timestamp with microseconds, without a date-time crate.
-pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_micros()
-    )
-}
+pub use crate::value::temporal::now_rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -115,11 +115,7 @@ fn every_combination_follows_the_table() {
                                 (read && two).then_some(shadow),
                                 "{row}"
                             );
-                            assert_eq!(
-                                plan.session_wrote,
-                                side == Target::Old && !read,
-                                "{row}"
-                            );
+                            assert_eq!(plan.session_wrote, side == Target::Old && !read, "{row}");
                         }
                     }
                 }
@@ -135,7 +131,11 @@ fn writes_never_leave_the_authoritative_side() {
         for class in CLASSES.into_iter().filter(|c| *c != StatementClass::Read) {
             let mut f = facts(phase, class, authoritative(phase));
             f.config.read_share = 100.0;
-            assert_eq!(decide(&f).answer, authoritative(phase), "{phase:?} {class:?}");
+            assert_eq!(
+                decide(&f).answer,
+                authoritative(phase),
+                "{phase:?} {class:?}"
+            );
         }
     }
 }
@@ -231,16 +231,76 @@ fn facts_of_real_statements() {
     let c = Classifier::new(64);
     let of = |sql: &str| StatementFacts::of(&c.classify(sql), sql.as_bytes());
     let cases: [(&str, StatementClass, bool, bool, Comparable); 10] = [
-        ("SELECT a FROM t ORDER BY a", StatementClass::Read, false, false, Comparable::Yes),
-        ("SELECT a FROM t FOR UPDATE", StatementClass::Read, false, true, Comparable::Unsupported),
-        ("SELECT NOW()", StatementClass::Read, false, false, Comparable::Nondeterministic),
-        ("SHOW TABLES", StatementClass::Read, false, false, Comparable::Unsupported),
-        ("INSERT INTO t VALUES (1)", StatementClass::Write, true, false, Comparable::Unsupported),
-        ("CREATE TABLE x (a INT)", StatementClass::Ddl, true, false, Comparable::Unsupported),
-        ("SAVEPOINT s1", StatementClass::Transaction, true, false, Comparable::Unsupported),
-        ("COMMIT", StatementClass::Transaction, false, false, Comparable::Unsupported),
-        ("SET @a = 1", StatementClass::Session, false, false, Comparable::Unsupported),
-        ("SELECT 1; SELECT 2", StatementClass::Read, false, false, Comparable::Unsupported),
+        (
+            "SELECT a FROM t ORDER BY a",
+            StatementClass::Read,
+            false,
+            false,
+            Comparable::Yes,
+        ),
+        (
+            "SELECT a FROM t FOR UPDATE",
+            StatementClass::Read,
+            false,
+            true,
+            Comparable::Unsupported,
+        ),
+        (
+            "SELECT NOW()",
+            StatementClass::Read,
+            false,
+            false,
+            Comparable::Nondeterministic,
+        ),
+        (
+            "SHOW TABLES",
+            StatementClass::Read,
+            false,
+            false,
+            Comparable::Unsupported,
+        ),
+        (
+            "INSERT INTO t VALUES (1)",
+            StatementClass::Write,
+            true,
+            false,
+            Comparable::Unsupported,
+        ),
+        (
+            "CREATE TABLE x (a INT)",
+            StatementClass::Ddl,
+            true,
+            false,
+            Comparable::Unsupported,
+        ),
+        (
+            "SAVEPOINT s1",
+            StatementClass::Transaction,
+            true,
+            false,
+            Comparable::Unsupported,
+        ),
+        (
+            "COMMIT",
+            StatementClass::Transaction,
+            false,
+            false,
+            Comparable::Unsupported,
+        ),
+        (
+            "SET @a = 1",
+            StatementClass::Session,
+            false,
+            false,
+            Comparable::Unsupported,
+        ),
+        (
+            "SELECT 1; SELECT 2",
+            StatementClass::Read,
+            false,
+            false,
+            Comparable::Unsupported,
+        ),
     ];
     for (sql, class, changes, locking, comparable) in cases {
         let f = of(sql);
@@ -252,7 +312,10 @@ fn facts_of_real_statements() {
     }
     // Text sqlparser cannot read: a write unless its first word reads.
     let garbage = of("FROBNICATE the table");
-    assert_eq!((garbage.class, garbage.changes_data), (StatementClass::Write, true));
+    assert_eq!(
+        (garbage.class, garbage.changes_data),
+        (StatementClass::Write, true)
+    );
     assert!(plainly_reads(b"  select * from t lock in share mode"));
     assert!(plainly_reads(b"\tSHOW ENGINE INNODB STATUS"));
     assert!(!plainly_reads(b"REPLACE INTO t VALUES (1)"));

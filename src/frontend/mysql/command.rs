@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use super::handshake::access_denied;
 use super::idle::{self, Idle};
+use super::pipeline::{self, Statement};
 use super::reads::{self, Text};
 use super::relay::{self, RelayError};
 use super::sql_prepared;
@@ -16,9 +17,11 @@ use crate::auth::verify_native;
 use crate::backend::mysql::BackendConn;
 use crate::backend::pool::LeasePermit;
 use crate::metrics::Metrics;
+use crate::proxy::decide::Mirror;
 use crate::route::Target;
 use crate::server::AppState;
 use crate::session::{Prepared, Session};
+use crate::shadow::capture::Capture;
 use crate::shadow::Relayed;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::wire::buf::Reader;
@@ -77,11 +80,12 @@ pub async fn run(
                 break End::Clean;
             }
         };
+        write::follow_phase(&mut session, state);
+        let stmt = pipeline::prepare(state, &session, &pkt.payload, Target::Old);
         let gated = super::fence::gate(
             &mut client,
-            &session,
             state,
-            &pkt.payload,
+            pipeline::may_write(&pkt.payload, stmt.as_ref()),
             &mut fleet_hold,
             Target::Old,
         );
@@ -91,7 +95,15 @@ pub async fn run(
             Ok(false) => continue,
             Err(_) => break End::Dirty,
         }
-        let result = dispatch(&mut client, &mut backend, &mut session, state, &pkt.payload).await;
+        let result = dispatch(
+            &mut client,
+            &mut backend,
+            &mut session,
+            state,
+            &pkt.payload,
+            stmt,
+        )
+        .await;
         super::fence::after(&session, &mut fleet_hold);
         match result {
             Ok(Flow::Continue) if !write::stays(&session, state, crate::route::Target::Old) => {
@@ -138,9 +150,9 @@ async fn dispatch(
     session: &mut Session,
     state: &Arc<AppState>,
     payload: &[u8],
+    stmt: Option<Statement>,
 ) -> Result<Flow, RelayError> {
     let deprecate_eof = session.deprecate_eof();
-    write::follow_phase(session, state);
     let Some(&command) = payload.first() else {
         reply_error(
             client,
@@ -154,50 +166,40 @@ async fn dispatch(
         cmd::QUIT => return Ok(Flow::Quit),
         cmd::QUERY => {
             let started = std::time::Instant::now();
-            let classified = classify(state, &payload[1..]);
+            let sql = &payload[1..];
+            let stmt = stmt.unwrap_or_else(|| {
+                pipeline::statement(state, session, classify(state, sql), sql, Target::Old)
+            });
+            let (classified, plan) = (&stmt.classified, stmt.plan);
             state.metrics.count_statement(classified.class);
             let _timer = LatencyTimer(state, classified.class, started);
             let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
-            if classified.class != StatementClass::Read {
+            if plan.session_wrote {
                 session.stream_wrote = true;
             }
-            if sql_prepared::candidate(&classified) {
-                let parsed = std::str::from_utf8(&payload[1..])
-                    .ok()
-                    .and_then(sql_prepared::parse);
+            if sql_prepared::candidate(classified) {
+                let parsed = std::str::from_utf8(sql).ok().and_then(sql_prepared::parse);
                 if let Some(c) = parsed {
                     return sql_prepared::serve(
-                        client,
-                        backend,
-                        session,
-                        state,
-                        payload,
-                        &classified,
-                        c,
+                        client, backend, session, state, payload, classified, c,
                     )
                     .instrument(span)
                     .await;
                 }
             }
-            if session.mirror.is_some() && write::mirrors(&classified, &payload[1..]) {
-                return write::query(client, backend, session, state, payload, &classified)
+            if plan.mirror == Mirror::Statements {
+                return write::query(client, backend, session, state, payload, classified)
                     .instrument(span)
                     .await;
             }
-            if classified.class == StatementClass::Read
-                && reads::serve_from_new(
-                    client,
-                    backend,
-                    session,
-                    state,
-                    Text::Raw(&payload[1..]),
-                    &classified,
-                )
-                .await?
+            pipeline::note_routed(state, session, &plan);
+            if plan.answer == Target::New
+                && reads::serve_from_new(client, backend, session, state, Text::Raw(sql)).await?
             {
                 return Ok(Flow::Continue);
             }
-            let mut capture = reads::shadow_capture(state, session, &classified);
+            let mut capture = pipeline::shadow_sampled(state, session, &stmt)
+                .then(|| Capture::new(capture_bytes(state)));
             let w = relay::command_tapped(
                 &mut backend.io,
                 client,
@@ -219,11 +221,11 @@ async fn dispatch(
                     deprecate_eof,
                     latency: started.elapsed(),
                 };
-                let statement = String::from_utf8_lossy(&payload[1..]).into_owned();
-                reads::shadow_submit(
+                let statement = String::from_utf8_lossy(sql).into_owned();
+                pipeline::shadow_submit(
                     state,
                     session,
-                    &classified,
+                    classified,
                     statement,
                     Target::Old,
                     Some(relayed),
@@ -231,11 +233,11 @@ async fn dispatch(
             }
             session.note_status(w.status);
             if w.ok.is_some() && classified.class == StatementClass::Session {
-                if let Some(db) = used_database(&payload[1..]) {
+                if let Some(db) = used_database(sql) {
                     session.database = db;
                 }
             }
-            write::after_relay(client, session, Some(&classified)).await?;
+            write::after_relay(client, session, Some(classified)).await?;
             return Ok(Flow::Continue);
         }
         cmd::STMT_PREPARE => {
@@ -264,33 +266,22 @@ async fn dispatch(
         }
         cmd::STMT_EXECUTE => {
             let id = statement_id(payload);
-            let classified = id
-                .and_then(|id| session.prepared.get(&id))
-                .map(|p| p.classified.clone());
-            if classified
-                .as_ref()
-                .is_none_or(|c| c.class != StatementClass::Read)
-            {
+            // `stmt` is `None` for an unknown statement id: relayed as is.
+            if stmt.as_ref().is_none_or(|s| s.plan.session_wrote) {
                 session.stream_wrote = true;
             }
-            let _timer = classified.as_ref().map(|c| {
-                state.metrics.count_statement(c.class);
-                LatencyTimer(state, c.class, std::time::Instant::now())
+            let _timer = stmt.as_ref().map(|s| {
+                state.metrics.count_statement(s.classified.class);
+                LatencyTimer(state, s.classified.class, std::time::Instant::now())
             });
-            if let (Some(id), Some(c)) = (id, &classified) {
-                if session.mirror.is_some()
-                    && session
-                        .prepared
-                        .get(&id)
-                        .is_some_and(|p| write::mirrors(c, p.sql.as_bytes()))
-                {
+            if let (Some(id), Some(s)) = (id, &stmt) {
+                if s.plan.mirror == Mirror::Statements {
                     return write::execute(client, backend, session, state, payload, id).await;
                 }
-            }
-            if let (Some(id), Some(c)) = (id, &classified) {
+                pipeline::note_routed(state, session, &s.plan);
                 let text = Text::Prepared { payload, id };
-                if c.class == StatementClass::Read
-                    && reads::serve_from_new(client, backend, session, state, text, c).await?
+                if s.plan.answer == Target::New
+                    && reads::serve_from_new(client, backend, session, state, text).await?
                 {
                     if let Some(p) = session.prepared.get_mut(&id) {
                         p.long_data.iter_mut().for_each(|l| *l = false);
@@ -308,9 +299,10 @@ async fn dispatch(
                 );
             }
             let started = std::time::Instant::now();
-            let mut capture = classified
+            let mut capture = stmt
                 .as_ref()
-                .and_then(|c| reads::shadow_capture(state, session, c));
+                .filter(|s| pipeline::shadow_sampled(state, session, s))
+                .map(|_| Capture::new(capture_bytes(state)));
             let w = relay::command_tapped(
                 &mut backend.io,
                 client,
@@ -320,6 +312,7 @@ async fn dispatch(
                 capture.as_mut(),
             )
             .await?;
+            let classified = stmt.map(|s| s.classified);
             if classified
                 .as_ref()
                 .is_some_and(|c| c.class == StatementClass::Read)
@@ -488,7 +481,7 @@ fn shadow_execute(
         deprecate_eof: session.deprecate_eof(),
         latency: started.elapsed(),
     };
-    reads::shadow_submit(
+    pipeline::shadow_submit(
         state,
         session,
         classified,
@@ -496,6 +489,11 @@ fn shadow_execute(
         Target::Old,
         Some(relayed),
     );
+}
+
+/// How much of an answer is copied for a shadow comparison.
+fn capture_bytes(state: &AppState) -> usize {
+    state.snapshot.load().config.shadow.capture_bytes as usize
 }
 
 fn statement_id(payload: &[u8]) -> Option<u32> {

@@ -12,10 +12,13 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use super::pipeline::{self, Statement};
 use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::metrics::Metrics;
 use crate::mirror::Op;
+use crate::proxy::decide::{Mirror, Plan};
+use crate::route::Target;
 use crate::server::AppState;
 use crate::session::{Prepared, Session};
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
@@ -165,13 +168,13 @@ pub async fn run(
         };
         let Ok(pkt) = pkt else { break };
         write::follow_phase(&mut session, state);
+        let stmt = pipeline::prepare(state, &session, &pkt.payload, Target::New);
         let gated = super::fence::gate(
             &mut client,
-            &session,
             state,
-            &pkt.payload,
+            pipeline::may_write(&pkt.payload, stmt.as_ref()),
             &mut fleet_hold,
-            crate::route::Target::New,
+            Target::New,
         );
         match gated.await {
             Ok(true) => {}
@@ -185,6 +188,7 @@ pub async fn run(
             &mut session,
             state,
             &pkt.payload,
+            stmt,
             &mut next_statement,
         )
         .await;
@@ -217,6 +221,7 @@ async fn dispatch(
     session: &mut Session,
     state: &Arc<AppState>,
     payload: &[u8],
+    stmt: Option<Statement>,
     next_statement: &mut u32,
 ) -> Result<bool, PgError> {
     let Some(&command) = payload.first() else {
@@ -244,12 +249,14 @@ async fn dispatch(
             ok(client, session).await?;
         }
         cmd::QUERY => {
-            let classified = state
-                .classifier
-                .classify(&String::from_utf8_lossy(&payload[1..]));
-            state.metrics.count_statement(classified.class);
-            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
-            statement(client, pg, session, state, &sql, &classified, None).await?;
+            let text = &payload[1..];
+            let stmt = stmt.unwrap_or_else(|| {
+                let classified = super::command::classify(state, text);
+                pipeline::statement(state, session, classified, text, Target::New)
+            });
+            state.metrics.count_statement(stmt.classified.class);
+            let sql = String::from_utf8_lossy(text).into_owned();
+            statement(client, pg, session, state, &sql, &stmt, None).await?;
         }
         cmd::STMT_PREPARE => {
             let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
@@ -319,9 +326,16 @@ async fn dispatch(
                     return Ok(true);
                 }
             };
-            let (sql, classified) = (p.sql.clone(), p.classified.clone());
-            state.metrics.count_statement(classified.class);
-            statement(client, pg, session, state, &sql, &classified, Some(&values)).await?;
+            let sql = p.sql.clone();
+            let stmt = match stmt {
+                Some(s) => s,
+                None => {
+                    let classified = Arc::clone(&p.classified);
+                    pipeline::statement(state, session, classified, sql.as_bytes(), Target::New)
+                }
+            };
+            state.metrics.count_statement(stmt.classified.class);
+            statement(client, pg, session, state, &sql, &stmt, Some(&values)).await?;
         }
         cmd::STMT_CLOSE => {
             if let Some(id) = Reader::new(&payload[1..]).u32() {
@@ -349,14 +363,15 @@ async fn statement(
     session: &mut Session,
     state: &Arc<AppState>,
     sql: &str,
-    classified: &Classified,
+    stmt: &Statement,
     params: Option<&[ParamValue]>,
 ) -> Result<(), PgError> {
+    let (classified, plan) = (&*stmt.classified, stmt.plan);
     let binary = params.is_some();
     match classified.class {
         StatementClass::Session => return session_statement(client, pg, session, sql).await,
         StatementClass::Transaction => {
-            return transaction_statement(client, pg, session, classified, sql).await
+            return transaction_statement(client, pg, session, classified, &plan, sql).await
         }
         _ => {}
     }
@@ -365,10 +380,8 @@ async fn statement(
             return answer_variables(client, session, state, &vars).await;
         }
     }
-    let writes = matches!(
-        classified.class,
-        StatementClass::Write | StatementClass::Ddl
-    );
+    // Writes and DDL run with pinned values (see `proxy::decide`).
+    let writes = plan.pin;
     // The MySQL text with parameters inlined and pinned values fixed: what
     // PostgreSQL runs (translated) and what the old backend gets mirrored.
     let shape = pin::analyze(sql).ok();
@@ -449,16 +462,10 @@ async fn statement(
     };
     let summary = pg.query_to_mysql(&req, &cx, &*schema, client, 1).await?;
     session.status = summary.status;
-    if classified.class == StatementClass::Read
-        && state.shadow.wants(
-            &state.snapshot.load().config,
-            classified,
-            session.status & IN_TRANS != 0,
-        )
-    {
+    if classified.class == StatementClass::Read && pipeline::shadow_sampled(state, session, stmt) {
         // PostgreSQL's answer was rendered, not relayed: the worker runs the
         // statement on both sides.
-        super::reads::shadow_submit(
+        pipeline::shadow_submit(
             state,
             session,
             classified,
@@ -470,7 +477,7 @@ async fn statement(
     if summary.error.is_none() && summary.last_insert_id != 0 {
         session.last_insert_id = summary.last_insert_id;
     }
-    if summary.error.is_none() && writes && session.mirror.is_some() {
+    if summary.error.is_none() && plan.mirror == Mirror::Statements {
         // Mirror to the old backend with PostgreSQL's ids.
         write::after_other(session, None).await;
         if session.status & IN_TRANS != 0 && !session.mirror_txn_open {
@@ -524,6 +531,7 @@ async fn transaction_statement(
     pg: &mut PgSession,
     session: &mut Session,
     classified: &Classified,
+    plan: &Plan,
     sql: &str,
 ) -> Result<(), PgError> {
     let op = classified.statements.first().and_then(|s| s.txn);
@@ -539,10 +547,8 @@ async fn transaction_statement(
     session.status = status;
     match result {
         Ok(()) => {
-            if matches!(
-                op,
-                Some(TxnOp::Savepoint | TxnOp::ReleaseSavepoint | TxnOp::RollbackToSavepoint)
-            ) {
+            // Savepoints go to the mirror too (`ROLLBACK TO` works there).
+            if plan.mirror == Mirror::Statements {
                 if let Some(m) = session.mirror.as_mut() {
                     m.send(Op::Write(sql.to_string())).await;
                 }

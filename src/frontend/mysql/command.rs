@@ -11,6 +11,7 @@ use super::idle::{self, Idle};
 use super::pipeline::{self, Statement};
 use super::reads::{self, Text};
 use super::relay::{self, RelayError};
+use super::request::Command;
 use super::sql_prepared;
 use super::write;
 use crate::auth::verify_native;
@@ -24,8 +25,6 @@ use crate::session::{Prepared, Session};
 use crate::shadow::capture::Capture;
 use crate::shadow::Relayed;
 use crate::sql::classify::{Classified, StatementClass};
-use crate::wire::buf::Reader;
-use crate::wire::cmd;
 use crate::wire::handshake::{ChangeUser, NATIVE_PASSWORD};
 use crate::wire::io::{PacketIo, PeerState, WireError};
 use crate::wire::packets::{auth_switch_request, ServerError};
@@ -81,11 +80,12 @@ pub async fn run(
             }
         };
         write::follow_phase(&mut session, state);
-        let stmt = pipeline::prepare(state, &session, &pkt.payload, Target::Old);
+        let command = Command::parse(&pkt.payload);
+        let stmt = pipeline::prepare(state, &session, &command, Target::Old);
         let gated = super::fence::gate(
             &mut client,
             state,
-            pipeline::may_write(&pkt.payload, stmt.as_ref()),
+            pipeline::may_write(&command, stmt.as_ref()),
             &mut fleet_hold,
             Target::Old,
         );
@@ -101,6 +101,7 @@ pub async fn run(
             &mut session,
             state,
             &pkt.payload,
+            command,
             stmt,
         )
         .await;
@@ -150,23 +151,23 @@ async fn dispatch(
     session: &mut Session,
     state: &Arc<AppState>,
     payload: &[u8],
+    command: Command<'_>,
     stmt: Option<Statement>,
 ) -> Result<Flow, RelayError> {
     let deprecate_eof = session.deprecate_eof();
-    let Some(&command) = payload.first() else {
-        reply_error(
-            client,
-            1,
-            &ServerError::new(1047, b"08S01", "Unknown command"),
-        )
-        .await?;
-        return Ok(Flow::Continue);
-    };
     let expect = match command {
-        cmd::QUIT => return Ok(Flow::Quit),
-        cmd::QUERY => {
+        Command::Empty => {
+            reply_error(
+                client,
+                1,
+                &ServerError::new(1047, b"08S01", "Unknown command"),
+            )
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        Command::Quit => return Ok(Flow::Quit),
+        Command::Query(sql) => {
             let started = std::time::Instant::now();
-            let sql = &payload[1..];
             let stmt = stmt.unwrap_or_else(|| {
                 pipeline::statement(state, session, classify(state, sql), sql, Target::Old)
             });
@@ -240,8 +241,8 @@ async fn dispatch(
             write::after_relay(client, session, Some(classified)).await?;
             return Ok(Flow::Continue);
         }
-        cmd::STMT_PREPARE => {
-            let classified = classify(state, &payload[1..]);
+        Command::Prepare(sql) => {
+            let classified = classify(state, sql);
             let w = relay::command(
                 &mut backend.io,
                 client,
@@ -256,7 +257,7 @@ async fn dispatch(
                     Prepared {
                         classified,
                         params: ok.params,
-                        sql: String::from_utf8_lossy(&payload[1..]).into_owned(),
+                        sql: String::from_utf8_lossy(sql).into_owned(),
                         param_types: Vec::new(),
                         long_data: vec![false; usize::from(ok.params)],
                     },
@@ -264,8 +265,7 @@ async fn dispatch(
             }
             return Ok(Flow::Continue);
         }
-        cmd::STMT_EXECUTE => {
-            let id = statement_id(payload);
+        Command::Execute(id) => {
             // `stmt` is `None` for an unknown statement id: relayed as is.
             if stmt.as_ref().is_none_or(|s| s.plan.session_wrote) {
                 session.stream_wrote = true;
@@ -338,24 +338,23 @@ async fn dispatch(
             write::after_relay(client, session, classified.as_deref()).await?;
             return Ok(Flow::Continue);
         }
-        cmd::STMT_FETCH => Expect::Fetch,
-        cmd::STMT_RESET => {
-            if let Some(p) = statement_id(payload).and_then(|id| session.prepared.get_mut(&id)) {
+        Command::Fetch => Expect::Fetch,
+        Command::Reset(id) => {
+            if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
                 p.long_data.iter_mut().for_each(|l| *l = false);
             }
             Expect::Single
         }
-        cmd::STMT_CLOSE => {
-            if let Some(id) = statement_id(payload) {
+        Command::Close(id) => {
+            if let Some(id) = id {
                 session.prepared.remove(&id);
             }
             relay::command_no_response(&mut backend.io, payload).await?;
             return Ok(Flow::Continue);
         }
-        cmd::STMT_SEND_LONG_DATA => {
+        Command::LongData(target) => {
             // Remember which parameter came this way: it is not in the execute.
-            let mut r = Reader::new(&payload[1..]);
-            if let (Some(id), Some(param)) = (r.u32(), r.u16()) {
+            if let Some((id, param)) = target {
                 if let Some(flag) = session
                     .prepared
                     .get_mut(&id)
@@ -367,19 +366,19 @@ async fn dispatch(
             relay::command_no_response(&mut backend.io, payload).await?;
             return Ok(Flow::Continue);
         }
-        cmd::RESET_CONNECTION => {
+        Command::ResetConnection => {
             session.prepared.clear();
             session.sql_prepared.clear();
             Expect::Single
         }
-        cmd::SET_OPTION => {
+        Command::SetOption => {
             session.protocol_changed = true;
             Expect::Single
         }
-        cmd::CHANGE_USER => return change_user(client, backend, session, state, payload).await,
-        cmd::FIELD_LIST => Expect::FieldList,
-        cmd::PROCESS_INFO => Expect::Results,
-        cmd::INIT_DB => {
+        Command::ChangeUser => return change_user(client, backend, session, state, payload).await,
+        Command::FieldList => Expect::FieldList,
+        Command::ProcessInfo => Expect::Results,
+        Command::InitDb(db) => {
             let w = relay::command(
                 &mut backend.io,
                 client,
@@ -390,14 +389,12 @@ async fn dispatch(
             .await?;
             session.note_status(w.status);
             if w.ok.is_some() {
-                session.database = String::from_utf8_lossy(&payload[1..]).into_owned();
+                session.database = String::from_utf8_lossy(db).into_owned();
             }
             return Ok(Flow::Continue);
         }
-        cmd::PING | cmd::REFRESH | cmd::STATISTICS | cmd::PROCESS_KILL | cmd::DEBUG => {
-            Expect::Single
-        }
-        other => {
+        Command::Ping | Command::Simple(_) => Expect::Single,
+        Command::Unsupported(other) => {
             // Replication and other commands a proxy cannot pass on safely.
             tracing::info!(command = other, "unsupported command refused");
             reply_error(
@@ -494,10 +491,6 @@ fn shadow_execute(
 /// How much of an answer is copied for a shadow comparison.
 fn capture_bytes(state: &AppState) -> usize {
     state.snapshot.load().config.shadow.capture_bytes as usize
-}
-
-fn statement_id(payload: &[u8]) -> Option<u32> {
-    Reader::new(payload.get(1..)?).u32()
 }
 
 pub(super) async fn reply_error(

@@ -13,6 +13,7 @@ mod pg_primary;
 mod pipeline;
 mod reads;
 pub mod relay;
+mod request;
 mod sql_prepared;
 mod tls;
 mod write;

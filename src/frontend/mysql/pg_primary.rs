@@ -13,6 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::pipeline::{self, Statement};
+use super::request::Command;
 use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::metrics::Metrics;
@@ -24,12 +25,11 @@ use crate::session::{Prepared, Session};
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::sql::pin;
 use crate::sql::translate;
-use crate::wire::buf::Reader;
 use crate::wire::execute::{parse_params, ParamValue};
 use crate::wire::handshake::{random_salt, Greeting, NATIVE_PASSWORD};
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::packets::{ok_packet, OkInfo, ServerError};
-use crate::wire::{cmd, CapabilityFlags as Caps, StatusFlags};
+use crate::wire::{CapabilityFlags as Caps, StatusFlags};
 
 /// What the proxy offers when it answers for PostgreSQL: no multi-statements
 /// (one PostgreSQL statement per command), no session tracking.
@@ -168,11 +168,12 @@ pub async fn run(
         };
         let Ok(pkt) = pkt else { break };
         write::follow_phase(&mut session, state);
-        let stmt = pipeline::prepare(state, &session, &pkt.payload, Target::New);
+        let command = Command::parse(&pkt.payload);
+        let stmt = pipeline::prepare(state, &session, &command, Target::New);
         let gated = super::fence::gate(
             &mut client,
             state,
-            pipeline::may_write(&pkt.payload, stmt.as_ref()),
+            pipeline::may_write(&command, stmt.as_ref()),
             &mut fleet_hold,
             Target::New,
         );
@@ -188,6 +189,7 @@ pub async fn run(
             &mut session,
             state,
             &pkt.payload,
+            command,
             stmt,
             &mut next_statement,
         )
@@ -221,26 +223,26 @@ async fn dispatch(
     session: &mut Session,
     state: &Arc<AppState>,
     payload: &[u8],
+    command: Command<'_>,
     stmt: Option<Statement>,
     next_statement: &mut u32,
 ) -> Result<bool, PgError> {
-    let Some(&command) = payload.first() else {
-        reply(
-            client,
-            1,
-            &ServerError::new(1047, b"08S01", "Unknown command").encode(),
-        )
-        .await?;
-        return Ok(true);
-    };
     match command {
-        cmd::QUIT => return Ok(false),
-        cmd::PING => ok(client, session).await?,
-        cmd::INIT_DB => {
-            session.database = String::from_utf8_lossy(&payload[1..]).into_owned();
+        Command::Empty => {
+            reply(
+                client,
+                1,
+                &ServerError::new(1047, b"08S01", "Unknown command").encode(),
+            )
+            .await?;
+        }
+        Command::Quit => return Ok(false),
+        Command::Ping => ok(client, session).await?,
+        Command::InitDb(db) => {
+            session.database = String::from_utf8_lossy(db).into_owned();
             ok(client, session).await?;
         }
-        cmd::RESET_CONNECTION => {
+        Command::ResetConnection => {
             if pg.in_transaction() {
                 let _ = pg.execute_silently("ROLLBACK").await;
             }
@@ -248,8 +250,7 @@ async fn dispatch(
             session.status = AUTOCOMMIT;
             ok(client, session).await?;
         }
-        cmd::QUERY => {
-            let text = &payload[1..];
+        Command::Query(text) => {
             let stmt = stmt.unwrap_or_else(|| {
                 let classified = super::command::classify(state, text);
                 pipeline::statement(state, session, classified, text, Target::New)
@@ -258,8 +259,8 @@ async fn dispatch(
             let sql = String::from_utf8_lossy(text).into_owned();
             statement(client, pg, session, state, &sql, &stmt, None).await?;
         }
-        cmd::STMT_PREPARE => {
-            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+        Command::Prepare(text) => {
+            let sql = String::from_utf8_lossy(text).into_owned();
             let classified = state.classifier.classify(&sql);
             let id = *next_statement;
             *next_statement = next_statement.wrapping_add(1).max(1);
@@ -296,8 +297,8 @@ async fn dispatch(
                 );
             }
         }
-        cmd::STMT_EXECUTE => {
-            let Some(id) = Reader::new(&payload[1..]).u32() else {
+        Command::Execute(id) => {
+            let Some(id) = id else {
                 return Ok(true);
             };
             let Some(p) = session.prepared.get_mut(&id) else {
@@ -337,14 +338,20 @@ async fn dispatch(
             state.metrics.count_statement(stmt.classified.class);
             statement(client, pg, session, state, &sql, &stmt, Some(&values)).await?;
         }
-        cmd::STMT_CLOSE => {
-            if let Some(id) = Reader::new(&payload[1..]).u32() {
+        Command::Close(id) => {
+            if let Some(id) = id {
                 session.prepared.remove(&id);
             }
         }
-        cmd::STMT_RESET => ok(client, session).await?,
-        cmd::STMT_SEND_LONG_DATA => {}
-        _ => {
+        Command::Reset(_) => ok(client, session).await?,
+        Command::LongData(_) => {}
+        Command::Fetch
+        | Command::SetOption
+        | Command::ChangeUser
+        | Command::FieldList
+        | Command::ProcessInfo
+        | Command::Simple(_)
+        | Command::Unsupported(_) => {
             let err = ServerError::new(
                 1047,
                 b"08S01",

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::command::classify;
+use super::request::Command;
 use crate::config::StickyMode;
 use crate::metrics::Metrics;
 use crate::proxy::decide::{self, ConfigFacts, Facts, Plan, SessionFacts, StatementFacts};
@@ -15,8 +16,6 @@ use crate::server::AppState;
 use crate::session::Session;
 use crate::shadow::Relayed;
 use crate::sql::classify::Classified;
-use crate::wire::buf::Reader;
-use crate::wire::cmd;
 
 /// A statement about to run, with what was decided for it.
 pub(super) struct Statement {
@@ -30,17 +29,13 @@ pub(super) struct Statement {
 pub(super) fn prepare(
     state: &AppState,
     session: &Session,
-    payload: &[u8],
+    command: &Command<'_>,
     side: Target,
 ) -> Option<Statement> {
-    match payload.first() {
-        Some(&cmd::QUERY) => {
-            let sql = payload.get(1..).unwrap_or_default();
-            Some(statement(state, session, classify(state, sql), sql, side))
-        }
-        Some(&cmd::STMT_EXECUTE) => {
-            let id = Reader::new(payload.get(1..)?).u32()?;
-            let p = session.prepared.get(&id)?;
+    match *command {
+        Command::Query(sql) => Some(statement(state, session, classify(state, sql), sql, side)),
+        Command::Execute(id) => {
+            let p = session.prepared.get(&id?)?;
             let classified = Arc::clone(&p.classified);
             Some(statement(
                 state,
@@ -56,10 +51,10 @@ pub(super) fn prepare(
 
 /// Whether the command passes the fleet's write gate: a statement that may
 /// change data, or an execute of a statement the proxy does not know.
-pub(super) fn may_write(payload: &[u8], statement: Option<&Statement>) -> bool {
-    match (payload.first(), statement) {
+pub(super) fn may_write(command: &Command<'_>, statement: Option<&Statement>) -> bool {
+    match (command, statement) {
         (_, Some(s)) => s.plan.fleet_gate,
-        (Some(&cmd::STMT_EXECUTE), None) => true,
+        (Command::Execute(_), None) => true,
         _ => false,
     }
 }

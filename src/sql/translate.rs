@@ -33,16 +33,10 @@ mod tests;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Statement, Value, ValueWithSpan, VisitMut, VisitorMut};
-use sqlparser::dialect::MySqlDialect;
-use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Span;
 
 use super::schema::Schema;
 use scope::Scope;
-
-/// Parser nesting limit: deep enough for real queries, shallow enough that
-/// the recursive rewrite and printing cannot exhaust a thread's stack.
-const RECURSION_LIMIT: usize = 64;
 
 /// The PostgreSQL statements for one MySQL text, to run in order (in one
 /// transaction when there are several).
@@ -137,7 +131,7 @@ pub struct MysqlOutcome {
 /// PostgreSQL's own identity value here; the mirror should use
 /// [`to_postgres_replay`] so both sides store MySQL's ids.
 pub fn to_postgres(mysql_sql: &str, schema: &Schema) -> Result<Translated, TranslateError> {
-    guarded(|| translate(mysql_sql, schema, None))
+    guarded(mysql_sql, || translate(mysql_sql, schema, None))
 }
 
 /// Like [`to_postgres`], for a write that already ran on MySQL: the
@@ -152,21 +146,24 @@ pub fn to_postgres_replay(
         first: outcome.last_insert_id,
         step: outcome.auto_increment_increment.max(1),
     };
-    guarded(|| translate(mysql_sql, schema, Some(ids)))
+    guarded(mysql_sql, || translate(mysql_sql, schema, Some(ids)))
 }
 
 /// sqlparser has had panics on odd input in the past, and a panic in the
 /// rewrite would be a bug; either way the mirror must not lose its task over
-/// one statement. Tests call `translate` directly so that a panic there
-/// still fails them.
+/// one statement. Heavy text runs on a big-stack thread (`sql::parse`).
+/// Tests call `translate` directly so that a panic there still fails them.
 fn guarded(
-    f: impl FnOnce() -> Result<Translated, TranslateError>,
+    mysql_sql: &str,
+    f: impl FnOnce() -> Result<Translated, TranslateError> + Send,
 ) -> Result<Translated, TranslateError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(TranslateError::Parse(
+    match super::parse::guarded(super::parse::weight(mysql_sql), f) {
+        Ok(result) => result,
+        Err(super::parse::GuardError::Panicked) => Err(TranslateError::Parse(
             "the translator panicked on this text (a bug)".into(),
-        ))
-    })
+        )),
+        Err(e) => Err(TranslateError::Parse(e.to_string())),
+    }
 }
 
 fn translate(
@@ -174,11 +171,8 @@ fn translate(
     schema: &Schema,
     ids: Option<dml::GeneratedIds>,
 ) -> Result<Translated, TranslateError> {
-    let statements = Parser::new(&MySqlDialect {})
-        .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(mysql_sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| TranslateError::Parse(e.to_string()))?;
+    let statements =
+        super::parse::statements(mysql_sql).map_err(|e| TranslateError::Parse(e.to_string()))?;
     let mut out = Translated::default();
     for statement in statements {
         translate_statement(statement, schema, ids, &mut out)?;

@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use super::handshake::access_denied;
 use super::idle::{self, Idle};
-use super::pipeline::{self, Statement};
+use super::pipeline::{self, Incoming};
 use super::reads::{self, Text};
 use super::relay::{self, RelayError};
 use super::request::Command;
@@ -80,12 +80,11 @@ pub async fn run(
             }
         };
         write::follow_phase(&mut session, state);
-        let command = Command::parse(&pkt.payload);
-        let stmt = pipeline::prepare(state, &session, &command, Target::Old);
+        let request = pipeline::request(state, &session, &pkt.payload, Target::Old);
         let gated = super::fence::gate(
             &mut client,
             state,
-            pipeline::may_write(&command, stmt.as_ref()),
+            pipeline::may_write(&request),
             &mut fleet_hold,
             Target::Old,
         );
@@ -95,16 +94,7 @@ pub async fn run(
             Ok(false) => continue,
             Err(_) => break End::Dirty,
         }
-        let result = dispatch(
-            &mut client,
-            &mut backend,
-            &mut session,
-            state,
-            &pkt.payload,
-            command,
-            stmt,
-        )
-        .await;
+        let result = dispatch(&mut client, &mut backend, &mut session, state, request).await;
         super::fence::after(&session, &mut fleet_hold);
         match result {
             Ok(Flow::Continue) if !write::stays(&session, state, crate::route::Target::Old) => {
@@ -150,10 +140,13 @@ async fn dispatch(
     backend: &mut BackendConn,
     session: &mut Session,
     state: &Arc<AppState>,
-    payload: &[u8],
-    command: Command<'_>,
-    stmt: Option<Statement>,
+    request: Incoming<'_>,
 ) -> Result<Flow, RelayError> {
+    let Incoming {
+        payload,
+        command,
+        statement: stmt,
+    } = request;
     let deprecate_eof = session.deprecate_eof();
     let expect = match command {
         Command::Empty => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::pipeline::{self, Statement};
+use super::pipeline::{self, Incoming, Statement};
 use super::request::Command;
 use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
@@ -168,12 +168,11 @@ pub async fn run(
         };
         let Ok(pkt) = pkt else { break };
         write::follow_phase(&mut session, state);
-        let command = Command::parse(&pkt.payload);
-        let stmt = pipeline::prepare(state, &session, &command, Target::New);
+        let request = pipeline::request(state, &session, &pkt.payload, Target::New);
         let gated = super::fence::gate(
             &mut client,
             state,
-            pipeline::may_write(&command, stmt.as_ref()),
+            pipeline::may_write(&request),
             &mut fleet_hold,
             Target::New,
         );
@@ -188,9 +187,7 @@ pub async fn run(
             &mut pg,
             &mut session,
             state,
-            &pkt.payload,
-            command,
-            stmt,
+            request,
             &mut next_statement,
         )
         .await;
@@ -222,11 +219,14 @@ async fn dispatch(
     pg: &mut PgSession,
     session: &mut Session,
     state: &Arc<AppState>,
-    payload: &[u8],
-    command: Command<'_>,
-    stmt: Option<Statement>,
+    request: Incoming<'_>,
     next_statement: &mut u32,
 ) -> Result<bool, PgError> {
+    let Incoming {
+        payload,
+        command,
+        statement: stmt,
+    } = request;
     match command {
         Command::Empty => {
             reply(

@@ -24,9 +24,34 @@ pub(super) struct Statement {
     pub plan: Plan,
 }
 
+/// One client command as the pipeline carries it: the packet as sent
+/// (relayed verbatim), the command read from it once, and the statement
+/// decided for it.
+pub(super) struct Incoming<'a> {
+    pub payload: &'a [u8],
+    pub command: Command<'a>,
+    pub statement: Option<Statement>,
+}
+
+/// Reads, classifies and decides one command for the session on `side`.
+pub(super) fn request<'a>(
+    state: &AppState,
+    session: &Session,
+    payload: &'a [u8],
+    side: Target,
+) -> Incoming<'a> {
+    let command = Command::parse(payload);
+    let statement = prepare(state, session, &command, side);
+    Incoming {
+        payload,
+        command,
+        statement,
+    }
+}
+
 /// The statement a COM_QUERY or COM_STMT_EXECUTE carries, decided for the
 /// session on `side`; `None` for other commands and unknown statement ids.
-pub(super) fn prepare(
+fn prepare(
     state: &AppState,
     session: &Session,
     command: &Command<'_>,
@@ -51,8 +76,8 @@ pub(super) fn prepare(
 
 /// Whether the command passes the fleet's write gate: a statement that may
 /// change data, or an execute of a statement the proxy does not know.
-pub(super) fn may_write(command: &Command<'_>, statement: Option<&Statement>) -> bool {
-    match (command, statement) {
+pub(super) fn may_write(request: &Incoming<'_>) -> bool {
+    match (&request.command, &request.statement) {
         (_, Some(s)) => s.plan.fleet_gate,
         (Command::Execute(_), None) => true,
         _ => false,

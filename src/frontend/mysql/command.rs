@@ -81,6 +81,9 @@ pub async fn run(
         };
         write::follow_phase(&mut session, state);
         let request = pipeline::request(state, &session, &pkt.payload, Target::Old);
+        // A write may wait at the fleet's gate (a cutover fence): it is then
+        // decided again with the phase and mirror that hold once admitted.
+        let may_wait = pipeline::may_write(&request) && state.fleet.enabled();
         let gated = super::fence::gate(
             &mut client,
             state,
@@ -94,6 +97,13 @@ pub async fn run(
             Ok(false) => continue,
             Err(_) => break End::Dirty,
         }
+        let request = match may_wait {
+            true => {
+                write::follow_phase(&mut session, state);
+                pipeline::request(state, &session, &pkt.payload, Target::Old)
+            }
+            false => request,
+        };
         let result = dispatch(&mut client, &mut backend, &mut session, state, request).await;
         super::fence::after(&session, &mut fleet_hold);
         match result {

@@ -169,6 +169,9 @@ pub async fn run(
         let Ok(pkt) = pkt else { break };
         write::follow_phase(&mut session, state);
         let request = pipeline::request(state, &session, &pkt.payload, Target::New);
+        // A write may wait at the fleet's gate (a cutover fence): it is then
+        // decided again with the phase and mirror that hold once admitted.
+        let may_wait = pipeline::may_write(&request) && state.fleet.enabled();
         let gated = super::fence::gate(
             &mut client,
             state,
@@ -182,6 +185,13 @@ pub async fn run(
             Ok(false) => continue,
             Err(_) => break,
         }
+        let request = match may_wait {
+            true => {
+                write::follow_phase(&mut session, state);
+                pipeline::request(state, &session, &pkt.payload, Target::New)
+            }
+            false => request,
+        };
         let result = dispatch(
             &mut client,
             &mut pg,

@@ -10,6 +10,7 @@ mod handshake;
 mod idle;
 mod load_data;
 mod pg_primary;
+mod pg_vars;
 mod pipeline;
 mod reads;
 pub mod relay;

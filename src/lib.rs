@@ -21,6 +21,7 @@ pub mod frontend;
 pub mod jsonl;
 pub mod metrics;
 pub mod migrate;
+pub mod proxy;
 pub mod reload;
 pub mod route;
 pub mod server;

@@ -227,38 +227,27 @@ impl Shadow {
         (n as f64 * 0.618_033_988_749_894_8).fract() * 100.0 < percent
     }
 
-    /// Whether this read, answered by the authoritative backend, is to be
-    /// compared. Decides the sample first, then counts why a sampled read
-    /// cannot be compared.
-    pub fn wants(&self, config: &Config, classified: &Classified, in_transaction: bool) -> bool {
-        if !matches!(config.phase, Phase::DualWrite | Phase::NewPrimary)
-            || config.backends.new.is_none()
-            || classified.class != StatementClass::Read
-            || !self.sample(config.shadow.sample_percent)
-        {
+    /// Whether a read answered by the authoritative backend is compared:
+    /// draws the sample (at `percent`, from `proxy::decide::Plan`), then
+    /// counts why a sampled read cannot be compared (`verdict`, from
+    /// `proxy::decide::shadow_verdict`) or has no room in the queue.
+    pub fn admit(&self, percent: f64, verdict: Result<(), crate::proxy::decide::Skip>) -> bool {
+        use crate::proxy::decide::Skip;
+        if !self.sample(percent) {
             return false;
         }
         let skip = |counter: &AtomicU64| {
             counter.fetch_add(1, Ordering::Relaxed);
             false
         };
-        let [info] = classified.statements.as_slice() else {
-            return skip(&self.stats.skipped_unsupported);
-        };
-        if !info.query || info.locking_read {
-            return skip(&self.stats.skipped_unsupported);
+        match verdict {
+            Err(Skip::Unsupported) => skip(&self.stats.skipped_unsupported),
+            Err(Skip::Nondeterministic) => skip(&self.stats.skipped_nondeterministic),
+            Err(Skip::Transaction) => skip(&self.stats.skipped_transaction),
+            // No room for the job: don't copy the answer only to drop it.
+            Ok(()) if self.tx.capacity() == 0 => skip(&self.stats.dropped),
+            Ok(()) => true,
         }
-        if info.nondeterministic {
-            return skip(&self.stats.skipped_nondeterministic);
-        }
-        if in_transaction {
-            return skip(&self.stats.skipped_transaction);
-        }
-        // No room for the job: don't copy the answer only to drop it.
-        if self.tx.capacity() == 0 {
-            return skip(&self.stats.dropped);
-        }
-        true
     }
 
     /// Hands a job to the workers without waiting.

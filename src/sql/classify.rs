@@ -23,8 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
-use sqlparser::dialect::MySqlDialect;
-use sqlparser::parser::Parser;
 
 use self::analyze::classify_statements;
 use super::fingerprint::{
@@ -42,16 +40,13 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 const SHARDS: usize = 16;
 /// How many distinct unparsable fingerprints are remembered as already logged.
 const LOGGED_CAPACITY: usize = 4096;
-/// Nesting limit handed to sqlparser; deeper statements fail to parse (→ Write).
-const RECURSION_LIMIT: usize = 64;
 /// Fingerprints up to this length are parsed on the caller's stack (and
 /// cached); longer ones go to a helper thread and are not cached, to keep
-/// both stack use and cache memory bounded.
-const INLINE_PARSE_MAX: usize = 8 * 1024;
-/// Helper-thread stack per fingerprint byte; measured need is ~32 B in debug.
-const STACK_PER_BYTE: usize = 256;
+/// both stack use and cache memory bounded (`sql::parse`).
+const INLINE_PARSE_MAX: usize = super::parse::INLINE_WEIGHT_MAX;
 /// Longer fingerprints are not parsed at all (→ `Write`, the safe side).
-const MAX_PARSE_LEN: usize = 1 << 20;
+#[cfg(test)]
+const MAX_PARSE_LEN: usize = super::parse::MAX_WEIGHT;
 /// Longest fingerprint quoted in a log line.
 const LOG_FINGERPRINT_MAX: usize = 1024;
 
@@ -319,26 +314,7 @@ fn truncate(s: &str, max: usize) -> &str {
 /// recursively, and a chain of tens of thousands of terms would overflow a
 /// 2 MiB worker stack, which aborts the whole process.
 fn parse_and_analyze(sql: &str, fp: &str) -> Result<(StatementClass, Vec<StatementInfo>), String> {
-    if fp.len() <= INLINE_PARSE_MAX {
-        return parse_inline(sql, fp);
-    }
-    if fp.len() > MAX_PARSE_LEN {
-        return Err(format!(
-            "statement too large to classify ({} bytes)",
-            fp.len()
-        ));
-    }
-    // Each nesting level needs at least one fingerprint byte (`?+?+?`).
-    let stack = fp.len().saturating_mul(STACK_PER_BYTE).max(1 << 20);
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("sql-parse".to_owned())
-            .stack_size(stack)
-            .spawn_scoped(scope, || parse_inline(sql, fp))
-            .map_err(|e| format!("cannot start parser thread: {e}"))?
-            .join()
-            .unwrap_or_else(|_| Err("sqlparser panicked".to_owned()))
-    })
+    super::parse::guarded(fp.len(), || parse_inline(sql, fp)).unwrap_or_else(|e| Err(e.to_string()))
 }
 
 /// Parses with the MySQL dialect. Executable comments (`/*!…*/`) are unwrapped
@@ -352,11 +328,7 @@ fn parse_inline(sql: &str, fp: &str) -> Result<(StatementClass, Vec<StatementInf
     };
     let text = unwrapped.as_deref().unwrap_or(sql);
     let result = catch_unwind(AssertUnwindSafe(|| {
-        Parser::new(&MySqlDialect {})
-            .with_recursion_limit(RECURSION_LIMIT)
-            .try_with_sql(text)
-            .and_then(|mut p| p.parse_statements())
-            .map(|statements| classify_statements(&statements))
+        super::parse::statements(text).map(|statements| classify_statements(&statements))
     }));
     match result {
         Ok(Ok(classified)) => Ok(classified),

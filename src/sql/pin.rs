@@ -13,8 +13,6 @@ use std::ops::Range;
 use sqlparser::ast::{
     Expr, FunctionArguments, Insert, SetExpr, Spanned, Statement, Visit, Visitor,
 };
-use sqlparser::dialect::MySqlDialect;
-use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Location;
 
 /// The SQL type of a pinned value, which decides how its literal is written.
@@ -83,11 +81,12 @@ pub struct Returning {
 
 /// Parses `sql` (MySQL) and finds pins, placeholders and the INSERT shape.
 pub fn analyze(sql: &str) -> Result<WriteShape, String> {
-    let statements = Parser::new(&MySqlDialect {})
-        .with_recursion_limit(64)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| e.to_string())?;
+    super::parse::guarded(super::parse::weight(sql), || analyze_inline(sql))
+        .unwrap_or_else(|e| Err(e.to_string()))
+}
+
+fn analyze_inline(sql: &str) -> Result<WriteShape, String> {
+    let statements = super::parse::statements(sql).map_err(|e| e.to_string())?;
     let lines = LineIndex::new(sql);
     let mut finder = Finder {
         sql,

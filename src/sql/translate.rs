@@ -34,16 +34,10 @@ mod tests;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Statement, Value, ValueWithSpan, VisitMut, VisitorMut};
-use sqlparser::dialect::MySqlDialect;
-use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Span;
 
 use super::schema::Schema;
 use scope::Scope;
-
-/// Parser nesting limit: deep enough for real queries, shallow enough that
-/// the recursive rewrite and printing cannot exhaust a thread's stack.
-const RECURSION_LIMIT: usize = 64;
 
 /// The PostgreSQL statements for one MySQL text, to run in order (in one
 /// transaction when there are several).
@@ -130,29 +124,29 @@ fn untranslatable(construct: impl Into<String>) -> TranslateError {
 /// into the text (`dual::replay_text` / `Plan::mirror_text`, the one
 /// id-replay path) so both sides store the same ids.
 pub fn to_postgres(mysql_sql: &str, schema: &Schema) -> Result<Translated, TranslateError> {
-    guarded(|| translate(mysql_sql, schema))
+    guarded(mysql_sql, || translate(mysql_sql, schema))
 }
 
 /// sqlparser has had panics on odd input in the past, and a panic in the
 /// rewrite would be a bug; either way the mirror must not lose its task over
-/// one statement. Tests call `translate` directly so that a panic there
-/// still fails them.
+/// one statement. Heavy text runs on a big-stack thread (`sql::parse`).
+/// Tests call `translate` directly so that a panic there still fails them.
 fn guarded(
-    f: impl FnOnce() -> Result<Translated, TranslateError>,
+    mysql_sql: &str,
+    f: impl FnOnce() -> Result<Translated, TranslateError> + Send,
 ) -> Result<Translated, TranslateError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(TranslateError::Parse(
+    match super::parse::guarded(super::parse::weight(mysql_sql), f) {
+        Ok(result) => result,
+        Err(super::parse::GuardError::Panicked) => Err(TranslateError::Parse(
             "the translator panicked on this text (a bug)".into(),
-        ))
-    })
+        )),
+        Err(e) => Err(TranslateError::Parse(e.to_string())),
+    }
 }
 
 fn translate(mysql_sql: &str, schema: &Schema) -> Result<Translated, TranslateError> {
-    let statements = Parser::new(&MySqlDialect {})
-        .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(mysql_sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| TranslateError::Parse(e.to_string()))?;
+    let statements =
+        super::parse::statements(mysql_sql).map_err(|e| TranslateError::Parse(e.to_string()))?;
     let mut out = Translated::default();
     for statement in statements {
         translate_statement(statement, schema, &mut out)?;

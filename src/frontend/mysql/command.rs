@@ -8,21 +8,23 @@ use tracing::Instrument;
 
 use super::handshake::access_denied;
 use super::idle::{self, Idle};
+use super::pipeline::{self, Incoming};
 use super::reads::{self, Text};
 use super::relay::{self, RelayError};
+use super::request::Command;
 use super::sql_prepared;
 use super::write;
 use crate::auth::verify_native;
 use crate::backend::mysql::BackendConn;
 use crate::backend::pool::LeasePermit;
 use crate::metrics::Metrics;
+use crate::proxy::decide::Mirror;
 use crate::route::Target;
 use crate::server::AppState;
 use crate::session::{Prepared, Session};
+use crate::shadow::capture::Capture;
 use crate::shadow::Relayed;
 use crate::sql::classify::{Classified, StatementClass};
-use crate::wire::buf::Reader;
-use crate::wire::cmd;
 use crate::wire::handshake::{ChangeUser, NATIVE_PASSWORD};
 use crate::wire::io::{PacketIo, PeerState, WireError};
 use crate::wire::packets::{auth_switch_request, ServerError};
@@ -77,11 +79,15 @@ pub async fn run(
                 break End::Clean;
             }
         };
+        write::follow_phase(&mut session, state);
+        let request = pipeline::request(state, &session, &pkt.payload, Target::Old);
+        // A write may wait at the fleet's gate (a cutover fence): it is then
+        // decided again with the phase and mirror that hold once admitted.
+        let may_wait = pipeline::may_write(&request) && state.fleet.enabled();
         let gated = super::fence::gate(
             &mut client,
-            &session,
             state,
-            &pkt.payload,
+            pipeline::may_write(&request),
             &mut fleet_hold,
             Target::Old,
         );
@@ -91,7 +97,14 @@ pub async fn run(
             Ok(false) => continue,
             Err(_) => break End::Dirty,
         }
-        let result = dispatch(&mut client, &mut backend, &mut session, state, &pkt.payload).await;
+        let request = match may_wait {
+            true => {
+                write::follow_phase(&mut session, state);
+                pipeline::request(state, &session, &pkt.payload, Target::Old)
+            }
+            false => request,
+        };
+        let result = dispatch(&mut client, &mut backend, &mut session, state, request).await;
         super::fence::after(&session, &mut fleet_hold);
         match result {
             Ok(Flow::Continue) if !write::stays(&session, state, crate::route::Target::Old) => {
@@ -137,67 +150,60 @@ async fn dispatch(
     backend: &mut BackendConn,
     session: &mut Session,
     state: &Arc<AppState>,
-    payload: &[u8],
+    request: Incoming<'_>,
 ) -> Result<Flow, RelayError> {
+    let Incoming {
+        payload,
+        command,
+        statement: stmt,
+    } = request;
     let deprecate_eof = session.deprecate_eof();
-    write::follow_phase(session, state);
-    let Some(&command) = payload.first() else {
-        reply_error(
-            client,
-            1,
-            &ServerError::new(1047, b"08S01", "Unknown command"),
-        )
-        .await?;
-        return Ok(Flow::Continue);
-    };
     let expect = match command {
-        cmd::QUIT => return Ok(Flow::Quit),
-        cmd::QUERY => {
+        Command::Empty => {
+            reply_error(
+                client,
+                1,
+                &ServerError::new(1047, b"08S01", "Unknown command"),
+            )
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        Command::Quit => return Ok(Flow::Quit),
+        Command::Query(sql) => {
             let started = std::time::Instant::now();
-            let classified = classify(state, &payload[1..]);
+            let stmt = stmt.unwrap_or_else(|| {
+                pipeline::statement(state, session, classify(state, sql), sql, Target::Old)
+            });
+            let (classified, plan) = (&stmt.classified, stmt.plan);
             state.metrics.count_statement(classified.class);
             let _timer = LatencyTimer(state, classified.class, started);
             let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
-            if classified.class != StatementClass::Read {
+            if plan.session_wrote {
                 session.stream_wrote = true;
             }
-            if sql_prepared::candidate(&classified) {
-                let parsed = std::str::from_utf8(&payload[1..])
-                    .ok()
-                    .and_then(sql_prepared::parse);
+            if sql_prepared::candidate(classified) {
+                let parsed = std::str::from_utf8(sql).ok().and_then(sql_prepared::parse);
                 if let Some(c) = parsed {
                     return sql_prepared::serve(
-                        client,
-                        backend,
-                        session,
-                        state,
-                        payload,
-                        &classified,
-                        c,
+                        client, backend, session, state, payload, classified, c,
                     )
                     .instrument(span)
                     .await;
                 }
             }
-            if session.mirror.is_some() && write::mirrors(&classified, &payload[1..]) {
-                return write::query(client, backend, session, state, payload, &classified)
+            if plan.mirror == Mirror::Statements {
+                return write::query(client, backend, session, state, payload, classified)
                     .instrument(span)
                     .await;
             }
-            if classified.class == StatementClass::Read
-                && reads::serve_from_new(
-                    client,
-                    backend,
-                    session,
-                    state,
-                    Text::Raw(&payload[1..]),
-                    &classified,
-                )
-                .await?
+            pipeline::note_routed(state, session, &plan);
+            if plan.answer == Target::New
+                && reads::serve_from_new(client, backend, session, state, Text::Raw(sql)).await?
             {
                 return Ok(Flow::Continue);
             }
-            let mut capture = reads::shadow_capture(state, session, &classified);
+            let mut capture = pipeline::shadow_sampled(state, session, &stmt)
+                .then(|| Capture::new(capture_bytes(state)));
             let w = relay::command_tapped(
                 &mut backend.io,
                 client,
@@ -219,11 +225,11 @@ async fn dispatch(
                     deprecate_eof,
                     latency: started.elapsed(),
                 };
-                let statement = String::from_utf8_lossy(&payload[1..]).into_owned();
-                reads::shadow_submit(
+                let statement = String::from_utf8_lossy(sql).into_owned();
+                pipeline::shadow_submit(
                     state,
                     session,
-                    &classified,
+                    classified,
                     statement,
                     Target::Old,
                     Some(relayed),
@@ -231,15 +237,15 @@ async fn dispatch(
             }
             session.note_status(w.status);
             if w.ok.is_some() && classified.class == StatementClass::Session {
-                if let Some(db) = used_database(&payload[1..]) {
+                if let Some(db) = used_database(sql) {
                     session.database = db;
                 }
             }
-            write::after_relay(client, session, Some(&classified)).await?;
+            write::after_relay(client, session, Some(classified)).await?;
             return Ok(Flow::Continue);
         }
-        cmd::STMT_PREPARE => {
-            let classified = classify(state, &payload[1..]);
+        Command::Prepare(sql) => {
+            let classified = classify(state, sql);
             let w = relay::command(
                 &mut backend.io,
                 client,
@@ -254,7 +260,7 @@ async fn dispatch(
                     Prepared {
                         classified,
                         params: ok.params,
-                        sql: String::from_utf8_lossy(&payload[1..]).into_owned(),
+                        sql: String::from_utf8_lossy(sql).into_owned(),
                         param_types: Vec::new(),
                         long_data: vec![false; usize::from(ok.params)],
                     },
@@ -262,35 +268,23 @@ async fn dispatch(
             }
             return Ok(Flow::Continue);
         }
-        cmd::STMT_EXECUTE => {
-            let id = statement_id(payload);
-            let classified = id
-                .and_then(|id| session.prepared.get(&id))
-                .map(|p| p.classified.clone());
-            if classified
-                .as_ref()
-                .is_none_or(|c| c.class != StatementClass::Read)
-            {
+        Command::Execute(id) => {
+            // `stmt` is `None` for an unknown statement id: relayed as is.
+            if stmt.as_ref().is_none_or(|s| s.plan.session_wrote) {
                 session.stream_wrote = true;
             }
-            let _timer = classified.as_ref().map(|c| {
-                state.metrics.count_statement(c.class);
-                LatencyTimer(state, c.class, std::time::Instant::now())
+            let _timer = stmt.as_ref().map(|s| {
+                state.metrics.count_statement(s.classified.class);
+                LatencyTimer(state, s.classified.class, std::time::Instant::now())
             });
-            if let (Some(id), Some(c)) = (id, &classified) {
-                if session.mirror.is_some()
-                    && session
-                        .prepared
-                        .get(&id)
-                        .is_some_and(|p| write::mirrors(c, p.sql.as_bytes()))
-                {
+            if let (Some(id), Some(s)) = (id, &stmt) {
+                if s.plan.mirror == Mirror::Statements {
                     return write::execute(client, backend, session, state, payload, id).await;
                 }
-            }
-            if let (Some(id), Some(c)) = (id, &classified) {
+                pipeline::note_routed(state, session, &s.plan);
                 let text = Text::Prepared { payload, id };
-                if c.class == StatementClass::Read
-                    && reads::serve_from_new(client, backend, session, state, text, c).await?
+                if s.plan.answer == Target::New
+                    && reads::serve_from_new(client, backend, session, state, text).await?
                 {
                     if let Some(p) = session.prepared.get_mut(&id) {
                         p.long_data.iter_mut().for_each(|l| *l = false);
@@ -308,9 +302,10 @@ async fn dispatch(
                 );
             }
             let started = std::time::Instant::now();
-            let mut capture = classified
+            let mut capture = stmt
                 .as_ref()
-                .and_then(|c| reads::shadow_capture(state, session, c));
+                .filter(|s| pipeline::shadow_sampled(state, session, s))
+                .map(|_| Capture::new(capture_bytes(state)));
             let w = relay::command_tapped(
                 &mut backend.io,
                 client,
@@ -320,6 +315,7 @@ async fn dispatch(
                 capture.as_mut(),
             )
             .await?;
+            let classified = stmt.map(|s| s.classified);
             if classified
                 .as_ref()
                 .is_some_and(|c| c.class == StatementClass::Read)
@@ -345,24 +341,23 @@ async fn dispatch(
             write::after_relay(client, session, classified.as_deref()).await?;
             return Ok(Flow::Continue);
         }
-        cmd::STMT_FETCH => Expect::Fetch,
-        cmd::STMT_RESET => {
-            if let Some(p) = statement_id(payload).and_then(|id| session.prepared.get_mut(&id)) {
+        Command::Fetch => Expect::Fetch,
+        Command::Reset(id) => {
+            if let Some(p) = id.and_then(|id| session.prepared.get_mut(&id)) {
                 p.long_data.iter_mut().for_each(|l| *l = false);
             }
             Expect::Single
         }
-        cmd::STMT_CLOSE => {
-            if let Some(id) = statement_id(payload) {
+        Command::Close(id) => {
+            if let Some(id) = id {
                 session.prepared.remove(&id);
             }
             relay::command_no_response(&mut backend.io, payload).await?;
             return Ok(Flow::Continue);
         }
-        cmd::STMT_SEND_LONG_DATA => {
+        Command::LongData(target) => {
             // Remember which parameter came this way: it is not in the execute.
-            let mut r = Reader::new(&payload[1..]);
-            if let (Some(id), Some(param)) = (r.u32(), r.u16()) {
+            if let Some((id, param)) = target {
                 if let Some(flag) = session
                     .prepared
                     .get_mut(&id)
@@ -374,19 +369,19 @@ async fn dispatch(
             relay::command_no_response(&mut backend.io, payload).await?;
             return Ok(Flow::Continue);
         }
-        cmd::RESET_CONNECTION => {
+        Command::ResetConnection => {
             session.prepared.clear();
             session.sql_prepared.clear();
             Expect::Single
         }
-        cmd::SET_OPTION => {
+        Command::SetOption => {
             session.protocol_changed = true;
             Expect::Single
         }
-        cmd::CHANGE_USER => return change_user(client, backend, session, state, payload).await,
-        cmd::FIELD_LIST => Expect::FieldList,
-        cmd::PROCESS_INFO => Expect::Results,
-        cmd::INIT_DB => {
+        Command::ChangeUser => return change_user(client, backend, session, state, payload).await,
+        Command::FieldList => Expect::FieldList,
+        Command::ProcessInfo => Expect::Results,
+        Command::InitDb(db) => {
             let w = relay::command(
                 &mut backend.io,
                 client,
@@ -397,14 +392,12 @@ async fn dispatch(
             .await?;
             session.note_status(w.status);
             if w.ok.is_some() {
-                session.database = String::from_utf8_lossy(&payload[1..]).into_owned();
+                session.database = String::from_utf8_lossy(db).into_owned();
             }
             return Ok(Flow::Continue);
         }
-        cmd::PING | cmd::REFRESH | cmd::STATISTICS | cmd::PROCESS_KILL | cmd::DEBUG => {
-            Expect::Single
-        }
-        other => {
+        Command::Ping | Command::Simple(_) => Expect::Single,
+        Command::Unsupported(other) => {
             // Replication and other commands a proxy cannot pass on safely.
             tracing::info!(command = other, "unsupported command refused");
             reply_error(
@@ -488,7 +481,7 @@ fn shadow_execute(
         deprecate_eof: session.deprecate_eof(),
         latency: started.elapsed(),
     };
-    reads::shadow_submit(
+    pipeline::shadow_submit(
         state,
         session,
         classified,
@@ -498,8 +491,9 @@ fn shadow_execute(
     );
 }
 
-fn statement_id(payload: &[u8]) -> Option<u32> {
-    Reader::new(payload.get(1..)?).u32()
+/// How much of an answer is copied for a shadow comparison.
+fn capture_bytes(state: &AppState) -> usize {
+    state.snapshot.load().config.shadow.capture_bytes as usize
 }
 
 pub(super) async fn reply_error(

@@ -1,6 +1,7 @@
 //! Tandem's server side of the MySQL protocol: handshake and authentication,
 //! the command loop, and the verbatim relay of backend responses. It decodes
-//! and encodes; which backend serves a statement is `route`'s decision.
+//! and encodes; what happens to a statement is `proxy::decide`'s decision,
+//! made once per statement in `pipeline`.
 
 mod auth_sha2;
 mod command;
@@ -9,8 +10,11 @@ mod handshake;
 mod idle;
 mod load_data;
 mod pg_primary;
+mod pg_vars;
+mod pipeline;
 mod reads;
 pub mod relay;
+mod request;
 mod sql_prepared;
 mod tls;
 mod write;
@@ -47,7 +51,7 @@ pub async fn serve(
         let limits = &snapshot.config.limits;
         let mut client = PacketIo::new(stream, limits.max_packet_bytes as usize);
         let timeout = Duration::from_millis(limits.handshake_timeout_ms);
-        if crate::route::authoritative(snapshot.config.phase) == crate::route::Target::New {
+        if crate::proxy::decide::authoritative(snapshot.config.phase) == crate::route::Target::New {
             // PostgreSQL answers; the old backend only receives mirrored writes.
             match tokio::time::timeout(timeout, pg_primary::accept(&mut client, id, peer, &state))
                 .await

@@ -12,21 +12,26 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use super::pg_vars;
+use super::pipeline::{self, Incoming, Statement};
+use super::request::Command;
 use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::dualwrite::mirror::Op;
 use crate::metrics::Metrics;
+use crate::dualwrite::mirror::Op;
+use crate::proxy::decide::{Mirror, Plan};
+use crate::route::Target;
 use crate::server::AppState;
 use crate::session::{Prepared, Session};
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::sql::pin;
 use crate::sql::translate;
-use crate::wire::buf::Reader;
 use crate::wire::execute::{parse_params, ParamValue};
 use crate::wire::handshake::{random_salt, Greeting, NATIVE_PASSWORD};
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::packets::{ok_packet, OkInfo, ServerError};
-use crate::wire::{cmd, CapabilityFlags as Caps, StatusFlags};
+use crate::wire::{CapabilityFlags as Caps, StatusFlags};
 
 /// What the proxy offers when it answers for PostgreSQL: no multi-statements
 /// (one PostgreSQL statement per command), no session tracking.
@@ -165,13 +170,16 @@ pub async fn run(
         };
         let Ok(pkt) = pkt else { break };
         write::follow_phase(&mut session, state);
+        let request = pipeline::request(state, &session, &pkt.payload, Target::New);
+        // A write may wait at the fleet's gate (a cutover fence): it is then
+        // decided again with the phase and mirror that hold once admitted.
+        let may_wait = pipeline::may_write(&request) && state.fleet.enabled();
         let gated = super::fence::gate(
             &mut client,
-            &session,
             state,
-            &pkt.payload,
+            pipeline::may_write(&request),
             &mut fleet_hold,
-            crate::route::Target::New,
+            Target::New,
         );
         match gated.await {
             Ok(true) => {}
@@ -179,12 +187,19 @@ pub async fn run(
             Ok(false) => continue,
             Err(_) => break,
         }
+        let request = match may_wait {
+            true => {
+                write::follow_phase(&mut session, state);
+                pipeline::request(state, &session, &pkt.payload, Target::New)
+            }
+            false => request,
+        };
         let result = dispatch(
             &mut client,
             &mut pg,
             &mut session,
             state,
-            &pkt.payload,
+            request,
             &mut next_statement,
         )
         .await;
@@ -216,26 +231,30 @@ async fn dispatch(
     pg: &mut PgSession,
     session: &mut Session,
     state: &Arc<AppState>,
-    payload: &[u8],
+    request: Incoming<'_>,
     next_statement: &mut u32,
 ) -> Result<bool, PgError> {
-    let Some(&command) = payload.first() else {
-        reply(
-            client,
-            1,
-            &ServerError::new(1047, b"08S01", "Unknown command").encode(),
-        )
-        .await?;
-        return Ok(true);
-    };
+    let Incoming {
+        payload,
+        command,
+        statement: stmt,
+    } = request;
     match command {
-        cmd::QUIT => return Ok(false),
-        cmd::PING => ok(client, session).await?,
-        cmd::INIT_DB => {
-            session.database = String::from_utf8_lossy(&payload[1..]).into_owned();
+        Command::Empty => {
+            reply(
+                client,
+                1,
+                &ServerError::new(1047, b"08S01", "Unknown command").encode(),
+            )
+            .await?;
+        }
+        Command::Quit => return Ok(false),
+        Command::Ping => ok(client, session).await?,
+        Command::InitDb(db) => {
+            session.database = String::from_utf8_lossy(db).into_owned();
             ok(client, session).await?;
         }
-        cmd::RESET_CONNECTION => {
+        Command::ResetConnection => {
             if pg.in_transaction() {
                 let _ = pg.execute_silently("ROLLBACK").await;
             }
@@ -243,16 +262,17 @@ async fn dispatch(
             session.status = AUTOCOMMIT;
             ok(client, session).await?;
         }
-        cmd::QUERY => {
-            let classified = state
-                .classifier
-                .classify(&String::from_utf8_lossy(&payload[1..]));
-            state.metrics.count_statement(classified.class);
-            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
-            statement(client, pg, session, state, &sql, &classified, None).await?;
+        Command::Query(text) => {
+            let stmt = stmt.unwrap_or_else(|| {
+                let classified = super::command::classify(state, text);
+                pipeline::statement(state, session, classified, text, Target::New)
+            });
+            state.metrics.count_statement(stmt.classified.class);
+            let sql = String::from_utf8_lossy(text).into_owned();
+            statement(client, pg, session, state, &sql, &stmt, None).await?;
         }
-        cmd::STMT_PREPARE => {
-            let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+        Command::Prepare(text) => {
+            let sql = String::from_utf8_lossy(text).into_owned();
             let classified = state.classifier.classify(&sql);
             let id = *next_statement;
             *next_statement = next_statement.wrapping_add(1).max(1);
@@ -289,8 +309,8 @@ async fn dispatch(
                 );
             }
         }
-        cmd::STMT_EXECUTE => {
-            let Some(id) = Reader::new(&payload[1..]).u32() else {
+        Command::Execute(id) => {
+            let Some(id) = id else {
                 return Ok(true);
             };
             let Some(p) = session.prepared.get_mut(&id) else {
@@ -319,18 +339,31 @@ async fn dispatch(
                     return Ok(true);
                 }
             };
-            let (sql, classified) = (p.sql.clone(), p.classified.clone());
-            state.metrics.count_statement(classified.class);
-            statement(client, pg, session, state, &sql, &classified, Some(&values)).await?;
+            let sql = p.sql.clone();
+            let stmt = match stmt {
+                Some(s) => s,
+                None => {
+                    let classified = Arc::clone(&p.classified);
+                    pipeline::statement(state, session, classified, sql.as_bytes(), Target::New)
+                }
+            };
+            state.metrics.count_statement(stmt.classified.class);
+            statement(client, pg, session, state, &sql, &stmt, Some(&values)).await?;
         }
-        cmd::STMT_CLOSE => {
-            if let Some(id) = Reader::new(&payload[1..]).u32() {
+        Command::Close(id) => {
+            if let Some(id) = id {
                 session.prepared.remove(&id);
             }
         }
-        cmd::STMT_RESET => ok(client, session).await?,
-        cmd::STMT_SEND_LONG_DATA => {}
-        _ => {
+        Command::Reset(_) => ok(client, session).await?,
+        Command::LongData(_) => {}
+        Command::Fetch
+        | Command::SetOption
+        | Command::ChangeUser
+        | Command::FieldList
+        | Command::ProcessInfo
+        | Command::Simple(_)
+        | Command::Unsupported(_) => {
             let err = ServerError::new(
                 1047,
                 b"08S01",
@@ -349,26 +382,25 @@ async fn statement(
     session: &mut Session,
     state: &Arc<AppState>,
     sql: &str,
-    classified: &Classified,
+    stmt: &Statement,
     params: Option<&[ParamValue]>,
 ) -> Result<(), PgError> {
+    let (classified, plan) = (&*stmt.classified, stmt.plan);
     let binary = params.is_some();
     match classified.class {
         StatementClass::Session => return session_statement(client, pg, session, sql).await,
         StatementClass::Transaction => {
-            return transaction_statement(client, pg, session, classified, sql).await
+            return transaction_statement(client, pg, session, classified, &plan, sql).await
         }
         _ => {}
     }
     if classified.class == StatementClass::Read {
-        if let Some(vars) = system_variables(sql) {
-            return answer_variables(client, session, state, &vars).await;
+        if let Some(vars) = pg_vars::system_variables(sql) {
+            return pg_vars::answer_variables(client, session, state, &vars).await;
         }
     }
-    let writes = matches!(
-        classified.class,
-        StatementClass::Write | StatementClass::Ddl
-    );
+    // Writes and DDL run with pinned values (see `proxy::decide`).
+    let writes = plan.pin;
     // The MySQL text with parameters inlined and pinned values fixed: what
     // PostgreSQL runs (translated) and what the old backend gets mirrored.
     let shape = pin::analyze(sql).ok();
@@ -449,16 +481,10 @@ async fn statement(
     };
     let summary = pg.query_to_mysql(&req, &cx, &*schema, client, 1).await?;
     session.status = summary.status;
-    if classified.class == StatementClass::Read
-        && state.shadow.wants(
-            &state.snapshot.load().config,
-            classified,
-            session.status & IN_TRANS != 0,
-        )
-    {
+    if classified.class == StatementClass::Read && pipeline::shadow_sampled(state, session, stmt) {
         // PostgreSQL's answer was rendered, not relayed: the worker runs the
         // statement on both sides.
-        super::reads::shadow_submit(
+        pipeline::shadow_submit(
             state,
             session,
             classified,
@@ -470,7 +496,7 @@ async fn statement(
     if summary.error.is_none() && summary.last_insert_id != 0 {
         session.last_insert_id = summary.last_insert_id;
     }
-    if summary.error.is_none() && writes && session.mirror.is_some() {
+    if summary.error.is_none() && plan.mirror == Mirror::Statements {
         // Mirror to the old backend with PostgreSQL's ids.
         write::after_other(session, None).await;
         if session.status & IN_TRANS != 0 && !session.mirror_txn_open {
@@ -524,6 +550,7 @@ async fn transaction_statement(
     pg: &mut PgSession,
     session: &mut Session,
     classified: &Classified,
+    plan: &Plan,
     sql: &str,
 ) -> Result<(), PgError> {
     let op = classified.statements.first().and_then(|s| s.txn);
@@ -539,10 +566,8 @@ async fn transaction_statement(
     session.status = status;
     match result {
         Ok(()) => {
-            if matches!(
-                op,
-                Some(TxnOp::Savepoint | TxnOp::ReleaseSavepoint | TxnOp::RollbackToSavepoint)
-            ) {
+            // Savepoints go to the mirror too (`ROLLBACK TO` works there).
+            if plan.mirror == Mirror::Statements {
                 if let Some(m) = session.mirror.as_mut() {
                     m.send(Op::Write(sql.to_string())).await;
                 }
@@ -620,135 +645,6 @@ async fn session_statement(
     reply(client, 1, &err.encode())
         .await
         .map_err(PgError::Client)
-}
-
-/// `SELECT @@a, @@session.b AS x …` (what drivers ask at connect): the
-/// variable names and the column names to answer with.
-fn system_variables(sql: &str) -> Option<Vec<(String, String)>> {
-    let body = sql.trim().trim_end_matches(';');
-    let rest = body
-        .get(..7)
-        .filter(|h| h.eq_ignore_ascii_case("select "))?;
-    let _ = rest;
-    let mut out = Vec::new();
-    for item in body[7..].split(',') {
-        let item = item.trim();
-        let (expr, alias) = match item.to_ascii_lowercase().find(" as ") {
-            Some(i) => (
-                item[..i].trim(),
-                Some(item[i + 4..].trim().trim_matches('`').to_string()),
-            ),
-            None => match item.split_once(char::is_whitespace) {
-                Some((e, a)) => (e.trim(), Some(a.trim().trim_matches('`').to_string())),
-                None => (item, None),
-            },
-        };
-        let name = expr.strip_prefix("@@")?;
-        let var = name
-            .strip_prefix("session.")
-            .or_else(|| name.strip_prefix("SESSION."))
-            .or_else(|| name.strip_prefix("global."))
-            .or_else(|| name.strip_prefix("GLOBAL."))
-            .or_else(|| name.strip_prefix("local."))
-            .unwrap_or(name);
-        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return None;
-        }
-        out.push((
-            var.to_ascii_lowercase(),
-            alias.unwrap_or_else(|| expr.to_string()),
-        ));
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// Answers a system-variable SELECT from the old backend's variables (or
-/// MariaDB defaults), as a one-row text result set.
-async fn answer_variables(
-    client: &mut PacketIo,
-    session: &Session,
-    state: &AppState,
-    vars: &[(String, String)],
-) -> Result<(), PgError> {
-    use crate::wire::buf::{put_lenenc_bytes, put_lenenc_int};
-    let known = state.server_vars.load();
-    let value = |name: &str| -> Option<String> {
-        match name {
-            "autocommit" => Some(if session.status & AUTOCOMMIT != 0 { "1" } else { "0" }.into()),
-            // The proxy's own TLS, not the old backend's.
-            "have_ssl" | "have_openssl" => Some(
-                if super::tls::tls_cap(state) != 0 { "YES" } else { "DISABLED" }.into(),
-            ),
-            _ => known.get(name).cloned().or_else(|| {
-                Some(
-                    match name {
-                        "max_allowed_packet" => "16777216",
-                        "sql_mode" => "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION",
-                        "time_zone" => "SYSTEM",
-                        "system_time_zone" => "UTC",
-                        "wait_timeout" | "interactive_timeout" => "28800",
-                        "lower_case_table_names" => "0",
-                        "transaction_isolation" | "tx_isolation" => "READ-COMMITTED",
-                        "character_set_client" | "character_set_connection" | "character_set_results" => "utf8mb4",
-                        "collation_connection" => "utf8mb4_general_ci",
-                        "version_comment" => "tandem (PostgreSQL authoritative)",
-                        _ => return None,
-                    }
-                    .to_string(),
-                )
-            }),
-        }
-    };
-    let mut seq = 1u8;
-    let mut count = Vec::new();
-    put_lenenc_int(&mut count, vars.len() as u64);
-    seq = client.write_packet(seq, &count);
-    let values: Vec<Option<String>> = vars.iter().map(|(n, _)| value(n)).collect();
-    for ((_, label), v) in vars.iter().zip(&values) {
-        let numeric = v
-            .as_deref()
-            .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()));
-        let mut def = Vec::new();
-        for part in [&b"def"[..], b"", b"", b"", label.as_bytes(), b""] {
-            put_lenenc_bytes(&mut def, part);
-        }
-        def.push(0x0c);
-        let (charset, length, ty, flags): (u16, u32, u8, u16) = if numeric {
-            (63, 21, 0x08, 0x0080 | 0x0020)
-        } else {
-            (session.collation.into(), 1024, 0xfd, 0)
-        };
-        def.extend_from_slice(&charset.to_le_bytes());
-        def.extend_from_slice(&length.to_le_bytes());
-        def.push(ty);
-        def.extend_from_slice(&flags.to_le_bytes());
-        def.push(if numeric { 0 } else { 39 });
-        def.extend_from_slice(&[0, 0]);
-        seq = client.write_packet(seq, &def);
-    }
-    let eof = |status: u16| {
-        let mut e = vec![0xfe, 0, 0];
-        e.extend_from_slice(&status.to_le_bytes());
-        e
-    };
-    if !session.deprecate_eof() {
-        seq = client.write_packet(seq, &eof(session.status));
-    }
-    let row =
-        crate::wire::packets::text_row(values.iter().map(|v| v.as_deref().map(str::as_bytes)));
-    seq = client.write_packet(seq, &row);
-    if session.deprecate_eof() {
-        let mut ok = ok_packet(OkInfo {
-            status: session.status,
-            ..Default::default()
-        });
-        ok[0] = 0xfe;
-        client.write_packet(seq, &ok);
-    } else {
-        client.write_packet(seq, &eof(session.status));
-    }
-    client.flush().await?;
-    Ok(())
 }
 
 fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {

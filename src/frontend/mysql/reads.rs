@@ -1,5 +1,5 @@
 //! Reads routed to the new backend in `dual_write` (`[reads] new_percent`):
-//! the share comes from `route`, the answer from PostgreSQL in MySQL form.
+//! the choice is `proxy::decide`'s, the answer PostgreSQL's in MySQL form.
 //! A read that cannot be served there (no free connection, untranslatable,
 //! PostgreSQL down) falls back to the old backend: routing never costs the
 //! client an error.
@@ -9,31 +9,25 @@ use std::sync::Arc;
 
 use crate::backend::mysql::BackendConn;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
-use crate::config::{Phase, StickyMode};
 use crate::metrics::Metrics;
-use crate::route::{route, RouteCtx, Sticky, Target};
 use crate::server::AppState;
 use crate::session::{ReadConn, Session};
-use crate::shadow::capture::Capture;
-use crate::shadow::{Job, Relayed};
-use crate::sql::classify::Classified;
 use crate::sql::translate;
 use crate::wire::io::PacketIo;
 
 use super::relay::RelayError;
 
-/// Serves a read from the new backend when routing says so. True when the
-/// client has been answered there (with rows, or with PostgreSQL's error);
-/// false when the old backend must serve it.
+/// Serves a read that `proxy::decide` routed to the new backend. True when
+/// the client has been answered there (with rows, or with PostgreSQL's
+/// error); false when the old backend must serve it after all.
 pub async fn serve_from_new(
     client: &mut PacketIo,
     backend: &mut BackendConn,
     session: &mut Session,
     state: &Arc<AppState>,
     sql: Text<'_>,
-    classified: &Classified,
 ) -> Result<bool, RelayError> {
-    match try_new(client, backend, session, state, sql, classified).await {
+    match try_new(client, backend, session, state, sql).await {
         Ok(served) => Ok(served),
         Err(PgError::Client(e)) => Err(RelayError::Client(e)),
         // PostgreSQL failed mid-answer: the client got an ERR; the session
@@ -63,41 +57,11 @@ async fn try_new(
     session: &mut Session,
     state: &Arc<AppState>,
     sql: Text<'_>,
-    classified: &Classified,
 ) -> Result<bool, PgError> {
     // Prepared statements are answered in the binary protocol.
     let binary = matches!(sql, Text::Prepared { .. });
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
-    let share = state.cockpit.read_share(config);
-    // Without a database selected the old backend resolves names (or
-    // answers 1046) as directly; the new one would use its own default.
-    if config.phase != Phase::DualWrite || share <= 0.0 || session.database.is_empty() {
-        return Ok(false);
-    }
-    let pending = session.mirror.as_ref().is_some_and(|m| m.has_pending());
-    let ctx = RouteCtx {
-        phase: config.phase,
-        class: classified.class,
-        other_percent: share,
-        sticky: match config.reads.sticky {
-            StickyMode::Statement => Sticky::Statement,
-            StickyMode::Session => Sticky::Session,
-        },
-        seed: config.reads.seed,
-        session: session.id,
-        statement: session.reads,
-        pinned_to_primary: session.in_transaction() || pending,
-        locking_read: classified.statements.iter().any(|s| s.locking_read),
-    };
-    session.reads += 1;
-    let decision = route(&ctx);
-    if decision.kept_for_consistency {
-        Metrics::incr(&state.metrics.reads_kept_for_consistency);
-    }
-    if decision.primary != Target::New {
-        return Ok(false);
-    }
     let schema = state.schema.load_full();
     let text = match sql {
         Text::Raw(raw) => std::str::from_utf8(raw).ok().map(str::to_owned),
@@ -230,47 +194,6 @@ async fn stream_caught_up(backend: &mut BackendConn, pg: &PgSession, stream_id: 
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-}
-
-/// A read answered by the old backend that is also compared on the new one
-/// (`[shadow] sample_percent`): the response is copied while relayed.
-pub fn shadow_capture(
-    state: &AppState,
-    session: &Session,
-    classified: &Classified,
-) -> Option<Capture> {
-    // Compared only in a selected database (the other side runs it there).
-    if session.database.is_empty() {
-        return None;
-    }
-    let snapshot = state.snapshot.load();
-    let config = &snapshot.config;
-    state
-        .shadow
-        .wants(config, classified, session.in_transaction())
-        .then(|| Capture::new(config.shadow.capture_bytes as usize))
-}
-
-/// Queues the comparison of a read the client has been answered.
-pub fn shadow_submit(
-    state: &AppState,
-    session: &Session,
-    classified: &Classified,
-    statement: String,
-    primary: Target,
-    relayed: Option<Relayed>,
-) {
-    let info = classified.statements.first();
-    state.shadow.submit(Job {
-        session: session.id,
-        fingerprint: classified.fingerprint.clone(),
-        statement,
-        database: session.database.clone(),
-        ordered: info.is_some_and(|i| i.ordered),
-        primary,
-        relayed,
-        session_writes: session.mirror.as_ref().map(|m| m.progress()),
-    });
 }
 
 /// A prepared statement's text with this execute's parameters written in;

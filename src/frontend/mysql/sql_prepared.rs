@@ -222,7 +222,9 @@ async fn execute(
         .map(|t| command::classify(state, t.as_bytes()));
     let mirrored = session.mirror.is_some()
         && match (&text, &inner) {
-            (Some(t), Some(c)) => write::mirrors(c, t.as_bytes()),
+            (Some(t), Some(c)) => {
+                crate::proxy::decide::StatementFacts::of(c, t.as_bytes()).changes_data
+            }
             // Unknown text: conservatively a write.
             _ => true,
         };

@@ -33,46 +33,6 @@ const SYNC_WAIT: Duration = Duration::from_secs(30);
 /// the ids the primary generated (an ORM batch of 1,000 rows is ~50 kB).
 const MAX_RETURNING_BYTES: usize = 4 << 20;
 
-/// Does this statement go to the secondary too? Writes, DDL and savepoints
-/// (so that `ROLLBACK TO` works there as well). Text sqlparser cannot parse is
-/// treated as a write (the safe side) unless it plainly reads.
-pub fn mirrors(classified: &Classified, sql: &[u8]) -> bool {
-    match classified.class {
-        StatementClass::Write if !classified.parsed => !plainly_reads(sql),
-        StatementClass::Write | StatementClass::Ddl => true,
-        StatementClass::Transaction => classified.statements.iter().any(|s| {
-            matches!(
-                s.txn,
-                Some(TxnOp::Savepoint | TxnOp::ReleaseSavepoint | TxnOp::RollbackToSavepoint)
-            )
-        }),
-        _ => false,
-    }
-}
-
-/// Unparsable statements that cannot change data (`SELECT … LOCK IN SHARE
-/// MODE`, `SHOW …`): nothing to mirror.
-fn plainly_reads(sql: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(sql);
-    let first = text
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    matches!(
-        first.as_str(),
-        "SELECT"
-            | "SHOW"
-            | "DESC"
-            | "DESCRIBE"
-            | "EXPLAIN"
-            | "CHECKSUM"
-            | "HANDLER"
-            | "TABLE"
-            | "HELP"
-    )
-}
-
 fn in_trans(status: u16) -> bool {
     status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
 }
@@ -102,8 +62,8 @@ pub fn follow_phase(session: &mut Session, state: &AppState) {
 /// When the authoritative backend changed, sessions on the other one end at a
 /// transaction boundary (clients reconnect and land on the right side).
 pub fn stays(session: &Session, state: &AppState, primary: crate::route::Target) -> bool {
-    session.in_transaction()
-        || crate::route::authoritative(state.snapshot.load().config.phase) == primary
+    let phase = state.snapshot.load().config.phase;
+    crate::proxy::decide::stays(phase, primary, session.in_transaction())
 }
 
 /// After a statement that is not mirrored itself: if the primary's

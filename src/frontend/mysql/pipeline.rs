@@ -1,0 +1,171 @@
+//! The steps both answering sides share before a statement runs: classify
+//! it once (cached by fingerprint), gather the facts `proxy::decide` needs
+//! from the session and one config snapshot, and decide. The fleet gate and
+//! the dispatch loops then read the same `Plan` instead of classifying and
+//! deciding again each.
+
+use std::sync::Arc;
+
+use super::command::classify;
+use super::request::Command;
+use crate::config::StickyMode;
+use crate::metrics::Metrics;
+use crate::proxy::decide::{self, ConfigFacts, Facts, Plan, SessionFacts, StatementFacts};
+use crate::route::{Sticky, Target};
+use crate::server::AppState;
+use crate::session::Session;
+use crate::shadow::Relayed;
+use crate::sql::classify::Classified;
+
+/// A statement about to run, with what was decided for it.
+pub(super) struct Statement {
+    pub classified: Arc<Classified>,
+    pub facts: StatementFacts,
+    pub plan: Plan,
+}
+
+/// One client command as the pipeline carries it: the packet as sent
+/// (relayed verbatim), the command read from it once, and the statement
+/// decided for it.
+pub(super) struct Incoming<'a> {
+    pub payload: &'a [u8],
+    pub command: Command<'a>,
+    pub statement: Option<Statement>,
+}
+
+/// Reads, classifies and decides one command for the session on `side`.
+pub(super) fn request<'a>(
+    state: &AppState,
+    session: &Session,
+    payload: &'a [u8],
+    side: Target,
+) -> Incoming<'a> {
+    let command = Command::parse(payload);
+    let statement = prepare(state, session, &command, side);
+    Incoming {
+        payload,
+        command,
+        statement,
+    }
+}
+
+/// The statement a COM_QUERY or COM_STMT_EXECUTE carries, decided for the
+/// session on `side`; `None` for other commands and unknown statement ids.
+fn prepare(
+    state: &AppState,
+    session: &Session,
+    command: &Command<'_>,
+    side: Target,
+) -> Option<Statement> {
+    match *command {
+        Command::Query(sql) => Some(statement(state, session, classify(state, sql), sql, side)),
+        Command::Execute(id) => {
+            let p = session.prepared.get(&id?)?;
+            let classified = Arc::clone(&p.classified);
+            Some(statement(
+                state,
+                session,
+                classified,
+                p.sql.as_bytes(),
+                side,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the command passes the fleet's write gate: a statement that may
+/// change data, or an execute of a statement the proxy does not know.
+pub(super) fn may_write(request: &Incoming<'_>) -> bool {
+    match (&request.command, &request.statement) {
+        (_, Some(s)) => s.plan.fleet_gate,
+        (Command::Execute(_), None) => true,
+        _ => false,
+    }
+}
+
+/// Decides a classified statement for this session, now.
+pub(super) fn statement(
+    state: &AppState,
+    session: &Session,
+    classified: Arc<Classified>,
+    text: &[u8],
+    side: Target,
+) -> Statement {
+    let snapshot = state.snapshot.load();
+    let config = &snapshot.config;
+    let facts = StatementFacts::of(&classified, text);
+    let plan = decide::decide(&Facts {
+        statement: facts,
+        session: SessionFacts {
+            side,
+            in_transaction: session.in_transaction(),
+            statement_mirror: session.mirror.is_some(),
+            mirror_pending: session.mirror.as_ref().is_some_and(|m| m.has_pending()),
+            database_selected: !session.database.is_empty(),
+            id: session.id,
+            reads: session.reads,
+        },
+        config: ConfigFacts {
+            phase: config.phase,
+            read_share: state.cockpit.read_share(config),
+            sticky: match config.reads.sticky {
+                StickyMode::Statement => Sticky::Statement,
+                StickyMode::Session => Sticky::Session,
+            },
+            seed: config.reads.seed,
+            new_configured: config.backends.new.is_some(),
+            shadow_percent: config.shadow.sample_percent,
+        },
+    });
+    Statement {
+        classified,
+        facts,
+        plan,
+    }
+}
+
+/// Carries out the routing bookkeeping of a read about to be served: its
+/// position in the session's routing sequence, and the consistency count.
+pub(super) fn note_routed(state: &AppState, session: &mut Session, plan: &Plan) {
+    if plan.routed_read {
+        session.reads += 1;
+    }
+    if plan.kept_for_consistency {
+        Metrics::incr(&state.metrics.reads_kept_for_consistency);
+    }
+}
+
+/// Whether a read the session's own side answers is compared on the other
+/// side: the sample is drawn (only now), then the verdict counted.
+pub(super) fn shadow_sampled(state: &AppState, session: &Session, s: &Statement) -> bool {
+    let Some(percent) = s.plan.shadow_percent else {
+        return false;
+    };
+    state.shadow.admit(
+        percent,
+        decide::shadow_verdict(&s.facts, session.in_transaction()),
+    )
+}
+
+/// Queues the comparison of a read the client has been answered.
+pub(super) fn shadow_submit(
+    state: &AppState,
+    session: &Session,
+    classified: &Classified,
+    statement: String,
+    primary: Target,
+    relayed: Option<Relayed>,
+) {
+    let info = classified.statements.first();
+    state.shadow.submit(crate::shadow::Job {
+        session: session.id,
+        fingerprint: classified.fingerprint.clone(),
+        statement,
+        database: session.database.clone(),
+        ordered: info.is_some_and(|i| i.ordered),
+        primary,
+        relayed,
+        session_writes: session.mirror.as_ref().map(|m| m.progress()),
+    });
+}

@@ -21,6 +21,7 @@ pub mod apply;
 pub mod binlog;
 pub mod lease;
 pub mod run;
+mod run_parallel;
 pub mod source;
 
 use std::sync::Arc;

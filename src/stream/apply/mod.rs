@@ -18,8 +18,11 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod markers;
+pub mod parallel;
 pub mod stats;
 pub mod tables;
+pub mod writeset;
 
 use std::sync::Arc;
 
@@ -99,6 +102,9 @@ pub struct ApplyOptions {
     /// Row changes held before they are sent inside the open transaction.
     pub max_batch_changes: usize,
     pub max_batch_bytes: usize,
+    /// Target connections applying independent source transactions side by
+    /// side (`[mirror] apply_workers`); 1 = one connection, in commit order.
+    pub workers: usize,
 }
 
 impl Default for ApplyOptions {
@@ -110,6 +116,7 @@ impl Default for ApplyOptions {
             on_error: OnError::default(),
             max_batch_changes: 20_000,
             max_batch_bytes: 8 << 20,
+            workers: 1,
         }
     }
 }
@@ -143,6 +150,10 @@ pub struct Applier {
     schema: Arc<Schema>,
     stats: Arc<StreamStats>,
     drift: Option<DriftLog>,
+    /// Parallel apply: the end positions of the group's source
+    /// transactions, committed as markers instead of the stream checkpoint
+    /// (see `parallel`). `None`: the serial checkpoint.
+    markers: Option<Vec<Position>>,
 }
 
 impl Applier {
@@ -160,9 +171,11 @@ impl Applier {
         // primary: they must not fire again on the target.
         crate::migrate::write::prepare_writer_session(&mut db).await;
         let dialect = db.dialect();
-        db.execute(&checkpoint::create_sql(dialect))
-            .await
-            .map_err(|e| ApplyError::from_target(e, None))?;
+        for sql in [checkpoint::create_sql(dialect), markers::create_sql(dialect)] {
+            db.execute(&sql)
+                .await
+                .map_err(|e| ApplyError::from_target(e, None))?;
+        }
         Ok(Applier {
             db,
             dialect,
@@ -179,7 +192,48 @@ impl Applier {
             schema: Arc::new(Schema::default()),
             stats,
             drift,
+            markers: None,
         })
+    }
+
+    /// Commits markers of applied transactions instead of the stream
+    /// checkpoint (a worker of parallel apply).
+    pub fn set_parallel(&mut self) {
+        self.markers = Some(Vec::new());
+    }
+
+    /// Markers of transactions applied above the checkpoint by parallel
+    /// workers before the last stop.
+    pub async fn applied_markers(&mut self) -> Result<Vec<Position>, ApplyError> {
+        let sql = markers::select_sql(self.dialect, &self.opts.stream_id);
+        let rows: Vec<(String, u64)> = match &mut self.db {
+            Db::Pg(pg) => pg
+                .client
+                .query(&sql, &[])
+                .await
+                .map_err(|e| ApplyError::from_target(e.into(), None))?
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
+                .collect(),
+            Db::My(c) => c
+                .query(sql)
+                .await
+                .map_err(|e| ApplyError::from_target(e.into(), None))?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(file, offset)| Position {
+                file,
+                offset,
+                gtid: None,
+            })
+            .collect())
+    }
+
+    fn mark(&mut self, position: &Position) {
+        if let Some(m) = self.markers.as_mut() {
+            m.push(position.clone());
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -332,6 +386,7 @@ impl Applier {
             self.last_txn = Some(t);
         }
         self.group_txns += 1;
+        self.mark(&position);
         self.end = Some(Checkpoint {
             position,
             source_ts: ts,
@@ -357,11 +412,18 @@ impl Applier {
             return Ok(());
         };
         let mut statements = self.batch.take_statements(self.dialect);
-        statements.push(checkpoint::store_sql(
-            self.dialect,
-            &self.opts.stream_id,
-            &end,
-        ));
+        match self.markers.as_mut() {
+            Some(m) => statements.extend(markers::mark_sql(
+                self.dialect,
+                &self.opts.stream_id,
+                &std::mem::take(m),
+            )),
+            None => statements.push(checkpoint::store_sql(
+                self.dialect,
+                &self.opts.stream_id,
+                &end,
+            )),
+        }
         statements.push("COMMIT".into());
         let mut sql = String::new();
         if !self.open {
@@ -373,7 +435,11 @@ impl Applier {
         let gtid = self.last_gtid.clone();
         self.send(sql, gtid).await?;
         self.open = false;
-        self.stats.committed(&end, self.group_txns, self.group_rows);
+        if self.markers.is_some() {
+            self.stats.count(self.group_txns, self.group_rows);
+        } else {
+            self.stats.committed(&end, self.group_txns, self.group_rows);
+        }
         self.group_txns = 0;
         self.group_rows = 0;
         self.end = None;
@@ -390,6 +456,9 @@ impl Applier {
         self.group_txns = 0;
         self.group_rows = 0;
         self.end = None;
+        if let Some(m) = self.markers.as_mut() {
+            m.clear();
+        }
     }
 
     /// Skips the open source transaction after the target refused it alone:
@@ -425,6 +494,7 @@ impl Applier {
         self.stats
             .skipped
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.mark(&position);
         self.progress(position, 0);
         self.commit().await
     }
@@ -517,6 +587,7 @@ impl Applier {
         tracing::info!(sql, "applied DDL from the binlog");
         self.last_gtid = gtid;
         self.group_txns += 1;
+        self.mark(&position);
         self.end = Some(Checkpoint {
             position,
             source_ts: 0,

@@ -8,6 +8,8 @@ mod apply;
 mod common;
 #[path = "stream/e2e.rs"]
 mod e2e;
+#[path = "stream/parallel.rs"]
+mod parallel;
 #[path = "stream/processes.rs"]
 mod processes;
 #[path = "stream/run.rs"]

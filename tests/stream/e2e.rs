@@ -49,11 +49,11 @@ pub fn pair(prefix: &str, server_id: u32) -> Pair {
 }
 
 impl Pair {
-    fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         Config::from_toml(&self.toml, |k| std::env::var(k).ok()).expect("config")
     }
 
-    fn pg_sql(&self, sql: &str) -> String {
+    pub(crate) fn pg_sql(&self, sql: &str) -> String {
         servers::postgres().sql(&self.pg, sql).trim().to_string()
     }
 
@@ -100,7 +100,7 @@ async fn master_position(conn: &mut mysql_async::Conn) -> (String, u64) {
 }
 
 /// Waits until the stream's checkpoint reaches the primary's current end.
-async fn wait_caught_up(stats: &StreamStats, conn: &mut mysql_async::Conn, limit: Duration) {
+pub(crate) async fn wait_caught_up(stats: &StreamStats, conn: &mut mysql_async::Conn, limit: Duration) {
     let (file, offset) = master_position(conn).await;
     let started = Instant::now();
     loop {
@@ -120,7 +120,7 @@ async fn wait_caught_up(stats: &StreamStats, conn: &mut mysql_async::Conn, limit
     }
 }
 
-async fn wait_checkpoint(stats: &StreamStats) {
+pub(crate) async fn wait_checkpoint(stats: &StreamStats) {
     for _ in 0..400 {
         if stats.snapshot().checkpoint.is_some() {
             return;

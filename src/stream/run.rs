@@ -240,7 +240,10 @@ impl From<ApplyError> for Step {
 }
 
 /// Reads items into the channel until the source fails or the receiver goes.
-pub(super) async fn read_items(mut src: Box<dyn ItemSource>, tx: mpsc::Sender<Result<Item, SourceError>>) {
+pub(super) async fn read_items(
+    mut src: Box<dyn ItemSource>,
+    tx: mpsc::Sender<Result<Item, SourceError>>,
+) {
     loop {
         let item = src.next_item().await;
         let failed = item.is_err();
@@ -289,7 +292,15 @@ async fn session(
     let applied = applier.applied_markers().await?;
     if cfg.apply.workers > 1 || !applied.is_empty() {
         return super::run_parallel::session(
-            cfg, source, stats, drift_for_pool, lease, cancel, applier, start, applied,
+            cfg,
+            source,
+            stats,
+            drift_for_pool,
+            lease,
+            cancel,
+            applier,
+            start,
+            applied,
         )
         .await;
     }

@@ -100,7 +100,11 @@ async fn master_position(conn: &mut mysql_async::Conn) -> (String, u64) {
 }
 
 /// Waits until the stream's checkpoint reaches the primary's current end.
-pub(crate) async fn wait_caught_up(stats: &StreamStats, conn: &mut mysql_async::Conn, limit: Duration) {
+pub(crate) async fn wait_caught_up(
+    stats: &StreamStats,
+    conn: &mut mysql_async::Conn,
+    limit: Duration,
+) {
     let (file, offset) = master_position(conn).await;
     let started = Instant::now();
     loop {

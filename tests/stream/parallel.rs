@@ -2,7 +2,7 @@
 //! order under non-commutative updates from two sessions, exactly once
 //! across an abrupt kill while workers commit, a transaction that depends
 //! on two in-flight ones, and the markers that let a restart skip what was
-//! already committed above the checkpoint.
+//! already committed above the checkpoint; DDL while the workers hold plans.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +62,9 @@ fn load(p: &Pair, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<u64>>
                             "START TRANSACTION; INSERT INTO a VALUES ({n}, 'a{n}'); \
                              INSERT INTO b VALUES ({n}, 'b{n}'); COMMIT"
                         ),
-                        _ if n % 10 == 0 => format!("INSERT INTO log VALUES ({n}, 'l{n}')"),
+                        _ if n.is_multiple_of(10) => {
+                            format!("INSERT INTO log VALUES ({n}, 'l{n}')")
+                        }
                         _ => format!("UPDATE a SET s = 'u{n}' WHERE id = {}", n / 2),
                     };
                     conn.query_drop(sql).await.unwrap();
@@ -108,7 +110,10 @@ async fn non_commutative_updates_from_two_sessions_end_identical_with_parallel_a
     let mut d = common::direct(&p.my).await;
     schema(&p, &mut d).await;
     let config = p.config();
-    assert_eq!(config.mirror.apply_workers, 4, "parallel apply is the default");
+    assert_eq!(
+        config.mirror.apply_workers, 4,
+        "parallel apply is the default"
+    );
     let stats = Arc::new(StreamStats::default());
     let cancel = CancellationToken::new();
     let cfg = tandem::stream::run::config_from(&config, Arc::new(Default::default())).unwrap();
@@ -130,13 +135,31 @@ async fn non_commutative_updates_from_two_sessions_end_identical_with_parallel_a
         written += w.await.unwrap();
     }
     eprintln!("{written} statements written");
+    // DDL is a barrier after which every worker writes the new shape.
+    d.query_drop("ALTER TABLE a ADD COLUMN extra int NOT NULL DEFAULT 5")
+        .await
+        .unwrap();
+    d.query_drop(
+        "INSERT INTO a VALUES (1000000, 'z', 9), (1000001, 'y', 8); \
+         UPDATE a SET extra = 6 WHERE id < 10",
+    )
+    .await
+    .unwrap();
     wait_caught_up(&stats, &mut d, Duration::from_secs(120)).await;
+    assert_eq!(
+        p.pg_sql("SELECT sum(extra) FROM a WHERE id >= 1000000"),
+        "17"
+    );
     compare_c(&p, &mut d).await;
     counts(&p, &mut d).await;
     p.assert_identical().await;
     cancel.cancel();
     task.await.unwrap().unwrap();
-    assert_eq!(markers_left(&p), "0", "the final checkpoint covers every marker");
+    assert_eq!(
+        markers_left(&p),
+        "0",
+        "the final checkpoint covers every marker"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +239,11 @@ async fn a_transaction_touching_two_in_flight_ones_waits_for_both() {
     let pg = servers::postgres();
     pg.sql(&db, "INSERT INTO accounts VALUES (1, 'a0'), (2, 'b0')");
     let url = pg.url(&db);
-    let row = |id: i32| pg.sql(&db, &format!("SELECT name FROM accounts WHERE id = {id}")).trim().to_string();
+    let row = |id: i32| {
+        pg.sql(&db, &format!("SELECT name FROM accounts WHERE id = {id}"))
+            .trim()
+            .to_string()
+    };
     let lock1 = lock_row(&url, 1).await;
     let lock2 = lock_row(&url, 2).await;
     let log = Log::default();
@@ -226,7 +253,11 @@ async fn a_transaction_touching_two_in_flight_ones_waits_for_both() {
     log.push(3, vec![insert(&t, 4, Some("d"))]);
     log.push(
         4,
-        vec![update(1, "a1", "a2"), update(2, "b1", "b2"), insert(&t, 3, Some("c"))],
+        vec![
+            update(1, "a1", "a2"),
+            update(2, "b1", "b2"),
+            insert(&t, 3, Some("c")),
+        ],
     );
     let mut cfg = config(&url, "deps", OnError::Stop);
     cfg.apply.workers = 4;
@@ -254,7 +285,8 @@ async fn a_transaction_touching_two_in_flight_ones_waits_for_both() {
     cancel.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(
-        pg.sql(&db, &format!("SELECT count(*) FROM {}", markers::TABLE)).trim(),
+        pg.sql(&db, &format!("SELECT count(*) FROM {}", markers::TABLE))
+            .trim(),
         "0"
     );
 }
@@ -269,12 +301,7 @@ async fn a_restart_skips_transactions_committed_above_the_checkpoint() {
     pg.sql(&db, &format!("ALTER TABLE {} OWNER TO app", markers::TABLE));
     pg.sql(
         &db,
-        &markers::mark_sql(
-            Dialect::Postgres,
-            "default",
-            &[super::apply::pos(3)],
-        )
-        .join(";"),
+        &markers::mark_sql(Dialect::Postgres, "default", &[super::apply::pos(3)]).join(";"),
     );
     let log = Log::default();
     let t = accounts();
@@ -291,11 +318,16 @@ async fn a_restart_skips_transactions_committed_above_the_checkpoint() {
     })
     .await;
     assert_eq!(
-        pg.sql(&db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM accounts").trim(),
+        pg.sql(
+            &db,
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM accounts"
+        )
+        .trim(),
         "1,2,4,5"
     );
     assert_eq!(
-        pg.sql(&db, &format!("SELECT count(*) FROM {}", markers::TABLE)).trim(),
+        pg.sql(&db, &format!("SELECT count(*) FROM {}", markers::TABLE))
+            .trim(),
         "0",
         "the marker is gone once the checkpoint passed it"
     );

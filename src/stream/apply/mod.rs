@@ -171,7 +171,10 @@ impl Applier {
         // primary: they must not fire again on the target.
         crate::migrate::write::prepare_writer_session(&mut db).await;
         let dialect = db.dialect();
-        for sql in [checkpoint::create_sql(dialect), markers::create_sql(dialect)] {
+        for sql in [
+            checkpoint::create_sql(dialect),
+            markers::create_sql(dialect),
+        ] {
             db.execute(&sql)
                 .await
                 .map_err(|e| ApplyError::from_target(e, None))?;

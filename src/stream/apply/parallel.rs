@@ -37,6 +37,7 @@
 //! reached.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Notify};
@@ -138,6 +139,8 @@ pub struct Pool {
     skip: bool,
     /// Source database applied (others are progress).
     database: Option<String>,
+    /// Bumped after DDL: workers re-read the target catalog.
+    schema_epoch: Arc<AtomicU64>,
 }
 
 impl Pool {
@@ -158,6 +161,7 @@ impl Pool {
         let mut tasks = Tasks(Vec::new());
         let mut workers = Vec::with_capacity(n);
         let skip = opts.on_error == super::OnError::Skip;
+        let schema_epoch = Arc::new(AtomicU64::new(0));
         for _ in 0..n {
             let mut a =
                 Applier::connect(target, opts.clone(), Arc::clone(stats), drift.clone()).await?;
@@ -170,6 +174,7 @@ impl Pool {
                 done_tx.clone(),
                 skip,
                 opts.max_batch_changes,
+                Arc::clone(&schema_epoch),
             )));
             workers.push(Worker { tx, in_flight: 0 });
         }
@@ -204,6 +209,7 @@ impl Pool {
             tasks,
             skip,
             database: opts.database.clone(),
+            schema_epoch,
         })
     }
 
@@ -380,6 +386,8 @@ impl Pool {
             self.start_streaming().await?;
         }
         let r = self.own.ddl_in_txn(database, sql).await;
+        // Workers are idle until this transaction ends; they re-read plans.
+        self.schema_epoch.fetch_add(1, Ordering::Release);
         self.streamed(r)
     }
 
@@ -478,15 +486,18 @@ impl Pool {
             return Err(ApplyError::Schema("no parallel apply worker".into()));
         };
         w.in_flight += 1;
-        w.tx
-            .send(txn)
+        w.tx.send(txn)
             .await
             .map_err(|_| ApplyError::Schema("a parallel apply worker ended".into()))
     }
 
     /// Commits the dispatcher's own open transaction; a refusal stops the
     /// stream or is skipped per `on_error`.
-    async fn commit_own(&mut self, position: Position, gtid: Option<String>) -> Result<(), ApplyError> {
+    async fn commit_own(
+        &mut self,
+        position: Position,
+        gtid: Option<String>,
+    ) -> Result<(), ApplyError> {
         match self.own.commit().await {
             Ok(()) => Ok(()),
             Err(e) if e.is_unavailable() || !self.skip => Err(e),
@@ -525,6 +536,7 @@ impl Pool {
                 self.own.begin(gtid, 0);
                 self.own.skip_txn(position, &e).await?;
             }
+            self.schema_epoch.fetch_add(1, Ordering::Release);
         }
         self.push_entry(end, true, true);
         self.advance();
@@ -580,8 +592,16 @@ async fn worker(
     done: mpsc::Sender<Done>,
     skip: bool,
     max_changes: usize,
+    schema_epoch: Arc<AtomicU64>,
 ) {
+    let mut epoch = schema_epoch.load(Ordering::Acquire);
     while let Some(first) = rx.recv().await {
+        // DDL is a barrier: it ran before this transaction was dispatched.
+        let now = schema_epoch.load(Ordering::Acquire);
+        if now != epoch {
+            epoch = now;
+            applier.tables.invalidate();
+        }
         let mut rows = first.changes.len();
         let mut group = vec![first];
         while rows < max_changes {

@@ -38,7 +38,11 @@ pub fn add(set: &mut Writeset, changes: &[Change]) {
             let values: Vec<_> = t
                 .key
                 .iter()
-                .map(|&i| row.get(i).cloned().unwrap_or(crate::backend::value::Value::Null))
+                .map(|&i| {
+                    row.get(i)
+                        .cloned()
+                        .unwrap_or(crate::backend::value::Value::Null)
+                })
                 .collect();
             // Database and table names cannot hold NUL: the separator is
             // unambiguous.

@@ -22,6 +22,7 @@
 #
 # Environment: DURATION [20] THREADS [4] TABLE_SIZE [10000] WORKERS [4]
 #              OUTAGE [20] KEEP=1 (keep the work directory)
+#              TANDEM_BIN (a built proxy; default: cargo build --release)
 set -euo pipefail
 
 DURATION=${DURATION:-20}
@@ -41,9 +42,13 @@ PREREQ_NAME=stream
 source "$repo/scripts/install-prereqs.sh"
 install_prereqs
 
-say "building tandem (cargo build --release)"
-(cd "$repo" && cargo build --release --quiet)
-tandem=${CARGO_TARGET_DIR:-$repo/target}/release/tandem
+if [[ -n ${TANDEM_BIN:-} ]]; then
+    tandem=$TANDEM_BIN
+else
+    say "building tandem (cargo build --release)"
+    (cd "$repo" && cargo build --release --quiet)
+    tandem=${CARGO_TARGET_DIR:-$repo/target}/release/tandem
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-stream-XXXXXX")
 chmod 755 "$work"

@@ -60,6 +60,7 @@ cleanup() {
     [[ -n ${KEEP:-} ]] && say "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 # shellcheck source=scripts/lib/servers.sh
 source "$repo/scripts/lib/servers.sh"
@@ -174,7 +175,7 @@ wait_caught_up() { # limit seconds
         got=$(curl -s "127.0.0.1:$admin/status" | python3 -c '
 import json, sys
 c = (json.load(sys.stdin).get("stream") or {}).get("checkpoint") or {}
-print(f"{c.get(\"file\")}:{c.get(\"offset\")}")')
+print(str(c.get("file")) + ":" + str(c.get("offset")))')
         if [[ $got != None:None ]] && python3 -c '
 import sys
 (gf, go), (wf, wo) = (s.rsplit(":", 1) for s in sys.argv[1:3])

@@ -14,8 +14,8 @@
 # stream applied per second during the run; the largest lag seen (sampled
 # from /metrics every 0.5 s: tandem_stream_lag_seconds for the binlog; the
 # statement mirror's own lag_max_us from /status). Then, for the binlog
-# modes, catch-up: PostgreSQL refuses the target database for 20 s while
-# oltp_write_only keeps writing, then comes back; rows applied from its
+# modes, catch-up: PostgreSQL is stopped (SIGSTOP) for 20 s while
+# oltp_write_only keeps writing, then continues (SIGCONT); rows applied from its
 # return until the stream reached the primary's position, per second.
 # Each mode uses its own MariaDB and PostgreSQL databases and its own proxy,
 # started only for its runs. Results: printed and benches/results/stream-<date>.txt.
@@ -230,12 +230,15 @@ for mode in "${modes[@]}"; do
         sysbench oltp_write_only "${sb[@]}" --mysql-db="sb_$mode" --mysql-port="$port" --threads="$THREADS" \
             --time="$OUTAGE" --db-ps-mode=auto run >"$work/outage-$mode.log" 2>&1 &
         load=$!
-        pg -d postgres -c "ALTER DATABASE sb_$mode ALLOW_CONNECTIONS false" \
-            -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'sb_$mode'" >/dev/null
-        wait "$load" || die "sysbench failed during the outage"
+        # The private PostgreSQL is stopped (SIGSTOP on the postmaster and
+        # its backends): the applier's connections hang, as on a frozen host.
+        pm=$(head -n1 "$work/pg/data/postmaster.pid")
+        frozen=("$pm" $(pgrep -P "$pm"))
+        kill -STOP "${frozen[@]}"
+        wait "$load" || { kill -CONT "${frozen[@]}"; die "sysbench failed during the outage"; }
         rows0=$(metric tandem_stream_rows_applied_total)
         t0=$(date +%s.%N)
-        pg -d postgres -c "ALTER DATABASE sb_$mode ALLOW_CONNECTIONS true"
+        kill -CONT "${frozen[@]}"
         caught=ok
         wait_caught_up 600 || caught=late
         t1=$(date +%s.%N)

@@ -269,7 +269,7 @@ impl Default for MirrorConfig {
             server_id: 4_242,
             on_error: Default::default(),
             no_key: Default::default(),
-            apply_workers: 4,
+            apply_workers: 1,
         }
     }
 }

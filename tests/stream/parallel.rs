@@ -106,14 +106,14 @@ fn markers_left(p: &Pair) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_commutative_updates_from_two_sessions_end_identical_with_parallel_apply() {
-    let p = pair("stream_par", 111);
+    let mut p = pair("stream_par", 111);
+    p.toml = p
+        .toml
+        .replace("[mirror]\n", "[mirror]\napply_workers = 4\n");
     let mut d = common::direct(&p.my).await;
     schema(&p, &mut d).await;
     let config = p.config();
-    assert_eq!(
-        config.mirror.apply_workers, 4,
-        "parallel apply is the default"
-    );
+    assert_eq!(config.mirror.apply_workers, 4);
     let stats = Arc::new(StreamStats::default());
     let cancel = CancellationToken::new();
     let cfg = tandem::stream::run::config_from(&config, Arc::new(Default::default())).unwrap();
@@ -164,10 +164,14 @@ async fn non_commutative_updates_from_two_sessions_end_identical_with_parallel_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_workers_commit_resumes_with_nothing_missing_or_twice() {
-    let p = pair("stream_par_kill", 112);
+    let mut p = pair("stream_par_kill", 112);
+    p.toml = p
+        .toml
+        .replace("[mirror]\n", "[mirror]\napply_workers = 4\n");
     let mut d = common::direct(&p.my).await;
     schema(&p, &mut d).await;
     let config = p.config();
+    assert_eq!(config.mirror.apply_workers, 4);
     let spawn = |stats: &Arc<StreamStats>, cancel: &CancellationToken| {
         let cfg = tandem::stream::run::config_from(&config, Arc::new(Default::default())).unwrap();
         let opener = Arc::new(tandem::stream::source::BinlogOpener::from_config(&config).unwrap());

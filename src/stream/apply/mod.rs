@@ -76,7 +76,15 @@ impl ApplyError {
 
     fn from_target(e: MigrateError, gtid: Option<String>) -> ApplyError {
         let refused = match &e {
-            MigrateError::Postgres(pg) => pg.as_db_error().is_some() && !pg.is_closed(),
+            // Operator intervention (57: a terminated backend, a shutdown)
+            // and connection exceptions (08) are the server going away, not
+            // a verdict on the transaction.
+            MigrateError::Postgres(pg) => {
+                pg.as_db_error().is_some_and(|d| {
+                    let code = d.code().code();
+                    !code.starts_with("57") && !code.starts_with("08")
+                }) && !pg.is_closed()
+            }
             MigrateError::Mysql(mysql_async::Error::Server(_)) => true,
             _ => false,
         };

@@ -9,6 +9,10 @@
 //! committed; when it advances, the markers it covers are deleted in the
 //! same transaction that stores it. See `parallel` for the argument.
 
+use mysql_async::prelude::Queryable;
+
+use super::{Applier, ApplyError};
+use crate::migrate::db::Db;
 use crate::migrate::sqltext::{ident, pg_string, Dialect};
 use crate::stream::Position;
 
@@ -93,6 +97,48 @@ pub fn select_sql(d: Dialect, stream_id: &str) -> String {
         ident(d, "offset"),
         text(d, stream_id)
     )
+}
+
+impl Applier {
+    /// Commits markers of applied transactions instead of the stream
+    /// checkpoint (a worker of parallel apply).
+    pub fn set_parallel(&mut self) {
+        self.markers = Some(Vec::new());
+    }
+
+    /// Markers of transactions applied above the checkpoint by parallel
+    /// workers before the last stop.
+    pub async fn applied_markers(&mut self) -> Result<Vec<Position>, ApplyError> {
+        let sql = select_sql(self.dialect, &self.opts.stream_id);
+        let rows: Vec<(String, u64)> = match &mut self.db {
+            Db::Pg(pg) => pg
+                .client
+                .query(&sql, &[])
+                .await
+                .map_err(|e| ApplyError::from_target(e.into(), None))?
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
+                .collect(),
+            Db::My(c) => c
+                .query(sql)
+                .await
+                .map_err(|e| ApplyError::from_target(e.into(), None))?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(file, offset)| Position {
+                file,
+                offset,
+                gtid: None,
+            })
+            .collect())
+    }
+
+    pub(super) fn mark(&mut self, position: &Position) {
+        if let Some(m) = self.markers.as_mut() {
+            m.push(position.clone());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod markers;
 pub mod parallel;
 pub mod stats;
 pub mod tables;
+mod workers;
 pub mod writeset;
 
 use std::sync::Arc;
@@ -205,46 +206,6 @@ impl Applier {
             drift,
             markers: None,
         })
-    }
-
-    /// Commits markers of applied transactions instead of the stream
-    /// checkpoint (a worker of parallel apply).
-    pub fn set_parallel(&mut self) {
-        self.markers = Some(Vec::new());
-    }
-
-    /// Markers of transactions applied above the checkpoint by parallel
-    /// workers before the last stop.
-    pub async fn applied_markers(&mut self) -> Result<Vec<Position>, ApplyError> {
-        let sql = markers::select_sql(self.dialect, &self.opts.stream_id);
-        let rows: Vec<(String, u64)> = match &mut self.db {
-            Db::Pg(pg) => pg
-                .client
-                .query(&sql, &[])
-                .await
-                .map_err(|e| ApplyError::from_target(e.into(), None))?
-                .iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
-                .collect(),
-            Db::My(c) => c
-                .query(sql)
-                .await
-                .map_err(|e| ApplyError::from_target(e.into(), None))?,
-        };
-        Ok(rows
-            .into_iter()
-            .map(|(file, offset)| Position {
-                file,
-                offset,
-                gtid: None,
-            })
-            .collect())
-    }
-
-    fn mark(&mut self, position: &Position) {
-        if let Some(m) = self.markers.as_mut() {
-            m.push(position.clone());
-        }
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -242,6 +242,9 @@ pub struct MirrorConfig {
     pub on_error: crate::stream::apply::OnError,
     /// Tables without a primary key: match rows on all columns, or skip them.
     pub no_key: crate::stream::apply::NoKey,
+    /// Target connections the change stream applies independent source
+    /// transactions on (1 = one connection, strictly in commit order).
+    pub apply_workers: u32,
 }
 
 /// `[mirror] source`.
@@ -268,6 +271,7 @@ impl Default for MirrorConfig {
             server_id: 4_242,
             on_error: Default::default(),
             no_key: Default::default(),
+            apply_workers: 1,
         }
     }
 }
@@ -771,6 +775,9 @@ impl Config {
         }
         if self.mirror.queue_capacity == 0 {
             return Err(invalid("mirror.queue_capacity", "must be at least 1"));
+        }
+        if self.mirror.apply_workers == 0 || self.mirror.apply_workers > 64 {
+            return Err(invalid("mirror.apply_workers", "must be between 1 and 64"));
         }
         if self.mirror.server_id == 0 {
             return Err(invalid(

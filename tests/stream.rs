@@ -13,6 +13,8 @@ mod common;
 mod e2e;
 #[path = "stream/outage.rs"]
 mod outage;
+#[path = "stream/parallel.rs"]
+mod parallel;
 #[path = "stream/processes.rs"]
 mod processes;
 #[path = "stream/reverse.rs"]

@@ -62,6 +62,7 @@ pub fn is_internal_table(name: &str) -> bool {
         || name == VERIFY_RUNS_TABLE
         || name == crate::foreign_keys::PENDING_TABLE
         || name == crate::stream::apply::checkpoint::TABLE
+        || name == crate::stream::apply::markers::TABLE
         || name == crate::stream::lease::TABLE
 }
 

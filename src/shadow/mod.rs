@@ -29,14 +29,13 @@ use tracing::Instrument;
 
 use crate::background::{Background, StopSignal};
 use crate::cockpit::statements::StatementLatency;
-use crate::config::{Config, Phase, ShadowConfig, StreamSourceKind};
+use crate::config::{ShadowConfig, StreamSourceKind};
 use crate::dualwrite::drift::now_rfc3339;
 use crate::dualwrite::mirror::Mirror;
 use crate::dualwrite::mirror::SessionProgress;
 use crate::jsonl::JsonLines;
 use crate::route::Target;
 use crate::snapshot::Snapshot;
-use crate::sql::classify::{Classified, StatementClass};
 use crate::sql::schema::Schema;
 
 use capture::{Capture, Decoded};

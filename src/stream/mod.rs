@@ -14,7 +14,10 @@
 //!   [`Item::Commit`];
 //! * an *applier* (`apply`) writes each source transaction atomically on the
 //!   target, with the [`Position`] it ends at committed in the same target
-//!   transaction (the checkpoint), so a restart resumes exactly once.
+//!   transaction (the checkpoint), so a restart resumes exactly once. With
+//!   `[mirror] apply_workers` > 1 independent transactions (disjoint
+//!   writesets) commit side by side on several connections, each with a
+//!   marker, and the checkpoint is their low-water mark (`apply::parallel`).
 //!
 //! Items flow through a bounded channel: a transaction is streamed, never
 //! held whole by the source, so memory stays bounded by the channel.
@@ -24,6 +27,7 @@ pub mod binlog;
 pub mod lease;
 pub mod reverse;
 pub mod run;
+mod run_parallel;
 pub mod source;
 
 use std::sync::Arc;

@@ -71,7 +71,7 @@ pub trait OpenSource: Send + Sync {
 const MAX_GROUP_DELAY: Duration = Duration::from_millis(20);
 
 /// How often the binlog retention headroom is measured.
-const RETENTION_EVERY: Duration = Duration::from_secs(10);
+pub(super) const RETENTION_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -220,7 +220,7 @@ impl Backoff {
     }
 }
 
-enum Step {
+pub(super) enum Step {
     /// Start again from the checkpoint after a pause.
     Retry(StreamError),
     /// Start again from the checkpoint at once, committing the next `n`
@@ -240,7 +240,10 @@ impl From<ApplyError> for Step {
 }
 
 /// Reads items into the channel until the source fails or the receiver goes.
-async fn read_items(mut src: Box<dyn ItemSource>, tx: mpsc::Sender<Result<Item, SourceError>>) {
+pub(super) async fn read_items(
+    mut src: Box<dyn ItemSource>,
+    tx: mpsc::Sender<Result<Item, SourceError>>,
+) {
     loop {
         let item = src.next_item().await;
         let failed = item.is_err();
@@ -251,7 +254,7 @@ async fn read_items(mut src: Box<dyn ItemSource>, tx: mpsc::Sender<Result<Item, 
 }
 
 /// The reader task, aborted when the session ends (it owns only the source).
-struct Reader(tokio::task::JoinHandle<()>);
+pub(super) struct Reader(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for Reader {
     fn drop(&mut self) {
@@ -269,6 +272,7 @@ async fn session(
     cancel: &CancellationToken,
     single: &mut u64,
 ) -> Result<(), Step> {
+    let drift_for_pool = drift.clone();
     let mut applier =
         Applier::connect(&cfg.target, cfg.apply.clone(), Arc::clone(stats), drift).await?;
     applier.set_schema(Arc::clone(&cfg.schema));
@@ -283,6 +287,23 @@ async fn session(
             p
         }
     };
+    // Markers left by parallel workers: only the parallel session knows
+    // which transactions above the checkpoint to skip.
+    let applied = applier.applied_markers().await?;
+    if cfg.apply.workers > 1 || !applied.is_empty() {
+        return super::run_parallel::session(
+            cfg,
+            source,
+            stats,
+            drift_for_pool,
+            lease,
+            cancel,
+            applier,
+            start,
+            applied,
+        )
+        .await;
+    }
     let src = source.open(start).await.map_err(source_step)?;
     let (tx, mut rx) = mpsc::channel(cfg.channel_items.max(1));
     let _reader = Reader(tokio::spawn(read_items(src, tx)));
@@ -430,7 +451,7 @@ async fn session(
     }
 }
 
-fn source_step(e: SourceError) -> Step {
+pub(super) fn source_step(e: SourceError) -> Step {
     if e.retryable {
         Step::Retry(StreamError::Source(e))
     } else {
@@ -480,6 +501,7 @@ pub fn config_from(
             database: Some(database),
             no_key: config.mirror.no_key,
             on_error: config.mirror.on_error,
+            workers: config.mirror.apply_workers as usize,
             ..ApplyOptions::default()
         },
         holder_id: format!("{host}:{}", std::process::id()),

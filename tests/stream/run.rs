@@ -19,10 +19,10 @@ use crate::common::servers;
 
 /// Transactions in commit order; position n is just past transaction n.
 #[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<Vec<Item>>>>);
+pub(crate) struct Log(Arc<Mutex<Vec<Vec<Item>>>>);
 
 impl Log {
-    fn push(&self, gtid_seq: u64, changes: Vec<Change>) {
+    pub(crate) fn push(&self, gtid_seq: u64, changes: Vec<Change>) {
         let mut log = self.0.lock().unwrap();
         let n = log.len() as u64 + 1;
         assert_eq!(n, gtid_seq);
@@ -81,7 +81,7 @@ impl OpenSource for Log {
     }
 }
 
-fn accounts() -> Arc<SourceTable> {
+pub(crate) fn accounts() -> Arc<SourceTable> {
     table(
         "src",
         "accounts",
@@ -90,7 +90,7 @@ fn accounts() -> Arc<SourceTable> {
     )
 }
 
-fn insert(t: &Arc<SourceTable>, id: i128, name: Option<&str>) -> Change {
+pub(crate) fn insert(t: &Arc<SourceTable>, id: i128, name: Option<&str>) -> Change {
     Change {
         table: Arc::clone(t),
         change: RowChange::Insert {
@@ -102,7 +102,7 @@ fn insert(t: &Arc<SourceTable>, id: i128, name: Option<&str>) -> Change {
     }
 }
 
-fn config(url: &str, holder: &str, on_error: OnError) -> RunConfig {
+pub(crate) fn config(url: &str, holder: &str, on_error: OnError) -> RunConfig {
     RunConfig {
         target: backend("postgres", url),
         apply: ApplyOptions {
@@ -118,7 +118,7 @@ fn config(url: &str, holder: &str, on_error: OnError) -> RunConfig {
     }
 }
 
-fn pg_db(prefix: &str) -> String {
+pub(crate) fn pg_db(prefix: &str) -> String {
     let pg = servers::postgres();
     let db = pg.create_database(prefix);
     pg.sql(
@@ -128,7 +128,7 @@ fn pg_db(prefix: &str) -> String {
     db
 }
 
-fn count(db: &str) -> String {
+pub(crate) fn count(db: &str) -> String {
     servers::postgres()
         .sql(db, "SELECT count(*), count(DISTINCT id) FROM accounts")
         .trim()
@@ -137,7 +137,7 @@ fn count(db: &str) -> String {
 
 /// Polls `f` for up to 60 s (generous: the suite's other tests load the
 /// same two cores).
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
         if f() {
@@ -148,9 +148,9 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-type Task = tokio::task::JoinHandle<Result<(), StreamError>>;
+pub(crate) type Task = tokio::task::JoinHandle<Result<(), StreamError>>;
 
-fn start(
+pub(crate) fn start(
     cfg: RunConfig,
     log: &Log,
     stats: &Arc<StreamStats>,

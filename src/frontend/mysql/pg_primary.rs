@@ -19,7 +19,6 @@ use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::dualwrite::mirror::Op;
 use crate::metrics::Metrics;
-use crate::dualwrite::mirror::Op;
 use crate::proxy::decide::{Mirror, Plan};
 use crate::route::Target;
 use crate::server::AppState;

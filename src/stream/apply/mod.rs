@@ -18,8 +18,12 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod markers;
+pub mod parallel;
 pub mod stats;
 pub mod tables;
+mod workers;
+pub mod writeset;
 
 use std::sync::Arc;
 
@@ -106,6 +110,9 @@ pub struct ApplyOptions {
     /// Row changes held before they are sent inside the open transaction.
     pub max_batch_changes: usize,
     pub max_batch_bytes: usize,
+    /// Target connections applying independent source transactions side by
+    /// side (`[mirror] apply_workers`); 1 = one connection, in commit order.
+    pub workers: usize,
 }
 
 impl Default for ApplyOptions {
@@ -117,6 +124,7 @@ impl Default for ApplyOptions {
             on_error: OnError::default(),
             max_batch_changes: 20_000,
             max_batch_bytes: 8 << 20,
+            workers: 1,
         }
     }
 }
@@ -150,6 +158,10 @@ pub struct Applier {
     schema: Arc<Schema>,
     stats: Arc<StreamStats>,
     drift: Option<DriftLog>,
+    /// Parallel apply: the end positions of the group's source
+    /// transactions, committed as markers instead of the stream checkpoint
+    /// (see `parallel`). `None`: the serial checkpoint.
+    markers: Option<Vec<Position>>,
 }
 
 impl Applier {
@@ -167,9 +179,14 @@ impl Applier {
         // primary: they must not fire again on the target.
         crate::migrate::write::prepare_writer_session(&mut db).await;
         let dialect = db.dialect();
-        db.execute(&checkpoint::create_sql(dialect))
-            .await
-            .map_err(|e| ApplyError::from_target(e, None))?;
+        for sql in [
+            checkpoint::create_sql(dialect),
+            markers::create_sql(dialect),
+        ] {
+            db.execute(&sql)
+                .await
+                .map_err(|e| ApplyError::from_target(e, None))?;
+        }
         Ok(Applier {
             db,
             dialect,
@@ -186,6 +203,7 @@ impl Applier {
             schema: Arc::new(Schema::default()),
             stats,
             drift,
+            markers: None,
         })
     }
 
@@ -342,6 +360,7 @@ impl Applier {
             self.last_txn = Some(t);
         }
         self.group_txns += 1;
+        self.mark(&position);
         self.end = Some(Checkpoint {
             position,
             source_ts: ts,
@@ -367,11 +386,18 @@ impl Applier {
             return Ok(());
         };
         let mut statements = self.batch.take_statements(self.dialect);
-        statements.push(checkpoint::store_sql(
-            self.dialect,
-            &self.opts.stream_id,
-            &end,
-        ));
+        match self.markers.as_mut() {
+            Some(m) => statements.extend(markers::mark_sql(
+                self.dialect,
+                &self.opts.stream_id,
+                &std::mem::take(m),
+            )),
+            None => statements.push(checkpoint::store_sql(
+                self.dialect,
+                &self.opts.stream_id,
+                &end,
+            )),
+        }
         statements.push("COMMIT".into());
         let mut sql = String::new();
         if !self.open {
@@ -383,7 +409,11 @@ impl Applier {
         let gtid = self.last_gtid.clone();
         self.send(sql, gtid).await?;
         self.open = false;
-        self.stats.committed(&end, self.group_txns, self.group_rows);
+        if self.markers.is_some() {
+            self.stats.count(self.group_txns, self.group_rows);
+        } else {
+            self.stats.committed(&end, self.group_txns, self.group_rows);
+        }
         self.group_txns = 0;
         self.group_rows = 0;
         self.end = None;
@@ -400,6 +430,9 @@ impl Applier {
         self.group_txns = 0;
         self.group_rows = 0;
         self.end = None;
+        if let Some(m) = self.markers.as_mut() {
+            m.clear();
+        }
     }
 
     /// Skips the open source transaction after the target refused it alone:
@@ -435,6 +468,7 @@ impl Applier {
         self.stats
             .skipped
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.mark(&position);
         self.progress(position, 0);
         self.commit().await
     }
@@ -527,6 +561,7 @@ impl Applier {
         tracing::info!(sql, "applied DDL from the binlog");
         self.last_gtid = gtid;
         self.group_txns += 1;
+        self.mark(&position);
         self.end = Some(Checkpoint {
             position,
             source_ts: 0,

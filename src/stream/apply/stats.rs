@@ -82,9 +82,19 @@ impl StreamStats {
     }
 
     pub fn committed(&self, cp: &Checkpoint, txns: u64, rows: u64) {
+        self.count(txns, rows);
+        self.low_water(cp);
+    }
+
+    /// A group of `txns` source transactions (`rows` row changes) committed.
+    pub fn count(&self, txns: u64, rows: u64) {
         self.groups.fetch_add(1, Ordering::Relaxed);
         self.transactions.fetch_add(txns, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Everything up to `cp` is applied (the stored checkpoint).
+    pub fn low_water(&self, cp: &Checkpoint) {
         if cp.source_ts != 0 {
             self.applied_source_ts
                 .store(cp.source_ts, Ordering::Relaxed);

@@ -8,6 +8,7 @@ mod fence;
 mod handshake;
 mod idle;
 mod load_data;
+mod passthrough;
 mod pg_primary;
 mod reads;
 pub mod relay;

@@ -337,3 +337,86 @@ async fn caching_sha2_client_is_switched_by_mariadb_through_the_relay() {
     assert_eq!(python(pymysql(proxy.port())).await, (true, direct_out));
     proxy.stop().await;
 }
+
+const SHA_USER: &str = "sha";
+const SHA_PASSWORD: &str = "sha-Pass-1";
+
+/// caching_sha2 fast auth, full auth and the RSA key exchange relayed both
+/// ways. No MySQL 8 server exists here: the server side is a users-mode
+/// Tandem with a caching_sha2 account (MySQL's protocol, proved against
+/// Oracle's client in tests/caching_sha2.rs), behind a passthrough Tandem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caching_sha2_exchanges_are_relayed_and_clear_text_needs_tls() {
+    let db = servers::mariadb().create_database("ident_sha_chain");
+    let c = common::tls::certs();
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        c.cert.display(),
+        c.key.display()
+    );
+    let server = start_proxy_with(&format!(
+        "{}\n[[users]]\nname = \"{SHA_USER}\"\npassword = \"{SHA_PASSWORD}\"\nplugin = \"caching_sha2_password\"\n{tls}",
+        config_for(&db, "")
+    ))
+    .await;
+    let relay = |params: &str| {
+        format!(
+            "listen = \"127.0.0.1:0\"\n\
+             [backends.old]\nkind = \"mysql\"\nurl = \"mysql://{PROXY_USER}:{PROXY_PASSWORD}@localhost:{}/{db}?{params}\"\n{tls}",
+            server.port()
+        )
+    };
+    let plain_hop = start_proxy_with(&relay("ssl-mode=DISABLED")).await;
+    let tls_hop = start_proxy_with(&relay(&format!(
+        "ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+        c.ca.display()
+    )))
+    .await;
+    let connector = |port: u16, password: &str, tls: bool| {
+        let ssl = if tls {
+            format!("ssl_ca='{}', ssl_verify_identity=True", c.ca.display())
+        } else {
+            "ssl_disabled=True".into()
+        };
+        format!(
+            "import mysql.connector\n\
+             c = mysql.connector.connect(host='localhost', port={port}, user='{SHA_USER}', password='{password}', \
+             database='{db}', use_pure=True, auth_plugin='caching_sha2_password', {ssl})\n\
+             cur = c.cursor(); cur.execute('SELECT 6 * 7'); print(cur.fetchone()[0])\n"
+        )
+    };
+    let cached = || server.state.sha2.cached(SHA_USER).is_some();
+
+    // Full auth: the client sends its password in clear (it is on TLS), but
+    // the backend hop is plaintext: refused by the proxy, nothing relayed.
+    let (ok, out) = python(connector(plain_hop.port(), SHA_PASSWORD, true)).await;
+    assert!(!ok && out.contains("refuses to relay a clear-text password"), "{out}");
+    assert!(!cached());
+    // With TLS on the backend hop the same exchange is relayed and succeeds.
+    let (ok, out) = python(connector(tls_hop.port(), SHA_PASSWORD, true)).await;
+    assert!(ok && out.trim() == "42", "{out}");
+    assert!(cached());
+    // Fast auth from the server's cache, through the plaintext hop; a wrong
+    // password is the server's 1045.
+    let (ok, out) = python(connector(plain_hop.port(), SHA_PASSWORD, false)).await;
+    assert!(ok && out.trim() == "42", "{out}");
+    let (ok, out) = python(connector(plain_hop.port(), "wrong", false)).await;
+    assert!(!ok && out.contains("1045"), "{out}");
+
+    // RSA: PyMySQL on plaintext (it prefers TLS unless told not to) asks the
+    // server for its key; the request,
+    // the key and the encrypted password are relayed.
+    server.state.sha2.forget(SHA_USER);
+    let (ok, out) = python(format!(
+        "import pymysql\n\
+         c = pymysql.connect(host='127.0.0.1', port={}, user='{SHA_USER}', password='{SHA_PASSWORD}', database='{db}', ssl_disabled=True)\n\
+         cur = c.cursor(); cur.execute('SELECT 6 * 7'); print(cur.fetchone()[0])\n",
+        plain_hop.port()
+    ))
+    .await;
+    assert!(ok && out.trim() == "42", "{out}");
+    assert!(cached());
+    plain_hop.stop().await;
+    tls_hop.stop().await;
+    server.stop().await;
+}

@@ -591,6 +591,8 @@ async fn change_user(
                 .unwrap_or_default();
             session.prepared.clear();
             session.sql_prepared.clear();
+            // A routed-read connection runs as the previous user's role.
+            session.read_pg = None;
             session.note_status(crate::wire::packets::OkInfo::parse(&ok.payload).map(|o| o.status));
             tracing::Span::current().record("user", session.user.as_str());
             Ok(Flow::Continue)

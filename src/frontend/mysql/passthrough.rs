@@ -255,6 +255,8 @@ pub(super) async fn change_user(
                 .unwrap_or_default();
             session.prepared.clear();
             session.sql_prepared.clear();
+            // A routed-read connection runs as the previous user's role.
+            session.read_pg = None;
             session.note_status(packets::OkInfo::parse(&ok.payload).map(|o| o.status));
             backend.opts.collation = collation;
             backend.opts.database = request.database;

@@ -718,7 +718,9 @@ impl Config {
             if !crate::auth::mode::valid_role(role) {
                 return Err(invalid(
                     format!("auth.roles.{user}"),
-                    format!("`{role}` is not a plain PostgreSQL role name (letters, digits, _ and $)"),
+                    format!(
+                        "`{role}` is not a plain PostgreSQL role name (letters, digits, _ and $)"
+                    ),
                 ));
             }
         }
@@ -1065,23 +1067,40 @@ mod tests {
         assert!(err(&no_new).contains("backends.new"));
         assert!(err(&BASE.replace("\"primary_only\"", "\"sideways\"")).contains("phase"));
         assert!(err(&BASE.replace("mysql://", "postgres://")).contains("backends.old.url"));
-        let bare = "listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"\n";
+        let bare =
+            "listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"\n";
         assert!(err(&format!("{bare}[auth]\nmode = \"users\"\n")).contains("users"));
     }
 
     #[test]
     fn auth_mode_defaults_and_conflicts() {
         use crate::auth::mode::AuthMode;
-        let bare = "listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"\n";
+        let bare =
+            "listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"\n";
         let c = Config::from_toml(bare, env).expect("no [[users]]: passthrough");
         assert_eq!(c.auth_mode(), AuthMode::Passthrough);
-        assert_eq!(Config::from_toml(BASE, env).unwrap().auth_mode(), AuthMode::Users);
+        assert_eq!(
+            Config::from_toml(BASE, env).unwrap().auth_mode(),
+            AuthMode::Users
+        );
         let both = format!("{BASE}\n[auth]\nmode = \"passthrough\"\n");
-        assert!(err(&both).contains("not used with [auth] mode"), "{}", err(&both));
+        assert!(
+            err(&both).contains("not used with [auth] mode"),
+            "{}",
+            err(&both)
+        );
         let pg_primary = format!("phase = \"new_primary\"\n{bare}[backends.new]\nkind=\"postgres\"\nurl=\"postgres://u@h/d\"\n");
-        assert!(err(&pg_primary).contains("auth.mode"), "{}", err(&pg_primary));
+        assert!(
+            err(&pg_primary).contains("auth.mode"),
+            "{}",
+            err(&pg_primary)
+        );
         let bad_role = format!("{bare}[auth.roles]\napp = \"x; drop\"\n");
-        assert!(err(&bad_role).contains("auth.roles.app"), "{}", err(&bad_role));
+        assert!(
+            err(&bad_role).contains("auth.roles.app"),
+            "{}",
+            err(&bad_role)
+        );
         assert!(
             err(&BASE.replace("password = \"${APP_PASSWORD}\"", "password_sha1 = \"abc\""))
                 .contains("password_sha1")

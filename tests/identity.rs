@@ -118,11 +118,10 @@ fn cli(port: u16, user: &str, password: &str, db: &str, sql: &str) -> (bool, Str
 }
 
 async fn python(script: String) -> (bool, String) {
-    let out = tokio::task::spawn_blocking(move || {
-        output(Command::new("python3").args(["-c", &script]))
-    })
-    .await
-    .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || output(Command::new("python3").args(["-c", &script])))
+            .await
+            .unwrap();
     (
         out.status.success(),
         format!(
@@ -150,7 +149,10 @@ async fn select_only_account_keeps_its_identity_and_privileges() {
     let who: Option<String> = p.query_first("SELECT USER()").await.unwrap();
     assert!(who.unwrap().starts_with(&format!("{ro}@")));
     // Reads work, the UPDATE is refused with the server's own error.
-    assert_eq!(rows_text(&mut p, "SELECT v FROM t ORDER BY id").await.len(), 2);
+    assert_eq!(
+        rows_text(&mut p, "SELECT v FROM t ORDER BY id").await.len(),
+        2
+    );
     let sql = "UPDATE t SET v = v + 1";
     let de = server_error(d.query_drop(sql).await.unwrap_err());
     let pe = server_error(p.query_drop(sql).await.unwrap_err());
@@ -173,7 +175,10 @@ async fn select_only_account_keeps_its_identity_and_privileges() {
     let del = "DELETE FROM t";
     let direct_cli = cli(direct_port, &ro, RO_PASSWORD, &db, del);
     let proxy_cli = cli(proxy.port(), &ro, RO_PASSWORD, &db, del);
-    assert!(!direct_cli.0 && direct_cli.1.contains("1142"), "{direct_cli:?}");
+    assert!(
+        !direct_cli.0 && direct_cli.1.contains("1142"),
+        "{direct_cli:?}"
+    );
     assert_eq!(proxy_cli, direct_cli);
     proxy.stop().await;
 }
@@ -190,7 +195,11 @@ async fn change_user_switches_to_another_server_account() {
         let mut c = connect(port, &ro, RO_PASSWORD, &db).await.unwrap();
         c.query_drop("SET @marker = 1").await.unwrap();
         let before = current_user(&mut c).await;
-        let refused = server_error(c.query_drop("UPDATE t SET v = 0 WHERE id = 2").await.unwrap_err());
+        let refused = server_error(
+            c.query_drop("UPDATE t SET v = 0 WHERE id = 2")
+                .await
+                .unwrap_err(),
+        );
         c.change_user(
             mysql_async::ChangeUserOpts::default()
                 .with_user(Some(rw.clone()))
@@ -202,13 +211,19 @@ async fn change_user_switches_to_another_server_account() {
         let after = current_user(&mut c).await;
         // The session was reset as the server does it.
         let marker: Option<Option<i64>> = c.query_first("SELECT @marker").await.unwrap();
-        c.query_drop(format!("UPDATE t SET v = v + 1 WHERE id = {}", if port == direct_port { 1 } else { 2 }))
-            .await
-            .unwrap();
+        c.query_drop(format!(
+            "UPDATE t SET v = v + 1 WHERE id = {}",
+            if port == direct_port { 1 } else { 2 }
+        ))
+        .await
+        .unwrap();
         seen.push((before, refused, after, marker));
     }
     let (direct_seen, proxy_seen) = (&seen[0], &seen[1]);
-    assert!(direct_seen.2.starts_with(&format!("{rw}@")), "{direct_seen:?}");
+    assert!(
+        direct_seen.2.starts_with(&format!("{rw}@")),
+        "{direct_seen:?}"
+    );
     assert_eq!(proxy_seen, direct_seen);
     let mut admin = direct(&db).await;
     assert_eq!(
@@ -241,9 +256,17 @@ async fn wrong_password_and_unknown_user_get_the_servers_error() {
     let (ro, _) = accounts(&db);
     let proxy = passthrough(&db, 2).await;
     let direct_port = servers::mariadb().port;
-    for (user, password) in [(ro.as_str(), "wrong"), ("nobody_here", "x"), (ro.as_str(), "")] {
+    for (user, password) in [
+        (ro.as_str(), "wrong"),
+        ("nobody_here", "x"),
+        (ro.as_str(), ""),
+    ] {
         let d = server_error(connect(direct_port, user, password, &db).await.unwrap_err());
-        let p = server_error(connect(proxy.port(), user, password, &db).await.unwrap_err());
+        let p = server_error(
+            connect(proxy.port(), user, password, &db)
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(d.0, 1045, "{d:?}");
         assert_eq!(p, d, "{user}/{password}");
         let d = cli(direct_port, user, password, &db, "SELECT 1");
@@ -256,7 +279,14 @@ async fn wrong_password_and_unknown_user_get_the_servers_error() {
         let mut c = connect(proxy.port(), &ro, RO_PASSWORD, &db).await.unwrap();
         assert!(current_user(&mut c).await.starts_with(&ro));
     }
-    assert_eq!(proxy.state.metrics.auth_failures.load(std::sync::atomic::Ordering::Relaxed), 6);
+    assert_eq!(
+        proxy
+            .state
+            .metrics
+            .auth_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        6
+    );
     proxy.stop().await;
 }
 
@@ -316,7 +346,10 @@ async fn caching_sha2_client_is_switched_by_mariadb_through_the_relay() {
     };
     let direct_port = servers::mariadb().port;
     let (ok, direct_out) = python(script(direct_port, RO_PASSWORD)).await;
-    assert!(ok && direct_out.starts_with(&format!("{ro}@")), "{direct_out}");
+    assert!(
+        ok && direct_out.starts_with(&format!("{ro}@")),
+        "{direct_out}"
+    );
     let (ok, out) = python(script(proxy.port(), RO_PASSWORD)).await;
     assert!(ok, "{out}");
     assert_eq!(out, direct_out);
@@ -390,7 +423,10 @@ async fn caching_sha2_exchanges_are_relayed_and_clear_text_needs_tls() {
     // Full auth: the client sends its password in clear (it is on TLS), but
     // the backend hop is plaintext: refused by the proxy, nothing relayed.
     let (ok, out) = python(connector(plain_hop.port(), SHA_PASSWORD, true)).await;
-    assert!(!ok && out.contains("refuses to relay a clear-text password"), "{out}");
+    assert!(
+        !ok && out.contains("refuses to relay a clear-text password"),
+        "{out}"
+    );
     assert!(!cached());
     // With TLS on the backend hop the same exchange is relayed and succeeds.
     let (ok, out) = python(connector(tls_hop.port(), SHA_PASSWORD, true)).await;

@@ -68,7 +68,12 @@ async fn new_primary_runs_a_mapped_user_as_its_role() {
     );
     let e = err_text(reader.query_drop("UPDATE t SET v = 0").await.unwrap_err());
     assert!(e.contains("permission denied"), "{e}");
-    let e = err_text(reader.query_drop("SELECT id FROM secret").await.unwrap_err());
+    let e = err_text(
+        reader
+            .query_drop("SELECT id FROM secret")
+            .await
+            .unwrap_err(),
+    );
     assert!(e.contains("permission denied"), "{e}");
     // The client cannot leave the role.
     let _ = reader.query_drop("SET ROLE NONE").await;

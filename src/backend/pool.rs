@@ -5,6 +5,8 @@
 //! statements then behave exactly as on a direct connection). `pool_size`
 //! permits bound leased connections; idle ones are kept (also within
 //! `pool_size`) after COM_RESET_CONNECTION and reused by the next client.
+//! In passthrough authentication (`[auth] mode`) every login is relayed to a
+//! connection opened for it and closed after it: nothing is kept idle.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -19,8 +19,9 @@ use crate::wire::io::PacketIo;
 use crate::wire::packets::{auth_switch_request, ServerError};
 use crate::wire::CapabilityFlags as Caps;
 
-/// Runs the handshake. On failure the client has been sent an ERR packet (when
-/// it is still there) and `None` is returned.
+/// Runs the handshake (`users` mode here; passthrough logins are relayed by
+/// `passthrough::accept`). On failure the client has been sent an ERR packet
+/// (when it is still there) and `None` is returned.
 pub async fn accept(
     client: &mut PacketIo,
     id: u64,

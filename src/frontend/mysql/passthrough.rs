@@ -103,7 +103,9 @@ pub async fn accept(
         }
     };
     if is_clear_text(response.auth_plugin.as_deref()) && !backend_tls {
-        let _ = client.write_and_flush(seq, &clear_text_refused().encode()).await;
+        let _ = client
+            .write_and_flush(seq, &clear_text_refused().encode())
+            .await;
         return None;
     }
     let client_caps = response.capabilities & (advertised | Caps::CLIENT_LONG_PASSWORD.bits());
@@ -170,7 +172,11 @@ pub async fn accept(
             tracing::warn!(user, error = %e, "relayed login failed");
             if let AuthRelayError::Backend(_) | AuthRelayError::Unexpected = e {
                 Metrics::incr(&state.metrics.backend_errors);
-                let err = ServerError::new(2013, b"HY000", "Lost connection to the backend during login");
+                let err = ServerError::new(
+                    2013,
+                    b"HY000",
+                    "Lost connection to the backend during login",
+                );
                 let _ = client.write_and_flush(seq, &err.encode()).await;
             }
             return None;
@@ -245,7 +251,11 @@ pub(super) async fn change_user(
     let user = String::from_utf8_lossy(&request.user).into_owned();
     match relay_auth(client, &mut backend.io, 1, backend_tls).await {
         Ok(AuthEnd::Ok(ok)) => {
-            tracing::info!(from = session.user, to = user, "COM_CHANGE_USER accepted by the server");
+            tracing::info!(
+                from = session.user,
+                to = user,
+                "COM_CHANGE_USER accepted by the server"
+            );
             session.user = user;
             session.collation = collation;
             session.database = request
@@ -290,7 +300,10 @@ async fn relay_auth(
 ) -> Result<AuthEnd, AuthRelayError> {
     // Bounded: a server needs a handful of rounds (switch, full auth, key).
     for _ in 0..16 {
-        let pkt = backend.read_packet().await.map_err(AuthRelayError::Backend)?;
+        let pkt = backend
+            .read_packet()
+            .await
+            .map_err(AuthRelayError::Backend)?;
         let payload = &pkt.payload;
         let mut clear_next = false;
         match payload.first().copied() {

@@ -687,44 +687,14 @@ impl Config {
     }
 
     fn validate_auth(&self) -> Result<(), ConfigError> {
-        use crate::auth::mode::AuthMode;
-        match self.auth_mode() {
-            AuthMode::Users if self.users.is_empty() => {
-                return Err(invalid(
-                    "users",
-                    "[auth] mode = \"users\" needs at least one [[users]] entry",
-                ))
-            }
-            AuthMode::Passthrough if !self.users.is_empty() => {
-                return Err(invalid(
-                    "users",
-                    "[[users]] are not used with [auth] mode = \"passthrough\" (the MySQL server checks logins): remove them or set mode = \"users\"",
-                ))
-            }
-            AuthMode::Passthrough
-                if matches!(self.phase, Phase::NewPrimary | Phase::NewOnly) =>
-            {
-                return Err(invalid(
-                    "auth.mode",
-                    format!(
-                        "phase `{}` is served by PostgreSQL, which cannot check MySQL logins: use [auth] mode = \"users\" with [[users]]",
-                        self.phase.as_str()
-                    ),
-                ))
-            }
-            _ => {}
-        }
-        for (user, role) in &self.auth.roles {
-            if !crate::auth::mode::valid_role(role) {
-                return Err(invalid(
-                    format!("auth.roles.{user}"),
-                    format!(
-                        "`{role}` is not a plain PostgreSQL role name (letters, digits, _ and $)"
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        let serves_pg = matches!(self.phase, Phase::NewPrimary | Phase::NewOnly);
+        crate::auth::mode::validate(
+            &self.auth,
+            !self.users.is_empty(),
+            serves_pg,
+            self.phase.as_str(),
+        )
+        .map_err(|(key, message)| invalid(key, message))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

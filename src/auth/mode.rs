@@ -65,6 +65,47 @@ pub fn valid_role(role: &str) -> bool {
         && role.len() <= 63
 }
 
+/// Checks `[auth]` against the rest of the config; the error is (key,
+/// message). `serves_pg`: the phase (`phase`) has PostgreSQL answer clients.
+pub fn validate(
+    auth: &AuthConfig,
+    users_configured: bool,
+    serves_pg: bool,
+    phase: &str,
+) -> Result<(), (String, String)> {
+    let fail = |key: &str, message: String| Err((key.to_string(), message));
+    match auth.effective(users_configured) {
+        AuthMode::Users if !users_configured => {
+            return fail(
+                "users",
+                "[auth] mode = \"users\" needs at least one [[users]] entry".into(),
+            )
+        }
+        AuthMode::Passthrough if users_configured => {
+            return fail(
+                "users",
+                "[[users]] are not used with [auth] mode = \"passthrough\" (the MySQL server checks logins): remove them or set mode = \"users\"".into(),
+            )
+        }
+        AuthMode::Passthrough if serves_pg => {
+            return fail(
+                "auth.mode",
+                format!("phase `{phase}` is served by PostgreSQL, which cannot check MySQL logins: use [auth] mode = \"users\" with [[users]]"),
+            )
+        }
+        _ => {}
+    }
+    for (user, role) in &auth.roles {
+        if !valid_role(role) {
+            return fail(
+                &format!("auth.roles.{user}"),
+                format!("`{role}` is not a plain PostgreSQL role name (letters, digits, _ and $)"),
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! mysql_native_password: checking a client's answer against a configured
 //! credential, and computing our own answer for a backend.
 
+pub mod mode;
 pub mod sha2;
 
 use sha1::{Digest, Sha1};

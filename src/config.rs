@@ -60,6 +60,9 @@ pub struct Config {
     pub fleet: crate::fleet::FleetConfig,
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Whose identity sessions carry on the backends (see `auth::mode`).
+    #[serde(default)]
+    pub auth: crate::auth::mode::AuthConfig,
 }
 
 /// TLS for MySQL clients connecting to the proxy.
@@ -684,6 +687,22 @@ impl Config {
         })
     }
 
+    /// The effective `[auth] mode`.
+    pub fn auth_mode(&self) -> crate::auth::mode::AuthMode {
+        self.auth.effective(!self.users.is_empty())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let serves_pg = matches!(self.phase, Phase::NewPrimary | Phase::NewOnly);
+        crate::auth::mode::validate(
+            &self.auth,
+            !self.users.is_empty(),
+            serves_pg,
+            self.phase.as_str(),
+        )
+        .map_err(|(key, message)| invalid(key, message))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         match (&self.tls.cert, &self.tls.key) {
@@ -785,9 +804,7 @@ impl Config {
                 "must be at least 1 (a primary refuses replicas with server id 0)",
             ));
         }
-        if self.users.is_empty() {
-            return Err(invalid("users", "at least one [[users]] entry is required"));
-        }
+        self.validate_auth()?;
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.users.iter().enumerate() {
             let key = format!("users[{i}]");
@@ -1029,10 +1046,40 @@ mod tests {
         assert!(err(&no_new).contains("backends.new"));
         assert!(err(&BASE.replace("\"primary_only\"", "\"sideways\"")).contains("phase"));
         assert!(err(&BASE.replace("mysql://", "postgres://")).contains("backends.old.url"));
-        assert!(err(
-            "listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\""
-        )
-        .contains("users"));
+        let bare =
+            "listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"\n";
+        assert!(err(&format!("{bare}[auth]\nmode = \"users\"\n")).contains("users"));
+    }
+
+    #[test]
+    fn auth_mode_defaults_and_conflicts() {
+        use crate::auth::mode::AuthMode;
+        let bare =
+            "listen = \"127.0.0.1:1\"\n[backends.old]\nkind=\"mysql\"\nurl=\"mysql://a@h/d\"\n";
+        let c = Config::from_toml(bare, env).expect("no [[users]]: passthrough");
+        assert_eq!(c.auth_mode(), AuthMode::Passthrough);
+        assert_eq!(
+            Config::from_toml(BASE, env).unwrap().auth_mode(),
+            AuthMode::Users
+        );
+        let both = format!("{BASE}\n[auth]\nmode = \"passthrough\"\n");
+        assert!(
+            err(&both).contains("not used with [auth] mode"),
+            "{}",
+            err(&both)
+        );
+        let pg_primary = format!("phase = \"new_primary\"\n{bare}[backends.new]\nkind=\"postgres\"\nurl=\"postgres://u@h/d\"\n");
+        assert!(
+            err(&pg_primary).contains("auth.mode"),
+            "{}",
+            err(&pg_primary)
+        );
+        let bad_role = format!("{bare}[auth.roles]\napp = \"x; drop\"\n");
+        assert!(
+            err(&bad_role).contains("auth.roles.app"),
+            "{}",
+            err(&bad_role)
+        );
         assert!(
             err(&BASE.replace("password = \"${APP_PASSWORD}\"", "password_sha1 = \"abc\""))
                 .contains("password_sha1")

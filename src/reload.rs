@@ -106,6 +106,14 @@ async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>,
     }
     crate::fleet::reload::check(state, old.config.phase, &mut new).await?;
     check_transition(old.config.phase, new.phase)?;
+    if new.auth_mode() != old.config.auth_mode() {
+        // The pool was built for one mode (relayed logins are never pooled).
+        return Err(format!(
+            "[auth] mode `{}` -> `{}` takes a restart",
+            old.config.auth_mode().as_str(),
+            new.auth_mode().as_str()
+        ));
+    }
     if old.config.phase == Phase::DualWrite
         && new.phase == Phase::NewPrimary
         && crate::stream::reverse::applies(&new)

@@ -69,7 +69,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config) -> Result<Arc<Self>, String> {
         let max_packet = config.limits.max_packet_bytes as usize;
-        let old = MysqlPool::new(&config.backends.old, max_packet)
+        let passthrough = config.auth_mode() == crate::auth::mode::AuthMode::Passthrough;
+        let old = MysqlPool::new(&config.backends.old, max_packet, passthrough)
             .map_err(|e| format!("backends.old.url: {e}"))?;
         let classifier = Classifier::new(config.limits.statement_cache_size as usize);
         let schema = Arc::new(ArcSwap::from_pointee(Schema::default()));

@@ -116,6 +116,12 @@ pub async fn connect(target: &BackendTarget, max_packet: usize) -> Result<Greete
 }
 
 impl Greeted {
+    /// The socket, greeting and home thread, for a login the proxy relays
+    /// instead of performing (passthrough authentication).
+    pub fn into_parts(self) -> (PacketIo, Greeting, usize) {
+        (self.io, self.greeting, self.home)
+    }
+
     /// Logs in with the backend URL's credentials and the client's session
     /// options. Returns the connection and the server's OK packet payload.
     pub async fn authenticate(
@@ -176,7 +182,7 @@ impl Greeted {
 
 /// Whether this login goes through TLS: the URL's `ssl-mode` against what the
 /// server offers. A mode that requires TLS never falls back to plaintext.
-fn use_tls(target: &BackendTarget, greeting: &Greeting) -> Result<bool, BackendError> {
+pub fn use_tls(target: &BackendTarget, greeting: &Greeting) -> Result<bool, BackendError> {
     let offered = greeting.capabilities.contains(Caps::CLIENT_SSL);
     match target.tls.mode {
         SslMode::Disable => Ok(false),
@@ -190,7 +196,7 @@ fn use_tls(target: &BackendTarget, greeting: &Greeting) -> Result<bool, BackendE
 }
 
 /// Runs the TLS handshake on a connection that just sent its SSLRequest.
-async fn start_tls(io: PacketIo, target: &BackendTarget) -> Result<PacketIo, BackendError> {
+pub async fn start_tls(io: PacketIo, target: &BackendTarget) -> Result<PacketIo, BackendError> {
     let fail = |source| BackendError::Tls {
         addr: target.addr(),
         source,
@@ -325,6 +331,19 @@ async fn finish_auth(
 }
 
 impl BackendConn {
+    /// A connection some other code logged in (a relayed client login).
+    pub fn logged_in(io: PacketIo, greeting: Greeting, opts: SessionOpts, home: usize) -> Self {
+        let now = Instant::now();
+        Self {
+            io,
+            greeting,
+            opts,
+            created: now,
+            idle_since: now,
+            home,
+        }
+    }
+
     /// Registers the socket with the current session thread's event loop
     /// when it was opened on another one, so its wake-ups stay on the
     /// session's thread (see `crate::workers`).

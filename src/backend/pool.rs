@@ -5,6 +5,8 @@
 //! statements then behave exactly as on a direct connection). `pool_size`
 //! permits bound leased connections; idle ones are kept (also within
 //! `pool_size`) after COM_RESET_CONNECTION and reused by the next client.
+//! In passthrough authentication (`[auth] mode`) every login is relayed to a
+//! connection opened for it and closed after it: nothing is kept idle.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,12 @@ pub struct MysqlPool {
     /// Shape of the last session that logged in: the best guess for the next
     /// one when picking an idle connection before the client has spoken.
     last_shape: AtomicU64,
+    /// Passthrough authentication: every login is a client's own, on a
+    /// connection opened for it (the server's fresh scramble). Connections are
+    /// closed after use, never kept idle: a pooled connection's scramble was
+    /// already shown to its first client, and a second client greeted with it
+    /// could replay a sniffed mysql_native_password answer.
+    passthrough: bool,
 }
 
 /// A leased backend connection slot.
@@ -56,7 +64,7 @@ impl Checkout {
 }
 
 impl MysqlPool {
-    pub fn new(cfg: &BackendConfig, max_packet: usize) -> Result<Self, String> {
+    pub fn new(cfg: &BackendConfig, max_packet: usize, passthrough: bool) -> Result<Self, String> {
         let size = cfg.pool_size as usize;
         Ok(Self {
             target: cfg.target()?,
@@ -69,7 +77,13 @@ impl MysqlPool {
             idle: Mutex::new(Vec::new()),
             last_greeting: Mutex::new(None),
             last_shape: AtomicU64::new(0),
+            passthrough,
         })
+    }
+
+    /// Whether client logins are relayed to the server (see `passthrough`).
+    pub fn passthrough(&self) -> bool {
+        self.passthrough
     }
 
     pub fn idle_count(&self) -> usize {
@@ -110,7 +124,12 @@ impl MysqlPool {
             .await
             .map_err(|_| BackendError::PoolExhausted(self.acquire_timeout.as_millis() as u64))?
             .map_err(|_| BackendError::Timeout("pool closed"))?;
-        if let Some(conn) = self.take_idle(self.last_shape.load(Ordering::Relaxed)) {
+        let idle = if self.passthrough {
+            None
+        } else {
+            self.take_idle(self.last_shape.load(Ordering::Relaxed))
+        };
+        if let Some(conn) = idle {
             match conn.rehome() {
                 Ok(conn) => {
                     return Ok(Lease {
@@ -184,6 +203,12 @@ impl MysqlPool {
     pub fn release(self: &Arc<Self>, mut conn: BackendConn, lease_permit: LeasePermit) {
         let pool = Arc::clone(self);
         tokio::spawn(async move {
+            if pool.passthrough {
+                // Logged in as its client: never handed to another one.
+                conn.close().await;
+                drop(lease_permit);
+                return;
+            }
             let reset = tokio::time::timeout(Duration::from_secs(5), conn.reset()).await;
             match reset {
                 Ok(Ok(())) => pool.push_idle(conn),
@@ -225,6 +250,7 @@ impl MysqlPool {
                     )
                     .await;
                     match login {
+                        Ok(Ok((conn, _))) if pool.passthrough => conn.close().await,
                         Ok(Ok((conn, _))) => pool.push_idle(conn),
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, "unused backend connection not kept")

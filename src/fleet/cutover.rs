@@ -111,6 +111,18 @@ async fn gates(
         Target::New => Target::Old,
         Target::Old => Target::New,
     });
+    // PostgreSQL cannot check MySQL logins: a passthrough fleet would refuse
+    // every client after the switch.
+    let passthrough = config.auth_mode() == crate::auth::mode::AuthMode::Passthrough;
+    check(
+        !(opts.to == Target::New && passthrough),
+        if passthrough && opts.to == Target::New {
+            "auth: [auth] mode is passthrough; new_primary needs mode = \"users\" with [[users]] (PostgreSQL cannot check MySQL logins)".to_string()
+        } else {
+            format!("auth: [auth] mode {}", config.auth_mode().as_str())
+        },
+        say,
+    );
     check(
         control.authority == from,
         format!(

@@ -71,6 +71,14 @@ pub async fn set_phase(state: &Arc<AppState>, phase: Phase) -> Result<(), String
     let old = state.snapshot.load_full();
     let mut config = old.config.clone();
     config.phase = phase;
+    if matches!(phase, Phase::NewPrimary)
+        && config.auth_mode() == crate::auth::mode::AuthMode::Passthrough
+    {
+        // Followed anyway (writes must not split), but logins will fail.
+        tracing::error!(
+            "fleet: new_primary with [auth] mode = passthrough: PostgreSQL cannot check MySQL logins, new clients are refused until mode = \"users\" with [[users]]"
+        );
+    }
     match state.read_schema().await {
         Ok(schema) => state.schema.store(Arc::new(schema)),
         Err(e) => tracing::warn!(error = %e, "cannot read the schema for mirroring yet"),

@@ -508,7 +508,8 @@ pub(super) async fn reply_error(
         .map_err(RelayError::Client)
 }
 
-/// COM_CHANGE_USER: the new user is checked against the proxy's users (with
+/// COM_CHANGE_USER (users mode; see `passthrough` for the other): the new
+/// user is checked against the proxy's users (with
 /// the salt of our greeting), then the backend connection is switched too,
 /// which resets its session exactly as the server does.
 async fn change_user(
@@ -518,6 +519,9 @@ async fn change_user(
     state: &Arc<AppState>,
     payload: &[u8],
 ) -> Result<Flow, RelayError> {
+    if state.old.passthrough() {
+        return super::passthrough::change_user(client, backend, session, state, payload).await;
+    }
     let Ok(request) = ChangeUser::parse(payload, session.client_caps) else {
         reply_error(
             client,
@@ -581,6 +585,8 @@ async fn change_user(
                 .unwrap_or_default();
             session.prepared.clear();
             session.sql_prepared.clear();
+            // A routed-read connection runs as the previous user's role.
+            session.read_pg = None;
             session.note_status(crate::wire::packets::OkInfo::parse(&ok.payload).map(|o| o.status));
             tracing::Span::current().record("user", session.user.as_str());
             Ok(Flow::Continue)

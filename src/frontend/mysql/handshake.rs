@@ -19,14 +19,18 @@ use crate::wire::io::PacketIo;
 use crate::wire::packets::{auth_switch_request, ServerError};
 use crate::wire::CapabilityFlags as Caps;
 
-/// Runs the handshake. On failure the client has been sent an ERR packet (when
-/// it is still there) and `None` is returned.
+/// Runs the handshake (`users` mode here; passthrough logins are relayed by
+/// `passthrough::accept`). On failure the client has been sent an ERR packet
+/// (when it is still there) and `None` is returned.
 pub async fn accept(
     client: &mut PacketIo,
     id: u64,
     peer: SocketAddr,
     state: &Arc<AppState>,
 ) -> Option<(Session, BackendConn, LeasePermit)> {
+    if state.old.passthrough() {
+        return super::passthrough::accept(client, id, peer, state).await;
+    }
     let pool = &state.old;
     // The backend connection comes first: its greeting (version, connection
     // id, status, charset) is what the client must see.
@@ -106,35 +110,45 @@ pub async fn accept(
     let status = crate::wire::packets::OkInfo::parse(&ok.payload)
         .map(|o| o.status)
         .unwrap_or(backend_greeting.status);
-    Some((
-        Session {
-            id,
-            peer,
-            user,
-            client_caps: Caps::from_bits_truncate(client_caps),
-            salt,
-            collation: response.collation,
-            status,
-            prepared: Default::default(),
-            protocol_changed: false,
-            mirror: None,
-            mirror_txn_open: false,
-            auto_increment_increment: None,
-            mariadb_caps: response.mariadb_caps,
-            database: response
-                .database
-                .as_deref()
-                .map(|d| String::from_utf8_lossy(d).into_owned())
-                .unwrap_or_default(),
-            last_insert_id: 0,
-            reads: 0,
-            read_pg: None,
-            stream_wrote: false,
-            sql_prepared: std::collections::HashMap::new(),
-        },
-        backend,
-        permit,
-    ))
+    let session = new_session(id, peer, user, client_caps, salt, &response, status);
+    Some((session, backend, permit))
+}
+
+/// The session state right after a successful login.
+pub(super) fn new_session(
+    id: u64,
+    peer: SocketAddr,
+    user: String,
+    client_caps: u32,
+    salt: Vec<u8>,
+    response: &HandshakeResponse,
+    status: u16,
+) -> Session {
+    Session {
+        id,
+        peer,
+        user,
+        client_caps: Caps::from_bits_truncate(client_caps),
+        salt,
+        collation: response.collation,
+        status,
+        prepared: Default::default(),
+        protocol_changed: false,
+        mirror: None,
+        mirror_txn_open: false,
+        auto_increment_increment: None,
+        mariadb_caps: response.mariadb_caps,
+        database: response
+            .database
+            .as_deref()
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+            .unwrap_or_default(),
+        last_insert_id: 0,
+        reads: 0,
+        read_pg: None,
+        stream_wrote: false,
+        sql_prepared: std::collections::HashMap::new(),
+    }
 }
 
 /// Reads the client's handshake response, switches it to
@@ -148,36 +162,7 @@ pub async fn login(
     peer: SocketAddr,
     state: &AppState,
 ) -> Option<(HandshakeResponse, u8, String)> {
-    let mut pkt = client.read_packet().await.ok()?;
-    let bad = |msg: &'static str| ServerError::new(1043, b"08S01", msg);
-    if HandshakeResponse::is_ssl_request(&pkt.payload) {
-        // The real handshake response follows inside TLS.
-        if !super::tls::upgrade(client, state).await {
-            let err = bad("Bad handshake: TLS is not configured on tandem ([tls] cert, key)");
-            let _ = client
-                .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
-                .await;
-            return None;
-        }
-        pkt = client.read_packet().await.ok()?;
-    }
-    let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
-        let _ = client
-            .write_and_flush(pkt.seq.wrapping_add(1), &bad("Bad handshake").encode())
-            .await;
-        return None;
-    };
-    let mut seq = pkt.seq.wrapping_add(1);
-    let user = String::from_utf8_lossy(&response.user).into_owned();
-    if super::tls::refused_plaintext(client, state) {
-        // As MariaDB under require_secure_transport: 1045, nothing more.
-        tracing::warn!(user, "plaintext login refused ([tls] require)");
-        let with_password = !response.auth_response.is_empty();
-        let _ = client
-            .write_and_flush(seq, &access_denied(&user, peer, with_password).encode())
-            .await;
-        return None;
-    }
+    let (response, mut seq, user) = read_response(client, peer, state).await?;
     if let Some(password) = super::auth_sha2::sha2_password(state, &user) {
         let (ok, next) =
             super::auth_sha2::authenticate(client, seq, salt, &response, &user, &password, state)
@@ -223,17 +208,59 @@ pub async fn login(
     Some((response, seq, user))
 }
 
+/// Reads the client's handshake response, upgrading to TLS first when the
+/// client asks, and refuses a plaintext client under `[tls] require`. On
+/// failure the client got its ERR packet and `None` is returned. Returns the
+/// response, the next sequence id and the user name.
+pub(super) async fn read_response(
+    client: &mut PacketIo,
+    peer: SocketAddr,
+    state: &AppState,
+) -> Option<(HandshakeResponse, u8, String)> {
+    let mut pkt = client.read_packet().await.ok()?;
+    let bad = |msg: &'static str| ServerError::new(1043, b"08S01", msg);
+    if HandshakeResponse::is_ssl_request(&pkt.payload) {
+        // The real handshake response follows inside TLS.
+        if !super::tls::upgrade(client, state).await {
+            let err = bad("Bad handshake: TLS is not configured on tandem ([tls] cert, key)");
+            let _ = client
+                .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
+                .await;
+            return None;
+        }
+        pkt = client.read_packet().await.ok()?;
+    }
+    let Ok(response) = HandshakeResponse::parse(&pkt.payload) else {
+        let _ = client
+            .write_and_flush(pkt.seq.wrapping_add(1), &bad("Bad handshake").encode())
+            .await;
+        return None;
+    };
+    let seq = pkt.seq.wrapping_add(1);
+    let user = String::from_utf8_lossy(&response.user).into_owned();
+    if super::tls::refused_plaintext(client, state) {
+        // As MariaDB under require_secure_transport: 1045, nothing more.
+        tracing::warn!(user, "plaintext login refused ([tls] require)");
+        let with_password = !response.auth_response.is_empty();
+        let _ = client
+            .write_and_flush(seq, &access_denied(&user, peer, with_password).encode())
+            .await;
+        return None;
+    }
+    Some((response, seq, user))
+}
+
 /// Hands a lease back to the pool unless the session took it, whatever way
 /// `accept` returns.
-struct UnusedLease<'a>(Option<Lease>, &'a Arc<MysqlPool>);
+pub(super) struct UnusedLease<'a>(pub(super) Option<Lease>, pub(super) &'a Arc<MysqlPool>);
 
 impl UnusedLease<'_> {
-    fn get(&mut self) -> &mut Lease {
+    pub(super) fn get(&mut self) -> &mut Lease {
         // Present until `take`, which is the last use.
         self.0.as_mut().expect("lease taken twice")
     }
 
-    fn take(&mut self) -> Lease {
+    pub(super) fn take(&mut self) -> Lease {
         self.0.take().expect("lease taken twice")
     }
 }

@@ -9,6 +9,7 @@ mod fence;
 mod handshake;
 mod idle;
 mod load_data;
+mod passthrough;
 mod pg_primary;
 mod pg_vars;
 mod pipeline;

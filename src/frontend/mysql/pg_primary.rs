@@ -94,7 +94,14 @@ pub async fn accept(
     client.write_and_flush(0, &greeting.encode()).await.ok()?;
     let (response, seq, user) = super::handshake::login(client, &salt, peer, state).await?;
     let target = new.target().ok()?;
-    let pg = match PgSession::connect(&target, new.connect_timeout()).await {
+    let role = state
+        .snapshot
+        .load()
+        .config
+        .auth
+        .role_for(&user)
+        .map(str::to_owned);
+    let pg = match super::reads::connect_as(&target, new.connect_timeout(), role.as_deref()).await {
         Ok(pg) => pg,
         Err(e) => {
             Metrics::incr(&state.metrics.backend_errors);

@@ -62,6 +62,13 @@ async fn try_new(
     let binary = matches!(sql, Text::Prepared { .. });
     let snapshot = state.snapshot.load();
     let config = &snapshot.config;
+    // Whose privileges a read has on PostgreSQL: the user's mapped role; in
+    // passthrough mode an unmapped user's reads stay on MySQL (the new URL
+    // account would read what the user may not).
+    let role = config.auth.role_for(&session.user).map(str::to_owned);
+    if role.is_none() && state.old.passthrough() {
+        return Ok(false);
+    }
     let schema = state.schema.load_full();
     let text = match sql {
         Text::Raw(raw) => std::str::from_utf8(raw).ok().map(str::to_owned),
@@ -99,7 +106,7 @@ async fn try_new(
             Metrics::incr(&state.metrics.reads_fallback);
             return Ok(false);
         };
-        match PgSession::connect(&target, new.connect_timeout()).await {
+        match connect_as(&target, new.connect_timeout(), role.as_deref()).await {
             Ok(pg) => {
                 session.read_pg = Some(ReadConn {
                     pg,
@@ -213,4 +220,20 @@ pub(super) fn inline_execute(
     )
     .ok()?;
     crate::dual::inline_params(&prepared.sql, &values, escapes).ok()
+}
+
+/// A PostgreSQL session running as `role` (`SET ROLE`) when one is mapped.
+pub(super) async fn connect_as(
+    target: &crate::config::BackendTarget,
+    timeout: std::time::Duration,
+    role: Option<&str>,
+) -> Result<PgSession, PgError> {
+    let mut pg = PgSession::connect(target, timeout).await?;
+    if let Some(role) = role {
+        // The role name was checked to be a plain identifier (config).
+        pg.execute_silently(&format!("SET ROLE \"{role}\""))
+            .await
+            .map_err(PgError::Backend)?;
+    }
+    Ok(pg)
 }

@@ -213,9 +213,11 @@ impl Worker {
     async fn wait_stream(&mut self, state: &ShadowDeps, job: &Job, timeout: Duration) {
         let snapshot = state.snapshot.load_full();
         let config = &snapshot.config;
-        let (Target::Old, Some(new), StreamSourceKind::Binlog) =
-            (job.primary, config.backends.new.as_ref(), config.mirror.source)
-        else {
+        let (Target::Old, Some(new), StreamSourceKind::Binlog) = (
+            job.primary,
+            config.backends.new.as_ref(),
+            config.mirror.source,
+        ) else {
             return;
         };
         let stream_id = crate::stream::stream_id(config);

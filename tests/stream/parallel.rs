@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::*;
-use tandem::value::Value;
 use tandem::migrate::sqltext::Dialect;
 use tandem::stream::apply::{markers, OnError, StreamStats};
 use tandem::stream::{Change, RowChange};
+use tandem::value::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::e2e::{pair, wait_caught_up, wait_checkpoint, Pair};

@@ -16,8 +16,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::value::to_tagged_json;
 use crate::stream::{Change, RowChange};
+use crate::value::to_tagged_json;
 
 /// The rows a transaction touches, or `None` for a barrier.
 pub type Writeset = Option<HashSet<String>>;
@@ -38,11 +38,7 @@ pub fn add(set: &mut Writeset, changes: &[Change]) {
             let values: Vec<_> = t
                 .key
                 .iter()
-                .map(|&i| {
-                    row.get(i)
-                        .cloned()
-                        .unwrap_or(crate::value::Value::Null)
-                })
+                .map(|&i| row.get(i).cloned().unwrap_or(crate::value::Value::Null))
                 .collect();
             // Database and table names cannot hold NUL: the separator is
             // unambiguous.
@@ -118,9 +114,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::stream::{SourceColumn, SourceTable};
     use crate::value::mysql::MysqlType;
     use crate::value::Value;
-    use crate::stream::{SourceColumn, SourceTable};
 
     fn table(name: &str, key: Vec<usize>) -> Arc<SourceTable> {
         let col = |n: &str| SourceColumn {

@@ -23,13 +23,13 @@ use tokio_postgres::types::Type;
 
 use super::pgoutput::{self, Datum, Message, Relation};
 use super::Names;
-use crate::value::mysql::{MysqlKind, MysqlType};
-use crate::value::pg::{from_pg_text, PgType};
-use crate::value::{Row, Value};
 use crate::migrate::db::PgConn;
 use crate::stream::apply::StreamStats;
 use crate::stream::run::SourceError;
 use crate::stream::{lsn_text, Change, Item, Position, RowChange, SourceColumn, SourceTable};
+use crate::value::mysql::{MysqlKind, MysqlType};
+use crate::value::pg::{from_pg_text, PgType};
+use crate::value::{Row, Value};
 
 /// Messages asked for per peek (the server finishes the transaction it is
 /// in, so a round may return more).

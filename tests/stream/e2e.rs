@@ -121,6 +121,22 @@ pub async fn wait_caught_up(stats: &StreamStats, conn: &mut mysql_async::Conn, l
     }
 }
 
+/// A proxy started from `toml` with its change stream running beside it (as
+/// `tandem serve` starts it; `tasks` owns the stream task), once the stream
+/// stored its first checkpoint.
+pub async fn streaming_proxy(toml: &str) -> (common::Proxy, TaskTracker) {
+    let proxy = common::start_proxy_with(toml).await;
+    let tasks = TaskTracker::new();
+    assert!(
+        tandem::stream::source::spawn(&proxy.state, &tasks, proxy.shutdown.clone(), false)
+            .await
+            .unwrap()
+    );
+    tasks.close();
+    wait_checkpoint(&proxy.state.stream).await;
+    (proxy, tasks)
+}
+
 pub async fn wait_checkpoint(stats: &StreamStats) {
     for _ in 0..400 {
         if stats.snapshot().checkpoint.is_some() {
@@ -501,15 +517,7 @@ async fn four_unthrottled_clients_through_the_proxy_lose_nothing() {
 async fn a_read_after_the_sessions_own_write_sees_it() {
     let p = pair("stream_ryw", 107);
     let toml = format!("{}\n[reads]\nnew_percent = 100\n", p.toml);
-    let proxy = common::start_proxy_with(&toml).await;
-    let tasks = TaskTracker::new();
-    assert!(
-        tandem::stream::source::spawn(&proxy.state, &tasks, proxy.shutdown.clone(), false)
-            .await
-            .unwrap()
-    );
-    tasks.close();
-    wait_checkpoint(&proxy.state.stream).await;
+    let (proxy, tasks) = streaming_proxy(&toml).await;
     let mut c = common::via(&proxy, &p.my).await;
     c.query_drop("CREATE TABLE ryw (id int PRIMARY KEY, v int NOT NULL)")
         .await
@@ -549,6 +557,7 @@ async fn a_read_after_the_sessions_own_write_sees_it() {
     // The second read of each pair follows one that caught up: routed.
     assert!(routed >= 100, "reads still reach PostgreSQL: {routed}");
     proxy.stop().await;
+    tasks.wait().await;
 }
 
 /// A shadow comparison with the change stream waits until the stream applied
@@ -564,15 +573,7 @@ async fn a_shadow_comparison_waits_for_the_stream() {
         p.toml,
         p.dir.join("mismatches.jsonl").display()
     );
-    let proxy = common::start_proxy_with(&toml).await;
-    let tasks = TaskTracker::new();
-    assert!(
-        tandem::stream::source::spawn(&proxy.state, &tasks, proxy.shutdown.clone(), false)
-            .await
-            .unwrap()
-    );
-    tasks.close();
-    wait_checkpoint(&proxy.state.stream).await;
+    let (proxy, tasks) = streaming_proxy(&toml).await;
     let mut c = common::via(&proxy, &p.my).await;
     c.query_drop("CREATE TABLE sh (id int PRIMARY KEY, v varchar(20) NOT NULL)")
         .await

@@ -13,10 +13,9 @@ use tandem::config::Config;
 use tandem::migrate::verify::{self, VerifyOptions};
 use tandem::migrate::{Side, Sides};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::common::{self, servers};
-use crate::e2e::{wait_caught_up, wait_checkpoint};
+use crate::e2e::wait_caught_up;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_for_20_s_under_800_rows_per_s_loses_nothing() {
@@ -43,16 +42,8 @@ async fn postgres_stopped_for_20_s_under_800_rows_per_s_loses_nothing() {
         &pg_db,
         "CREATE TABLE t (id int NOT NULL PRIMARY KEY, v varchar(20) NOT NULL)",
     );
-    let proxy = common::start_proxy_with(&toml).await;
-    let tasks = TaskTracker::new();
-    assert!(
-        tandem::stream::source::spawn(&proxy.state, &tasks, proxy.shutdown.clone(), false)
-            .await
-            .unwrap()
-    );
-    tasks.close();
+    let (proxy, tasks) = super::e2e::streaming_proxy(&toml).await;
     let stats = std::sync::Arc::clone(&proxy.state.stream);
-    wait_checkpoint(&stats).await;
 
     // ~800 rows/s: a 10-row INSERT through the proxy every 12.5 ms.
     let stop = CancellationToken::new();

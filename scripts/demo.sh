@@ -303,6 +303,13 @@ unix_socket_directories = '$sock_conf'
 EOF
 fi
 
+# Logical decoding for the reverse stream (new_primary copies PostgreSQL's
+# commits back to MariaDB); a data directory from an older demo gets it too.
+if [[ -z $postgres_running ]] && ! grep -q '^wal_level = logical' "$pg_real/data/postgresql.conf"; then
+    printf '\n# Added by scripts/demo.sh: logical decoding for the reverse stream\nwal_level = logical\n' |
+        as_pg tee -a "$pg_real/data/postgresql.conf" >/dev/null
+fi
+
 if [[ -z $postgres_running ]]; then
     say "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $pgdir/postgres.log)"
     (cd "$pg_real" && as_pg setsid "$pg_bin/pg_ctl" -D "$pg_real/data" -l "$pg_real/postgres.log" \
@@ -318,7 +325,7 @@ new_pw=$(sql_quote "$NEW_PASSWORD")
 psql_admin -d postgres <<EOF >/dev/null
 SELECT 'CREATE ROLE app LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app')
 \gexec
-ALTER ROLE app LOGIN PASSWORD '$new_pw';
+ALTER ROLE app LOGIN REPLICATION PASSWORD '$new_pw';
 SELECT 'CREATE DATABASE app OWNER app' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'app')
 \gexec
 EOF

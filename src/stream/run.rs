@@ -333,27 +333,12 @@ async fn session(
                 continue;
             }
             _ = retention.tick() => {
-                if let Some(cp) = stats.snapshot().checkpoint {
-                    let kept = tokio::time::timeout(Duration::from_secs(2), source.retention(&cp.file))
-                        .await
-                        .ok()
-                        .flatten();
-                    stats.set_retention(kept);
-                }
+                refresh_retention(source, stats).await;
                 continue;
             }
             item = rx.recv() => item,
         };
-        let item = match item {
-            Some(Ok(item)) => item,
-            Some(Err(e)) => return Err(source_step(e)),
-            None => {
-                return Err(source_step(SourceError {
-                    message: "the source ended".into(),
-                    retryable: true,
-                }))
-            }
-        };
+        let item = received(item)?;
         match item {
             Item::Begin { gtid, timestamp } => {
                 in_txn = true;
@@ -448,6 +433,31 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// Refreshes the binlog retention headroom `/status` shows (bounded: a slow
+/// server only delays the next look).
+pub(super) async fn refresh_retention(source: &Arc<dyn OpenSource>, stats: &StreamStats) {
+    if let Some(cp) = stats.snapshot().checkpoint {
+        let kept = tokio::time::timeout(Duration::from_secs(2), source.retention(&cp.file))
+            .await
+            .ok()
+            .flatten();
+        stats.set_retention(kept);
+    }
+}
+
+/// What the source's channel gave: the next item, or why the session ends
+/// (a closed channel is a source that ended: retry).
+pub(super) fn received(item: Option<Result<Item, SourceError>>) -> Result<Item, Step> {
+    match item {
+        Some(Ok(item)) => Ok(item),
+        Some(Err(e)) => Err(source_step(e)),
+        None => Err(source_step(SourceError {
+            message: "the source ended".into(),
+            retryable: true,
+        })),
     }
 }
 

@@ -5,7 +5,6 @@
 //! the group's transactions), so no replay from the checkpoint is needed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::apply::parallel::Pool;
 use super::apply::{Applier, StreamStats};
 use super::lease::Lease;
-use super::run::{read_items, source_step, OpenSource, Reader, RunConfig, SourceError, Step};
+use super::run::{
+    read_items, received, refresh_retention, source_step, OpenSource, Reader, RunConfig, Step,
+};
 use super::{Item, Position};
 use crate::dualwrite::drift::DriftLog;
 
@@ -55,27 +56,12 @@ pub(super) async fn session(
                 continue;
             }
             _ = retention.tick() => {
-                if let Some(cp) = stats.snapshot().checkpoint {
-                    let kept = tokio::time::timeout(Duration::from_secs(2), source.retention(&cp.file))
-                        .await
-                        .ok()
-                        .flatten();
-                    stats.set_retention(kept);
-                }
+                refresh_retention(source, stats).await;
                 continue;
             }
             item = rx.recv() => item,
         };
-        let item = match item {
-            Some(Ok(item)) => item,
-            Some(Err(e)) => return Err(source_step(e)),
-            None => {
-                return Err(source_step(SourceError {
-                    message: "the source ended".into(),
-                    retryable: true,
-                }))
-            }
-        };
+        let item = received(item)?;
         match item {
             Item::Begin { gtid, timestamp } => {
                 if timestamp != 0 {

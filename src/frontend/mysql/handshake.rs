@@ -31,21 +31,10 @@ pub async fn accept(
     if state.old.passthrough() {
         return super::passthrough::accept(client, id, peer, state).await;
     }
-    let pool = &state.old;
     // The backend connection comes first: its greeting (version, connection
     // id, status, charset) is what the client must see.
-    let lease = match pool.lease().await {
-        Ok(l) => l,
-        Err(e) => {
-            Metrics::incr(&state.metrics.backend_errors);
-            tracing::warn!(error = %e, "no backend connection for new client");
-            let _ = client
-                .write_and_flush(0, &e.to_mysql_error().encode())
-                .await;
-            return None;
-        }
-    };
-    let mut lease = UnusedLease(Some(lease), pool);
+    let pool = &state.old;
+    let mut lease = lease_or_refuse(client, state).await?;
     let backend_greeting = lease.get().checkout.greeting().clone();
     let salt = random_salt();
     let advertised =
@@ -252,6 +241,25 @@ pub(super) async fn read_response(
 
 /// Hands a lease back to the pool unless the session took it, whatever way
 /// `accept` returns.
+/// A backend connection for a new client, or `None` once the client has been
+/// told why there is none (the pool's error, as MySQL words it).
+pub(super) async fn lease_or_refuse<'a>(
+    client: &mut PacketIo,
+    state: &'a Arc<AppState>,
+) -> Option<UnusedLease<'a>> {
+    match state.old.lease().await {
+        Ok(lease) => Some(UnusedLease(Some(lease), &state.old)),
+        Err(e) => {
+            Metrics::incr(&state.metrics.backend_errors);
+            tracing::warn!(error = %e, "no backend connection for new client");
+            let _ = client
+                .write_and_flush(0, &e.to_mysql_error().encode())
+                .await;
+            None
+        }
+    }
+}
+
 pub(super) struct UnusedLease<'a>(pub(super) Option<Lease>, pub(super) &'a Arc<MysqlPool>);
 
 impl UnusedLease<'_> {

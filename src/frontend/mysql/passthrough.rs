@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::command::{reply_error, Flow};
-use super::handshake::{new_session, read_response, UnusedLease};
+use super::handshake::{lease_or_refuse, new_session, read_response};
 use crate::backend::mysql::{
     negotiate, start_tls, use_tls, BackendConn, SessionOpts, SUPPORTED_MARIADB_CAPS,
     UNSUPPORTED_CAPS,
@@ -67,18 +67,7 @@ pub async fn accept(
     state: &Arc<AppState>,
 ) -> Option<(Session, BackendConn, LeasePermit)> {
     let pool = &state.old;
-    let lease = match pool.lease().await {
-        Ok(l) => l,
-        Err(e) => {
-            Metrics::incr(&state.metrics.backend_errors);
-            tracing::warn!(error = %e, "no backend connection for new client");
-            let _ = client
-                .write_and_flush(0, &e.to_mysql_error().encode())
-                .await;
-            return None;
-        }
-    };
-    let mut lease = UnusedLease(Some(lease), pool);
+    let mut lease = lease_or_refuse(client, state).await?;
     let backend_greeting = lease.get().checkout.greeting().clone();
     let advertised =
         (backend_greeting.capabilities.bits() & !UNSUPPORTED_CAPS) | super::tls::tls_cap(state);

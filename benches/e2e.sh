@@ -26,6 +26,9 @@
 #   TABLE_SIZE  rows in sbtest1                             [10000]
 #   TANDEM_BIN  proxy command to measure; must accept `serve --config FILE`.
 #               Default: target/release/tandem, built first with cargo.
+#   TANDEM_BIN_B  a second build to measure in the same run (e.g. the one
+#               before a change): target `tandem_b`, same config, its own port;
+#               the report adds tandem_b's ratios and tandem/tandem_b.
 #   KEEP=1      keep the work directory (logs, configs) for inspection
 set -euo pipefail
 
@@ -38,6 +41,7 @@ PS_MODES=(auto disable)
 TARGETS=(direct haproxy tandem)
 TLS=${TLS:-1}
 [[ $TLS == 1 ]] && TARGETS+=(direct_tls tandem_tls)
+[[ -n ${TANDEM_BIN_B:-} ]] && TARGETS+=(tandem_b)
 DB_USER=app
 DB_PASSWORD=bench
 
@@ -109,9 +113,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Distinct free loopback ports (held together while picking).
-read -r _ haproxy_port tandem_port admin_port tls_port tls_admin_port < <(python3 - <<'PY'
+read -r _ haproxy_port tandem_port admin_port tls_port tls_admin_port b_port b_admin_port < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -241,6 +245,19 @@ if [[ $TLS == 1 ]]; then
     wait_for_sql "$tls_port" "tandem (TLS)" "$tandem_tls_pid" "$work/tandem-tls.log"
 fi
 
+tandem_b_pid=
+if [[ -n ${TANDEM_BIN_B:-} ]]; then
+    [[ -x $TANDEM_BIN_B ]] || die "cannot run TANDEM_BIN_B=$TANDEM_BIN_B"
+    sed -e "s/127.0.0.1:$tandem_port/127.0.0.1:$b_port/" \
+        -e "s/127.0.0.1:$admin_port/127.0.0.1:$b_admin_port/" "$work/proxy.toml" >"$work/proxy-b.toml"
+    say "starting the second build (TANDEM_BIN_B=$TANDEM_BIN_B) on 127.0.0.1:$b_port"
+    APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
+        setsid "$TANDEM_BIN_B" serve --config "$work/proxy-b.toml" </dev/null >"$work/tandem-b.log" 2>&1 &
+    tandem_b_pid=$!
+    pids+=("$tandem_b_pid")
+    wait_for_sql "$b_port" "tandem (B)" "$tandem_b_pid" "$work/tandem-b.log"
+fi
+
 # ---------------------------------------------------------------------------
 # measurements
 
@@ -264,6 +281,7 @@ port_of() {
         tandem) echo "$tandem_port" ;;
         direct_tls) echo "$mariadb_port" ;;
         tandem_tls) echo "$tls_port" ;;
+        tandem_b) echo "$b_port" ;;
     esac
 }
 tls_args() {
@@ -277,6 +295,7 @@ pid_of() {
         haproxy) echo "$haproxy_pid" ;;
         tandem) echo "$tandem_pid" ;;
         tandem_tls) echo "$tandem_tls_pid" ;;
+        tandem_b) echo "$tandem_b_pid" ;;
         *) echo "" ;;
     esac
 }
@@ -391,10 +410,12 @@ result=$repo/benches/results/e2e-$(date +%Y-%m-%d-%H%M%S).txt
     echo "haproxy:   $("$haproxy_bin" -v | head -n1)"
     echo "sysbench:  $(sysbench --version)"
     echo "proxy:     $tandem_cmd"
+    [[ -n ${TANDEM_BIN_B:-} ]] && echo "proxy B:   $TANDEM_BIN_B"
     echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS;" \
         "sysbench, servers and proxies share the machine"
     echo "ps-mode:   auto = server-side prepared statements, disable = text protocol"
-    echo "values:    medians over rounds; ratios are of the medians;" \
+    echo "values:    medians over rounds; ratios are of the medians, 'paired' = median of the" \
+        "per-round ratios (each round runs the targets back to back);" \
         "CPU = proxy process utime+stime / statements sent"
     echo
     python3 - "$raw" "$clk_tck" <<'PY'
@@ -448,6 +469,35 @@ print(line(cols))
 print(line(["-" * w for w in widths]))
 for r in rows:
     print(line(r))
+def paired(key_a, key_b):
+    """Median over rounds of a/b TPS measured in the same round."""
+    by_round = {}
+    for key, slot in ((key_a, 0), (key_b, 1)):
+        for r in runs.get(key, []):
+            by_round.setdefault(r["round"], [None, None])[slot] = float(r["tps"])
+    return median([a / b for a, b in by_round.values() if a and b])
+
+print()
+print("paired per round (tandem/haproxy):",
+      "  ".join(f"{w} {m} {fmt(paired((w, m, 'tandem'), (w, m, 'haproxy')), '.3f')}" for w, m in seen))
+b_rows = [(w, m) for w, m in seen if runs.get((w, m, "tandem_b"))]
+if b_rows:
+    print()
+    print("second build (TANDEM_BIN_B) in the same run:")
+    cols = ["workload", "mode", "tandem TPS", "tandem_b TPS", "tandem/tandem_b (paired)",
+            "tandem_b/haproxy (paired)", "tandem CPU us/stmt", "tandem_b CPU us/stmt"]
+    rows = []
+    for w, m in b_rows:
+        rows.append([w, m, fmt(tps((w, m, "tandem")), ".0f"), fmt(tps((w, m, "tandem_b")), ".0f"),
+                     fmt(paired((w, m, "tandem"), (w, m, "tandem_b")), ".3f"),
+                     fmt(paired((w, m, "tandem_b"), (w, m, "haproxy")), ".3f"),
+                     fmt(cpu_us_per_stmt((w, m, "tandem")), ".1f"),
+                     fmt(cpu_us_per_stmt((w, m, "tandem_b")), ".1f")])
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    print(line(cols))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
 tls = [(w, m) for w, m in seen if runs.get((w, m, "tandem_tls"))]
 if tls:
     print()

@@ -1,8 +1,11 @@
 //! The command loop: read a command, classify it, relay it to the session's
-//! backend connection, pass the response back, repeat.
+//! backend connection, pass the response back, repeat. At a fleet cutover
+//! to PostgreSQL the session is handed over (`handover`) and goes on in
+//! `pg_primary`.
 
 use std::sync::Arc;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -16,7 +19,9 @@ use super::sql_prepared;
 use super::write;
 use crate::auth::verify_native;
 use crate::backend::mysql::BackendConn;
+use crate::backend::pg_mysql::PgSession;
 use crate::backend::pool::LeasePermit;
+use crate::fleet::Refusal;
 use crate::metrics::Metrics;
 use crate::proxy::decide::Mirror;
 use crate::route::Target;
@@ -26,7 +31,7 @@ use crate::shadow::capture::Capture;
 use crate::shadow::Relayed;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::wire::handshake::{ChangeUser, NATIVE_PASSWORD};
-use crate::wire::io::{PacketIo, PeerState, WireError};
+use crate::wire::io::{Packet, PacketIo, PeerState, WireError};
 use crate::wire::packets::{auth_switch_request, ServerError};
 use crate::wire::response::Expect;
 
@@ -38,6 +43,21 @@ enum End {
     Dirty,
     /// The backend closed the idle connection: close the client's alike.
     BackendGone(PeerState),
+    /// PostgreSQL became authoritative at a cutover: the session goes on
+    /// there (`handover`), with the held command if there is one.
+    Handover(Box<(PgSession, OwnedSemaphorePermit)>, Option<Packet>),
+}
+
+/// Moves the session to PostgreSQL if it can be (see `handover::blocked`).
+async fn hand_over(
+    session: &mut Session,
+    state: &Arc<AppState>,
+) -> Option<(PgSession, OwnedSemaphorePermit)> {
+    if let Some(why) = super::handover::blocked(session, state) {
+        tracing::info!(why, "fleet: session not handed over to PostgreSQL");
+        return None;
+    }
+    super::handover::connect(session, state).await
 }
 
 pub async fn run(
@@ -85,17 +105,26 @@ pub async fn run(
         // decided again with the phase and mirror that hold once admitted.
         let may_wait = pipeline::may_write(&request) && state.fleet.enabled();
         let gated = super::fence::gate(
-            &mut client,
             state,
             pipeline::may_write(&request),
             &mut fleet_hold,
             Target::Old,
         );
-        match gated.await {
-            Ok(true) => {}
-            Ok(false) if !write::stays(&session, state, Target::Old) => break End::Clean,
-            Ok(false) => continue,
-            Err(_) => break End::Dirty,
+        if let Err(refusal) = gated.await {
+            // Released to PostgreSQL: the held statement runs there, in this
+            // session, if it can move (else the client gets 1290 as before).
+            if matches!(refusal, Refusal::Moved(_)) {
+                if let Some(to) = hand_over(&mut session, state).await {
+                    break End::Handover(Box::new(to), Some(pkt));
+                }
+            }
+            if super::fence::refuse(&mut client, &refusal).await.is_err() {
+                break End::Dirty;
+            }
+            if !write::stays(&session, state, Target::Old) {
+                break End::Clean;
+            }
+            continue;
         }
         let request = match may_wait {
             true => {
@@ -108,6 +137,9 @@ pub async fn run(
         super::fence::after(&session, &mut fleet_hold);
         match result {
             Ok(Flow::Continue) if !write::stays(&session, state, crate::route::Target::Old) => {
+                if let Some(to) = hand_over(&mut session, state).await {
+                    break End::Handover(Box::new(to), None);
+                }
                 tracing::info!(
                     "phase changed: the new backend is authoritative; closing this session"
                 );
@@ -128,6 +160,15 @@ pub async fn run(
     };
     if let End::BackendGone(how) = end {
         idle::close_like_backend(client, &mut backend.io, how).await;
+        return;
+    }
+    if let End::Handover(to, held) = end {
+        // Between commands: the MySQL connection is clean (`blocked` made
+        // sure no protocol option changed), back to the pool.
+        state.old.release(backend, permit);
+        let (pg, pg_permit) = *to;
+        tracing::info!("fleet: session handed over to PostgreSQL");
+        super::pg_primary::run(client, pg, pg_permit, session, state, shutdown, held).await;
         return;
     }
     client.shutdown().await;

@@ -6,6 +6,7 @@
 mod auth_sha2;
 mod command;
 mod fence;
+mod handover;
 mod handshake;
 mod idle;
 mod load_data;
@@ -59,7 +60,7 @@ pub async fn serve(
             {
                 Ok(Some((session, pg, permit))) => {
                     tracing::Span::current().record("user", session.user.as_str());
-                    pg_primary::run(client, pg, permit, session, &state, &shutdown).await;
+                    pg_primary::run(client, pg, permit, session, &state, &shutdown, None).await;
                 }
                 Ok(None) => {}
                 Err(_) => tracing::info!("handshake timed out"),

@@ -28,7 +28,7 @@ use crate::sql::pin;
 use crate::sql::translate;
 use crate::wire::execute::{parse_params, ParamValue};
 use crate::wire::handshake::{random_salt, Greeting, NATIVE_PASSWORD};
-use crate::wire::io::{PacketIo, WireError};
+use crate::wire::io::{Packet, PacketIo, WireError};
 use crate::wire::packets::{ok_packet, OkInfo, ServerError};
 use crate::wire::{CapabilityFlags as Caps, StatusFlags};
 
@@ -165,14 +165,23 @@ pub async fn run(
     mut session: Session,
     state: &Arc<AppState>,
     shutdown: &CancellationToken,
+    mut held: Option<Packet>,
 ) {
-    let mut next_statement = 1u32;
+    // A session handed over keeps the ids MariaDB gave its statements.
+    let mut next_statement = session
+        .prepared
+        .keys()
+        .max()
+        .map_or(1, |m| m.wrapping_add(1).max(1));
     let mut fleet_hold = None;
     loop {
-        let pkt = tokio::select! {
-            biased;
-            r = client.read_packet() => r,
-            _ = shutdown.cancelled() => break,
+        let pkt = match held.take() {
+            Some(p) => Ok(p),
+            None => tokio::select! {
+                biased;
+                r = client.read_packet() => r,
+                _ = shutdown.cancelled() => break,
+            },
         };
         let Ok(pkt) = pkt else { break };
         write::follow_phase(&mut session, state);
@@ -181,17 +190,18 @@ pub async fn run(
         // decided again with the phase and mirror that hold once admitted.
         let may_wait = pipeline::may_write(&request) && state.fleet.enabled();
         let gated = super::fence::gate(
-            &mut client,
             state,
             pipeline::may_write(&request),
             &mut fleet_hold,
             Target::New,
         );
-        match gated.await {
-            Ok(true) => {}
-            Ok(false) if !write::stays(&session, state, crate::route::Target::New) => break,
-            Ok(false) => continue,
-            Err(_) => break,
+        if let Err(refusal) = gated.await {
+            if super::fence::refuse(&mut client, &refusal).await.is_err()
+                || !write::stays(&session, state, Target::New)
+            {
+                break;
+            }
+            continue;
         }
         let request = match may_wait {
             true => {
@@ -653,7 +663,7 @@ async fn session_statement(
         .map_err(PgError::Client)
 }
 
-fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {
+pub(super) fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {
     let schema = schema(state);
     match translate::to_postgres(sql, &schema) {
         Ok(t) if t.statements.len() == 1 => Ok(t.statements.into_iter().next().unwrap_or_default()),

@@ -1,0 +1,216 @@
+//! The session handover at `tandem cutover` (issue 12, step c): clients on
+//! long-lived connections keep writing through the flip to PostgreSQL —
+//! text and prepared statements, with autocommit on and off — and never see
+//! an error. Their held writes run on PostgreSQL in the same connection
+//! (before the handover they got error 1290, `Refusal::Moved`, and had to
+//! reconnect: `writer` in support.rs retries those).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use tandem::config::Phase;
+use tandem::fleet::cutover::{self, Options};
+use tandem::route::Target;
+
+use crate::common;
+use crate::support::*;
+
+/// What one connection did, kept apart per writer.
+#[derive(Default)]
+struct Done {
+    acked: Vec<i64>,
+    after_flip: u64,
+    errors: Vec<String>,
+    max_wait: Duration,
+}
+
+/// How a writer writes: all on one connection, opened once.
+#[derive(Clone, Copy, Debug)]
+enum Style {
+    Text,
+    Prepared,
+    /// autocommit=0 with a COMMIT after each prepared insert.
+    Manual,
+}
+
+async fn long_lived(
+    opts: mysql_async::OptsBuilder,
+    w: i64,
+    style: Style,
+    stop: Arc<AtomicBool>,
+    flipped: Arc<AtomicBool>,
+) -> Done {
+    let mut done = Done::default();
+    let mut c = match mysql_async::Conn::new(opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            done.errors.push(format!("connect: {e}"));
+            return done;
+        }
+    };
+    if let Style::Manual = style {
+        if let Err(e) = c.query_drop("SET autocommit = 0").await {
+            done.errors.push(format!("autocommit: {e}"));
+            return done;
+        }
+    }
+    let mut n = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        let id = w * 1_000_000 + n;
+        let started = Instant::now();
+        let insert = "INSERT INTO t (id, w, n, v) VALUES (?, ?, ?, ?)";
+        let r = match style {
+            Style::Text => {
+                c.query_drop(format!(
+                    "INSERT INTO t (id, w, n, v) VALUES ({id}, {w}, {n}, 't{n}')"
+                ))
+                .await
+            }
+            Style::Prepared => c.exec_drop(insert, (id, w, n, format!("p{n}"))).await,
+            Style::Manual => match c.exec_drop(insert, (id, w, n, format!("m{n}"))).await {
+                Ok(()) => c.query_drop("COMMIT").await,
+                Err(e) => Err(e),
+            },
+        };
+        done.max_wait = done.max_wait.max(started.elapsed());
+        match r {
+            Ok(()) => {
+                done.acked.push(id);
+                if flipped.load(Ordering::Relaxed) {
+                    done.after_flip += 1;
+                }
+            }
+            Err(e) => {
+                // Without the handover: 1290, or the connection closed.
+                done.errors
+                    .push(format!("{style:?} writer {w}, write {n}: {e}"));
+                return done;
+            }
+        }
+        n += 1;
+        if n % 10 == 0 {
+            // Reads on the same connection go on too.
+            let r: Result<Option<i64>, _> = c
+                .exec_first("SELECT COUNT(*) FROM t WHERE w = ?", (w,))
+                .await;
+            if let Err(e) = r {
+                done.errors.push(format!("{style:?} writer {w}, read: {e}"));
+                return done;
+            }
+        }
+    }
+    if let Err(e) = c.disconnect().await {
+        done.errors.push(format!("disconnect: {e}"));
+    }
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lived_sessions_are_handed_over_at_the_cutover() {
+    let f = start("fleet_hand", 305, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipped = Arc::new(AtomicBool::new(false));
+    let styles = [Style::Text, Style::Prepared, Style::Manual];
+    let mut clients = Vec::new();
+    for w in 0..6i64 {
+        let o = common::proxy_opts(&f.proxies[w as usize % 3], &f.my);
+        let style = styles[w as usize % 3];
+        clients.push(tokio::spawn(long_lived(
+            o,
+            400 + w,
+            style,
+            stop.clone(),
+            flipped.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let opts = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let mut lines = Vec::new();
+    let outcome = cutover::run(&f.config(), &opts, &mut |l| lines.push(l)).await;
+    eprintln!("{}", lines.join("\n"));
+    let outcome = outcome.unwrap_or_else(|e| panic!("cutover failed: {e}"));
+    flipped.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for c in clients {
+        all.push(c.await.unwrap());
+    }
+    let errors: Vec<&String> = all.iter().flat_map(|d| &d.errors).collect();
+    let longest = all.iter().map(|d| d.max_wait).max().unwrap_or_default();
+    let handed: u64 = f
+        .proxies
+        .iter()
+        .map(|p| p.state.fleet.handed_over.load(Ordering::Relaxed))
+        .sum();
+    eprintln!(
+        "handover cutover: writes held {} ms; longest client wait {} ms; {} writes acked; {} sessions handed over; errors {}",
+        outcome.pause_ms,
+        longest.as_millis(),
+        all.iter().map(|d| d.acked.len()).sum::<usize>(),
+        handed,
+        errors.len()
+    );
+    assert!(errors.is_empty(), "client errors: {errors:?}");
+    for p in &f.proxies {
+        assert_eq!(p.state.snapshot.load().config.phase, Phase::NewPrimary);
+    }
+    // Every connection moved (each wrote after the flip on the connection
+    // it opened before it) and nothing else was counted.
+    assert_eq!(handed, 6, "sessions handed over");
+    for (w, d) in all.iter().enumerate() {
+        assert!(d.after_flip > 0, "writer {w} made no write after the flip");
+    }
+    assert!(
+        longest < Duration::from_millis(opts.max_pause_ms + 1000),
+        "a client waited {longest:?}"
+    );
+    // Every acknowledged write is on PostgreSQL; those after the flip can
+    // only have been written there (the forward stream stops in
+    // new_primary), in the session that was handed over.
+    let acked: BTreeSet<i64> = all.iter().flat_map(|d| d.acked.iter().copied()).collect();
+    let on_pg = f.pg_ids("t");
+    let missing: Vec<_> = acked.difference(&on_pg).take(20).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged writes missing on PostgreSQL: {missing:?}"
+    );
+    // Their values came through the right statements (prepared parameters
+    // bound on PostgreSQL, not only the ids).
+    let prepared_rows = common::servers::postgres()
+        .sql(
+            &f.pg,
+            "SELECT count(*) FROM t WHERE v LIKE 'p%' OR v LIKE 'm%'",
+        )
+        .trim()
+        .parse::<usize>()
+        .unwrap();
+    let prepared_acked: usize = all
+        .iter()
+        .enumerate()
+        .filter(|(w, _)| w % 3 != 0)
+        .map(|(_, d)| d.acked.len())
+        .sum();
+    assert_eq!(prepared_rows, prepared_acked);
+    // The MySQL connections went back to the pool: none stays leased.
+    let mut leased = usize::MAX;
+    for _ in 0..100 {
+        leased = f.proxies.iter().map(|p| p.state.old.leased_count()).sum();
+        if leased == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(leased, 0, "MySQL connections still leased");
+    f.stop().await;
+}

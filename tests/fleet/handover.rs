@@ -96,6 +96,12 @@ async fn long_lived(
             let r: Result<Option<i64>, _> = c
                 .exec_first("SELECT COUNT(*) FROM t WHERE w = ?", (w,))
                 .await;
+            // With autocommit=0 the read opened a transaction on MySQL: end
+            // it (a session in a transaction cannot be handed over).
+            let r = match (r, style) {
+                (Ok(_), Style::Manual) => c.query_drop("COMMIT").await,
+                (r, _) => r.map(|_| ()),
+            };
             if let Err(e) = r {
                 done.errors.push(format!("{style:?} writer {w}, read: {e}"));
                 return done;

@@ -34,6 +34,20 @@ enum Style {
     Prepared,
     /// autocommit=0 with a COMMIT after each prepared insert.
     Manual,
+    /// autocommit=0 with a COMMIT after each text insert.
+    ManualText,
+}
+
+impl Style {
+    fn manual(self) -> bool {
+        matches!(self, Style::Manual | Style::ManualText)
+    }
+
+    /// Text protocol only (a session holding prepared statements is not
+    /// handed back to MySQL).
+    fn text(self) -> bool {
+        matches!(self, Style::Text | Style::ManualText)
+    }
 }
 
 async fn long_lived(
@@ -51,7 +65,7 @@ async fn long_lived(
             return done;
         }
     };
-    if let Style::Manual = style {
+    if style.manual() {
         if let Err(e) = c.query_drop("SET autocommit = 0").await {
             done.errors.push(format!("autocommit: {e}"));
             return done;
@@ -62,13 +76,13 @@ async fn long_lived(
         let id = w * 1_000_000 + n;
         let started = Instant::now();
         let insert = "INSERT INTO t (id, w, n, v) VALUES (?, ?, ?, ?)";
+        let text = format!("INSERT INTO t (id, w, n, v) VALUES ({id}, {w}, {n}, 't{n}')");
         let r = match style {
-            Style::Text => {
-                c.query_drop(format!(
-                    "INSERT INTO t (id, w, n, v) VALUES ({id}, {w}, {n}, 't{n}')"
-                ))
-                .await
-            }
+            Style::Text => c.query_drop(text).await,
+            Style::ManualText => match c.query_drop(text).await {
+                Ok(()) => c.query_drop("COMMIT").await,
+                Err(e) => Err(e),
+            },
             Style::Prepared => c.exec_drop(insert, (id, w, n, format!("p{n}"))).await,
             Style::Manual => match c.exec_drop(insert, (id, w, n, format!("m{n}"))).await {
                 Ok(()) => c.query_drop("COMMIT").await,
@@ -93,14 +107,21 @@ async fn long_lived(
         n += 1;
         if n % 10 == 0 {
             // Reads on the same connection go on too.
-            let r: Result<Option<i64>, _> = c
-                .exec_first("SELECT COUNT(*) FROM t WHERE w = ?", (w,))
-                .await;
-            // With autocommit=0 the read opened a transaction on MySQL: end
-            // it (a session in a transaction cannot be handed over).
-            let r = match (r, style) {
-                (Ok(_), Style::Manual) => c.query_drop("COMMIT").await,
-                (r, _) => r.map(|_| ()),
+            let r: Result<Option<i64>, _> = match style.text() {
+                true => {
+                    c.query_first(format!("SELECT COUNT(*) FROM t WHERE w = {w}"))
+                        .await
+                }
+                false => {
+                    c.exec_first("SELECT COUNT(*) FROM t WHERE w = ?", (w,))
+                        .await
+                }
+            };
+            // With autocommit=0 the read opened a transaction: end it (a
+            // session in a transaction cannot be handed over).
+            let r = match r {
+                Ok(_) if style.manual() => c.query_drop("COMMIT").await,
+                r => r.map(|_| ()),
             };
             if let Err(e) = r {
                 done.errors.push(format!("{style:?} writer {w}, read: {e}"));
@@ -114,21 +135,25 @@ async fn long_lived(
     done
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn long_lived_sessions_are_handed_over_at_the_cutover() {
-    let f = start("fleet_hand", 305, 3).await;
-    create_table(&f).await;
-    f.wait_live(3).await;
+/// Writers of `styles` on every proxy for 1.5 s, the cutover to `to`, 1.5 s
+/// more; asserts no client error, every writer went on after the flip in
+/// its own connection, and every session was handed over.
+async fn cutover_with_long_lived_sessions(
+    f: &Fleet,
+    styles: &[Style],
+    to: Target,
+    first_writer: i64,
+) -> Vec<Done> {
+    let before: u64 = handed_over(f);
     let stop = Arc::new(AtomicBool::new(false));
     let flipped = Arc::new(AtomicBool::new(false));
-    let styles = [Style::Text, Style::Prepared, Style::Manual];
     let mut clients = Vec::new();
     for w in 0..6i64 {
         let o = common::proxy_opts(&f.proxies[w as usize % 3], &f.my);
-        let style = styles[w as usize % 3];
+        let style = styles[w as usize % styles.len()];
         clients.push(tokio::spawn(long_lived(
             o,
-            400 + w,
+            first_writer + w,
             style,
             stop.clone(),
             flipped.clone(),
@@ -136,7 +161,7 @@ async fn long_lived_sessions_are_handed_over_at_the_cutover() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let opts = Options {
-        to: Target::New,
+        to,
         max_pause_ms: 2000,
         max_lag_s: 5,
         dry_run: false,
@@ -154,13 +179,9 @@ async fn long_lived_sessions_are_handed_over_at_the_cutover() {
     }
     let errors: Vec<&String> = all.iter().flat_map(|d| &d.errors).collect();
     let longest = all.iter().map(|d| d.max_wait).max().unwrap_or_default();
-    let handed: u64 = f
-        .proxies
-        .iter()
-        .map(|p| p.state.fleet.handed_over.load(Ordering::Relaxed))
-        .sum();
+    let handed = handed_over(f) - before;
     eprintln!(
-        "handover cutover: writes held {} ms; longest client wait {} ms; {} writes acked; {} sessions handed over; errors {}",
+        "handover cutover to {to:?}: writes held {} ms; longest client wait {} ms; {} writes acked; {} sessions handed over; errors {}",
         outcome.pause_ms,
         longest.as_millis(),
         all.iter().map(|d| d.acked.len()).sum::<usize>(),
@@ -168,8 +189,12 @@ async fn long_lived_sessions_are_handed_over_at_the_cutover() {
         errors.len()
     );
     assert!(errors.is_empty(), "client errors: {errors:?}");
+    let phase = match to {
+        Target::New => Phase::NewPrimary,
+        Target::Old => Phase::DualWrite,
+    };
     for p in &f.proxies {
-        assert_eq!(p.state.snapshot.load().config.phase, Phase::NewPrimary);
+        assert_eq!(p.state.snapshot.load().config.phase, phase);
     }
     // Every connection moved (each wrote after the flip on the connection
     // it opened before it) and nothing else was counted.
@@ -181,6 +206,36 @@ async fn long_lived_sessions_are_handed_over_at_the_cutover() {
         longest < Duration::from_millis(opts.max_pause_ms + 1000),
         "a client waited {longest:?}"
     );
+    all
+}
+
+fn handed_over(f: &Fleet) -> u64 {
+    f.proxies
+        .iter()
+        .map(|p| p.state.fleet.handed_over.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// The MySQL connections went back to the pool: none stays leased.
+async fn none_leased(f: &Fleet) {
+    let mut leased = usize::MAX;
+    for _ in 0..100 {
+        leased = f.proxies.iter().map(|p| p.state.old.leased_count()).sum();
+        if leased == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(leased, 0, "MySQL connections still leased");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lived_sessions_are_handed_over_at_the_cutover() {
+    let f = start("fleet_hand", 305, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let styles = [Style::Text, Style::Prepared, Style::Manual];
+    let all = cutover_with_long_lived_sessions(&f, &styles, Target::New, 400).await;
     // Every acknowledged write is on PostgreSQL; those after the flip can
     // only have been written there (the forward stream stops in
     // new_primary), in the session that was handed over.
@@ -208,15 +263,36 @@ async fn long_lived_sessions_are_handed_over_at_the_cutover() {
         .map(|(_, d)| d.acked.len())
         .sum();
     assert_eq!(prepared_rows, prepared_acked);
-    // The MySQL connections went back to the pool: none stays leased.
-    let mut leased = usize::MAX;
-    for _ in 0..100 {
-        leased = f.proxies.iter().map(|p| p.state.old.leased_count()).sum();
-        if leased == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(leased, 0, "MySQL connections still leased");
+    none_leased(&f).await;
+    f.stop().await;
+}
+
+/// `tandem cutover --back`: sessions opened while PostgreSQL answered move
+/// to MySQL in the same connection (text protocol; a session holding
+/// prepared statements keeps the 1290, see README).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lived_sessions_are_handed_back_at_cutover_back() {
+    let f = start("fleet_hand_back", 306, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let to_new = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let mut lines = Vec::new();
+    cutover::run(&f.config(), &to_new, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    let styles = [Style::Text, Style::ManualText];
+    let all = cutover_with_long_lived_sessions(&f, &styles, Target::Old, 500).await;
+    let acked: BTreeSet<i64> = all.iter().flat_map(|d| d.acked.iter().copied()).collect();
+    let on_my = f.my_ids("t").await;
+    let missing: Vec<_> = acked.difference(&on_my).take(20).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged writes missing on MySQL: {missing:?}"
+    );
     f.stop().await;
 }

@@ -9,6 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::handover::{Moved, Side};
 use super::handshake::access_denied;
 use super::idle::{self, Idle};
 use super::pipeline::{self, Incoming};
@@ -67,18 +68,24 @@ pub async fn run(
     mut session: Session,
     state: &Arc<AppState>,
     shutdown: &CancellationToken,
-) {
+    mut held: Option<Packet>,
+) -> Option<Moved> {
     let mut fleet_hold = None;
     let end = loop {
-        match idle::wait(&mut client, &mut backend.io, shutdown).await {
-            Idle::Client => {}
-            Idle::Shutdown => break End::Clean,
-            Idle::Backend(how) => break End::BackendGone(how),
-        }
-        let pkt = tokio::select! {
-            biased;
-            r = client.read_packet() => r,
-            _ = shutdown.cancelled() => break End::Clean,
+        let pkt = match held.take() {
+            Some(p) => Ok(p),
+            None => {
+                match idle::wait(&mut client, &mut backend.io, shutdown).await {
+                    Idle::Client => {}
+                    Idle::Shutdown => break End::Clean,
+                    Idle::Backend(how) => break End::BackendGone(how),
+                }
+                tokio::select! {
+                    biased;
+                    r = client.read_packet() => r,
+                    _ = shutdown.cancelled() => break End::Clean,
+                }
+            }
         };
         let pkt = match pkt {
             Ok(p) => p,
@@ -160,7 +167,7 @@ pub async fn run(
     };
     if let End::BackendGone(how) = end {
         idle::close_like_backend(client, &mut backend.io, how).await;
-        return;
+        return None;
     }
     if let End::Handover(to, held) = end {
         // Between commands: the MySQL connection is clean (`blocked` made
@@ -168,8 +175,12 @@ pub async fn run(
         state.old.release(backend, permit);
         let (pg, pg_permit) = *to;
         tracing::info!("fleet: session handed over to PostgreSQL");
-        super::pg_primary::run(client, pg, pg_permit, session, state, shutdown, held).await;
-        return;
+        return Some(Moved {
+            client,
+            session,
+            side: Side::Postgres(pg, pg_permit),
+            held,
+        });
     }
     client.shutdown().await;
     match end {
@@ -179,6 +190,7 @@ pub async fn run(
             drop(permit);
         }
     }
+    None
 }
 
 pub(super) enum Flow {

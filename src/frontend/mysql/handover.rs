@@ -14,16 +14,25 @@
 //! run there. The MySQL backend connection goes back to the pool.
 //!
 //! What keeps today's 1290 (the client reconnects): [`blocked`] lists it.
+//!
+//! `tandem cutover --back` moves PostgreSQL-served sessions to MySQL the
+//! same way ([`connect_back`]: a pooled connection logged in with the
+//! session's capabilities, charset and database, autocommit set), except
+//! sessions holding prepared statements ([`blocked_back`]).
 
 use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::backend::mysql::{negotiate, BackendConn, SessionOpts};
 use crate::backend::pg_mysql::PgSession;
+use crate::backend::pool::{Checkout, LeasePermit};
 use crate::metrics::Metrics;
 use crate::route::Target;
 use crate::server::AppState;
 use crate::session::Session;
+use crate::wire::io::{Packet, PacketIo};
+use crate::wire::packets::OkInfo;
 use crate::wire::StatusFlags;
 
 /// Why a session cannot be handed over to PostgreSQL, if it cannot.
@@ -116,4 +125,109 @@ pub(super) async fn connect(
         .handed_over
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Some((pg, permit))
+}
+
+/// The side a session moves to, with its connection and slot.
+pub(super) enum Side {
+    Relay(BackendConn, LeasePermit),
+    Postgres(PgSession, OwnedSemaphorePermit),
+}
+
+/// A session leaving one command loop for the other (`mod::serve` runs it),
+/// with the held command if there is one.
+pub(super) struct Moved {
+    pub client: PacketIo,
+    pub session: Session,
+    pub side: Side,
+    pub held: Option<Packet>,
+}
+
+/// Why a PostgreSQL-served session cannot move back to MySQL (`tandem
+/// cutover --back`), if it cannot.
+pub(super) fn blocked_back(
+    session: &Session,
+    pg_in_transaction: bool,
+    state: &AppState,
+) -> Option<&'static str> {
+    if !state.fleet.enabled() {
+        return Some("no fleet");
+    }
+    if crate::proxy::decide::authoritative(state.snapshot.load().config.phase) != Target::Old {
+        return Some("MySQL is not authoritative");
+    }
+    if pg_in_transaction || session.in_transaction() {
+        return Some("a transaction is open on PostgreSQL");
+    }
+    if !session.prepared.is_empty() {
+        // Their ids were assigned by this proxy; MariaDB would assign
+        // others and the relay passes ids through unchanged.
+        return Some("the client holds prepared statements");
+    }
+    None
+}
+
+/// A MySQL connection logged in with the session's options (as at its
+/// login), the session state adjusted to be relayed there.
+pub(super) async fn connect_back(
+    session: &mut Session,
+    state: &Arc<AppState>,
+) -> Option<(BackendConn, LeasePermit)> {
+    let pool = &state.old;
+    let mut lease = match pool.lease().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "handover: no MySQL connection");
+            return None;
+        }
+    };
+    let max_packet = state.snapshot.load().config.limits.max_packet_bytes;
+    let opts = SessionOpts {
+        capabilities: session.client_caps.bits(),
+        mariadb_caps: session.mariadb_caps,
+        collation: session.collation,
+        database: (!session.database.is_empty()).then(|| session.database.clone().into_bytes()),
+        max_packet: u32::try_from(max_packet).unwrap_or(u32::MAX),
+    };
+    let wanted = negotiate(opts.clone(), lease.checkout.greeting()).shape();
+    pool.note_shape(wanted);
+    if matches!(&lease.checkout, Checkout::Idle(c) if c.opts.shape() != wanted) {
+        if let Err(e) = pool.replace(&mut lease).await {
+            tracing::warn!(error = %e, "handover: no MySQL connection");
+            pool.recycle(lease);
+            return None;
+        }
+    }
+    let (checkout, permit) = lease.into_parts();
+    let login = match checkout {
+        Checkout::Idle(mut conn) => conn
+            .change_user(&pool.target, opts.collation, opts.database.clone())
+            .await
+            .map(|ok| (conn, ok)),
+        Checkout::Fresh(greeted) => greeted.authenticate(&pool.target, opts).await,
+    };
+    let (mut backend, ok) = match login {
+        Ok(x) => x,
+        Err(e) => {
+            Metrics::incr(&state.metrics.backend_errors);
+            tracing::warn!(error = %e, "handover: MySQL login failed");
+            return None;
+        }
+    };
+    let mut status = OkInfo::parse(&ok.payload).map_or(session.status, |o| o.status);
+    if !session.autocommit() {
+        match backend.execute("SET autocommit = 0").await {
+            Ok(ok) => status = ok.status,
+            Err(e) => {
+                tracing::warn!(error = %e, "handover: cannot turn autocommit off on MySQL");
+                return None;
+            }
+        }
+    }
+    session.status = status;
+    session.auto_increment_increment = None;
+    state
+        .fleet
+        .handed_over
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some((backend, permit))
 }

@@ -60,7 +60,8 @@ pub async fn serve(
             {
                 Ok(Some((session, pg, permit))) => {
                     tracing::Span::current().record("user", session.user.as_str());
-                    pg_primary::run(client, pg, permit, session, &state, &shutdown, None).await;
+                    let side = handover::Side::Postgres(pg, permit);
+                    serve_sides(client, session, side, &state, &shutdown).await;
                 }
                 Ok(None) => {}
                 Err(_) => tracing::info!("handshake timed out"),
@@ -80,7 +81,8 @@ pub async fn serve(
                     backend_connection = backend.connection_id(),
                     "session started"
                 );
-                command::run(client, backend, permit, session, &state, &shutdown).await;
+                let side = handover::Side::Relay(backend, permit);
+                serve_sides(client, session, side, &state, &shutdown).await;
             }
             Ok(None) => {}
             Err(_) => {
@@ -96,4 +98,33 @@ pub async fn serve(
     }
     .instrument(span)
     .await
+}
+
+/// Runs the session on the side that answers it, and on the other one when
+/// a fleet cutover hands it over (`handover`), for as long as it lasts.
+async fn serve_sides(
+    client: PacketIo,
+    session: crate::session::Session,
+    side: handover::Side,
+    state: &Arc<AppState>,
+    shutdown: &CancellationToken,
+) {
+    let mut next = Some(handover::Moved {
+        client,
+        session,
+        side,
+        held: None,
+    });
+    while let Some(m) = next.take() {
+        next = match m.side {
+            handover::Side::Relay(backend, permit) => {
+                let (client, session, held) = (m.client, m.session, m.held);
+                command::run(client, backend, permit, session, state, shutdown, held).await
+            }
+            handover::Side::Postgres(pg, permit) => {
+                let (client, session, held) = (m.client, m.session, m.held);
+                pg_primary::run(client, pg, permit, session, state, shutdown, held).await
+            }
+        };
+    }
 }

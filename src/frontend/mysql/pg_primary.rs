@@ -12,12 +12,16 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use super::handover::{Moved, Side};
 use super::pg_vars;
 use super::pipeline::{self, Incoming, Statement};
 use super::request::Command;
 use super::write;
+use crate::backend::mysql::BackendConn;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
+use crate::backend::pool::LeasePermit;
 use crate::dualwrite::mirror::Op;
+use crate::fleet::Refusal;
 use crate::metrics::Metrics;
 use crate::proxy::decide::{Mirror, Plan};
 use crate::route::Target;
@@ -158,15 +162,18 @@ pub async fn accept(
     ))
 }
 
+/// The command loop of a PostgreSQL-served session (`held`: a command
+/// already read, handed over from the relay loop). `Some`: the session moves
+/// to MySQL (`tandem cutover --back`, see `handover`).
 pub async fn run(
     mut client: PacketIo,
     mut pg: PgSession,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     mut session: Session,
     state: &Arc<AppState>,
     shutdown: &CancellationToken,
     mut held: Option<Packet>,
-) {
+) -> Option<Moved> {
     // A session handed over keeps the ids MariaDB gave its statements.
     let mut next_statement = session
         .prepared
@@ -174,16 +181,16 @@ pub async fn run(
         .max()
         .map_or(1, |m| m.wrapping_add(1).max(1));
     let mut fleet_hold = None;
-    loop {
+    let moved = loop {
         let pkt = match held.take() {
             Some(p) => Ok(p),
             None => tokio::select! {
                 biased;
                 r = client.read_packet() => r,
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => break None,
             },
         };
-        let Ok(pkt) = pkt else { break };
+        let Ok(pkt) = pkt else { break None };
         write::follow_phase(&mut session, state);
         let request = pipeline::request(state, &session, &pkt.payload, Target::New);
         // A write may wait at the fleet's gate (a cutover fence): it is then
@@ -196,10 +203,15 @@ pub async fn run(
             Target::New,
         );
         if let Err(refusal) = gated.await {
+            if matches!(refusal, Refusal::Moved(_)) {
+                if let Some(to) = hand_back(&mut session, &pg, state).await {
+                    break Some((to, Some(pkt)));
+                }
+            }
             if super::fence::refuse(&mut client, &refusal).await.is_err()
                 || !write::stays(&session, state, Target::New)
             {
-                break;
+                break None;
             }
             continue;
         }
@@ -221,24 +233,51 @@ pub async fn run(
         .await;
         super::fence::after(&session, &mut fleet_hold);
         match result {
-            Ok(true) if !write::stays(&session, state, crate::route::Target::New) => {
+            Ok(true) if !write::stays(&session, state, Target::New) => {
+                if let Some(to) = hand_back(&mut session, &pg, state).await {
+                    break Some((to, None));
+                }
                 tracing::info!(
                     "phase changed: the old backend is authoritative; closing this session"
                 );
-                break;
+                break None;
             }
             Ok(true) => {}
-            Ok(false) => break,
+            Ok(false) => break None,
             Err(e) => {
                 tracing::info!(error = %e, "PostgreSQL-served session ended");
-                break;
+                break None;
             }
         }
+    };
+    if let Some(((backend, lease), held)) = moved {
+        tracing::info!("fleet: session handed over to MySQL");
+        drop((pg, permit));
+        return Some(Moved {
+            client,
+            session,
+            side: Side::Relay(backend, lease),
+            held,
+        });
     }
     if pg.in_transaction() {
         let _ = pg.execute_silently("ROLLBACK").await;
     }
     client.shutdown().await;
+    None
+}
+
+/// Moves the session to MySQL if it can be (see `handover::blocked_back`).
+async fn hand_back(
+    session: &mut Session,
+    pg: &PgSession,
+    state: &Arc<AppState>,
+) -> Option<(BackendConn, LeasePermit)> {
+    if let Some(why) = super::handover::blocked_back(session, pg.in_transaction(), state) {
+        tracing::info!(why, "fleet: session not handed over to MySQL");
+        return None;
+    }
+    super::handover::connect_back(session, state).await
 }
 
 /// One command. `Ok(false)` ends the session.

@@ -231,3 +231,27 @@ pub(super) async fn connect_back(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Some((backend, permit))
 }
+
+/// The session on PostgreSQL, if it can move there now.
+pub(super) async fn to_postgres(session: &mut Session, state: &Arc<AppState>) -> Option<Side> {
+    if let Some(why) = blocked(session, state) {
+        tracing::info!(why, "fleet: session not handed over to PostgreSQL");
+        return None;
+    }
+    let (pg, permit) = connect(session, state).await?;
+    Some(Side::Postgres(pg, permit))
+}
+
+/// The session on MySQL, if it can move back there now.
+pub(super) async fn to_mysql(
+    session: &mut Session,
+    pg_in_transaction: bool,
+    state: &Arc<AppState>,
+) -> Option<Side> {
+    if let Some(why) = blocked_back(session, pg_in_transaction, state) {
+        tracing::info!(why, "fleet: session not handed over to MySQL");
+        return None;
+    }
+    let (backend, permit) = connect_back(session, state).await?;
+    Some(Side::Relay(backend, permit))
+}

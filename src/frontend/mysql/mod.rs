@@ -11,12 +11,14 @@ mod handshake;
 mod idle;
 mod load_data;
 mod passthrough;
+mod pg_login;
 mod pg_primary;
 mod pg_vars;
 mod pipeline;
 mod reads;
 pub mod relay;
 mod request;
+mod session_loop;
 mod sql_prepared;
 mod tls;
 mod write;
@@ -55,7 +57,7 @@ pub async fn serve(
         let timeout = Duration::from_millis(limits.handshake_timeout_ms);
         if crate::proxy::decide::authoritative(snapshot.config.phase) == crate::route::Target::New {
             // PostgreSQL answers; the old backend only receives mirrored writes.
-            match tokio::time::timeout(timeout, pg_primary::accept(&mut client, id, peer, &state))
+            match tokio::time::timeout(timeout, pg_login::accept(&mut client, id, peer, &state))
                 .await
             {
                 Ok(Some((session, pg, permit))) => {
@@ -116,14 +118,15 @@ async fn serve_sides(
         held: None,
     });
     while let Some(m) = next.take() {
+        let (client, session, held) = (m.client, m.session, m.held);
         next = match m.side {
             handover::Side::Relay(backend, permit) => {
-                let (client, session, held) = (m.client, m.session, m.held);
-                command::run(client, backend, permit, session, state, shutdown, held).await
+                let relay = command::Relay { backend, permit };
+                session_loop::run(client, relay, session, state, shutdown, held).await
             }
             handover::Side::Postgres(pg, permit) => {
-                let (client, session, held) = (m.client, m.session, m.held);
-                pg_primary::run(client, pg, permit, session, state, shutdown, held).await
+                let side = pg_primary::Postgres::new(pg, permit, &session);
+                session_loop::run(client, side, session, state, shutdown, held).await
             }
         };
     }

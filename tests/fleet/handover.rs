@@ -296,3 +296,69 @@ async fn long_lived_sessions_are_handed_back_at_cutover_back() {
     );
     f.stop().await;
 }
+
+/// A session with a transaction open on MySQL is not handed over: its
+/// write after the flip gets 1290 (not executed), and once it rolls back it
+/// moves to PostgreSQL and writes there. An idle session moves with its
+/// first write, its prepared statement (prepared on MariaDB) still valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_transaction_keeps_1290_then_moves_after_rollback() {
+    let f = start("fleet_hand_txn", 307, 3).await;
+    create_table(&f).await;
+    f.wait_live(3).await;
+    let mut in_txn = common::via(&f.proxies[0], &f.my).await;
+    let mut idle = common::via(&f.proxies[1], &f.my).await;
+    in_txn.query_drop("BEGIN").await.unwrap();
+    let _: Option<i64> = in_txn.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    let insert = idle
+        .prep("INSERT INTO t (id, w, n, v) VALUES (?, ?, ?, ?)")
+        .await
+        .unwrap();
+    idle.exec_drop(&insert, (1i64, 1, 1, "before"))
+        .await
+        .unwrap();
+    let opts = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let mut lines = Vec::new();
+    cutover::run(&f.config(), &opts, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    let before = handed_over(&f);
+    // The open transaction: refused, not executed, session still there.
+    let err = in_txn
+        .query_drop("INSERT INTO t (id, w, n, v) VALUES (2, 2, 2, 'txn')")
+        .await
+        .unwrap_err();
+    match err {
+        mysql_async::Error::Server(e) => assert_eq!(e.code, 1290, "{e}"),
+        e => panic!("expected 1290, got {e}"),
+    }
+    assert_eq!(handed_over(&f), before, "a session in a transaction moved");
+    in_txn.query_drop("ROLLBACK").await.unwrap();
+    in_txn
+        .query_drop("INSERT INTO t (id, w, n, v) VALUES (3, 3, 3, 'after rollback')")
+        .await
+        .unwrap();
+    // The idle one: its held prepared statement runs on PostgreSQL.
+    idle.exec_drop(&insert, (4i64, 4, 4, "after"))
+        .await
+        .unwrap();
+    assert_eq!(handed_over(&f), before + 2);
+    let rows = common::servers::postgres().sql(&f.pg, "SELECT id, v FROM t ORDER BY id");
+    assert_eq!(
+        rows.trim(),
+        "1|before\n3|after rollback\n4|after",
+        "rows on PostgreSQL"
+    );
+    // The idle connection reads on PostgreSQL too.
+    let n: Option<i64> = idle.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(3));
+    in_txn.disconnect().await.unwrap();
+    idle.disconnect().await.unwrap();
+    none_leased(&f).await;
+    f.stop().await;
+}

@@ -9,5 +9,7 @@ mod common;
 mod flip;
 #[path = "fleet/guard.rs"]
 mod guard;
+#[path = "fleet/handover.rs"]
+mod handover;
 #[path = "fleet/support.rs"]
 mod support;

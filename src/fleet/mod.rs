@@ -85,6 +85,8 @@ pub enum Refusal {
         "tandem: writes were held for a cutover fence that did not lift before its deadline; retry"
     )]
     FenceTimeout,
+    /// Sessions that can be handed over never see this (see
+    /// `frontend::mysql::handover`).
     #[error("tandem: the {0} database became authoritative while this write waited; it was not executed — reconnect and retry")]
     Moved(&'static str),
 }
@@ -107,6 +109,9 @@ pub struct Fleet {
     pub max_wait_us: AtomicU64,
     pub held_total: AtomicU64,
     pub refused_total: AtomicU64,
+    /// Sessions moved to the new authority at a boundary instead of being
+    /// refused (`frontend::mysql::handover`).
+    pub handed_over: AtomicU64,
     /// This proxy's member id once registered.
     pub(crate) me: std::sync::Mutex<String>,
     /// The phase the config file said at the last load (the running phase
@@ -138,6 +143,7 @@ impl Fleet {
             max_wait_us: AtomicU64::new(0),
             held_total: AtomicU64::new(0),
             refused_total: AtomicU64::new(0),
+            handed_over: AtomicU64::new(0),
             me: std::sync::Mutex::new(String::new()),
             file_phase: std::sync::Mutex::new(None),
         })
@@ -172,6 +178,7 @@ impl Fleet {
             "writes_in_flight": self.in_flight(),
             "writes_held": self.held_total.load(Ordering::Relaxed),
             "writes_refused": self.refused_total.load(Ordering::Relaxed),
+            "sessions_handed_over": self.handed_over.load(Ordering::Relaxed),
             "longest_hold_ms": self.max_wait_us.load(Ordering::Relaxed) / 1000,
         })
     }

@@ -1,17 +1,22 @@
-//! The command loop: read a command, classify it, relay it to the session's
-//! backend connection, pass the response back, repeat.
+//! The MySQL relay as the side that answers a session (`session_loop`
+//! runs the loop): each command is relayed to the session's backend
+//! connection and the response passed back verbatim, with the bookkeeping
+//! relaying needs (prepared statements, routed and shadowed reads, the
+//! statement mirror, COM_CHANGE_USER).
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::handover::Side;
 use super::handshake::access_denied;
 use super::idle::{self, Idle};
 use super::pipeline::{self, Incoming};
 use super::reads::{self, Text};
 use super::relay::{self, RelayError};
 use super::request::Command;
+use super::session_loop::{Answer, Step, Stop};
 use super::sql_prepared;
 use super::write;
 use crate::auth::verify_native;
@@ -26,42 +31,37 @@ use crate::shadow::capture::Capture;
 use crate::shadow::Relayed;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::wire::handshake::{ChangeUser, NATIVE_PASSWORD};
-use crate::wire::io::{PacketIo, PeerState, WireError};
+use crate::wire::io::{Packet, PacketIo, WireError};
 use crate::wire::packets::{auth_switch_request, ServerError};
 use crate::wire::response::Expect;
 
-/// How a session ended, which decides what happens to its backend connection.
-enum End {
-    /// Between commands: the backend connection is clean and can be pooled.
-    Clean,
-    /// Mid-command or protocol state unknown: close the backend connection.
-    Dirty,
-    /// The backend closed the idle connection: close the client's alike.
-    BackendGone(PeerState),
+/// The MySQL relay as the side that answers (`session_loop::Answer`): the
+/// session's leased backend connection and its pool slot.
+pub(super) struct Relay {
+    pub backend: BackendConn,
+    pub permit: LeasePermit,
 }
 
-pub async fn run(
-    mut client: PacketIo,
-    mut backend: BackendConn,
-    permit: LeasePermit,
-    mut session: Session,
-    state: &Arc<AppState>,
-    shutdown: &CancellationToken,
-) {
-    let mut fleet_hold = None;
-    let end = loop {
-        match idle::wait(&mut client, &mut backend.io, shutdown).await {
+impl Answer for Relay {
+    const SIDE: Target = Target::Old;
+
+    async fn next(
+        &mut self,
+        client: &mut PacketIo,
+        shutdown: &CancellationToken,
+    ) -> Result<Packet, Stop> {
+        match idle::wait(client, &mut self.backend.io, shutdown).await {
             Idle::Client => {}
-            Idle::Shutdown => break End::Clean,
-            Idle::Backend(how) => break End::BackendGone(how),
+            Idle::Shutdown => return Err(Stop::Clean),
+            Idle::Backend(how) => return Err(Stop::BackendGone(how)),
         }
         let pkt = tokio::select! {
             biased;
             r = client.read_packet() => r,
-            _ = shutdown.cancelled() => break End::Clean,
+            _ = shutdown.cancelled() => return Err(Stop::Clean),
         };
-        let pkt = match pkt {
-            Ok(p) => p,
+        match pkt {
+            Ok(p) => Ok(p),
             Err(WireError::TooLarge { len, max }) => {
                 tracing::warn!(len, max, "client packet over limits.max_packet_bytes");
                 let err = ServerError::new(
@@ -70,72 +70,62 @@ pub async fn run(
                     "Got a packet bigger than 'max_allowed_packet' bytes",
                 );
                 let _ = client.write_and_flush(1, &err.encode()).await;
-                break End::Clean;
+                Err(Stop::Clean)
             }
             Err(e) => {
                 if !e.is_disconnect() {
                     tracing::info!(error = %e, "client connection failed");
                 }
-                break End::Clean;
+                Err(Stop::Clean)
             }
-        };
-        write::follow_phase(&mut session, state);
-        let request = pipeline::request(state, &session, &pkt.payload, Target::Old);
-        // A write may wait at the fleet's gate (a cutover fence): it is then
-        // decided again with the phase and mirror that hold once admitted.
-        let may_wait = pipeline::may_write(&request) && state.fleet.enabled();
-        let gated = super::fence::gate(
-            &mut client,
-            state,
-            pipeline::may_write(&request),
-            &mut fleet_hold,
-            Target::Old,
-        );
-        match gated.await {
-            Ok(true) => {}
-            Ok(false) if !write::stays(&session, state, Target::Old) => break End::Clean,
-            Ok(false) => continue,
-            Err(_) => break End::Dirty,
         }
-        let request = match may_wait {
-            true => {
-                write::follow_phase(&mut session, state);
-                pipeline::request(state, &session, &pkt.payload, Target::Old)
-            }
-            false => request,
-        };
-        let result = dispatch(&mut client, &mut backend, &mut session, state, request).await;
-        super::fence::after(&session, &mut fleet_hold);
-        match result {
-            Ok(Flow::Continue) if !write::stays(&session, state, crate::route::Target::Old) => {
-                tracing::info!(
-                    "phase changed: the new backend is authoritative; closing this session"
-                );
-                break End::Clean;
-            }
-            Ok(Flow::Continue) => {}
-            Ok(Flow::Quit) => break End::Clean,
+    }
+
+    async fn dispatch(
+        &mut self,
+        client: &mut PacketIo,
+        session: &mut Session,
+        state: &Arc<AppState>,
+        request: Incoming<'_>,
+    ) -> Step {
+        match dispatch(client, &mut self.backend, session, state, request).await {
+            Ok(Flow::Continue) => Step::Continue,
+            Ok(Flow::Quit) => Step::Stop(Stop::Clean),
             Err(RelayError::Client(e)) => {
                 tracing::info!(error = %e, "client went away during a response");
-                break End::Dirty;
+                Step::Stop(Stop::Dirty)
             }
             Err(RelayError::Backend(e)) => {
                 Metrics::incr(&state.metrics.backend_errors);
                 tracing::warn!(error = %e, "backend connection failed; closing the client session");
-                break End::Dirty;
+                Step::Stop(Stop::Dirty)
             }
         }
-    };
-    if let End::BackendGone(how) = end {
-        idle::close_like_backend(client, &mut backend.io, how).await;
-        return;
     }
-    client.shutdown().await;
-    match end {
-        End::Clean if !session.protocol_changed => state.old.release(backend, permit),
-        _ => {
-            drop(backend);
-            drop(permit);
+
+    async fn other_side(&mut self, session: &mut Session, state: &Arc<AppState>) -> Option<Side> {
+        super::handover::to_postgres(session, state).await
+    }
+
+    async fn leave(self, state: &Arc<AppState>, _session: &Session) {
+        // Between commands: the connection is clean (`handover::blocked`
+        // made sure no protocol option changed), back to the pool.
+        state.old.release(self.backend, self.permit);
+    }
+
+    async fn end(mut self, client: PacketIo, session: &Session, state: &Arc<AppState>, how: Stop) {
+        let mut client = client;
+        match how {
+            Stop::BackendGone(peer) => {
+                idle::close_like_backend(client, &mut self.backend.io, peer).await;
+            }
+            Stop::Clean if !session.protocol_changed => {
+                client.shutdown().await;
+                state.old.release(self.backend, self.permit);
+            }
+            Stop::Clean | Stop::Dirty => {
+                client.shutdown().await;
+            }
         }
     }
 }

@@ -2,7 +2,9 @@
 //! else in a transaction that already wrote) is relayed, the session waits
 //! at `fleet::Fleet::admit` and keeps the guard until its transaction ends,
 //! so a cutover fence is acknowledged only once no write is in flight.
-//! A refused write gets a MySQL error and is not executed; reads pass.
+//! A refused write gets a MySQL error and is not executed, unless the
+//! session is handed over to the side that now answers (`handover`);
+//! reads pass.
 
 use std::sync::Arc;
 
@@ -16,31 +18,28 @@ use crate::wire::io::PacketIo;
 use crate::wire::packets::ServerError;
 
 /// Passes the command through the gate (`may_write`: the statement's plan
-/// says it may change data, see `pipeline::may_write`). `Ok(false)`:
-/// refused, the client has its error. `hold` keeps the guard while the
-/// transaction is open.
+/// says it may change data, see `pipeline::may_write`). `Err`: refused and
+/// not answered yet — the caller hands the session over or calls
+/// [`refuse`]. `hold` keeps the guard while the transaction is open.
 pub(super) async fn gate(
-    client: &mut PacketIo,
     state: &Arc<AppState>,
     may_write: bool,
     hold: &mut Option<WriteGuard>,
     side: Target,
-) -> Result<bool, RelayError> {
+) -> Result<(), Refusal> {
     if !state.fleet.enabled() || hold.is_some() || !may_write {
-        return Ok(true);
+        return Ok(());
     }
-    match state.fleet.admit(side).await {
-        Ok(guard) => {
-            *hold = Some(guard);
-            Ok(true)
-        }
-        Err(refusal) => {
-            tracing::info!(%refusal, "fleet: write refused");
-            let err = ServerError::new(Refusal::CODE, b"HY000", refusal.to_string());
-            reply_error(client, 1, &err).await?;
-            Ok(false)
-        }
-    }
+    let guard = state.fleet.admit(side).await?;
+    *hold = Some(guard);
+    Ok(())
+}
+
+/// Answers a refused write with MySQL error 1290; it was not executed.
+pub(super) async fn refuse(client: &mut PacketIo, refusal: &Refusal) -> Result<(), RelayError> {
+    tracing::info!(%refusal, "fleet: write refused");
+    let err = ServerError::new(Refusal::CODE, b"HY000", refusal.to_string());
+    reply_error(client, 1, &err).await
 }
 
 /// After the command: the guard goes once no transaction is open.

@@ -6,16 +6,19 @@
 mod auth_sha2;
 mod command;
 mod fence;
+mod handover;
 mod handshake;
 mod idle;
 mod load_data;
 mod passthrough;
+mod pg_login;
 mod pg_primary;
 mod pg_vars;
 mod pipeline;
 mod reads;
 pub mod relay;
 mod request;
+mod session_loop;
 mod sql_prepared;
 mod tls;
 mod write;
@@ -54,12 +57,13 @@ pub async fn serve(
         let timeout = Duration::from_millis(limits.handshake_timeout_ms);
         if crate::proxy::decide::authoritative(snapshot.config.phase) == crate::route::Target::New {
             // PostgreSQL answers; the old backend only receives mirrored writes.
-            match tokio::time::timeout(timeout, pg_primary::accept(&mut client, id, peer, &state))
+            match tokio::time::timeout(timeout, pg_login::accept(&mut client, id, peer, &state))
                 .await
             {
                 Ok(Some((session, pg, permit))) => {
                     tracing::Span::current().record("user", session.user.as_str());
-                    pg_primary::run(client, pg, permit, session, &state, &shutdown).await;
+                    let side = handover::Side::Postgres(pg, permit);
+                    serve_sides(client, session, side, &state, &shutdown).await;
                 }
                 Ok(None) => {}
                 Err(_) => tracing::info!("handshake timed out"),
@@ -79,7 +83,8 @@ pub async fn serve(
                     backend_connection = backend.connection_id(),
                     "session started"
                 );
-                command::run(client, backend, permit, session, &state, &shutdown).await;
+                let side = handover::Side::Relay(backend, permit);
+                serve_sides(client, session, side, &state, &shutdown).await;
             }
             Ok(None) => {}
             Err(_) => {
@@ -95,4 +100,34 @@ pub async fn serve(
     }
     .instrument(span)
     .await
+}
+
+/// Runs the session on the side that answers it, and on the other one when
+/// a fleet cutover hands it over (`handover`), for as long as it lasts.
+async fn serve_sides(
+    client: PacketIo,
+    session: crate::session::Session,
+    side: handover::Side,
+    state: &Arc<AppState>,
+    shutdown: &CancellationToken,
+) {
+    let mut next = Some(handover::Moved {
+        client,
+        session,
+        side,
+        held: None,
+    });
+    while let Some(m) = next.take() {
+        let (client, session, held) = (m.client, m.session, m.held);
+        next = match m.side {
+            handover::Side::Relay(backend, permit) => {
+                let relay = command::Relay { backend, permit };
+                session_loop::run(client, relay, session, state, shutdown, held).await
+            }
+            handover::Side::Postgres(pg, permit) => {
+                let side = pg_primary::Postgres::new(pg, permit, &session);
+                session_loop::run(client, side, session, state, shutdown, held).await
+            }
+        };
+    }
 }

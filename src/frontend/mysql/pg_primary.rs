@@ -1,24 +1,26 @@
-//! Sessions served by PostgreSQL (`new_primary`, `new_only`): the client
-//! still speaks MySQL; each statement is translated, run on the session's own
-//! PostgreSQL connection and answered in MySQL form (`backend::pg_mysql`).
+//! PostgreSQL as the side that answers a session (`new_primary`,
+//! `new_only`; `session_loop` runs the loop, `pg_login` the login): the
+//! client still speaks MySQL; each statement is translated, run on the
+//! session's own PostgreSQL connection and answered in MySQL form
+//! (`backend::pg_mysql`).
 //! In `new_primary`, writes that succeeded are mirrored back to the old MySQL
 //! backend — with the ids PostgreSQL assigned and the values the proxy pinned
 //! — so that going back to `dual_write` stays possible.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use super::handover::Side;
 use super::pg_vars;
 use super::pipeline::{self, Incoming, Statement};
 use super::request::Command;
+use super::session_loop::{Answer, Step, Stop};
 use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::dualwrite::mirror::Op;
-use crate::metrics::Metrics;
 use crate::proxy::decide::{Mirror, Plan};
 use crate::route::Target;
 use crate::server::AppState;
@@ -27,208 +29,85 @@ use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::sql::pin;
 use crate::sql::translate;
 use crate::wire::execute::{parse_params, ParamValue};
-use crate::wire::handshake::{random_salt, Greeting, NATIVE_PASSWORD};
-use crate::wire::io::{PacketIo, WireError};
+use crate::wire::io::{Packet, PacketIo, WireError};
 use crate::wire::packets::{ok_packet, OkInfo, ServerError};
-use crate::wire::{CapabilityFlags as Caps, StatusFlags};
-
-/// What the proxy offers when it answers for PostgreSQL: no multi-statements
-/// (one PostgreSQL statement per command), no session tracking.
-const OFFERED: u32 = Caps::CLIENT_LONG_PASSWORD.bits()
-    | Caps::CLIENT_FOUND_ROWS.bits()
-    | Caps::CLIENT_LONG_FLAG.bits()
-    | Caps::CLIENT_CONNECT_WITH_DB.bits()
-    | Caps::CLIENT_PROTOCOL_41.bits()
-    | Caps::CLIENT_INTERACTIVE.bits()
-    | Caps::CLIENT_TRANSACTIONS.bits()
-    | Caps::CLIENT_SECURE_CONNECTION.bits()
-    | Caps::CLIENT_MULTI_RESULTS.bits()
-    | Caps::CLIENT_PS_MULTI_RESULTS.bits()
-    | Caps::CLIENT_PLUGIN_AUTH.bits()
-    | Caps::CLIENT_CONNECT_ATTRS.bits()
-    | Caps::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits()
-    | Caps::CLIENT_DEPRECATE_EOF.bits();
+use crate::wire::StatusFlags;
 
 const AUTOCOMMIT: u16 = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
 const IN_TRANS: u16 = StatusFlags::SERVER_STATUS_IN_TRANS.bits();
 
-/// Handshake and login for a PostgreSQL-served session. The greeting shows
-/// the old backend's identity as last seen (clients adapt to the server
-/// version), else a MariaDB-compatible default.
-pub async fn accept(
-    client: &mut PacketIo,
-    id: u64,
-    peer: SocketAddr,
-    state: &Arc<AppState>,
-) -> Option<(Session, PgSession, OwnedSemaphorePermit)> {
-    let snapshot = state.snapshot.load_full();
-    let new = snapshot.config.backends.new.as_ref()?;
-    let permit = match tokio::time::timeout(
-        new.acquire_timeout(),
-        Arc::clone(&state.pg_slots).acquire_owned(),
-    )
-    .await
-    {
-        Ok(Ok(p)) => p,
-        _ => {
-            let err = ServerError::new(1040, b"08004", "Too many connections");
-            let _ = client.write_and_flush(0, &err.encode()).await;
-            return None;
-        }
-    };
-    let salt = random_salt();
-    let identity = state.old.last_greeting();
-    let greeting = Greeting {
-        server_version: identity
-            .as_ref()
-            .map(|g| g.server_version.clone())
-            .unwrap_or_else(|| b"5.5.5-10.11.0-MariaDB-tandem".to_vec()),
-        connection_id: (id & 0xffff_ffff) as u32,
-        salt: salt.clone(),
-        capabilities: Caps::from_bits_truncate(OFFERED | super::tls::tls_cap(state)),
-        mariadb_caps: 0,
-        collation: identity.as_ref().map_or(45, |g| g.collation),
-        status: AUTOCOMMIT,
-        auth_plugin: NATIVE_PASSWORD.to_vec(),
-    };
-    client.write_and_flush(0, &greeting.encode()).await.ok()?;
-    let (response, seq, user) = super::handshake::login(client, &salt, peer, state).await?;
-    let target = new.target().ok()?;
-    let role = state
-        .snapshot
-        .load()
-        .config
-        .auth
-        .role_for(&user)
-        .map(str::to_owned);
-    let pg = match super::reads::connect_as(&target, new.connect_timeout(), role.as_deref()).await {
-        Ok(pg) => pg,
-        Err(e) => {
-            Metrics::incr(&state.metrics.backend_errors);
-            tracing::warn!(error = %e, "cannot reach PostgreSQL for a new session");
-            let err = ServerError::new(
-                2003,
-                b"HY000",
-                format!("Can't connect to the backend through tandem: {e}"),
-            );
-            let _ = client.write_and_flush(seq, &err.encode()).await;
-            return None;
-        }
-    };
-    client
-        .write_and_flush(
-            seq,
-            &ok_packet(OkInfo {
-                status: AUTOCOMMIT,
-                ..Default::default()
-            }),
-        )
-        .await
-        .ok()?;
-    let database = response
-        .database
-        .as_deref()
-        .map(|d| String::from_utf8_lossy(d).into_owned())
-        .or_else(|| state.old.target.database.clone())
-        .unwrap_or_default();
-    Some((
-        Session {
-            id,
-            peer,
-            user,
-            client_caps: Caps::from_bits_truncate(response.capabilities & OFFERED),
-            salt,
-            collation: response.collation,
-            status: AUTOCOMMIT,
-            prepared: Default::default(),
-            protocol_changed: false,
-            mirror: None,
-            mirror_txn_open: false,
-            auto_increment_increment: Some(1),
-            mariadb_caps: 0,
-            database,
-            last_insert_id: 0,
-            reads: 0,
-            read_pg: None,
-            stream_wrote: false,
-            sql_prepared: std::collections::HashMap::new(),
-        },
-        pg,
-        permit,
-    ))
+/// PostgreSQL as the side that answers (`session_loop::Answer`): the
+/// session's own connection, its slot, and the next statement id to give.
+pub(super) struct Postgres {
+    pub pg: PgSession,
+    pub permit: OwnedSemaphorePermit,
+    next_statement: u32,
 }
 
-pub async fn run(
-    mut client: PacketIo,
-    mut pg: PgSession,
-    _permit: OwnedSemaphorePermit,
-    mut session: Session,
-    state: &Arc<AppState>,
-    shutdown: &CancellationToken,
-) {
-    let mut next_statement = 1u32;
-    let mut fleet_hold = None;
-    loop {
-        let pkt = tokio::select! {
-            biased;
-            r = client.read_packet() => r,
-            _ = shutdown.cancelled() => break,
-        };
-        let Ok(pkt) = pkt else { break };
-        write::follow_phase(&mut session, state);
-        let request = pipeline::request(state, &session, &pkt.payload, Target::New);
-        // A write may wait at the fleet's gate (a cutover fence): it is then
-        // decided again with the phase and mirror that hold once admitted.
-        let may_wait = pipeline::may_write(&request) && state.fleet.enabled();
-        let gated = super::fence::gate(
-            &mut client,
-            state,
-            pipeline::may_write(&request),
-            &mut fleet_hold,
-            Target::New,
-        );
-        match gated.await {
-            Ok(true) => {}
-            Ok(false) if !write::stays(&session, state, crate::route::Target::New) => break,
-            Ok(false) => continue,
-            Err(_) => break,
+impl Postgres {
+    pub fn new(pg: PgSession, permit: OwnedSemaphorePermit, session: &Session) -> Self {
+        // A session handed over keeps the ids MariaDB gave its statements.
+        let next_statement = session
+            .prepared
+            .keys()
+            .max()
+            .map_or(1, |m| m.wrapping_add(1).max(1));
+        Self {
+            pg,
+            permit,
+            next_statement,
         }
-        let request = match may_wait {
-            true => {
-                write::follow_phase(&mut session, state);
-                pipeline::request(state, &session, &pkt.payload, Target::New)
-            }
-            false => request,
-        };
-        let result = dispatch(
-            &mut client,
-            &mut pg,
-            &mut session,
-            state,
-            request,
-            &mut next_statement,
-        )
-        .await;
-        super::fence::after(&session, &mut fleet_hold);
-        match result {
-            Ok(true) if !write::stays(&session, state, crate::route::Target::New) => {
-                tracing::info!(
-                    "phase changed: the old backend is authoritative; closing this session"
-                );
-                break;
-            }
-            Ok(true) => {}
-            Ok(false) => break,
+    }
+}
+
+impl Answer for Postgres {
+    const SIDE: Target = Target::New;
+
+    async fn next(
+        &mut self,
+        client: &mut PacketIo,
+        shutdown: &CancellationToken,
+    ) -> Result<Packet, Stop> {
+        tokio::select! {
+            biased;
+            r = client.read_packet() => r.map_err(|_| Stop::Clean),
+            _ = shutdown.cancelled() => Err(Stop::Clean),
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        client: &mut PacketIo,
+        session: &mut Session,
+        state: &Arc<AppState>,
+        request: Incoming<'_>,
+    ) -> Step {
+        let next = &mut self.next_statement;
+        match dispatch(client, &mut self.pg, session, state, request, next).await {
+            Ok(true) => Step::Continue,
+            Ok(false) => Step::Stop(Stop::Clean),
             Err(e) => {
                 tracing::info!(error = %e, "PostgreSQL-served session ended");
-                break;
+                Step::Stop(Stop::Dirty)
             }
         }
     }
-    if pg.in_transaction() {
-        let _ = pg.execute_silently("ROLLBACK").await;
+
+    async fn other_side(&mut self, session: &mut Session, state: &Arc<AppState>) -> Option<Side> {
+        super::handover::to_mysql(session, self.pg.in_transaction(), state).await
     }
-    client.shutdown().await;
+
+    async fn leave(self, _state: &Arc<AppState>, _session: &Session) {
+        // Not in a transaction (`handover::blocked_back`): closed as is.
+        drop((self.pg, self.permit));
+    }
+
+    async fn end(mut self, mut client: PacketIo, _: &Session, _: &Arc<AppState>, _: Stop) {
+        if self.pg.in_transaction() {
+            let _ = self.pg.execute_silently("ROLLBACK").await;
+        }
+        client.shutdown().await;
+    }
 }
 
 /// One command. `Ok(false)` ends the session.
@@ -653,7 +532,7 @@ async fn session_statement(
         .map_err(PgError::Client)
 }
 
-fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {
+pub(super) fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {
     let schema = schema(state);
     match translate::to_postgres(sql, &schema) {
         Ok(t) if t.statements.len() == 1 => Ok(t.statements.into_iter().next().unwrap_or_default()),

@@ -1,8 +1,8 @@
 //! The steps both answering sides share before a statement runs: classify
 //! it once (cached by fingerprint), gather the facts `proxy::decide` needs
 //! from the session and one config snapshot, and decide. The fleet gate and
-//! the dispatch loops then read the same `Plan` instead of classifying and
-//! deciding again each.
+//! both answering sides (`session_loop`) then read the same `Plan` instead of
+//! classifying and deciding again each.
 
 use std::sync::Arc;
 

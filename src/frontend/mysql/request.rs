@@ -1,5 +1,5 @@
 //! A client command, read once from its packet into a typed value that both
-//! dispatch loops (`command` relaying to MySQL, `pg_primary` answering for
+//! answering sides (`command` relaying to MySQL, `pg_primary` answering for
 //! PostgreSQL) match on, instead of each switching on the first byte and
 //! decoding statement ids again. Borrowed from the packet: no allocation.
 

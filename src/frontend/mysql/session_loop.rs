@@ -1,0 +1,159 @@
+//! The one command loop of a client session, whichever side answers it
+//! (issue 10: one front-end pipeline). Each turn is a straight line of named
+//! steps: wait for the next command, follow the phase, decide the statement
+//! (`pipeline`), pass the fleet's write gate (`fence`, where a session may be
+//! handed over to the other side, `handover`), let the answering side carry
+//! it out, release the gate at the transaction's end, and leave for the
+//! other side when it became authoritative.
+//!
+//! What differs per side is behind [`Answer`]: the MySQL relay
+//! (`command::Relay`) and PostgreSQL answering in MySQL form
+//! (`pg_primary::Postgres`).
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::handover::{Moved, Side};
+use super::pipeline::{self, Incoming};
+use super::write;
+use crate::fleet::Refusal;
+use crate::route::Target;
+use crate::server::AppState;
+use crate::session::Session;
+use crate::wire::io::{Packet, PacketIo, PeerState};
+
+/// Why a session's loop stopped, which decides what happens to the side's
+/// connection (`Answer::end`).
+pub(super) enum Stop {
+    /// Between commands: the connection is clean (a MySQL one can be pooled).
+    Clean,
+    /// Mid-command or protocol state unknown: close the connection.
+    Dirty,
+    /// The backend closed the idle connection: close the client's alike.
+    BackendGone(PeerState),
+}
+
+/// What became of one command.
+pub(super) enum Step {
+    Continue,
+    Stop(Stop),
+}
+
+/// The side that answers a session: the per-command operations the loop
+/// hands execution to.
+pub(super) trait Answer: Sized {
+    /// Which database this side is (`proxy::decide`'s session side).
+    const SIDE: Target;
+
+    /// Waits for the client's next command (or the reason to stop).
+    async fn next(
+        &mut self,
+        client: &mut PacketIo,
+        shutdown: &CancellationToken,
+    ) -> Result<Packet, Stop>;
+
+    /// Carries out one decided command and answers the client.
+    async fn dispatch(
+        &mut self,
+        client: &mut PacketIo,
+        session: &mut Session,
+        state: &Arc<AppState>,
+        request: Incoming<'_>,
+    ) -> Step;
+
+    /// A connection on the other side for this session, if it can move there
+    /// now (`handover`).
+    async fn other_side(&mut self, session: &mut Session, state: &Arc<AppState>) -> Option<Side>;
+
+    /// The session goes on on the other side: give this side's connection
+    /// back.
+    async fn leave(self, state: &Arc<AppState>, session: &Session);
+
+    /// The session ends.
+    async fn end(self, client: PacketIo, session: &Session, state: &Arc<AppState>, how: Stop);
+}
+
+/// Serves the session on `side` until it ends (`None`) or moves to the
+/// other side (`Some`). `held`: a command already read, to run first.
+pub(super) async fn run<A: Answer>(
+    mut client: PacketIo,
+    mut side: A,
+    mut session: Session,
+    state: &Arc<AppState>,
+    shutdown: &CancellationToken,
+    mut held: Option<Packet>,
+) -> Option<Moved> {
+    let mut fleet_hold = None;
+    let (stop, moved) = loop {
+        let pkt = match held.take() {
+            Some(p) => p,
+            None => match side.next(&mut client, shutdown).await {
+                Ok(p) => p,
+                Err(stop) => break (stop, None),
+            },
+        };
+        write::follow_phase(&mut session, state);
+        let request = pipeline::request(state, &session, &pkt.payload, A::SIDE);
+        let may_write = pipeline::may_write(&request);
+        let gated = super::fence::gate(state, may_write, &mut fleet_hold, A::SIDE);
+        if let Err(refusal) = gated.await {
+            // Released to the other side: the held statement runs there, in
+            // this session, if it can move (else the client gets 1290).
+            if matches!(refusal, Refusal::Moved(_)) {
+                if let Some(to) = side.other_side(&mut session, state).await {
+                    break (Stop::Clean, Some((to, Some(pkt))));
+                }
+            }
+            if super::fence::refuse(&mut client, &refusal).await.is_err() {
+                break (Stop::Dirty, None);
+            }
+            if !write::stays(&session, state, A::SIDE) {
+                break (Stop::Clean, None);
+            }
+            continue;
+        }
+        // A write may have waited at the gate (a cutover fence): it is then
+        // decided again with the phase and mirror that hold once admitted.
+        let request = match may_write && state.fleet.enabled() {
+            true => {
+                write::follow_phase(&mut session, state);
+                pipeline::request(state, &session, &pkt.payload, A::SIDE)
+            }
+            false => request,
+        };
+        let step = side
+            .dispatch(&mut client, &mut session, state, request)
+            .await;
+        super::fence::after(&session, &mut fleet_hold);
+        match step {
+            Step::Continue if !write::stays(&session, state, A::SIDE) => {
+                if let Some(to) = side.other_side(&mut session, state).await {
+                    break (Stop::Clean, Some((to, None)));
+                }
+                tracing::info!(
+                    "phase changed: the other side is authoritative; closing this session"
+                );
+                break (Stop::Clean, None);
+            }
+            Step::Continue => {}
+            Step::Stop(stop) => break (stop, None),
+        }
+    };
+    match moved {
+        Some((to, held)) => {
+            side.leave(state, &session).await;
+            tracing::info!(from = ?A::SIDE, "fleet: session handed over");
+            Some(Moved {
+                client,
+                session,
+                side: to,
+                held,
+            })
+        }
+        None => {
+            side.end(client, &session, state, stop).await;
+            None
+        }
+    }
+}

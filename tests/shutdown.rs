@@ -116,3 +116,60 @@ async fn queued_writes_at_shutdown_become_drift_records_none_vanish() {
         );
     }
 }
+
+/// Shutdown waits for a transaction boundary: a session idle outside a
+/// transaction is closed at once, one inside a transaction may still commit
+/// (its rows land) and is closed right after; nothing is cut off between two
+/// statements of a transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_open_transaction_commit_then_closes_the_session() {
+    let db = mariadb().create_database("shutdown_txn");
+    mariadb().root_sql(&format!(
+        "USE {db}; CREATE TABLE t (id INT PRIMARY KEY, v INT)"
+    ));
+    let proxy = config::TestConfig::new(&db)
+        .shutdown_timeout_ms(10_000)
+        .start()
+        .await;
+    let mut idle = via(&proxy, &db).await;
+    let mut busy = via(&proxy, &db).await;
+    idle.query_drop("SELECT 1").await.unwrap();
+    busy.query_drop("BEGIN").await.unwrap();
+    busy.query_drop("INSERT INTO t VALUES (1, 1)")
+        .await
+        .unwrap();
+
+    let shutdown = proxy.shutdown.clone();
+    let task = proxy.task;
+    shutdown.cancel();
+    // The idle session goes at once; the proxy keeps waiting for `busy`.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if idle.query_drop("SELECT 1").await.is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the idle session was not closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !task.is_finished(),
+        "shutdown did not wait for the open transaction"
+    );
+
+    // Inside its transaction the session is still served, to the end.
+    busy.query_drop("INSERT INTO t VALUES (2, 2)")
+        .await
+        .unwrap();
+    busy.query_drop("COMMIT").await.unwrap();
+    let after = busy.query_drop("SELECT 1").await;
+    assert!(
+        after.is_err(),
+        "the session ends at the boundary: {after:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("shutdown finished once the transaction ended")
+        .unwrap();
+    let rows = mariadb().root_sql(&format!("SELECT COUNT(*) FROM {db}.t"));
+    assert_eq!(rows.trim(), "2", "both rows of the transaction committed");
+}

@@ -6,6 +6,14 @@
 //! it out, release the gate at the transaction's end, and leave for the
 //! other side when it became authoritative.
 //!
+//! Shutdown waits for a transaction boundary: a session idle outside a
+//! transaction ends at once; one inside a transaction keeps being served
+//! until it commits or rolls back (within the server's shutdown bound), so a
+//! SIGTERM never cuts a client's transaction off between two statements. A
+//! command that arrives outside a transaction once shutdown has begun is
+//! answered with error 1053 ("Server shutdown in progress"), as MariaDB
+//! answers it, and the session ends.
+//!
 //! What differs per side is behind [`Answer`]: the MySQL relay
 //! (`command::Relay`) and PostgreSQL answering in MySQL form
 //! (`pg_primary::Postgres`).
@@ -22,6 +30,7 @@ use crate::route::Target;
 use crate::server::AppState;
 use crate::session::Session;
 use crate::wire::io::{Packet, PacketIo, PeerState};
+use crate::wire::packets::ServerError;
 
 /// Why a session's loop stopped, which decides what happens to the side's
 /// connection (`Answer::end`).
@@ -85,14 +94,25 @@ pub(super) async fn run<A: Answer>(
     mut held: Option<Packet>,
 ) -> Option<Moved> {
     let mut fleet_hold = None;
+    // Stands in for `shutdown` while a transaction is open: never cancelled.
+    let in_transaction = CancellationToken::new();
     let (stop, moved) = loop {
         let pkt = match held.take() {
             Some(p) => p,
-            None => match side.next(&mut client, shutdown).await {
-                Ok(p) => p,
-                Err(stop) => break (stop, None),
-            },
+            None => {
+                let stop_waiting = match session.in_transaction() {
+                    true => &in_transaction,
+                    false => shutdown,
+                };
+                match side.next(&mut client, stop_waiting).await {
+                    Ok(p) => p,
+                    Err(stop) => break (stop, None),
+                }
+            }
         };
+        if shutdown.is_cancelled() && !session.in_transaction() {
+            break (shutting_down(&mut client, &pkt).await, None);
+        }
         write::follow_phase(&mut session, state);
         let request = pipeline::request(state, &session, &pkt.payload, A::SIDE);
         let may_write = pipeline::may_write(&request);
@@ -126,6 +146,11 @@ pub(super) async fn run<A: Answer>(
             .dispatch(&mut client, &mut session, state, request)
             .await;
         super::fence::after(&session, &mut fleet_hold);
+        if shutdown.is_cancelled() && !session.in_transaction() {
+            if let Step::Continue = step {
+                break (Stop::Clean, None);
+            }
+        }
         match step {
             Step::Continue if !write::stays(&session, state, A::SIDE) => {
                 if let Some(to) = side.other_side(&mut session, state).await {
@@ -155,5 +180,21 @@ pub(super) async fn run<A: Answer>(
             side.end(client, &session, state, stop).await;
             None
         }
+    }
+}
+
+/// A command read once shutdown has begun, outside a transaction: answered
+/// with MariaDB's shutdown error (a COM_QUIT needs no answer).
+async fn shutting_down(client: &mut PacketIo, pkt: &Packet) -> Stop {
+    if pkt.payload.first() == Some(&crate::wire::cmd::QUIT) {
+        return Stop::Clean;
+    }
+    let err = ServerError::new(1053, b"08S01", "Server shutdown in progress");
+    match client
+        .write_and_flush(pkt.seq.wrapping_add(1), &err.encode())
+        .await
+    {
+        Ok(_) => Stop::Clean,
+        Err(_) => Stop::Dirty,
     }
 }

@@ -2,8 +2,9 @@
 //! protocol.
 //!
 //! Dataflow, top to bottom: `server` accepts a client and hands it to
-//! `frontend::mysql` (handshake, command loop, relay), which asks `sql` what a
-//! statement is and `route` where it goes, and talks to `backend` connections.
+//! `frontend::mysql` (handshake, one command loop, relay), which asks `sql` what a
+//! statement is and `proxy` what to do with it (`proxy::decide`), and talks to
+//! `backend` connections; `dualwrite` and `stream` carry writes to the new side.
 
 pub mod admin;
 pub mod alloc_count;
@@ -13,7 +14,6 @@ pub mod background;
 pub mod check;
 pub mod cockpit;
 pub mod config;
-pub mod dual;
 pub mod dualwrite;
 pub mod fleet;
 pub mod foreign_keys;
@@ -23,9 +23,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod proxy;
 pub mod reload;
-pub mod route;
 pub mod server;
-pub mod session;
 pub mod shadow;
 pub mod snapshot;
 pub mod sql;

@@ -341,9 +341,9 @@ fn main() -> ExitCode {
             } => {
                 let opts = tandem::fleet::cutover::Options {
                     to: if back {
-                        tandem::route::Target::Old
+                        tandem::proxy::route::Target::Old
                     } else {
-                        tandem::route::Target::New
+                        tandem::proxy::route::Target::New
                     },
                     max_pause_ms,
                     max_lag_s,

@@ -154,7 +154,7 @@ impl Env {
                 last_insert_id: my.last_insert_id().unwrap_or(0),
                 ..Default::default()
             };
-            let replayed = tandem::dual::replay_text(sql, &ok, schema, 1)?;
+            let replayed = tandem::dualwrite::statement::replay_text(sql, &ok, schema, 1)?;
             let translated = to_postgres(&replayed, schema).map_err(|e| e.to_string())?;
             for statement in &translated.statements {
                 pg.batch_execute(statement)

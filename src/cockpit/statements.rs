@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::metrics::LATENCY_BUCKETS;
-use crate::route::Target;
+use crate::proxy::route::Target;
 
 /// Fingerprints tracked; later ones are counted in `untracked`.
 pub const MAX_FINGERPRINTS: usize = 1000;

@@ -4,9 +4,10 @@
 //! values); `drift` records every write the secondary did not apply as the
 //! primary did — including, at shutdown, what the bound left unapplied.
 //!
-//! The per-statement side of dual writing (`crate::dual`: pins and id replay;
-//! `crate::route`, `crate::session`) decides what is handed over; it stays
-//! with the front end's statement pipeline.
+//! `statement` is the per-statement side, run by the front end's pipeline
+//! before and after the primary answers: pins and id replay (what the
+//! secondary is handed).
 
 pub mod drift;
 pub mod mirror;
+pub mod statement;

@@ -34,7 +34,7 @@ use crate::config::{Config, Phase, StreamSourceKind};
 use crate::migrate::db::PgConn;
 use crate::migrate::sqltext::Dialect;
 use crate::migrate::{MigrateError, Sides};
-use crate::route::Target;
+use crate::proxy::route::Target;
 use crate::stream::apply::checkpoint;
 
 use super::member::config_hash;
@@ -249,7 +249,11 @@ pub async fn run(
     say: &mut dyn FnMut(String),
 ) -> Result<Outcome, CutoverError> {
     let pg = store::connect(config).await?;
-    store::ensure(&pg, side_name(crate::route::authoritative(config.phase))).await?;
+    store::ensure(
+        &pg,
+        side_name(crate::proxy::route::authoritative(config.phase)),
+    )
+    .await?;
     let (members, epoch) = gates(config, &pg, opts, say).await?;
     let to = side_name(opts.to);
     let binlog = config.mirror.source == StreamSourceKind::Binlog;
@@ -456,7 +460,11 @@ pub async fn run(
 /// `tandem fleet status`: the control row and every member, one line each.
 pub async fn status(config: &Config) -> Result<Vec<String>, MigrateError> {
     let pg = store::connect(config).await?;
-    store::ensure(&pg, side_name(crate::route::authoritative(config.phase))).await?;
+    store::ensure(
+        &pg,
+        side_name(crate::proxy::route::authoritative(config.phase)),
+    )
+    .await?;
     let c = store::control(&pg).await?;
     let mut out = vec![format!(
         "control: epoch {} authority {} fence {}{}",

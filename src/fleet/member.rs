@@ -19,7 +19,7 @@ use super::{parse_side, side_name, View};
 use crate::config::{Config, Phase};
 use crate::migrate::db::PgConn;
 use crate::migrate::MigrateError;
-use crate::route::{authoritative, Target};
+use crate::proxy::route::{authoritative, Target};
 use crate::server::{mirror_for, AppState, Snapshot};
 
 /// A stable hash of what must agree across the fleet: everything but the

@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use crate::route::Target;
+use crate::proxy::route::Target;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

@@ -46,7 +46,7 @@ pub async fn check(state: &Arc<AppState>, running: Phase, new: &mut Config) -> R
         };
         match (others, pg.map_err(|e| e.to_string())) {
             (Ok(0), Ok(pg)) => {
-                let side = super::side_name(crate::route::authoritative(file_now));
+                let side = super::side_name(crate::proxy::route::authoritative(file_now));
                 store::set_authority(&pg, side, "phase edited on a lone proxy")
                     .await
                     .map_err(|e| format!("cannot record the phase in the fleet control row: {e}"))?;

@@ -14,7 +14,7 @@
 //! [`shadow_verdict`] (pure too) says whether a sampled read can be compared.
 
 use crate::config::Phase;
-use crate::route::{route, RouteCtx, Sticky, Target};
+use crate::proxy::route::{route, RouteCtx, Sticky, Target};
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
 
 /// What the decision needs to know about the statement (from its
@@ -178,7 +178,7 @@ pub struct Plan {
 
 /// The authoritative side of a phase: where sessions connect.
 pub fn authoritative(phase: Phase) -> Target {
-    crate::route::authoritative(phase)
+    crate::proxy::route::authoritative(phase)
 }
 
 /// Whether a session answered by `side` may go on: when the authoritative

@@ -34,7 +34,7 @@ use crate::dualwrite::drift::now_rfc3339;
 use crate::dualwrite::mirror::Mirror;
 use crate::dualwrite::mirror::SessionProgress;
 use crate::jsonl::JsonLines;
-use crate::route::Target;
+use crate::proxy::route::Target;
 use crate::snapshot::Snapshot;
 use crate::sql::schema::Schema;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tandem::config::Phase;
 use tandem::fleet::cutover::{self, CutoverError, Options};
 use tandem::fleet::store;
-use tandem::route::Target;
+use tandem::proxy::route::Target;
 
 use crate::common;
 use crate::support::*;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tandem::config::{Config, Phase};
 use tandem::fleet::cutover::{self, CutoverError, Options};
 use tandem::fleet::store;
-use tandem::route::Target;
+use tandem::proxy::route::Target;
 
 use crate::common::{self, servers};
 use crate::support::*;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use tandem::config::Phase;
 use tandem::fleet::cutover::{self, Options};
-use tandem::route::Target;
+use tandem::proxy::route::Target;
 
 use crate::common;
 use crate::support::*;

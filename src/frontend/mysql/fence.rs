@@ -11,9 +11,9 @@ use std::sync::Arc;
 use super::command::reply_error;
 use super::relay::RelayError;
 use crate::fleet::{Refusal, WriteGuard};
-use crate::route::Target;
+use crate::proxy::route::Target;
+use crate::proxy::session::Session;
 use crate::server::AppState;
-use crate::session::Session;
 use crate::wire::io::PacketIo;
 use crate::wire::packets::ServerError;
 

@@ -12,8 +12,8 @@ use crate::backend::mysql::{
 use crate::backend::pool::{Checkout, Lease, LeasePermit, MysqlPool};
 use crate::backend::BackendError;
 use crate::metrics::Metrics;
+use crate::proxy::session::Session;
 use crate::server::AppState;
-use crate::session::Session;
 use crate::wire::handshake::{random_salt, Greeting, HandshakeResponse, NATIVE_PASSWORD};
 use crate::wire::io::PacketIo;
 use crate::wire::packets::{auth_switch_request, ServerError};

@@ -55,7 +55,9 @@ pub async fn serve(
         let limits = &snapshot.config.limits;
         let mut client = PacketIo::new(stream, limits.max_packet_bytes as usize);
         let timeout = Duration::from_millis(limits.handshake_timeout_ms);
-        if crate::proxy::decide::authoritative(snapshot.config.phase) == crate::route::Target::New {
+        if crate::proxy::decide::authoritative(snapshot.config.phase)
+            == crate::proxy::route::Target::New
+        {
             // PostgreSQL answers; the old backend only receives mirrored writes.
             match tokio::time::timeout(timeout, pg_login::accept(&mut client, id, peer, &state))
                 .await
@@ -106,7 +108,7 @@ pub async fn serve(
 /// a fleet cutover hands it over (`handover`), for as long as it lasts.
 async fn serve_sides(
     client: PacketIo,
-    session: crate::session::Session,
+    session: crate::proxy::session::Session,
     side: handover::Side,
     state: &Arc<AppState>,
     shutdown: &CancellationToken,

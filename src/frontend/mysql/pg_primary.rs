@@ -22,9 +22,9 @@ use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::dualwrite::mirror::Op;
 use crate::proxy::decide::{Mirror, Plan};
-use crate::route::Target;
+use crate::proxy::route::Target;
+use crate::proxy::session::{Prepared, Session};
 use crate::server::AppState;
-use crate::session::{Prepared, Session};
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::sql::pin;
 use crate::sql::translate;
@@ -374,7 +374,7 @@ async fn statement(
             session,
             classified,
             mysql_text.clone(),
-            crate::route::Target::New,
+            crate::proxy::route::Target::New,
             None,
         );
     }
@@ -392,7 +392,7 @@ async fn statement(
         }
         let text = match &shape {
             Some(s) => {
-                let plan = crate::dual::Plan {
+                let plan = crate::dualwrite::statement::Plan {
                     original: sql.to_string(),
                     edits,
                     shape: s.clone(),
@@ -405,7 +405,7 @@ async fn statement(
                 };
                 // Ids from an OK packet are never an error (ambiguous ones
                 // are left to the server).
-                plan.mirror_text(crate::dual::Generated::Ok(&ok), table, 1)
+                plan.mirror_text(crate::dualwrite::statement::Generated::Ok(&ok), table, 1)
                     .unwrap_or_else(|_| sql.to_string())
             }
             None => mysql_text,

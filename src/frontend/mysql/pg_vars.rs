@@ -5,8 +5,8 @@
 //! `pg_primary` to keep the dispatch loop readable.
 
 use crate::backend::pg_mysql::PgError;
+use crate::proxy::session::Session;
 use crate::server::AppState;
-use crate::session::Session;
 use crate::wire::io::PacketIo;
 use crate::wire::packets::{ok_packet, OkInfo};
 use crate::wire::StatusFlags;

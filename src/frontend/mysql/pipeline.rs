@@ -11,9 +11,9 @@ use super::request::Command;
 use crate::config::StickyMode;
 use crate::metrics::Metrics;
 use crate::proxy::decide::{self, ConfigFacts, Facts, Plan, SessionFacts, StatementFacts};
-use crate::route::{Sticky, Target};
+use crate::proxy::route::{Sticky, Target};
+use crate::proxy::session::Session;
 use crate::server::AppState;
-use crate::session::Session;
 use crate::shadow::Relayed;
 use crate::sql::classify::Classified;
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::backend::mysql::BackendConn;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::metrics::Metrics;
+use crate::proxy::session::{ReadConn, Session};
 use crate::server::AppState;
-use crate::session::{ReadConn, Session};
 use crate::sql::translate;
 use crate::wire::io::PacketIo;
 
@@ -219,7 +219,7 @@ pub(super) fn inline_execute(
         &prepared.long_data,
     )
     .ok()?;
-    crate::dual::inline_params(&prepared.sql, &values, escapes).ok()
+    crate::dualwrite::statement::inline_params(&prepared.sql, &values, escapes).ok()
 }
 
 /// A PostgreSQL session running as `role` (`SET ROLE`) when one is mapped.

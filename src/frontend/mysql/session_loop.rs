@@ -26,9 +26,9 @@ use super::handover::{Moved, Side};
 use super::pipeline::{self, Incoming};
 use super::write;
 use crate::fleet::Refusal;
-use crate::route::Target;
+use crate::proxy::route::Target;
+use crate::proxy::session::Session;
 use crate::server::AppState;
-use crate::session::Session;
 use crate::wire::io::{Packet, PacketIo, PeerState};
 use crate::wire::packets::ServerError;
 

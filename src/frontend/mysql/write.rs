@@ -1,4 +1,4 @@
-//! Writes in `dual_write`: run on the primary (pinned, see `dual`), relay its
+//! Writes in `dual_write`: run on the primary (pinned, see `dualwrite::statement`), relay its
 //! answer, then queue the same write — and the transaction boundaries the
 //! primary went through — for the secondary.
 
@@ -10,11 +10,11 @@ use super::load_data;
 use super::relay::{self, RelayError};
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
-use crate::dual::Generated;
 use crate::dualwrite::drift::DriftKind;
 use crate::dualwrite::mirror::Op;
+use crate::dualwrite::statement::Generated;
+use crate::proxy::session::Session;
 use crate::server::AppState;
-use crate::session::Session;
 use crate::shadow::capture::{decode, Capture, Decoded};
 use crate::sql::classify::{fallback, Classified, StatementClass, TxnOp};
 use crate::sql::schema::TableInfo;
@@ -61,7 +61,7 @@ pub fn follow_phase(session: &mut Session, state: &AppState) {
 /// Whether a session served by `primary` may go on under the current phase.
 /// When the authoritative backend changed, sessions on the other one end at a
 /// transaction boundary (clients reconnect and land on the right side).
-pub fn stays(session: &Session, state: &AppState, primary: crate::route::Target) -> bool {
+pub fn stays(session: &Session, state: &AppState, primary: crate::proxy::route::Target) -> bool {
     let phase = state.snapshot.load().config.phase;
     crate::proxy::decide::stays(phase, primary, session.in_transaction())
 }
@@ -180,7 +180,7 @@ pub async fn query_as(
         false => fallback::mirror_text(&sql, postgres),
     };
     let plan_sql = readable.as_ref().map_or(sql.as_str(), |(t, _)| t.as_str());
-    let plan = crate::dual::plan(
+    let plan = crate::dualwrite::statement::plan(
         backend,
         plan_sql,
         None,
@@ -237,9 +237,11 @@ pub async fn execute(
     );
     prepared.long_data.iter_mut().for_each(|l| *l = false);
     let plan = match params {
-        Ok(values) => crate::dual::plan(backend, &sql, Some(&values), escapes, want_increment)
-            .await
-            .map_err(backend_failure)?,
+        Ok(values) => {
+            crate::dualwrite::statement::plan(backend, &sql, Some(&values), escapes, want_increment)
+                .await
+                .map_err(backend_failure)?
+        }
         Err(e) => Err(format!("cannot decode the execute parameters: {e}")),
     };
     // With pinned values the primary must run the text (a prepared statement
@@ -280,7 +282,7 @@ async fn finish(
     session: &mut Session,
     state: &Arc<AppState>,
     to_primary: &[u8],
-    plan: Result<crate::dual::Plan, String>,
+    plan: Result<crate::dualwrite::statement::Plan, String>,
     sql: &str,
     classified: &Classified,
 ) -> Result<Flow, RelayError> {

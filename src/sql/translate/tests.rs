@@ -189,7 +189,7 @@ fn generated_ids_for_replay() {
             last_insert_id: 41,
             ..Default::default()
         };
-        let text = match crate::dual::replay_text(sql, &ok, &schema(), 1) {
+        let text = match crate::dualwrite::statement::replay_text(sql, &ok, &schema(), 1) {
             Ok(t) => t,
             Err(e) => return format!("DRIFT {e}"),
         };

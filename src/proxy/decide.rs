@@ -13,8 +13,8 @@
 //! draw): the plan says whether and at which share to draw, and
 //! [`shadow_verdict`] (pure too) says whether a sampled read can be compared.
 
-use crate::config::Phase;
-use crate::proxy::route::{route, RouteCtx, Sticky, Target};
+use crate::config::{Phase, StickyMode};
+use crate::proxy::route::{route, RouteCtx, Target};
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
 
 /// What the decision needs to know about the statement (from its
@@ -121,7 +121,7 @@ pub struct ConfigFacts {
     /// Share of reads (0–100) the new backend serves in `dual_write` (the
     /// ramp's current value when one runs).
     pub read_share: f64,
-    pub sticky: Sticky,
+    pub sticky: StickyMode,
     pub seed: u64,
     /// `[backends.new]` is configured.
     pub new_configured: bool,

@@ -37,7 +37,7 @@ fn facts(phase: Phase, class: StatementClass, side: Target) -> Facts {
         config: ConfigFacts {
             phase,
             read_share: 0.0,
-            sticky: Sticky::Statement,
+            sticky: StickyMode::Statement,
             seed: 42,
             new_configured: true,
             shadow_percent: 0.0,

@@ -2,21 +2,13 @@
 //! the statement class and the session's state, so it can be tested
 //! exhaustively (it opens no socket).
 
-use crate::config::Phase;
+use crate::config::{Phase, StickyMode};
 use crate::sql::classify::StatementClass;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Old,
     New,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sticky {
-    /// Each read is routed on its own.
-    Statement,
-    /// One choice per client connection.
-    Session,
 }
 
 /// Everything routing looks at.
@@ -27,7 +19,7 @@ pub struct RouteCtx {
     /// Share of reads (0–100, fractional) the non-authoritative backend
     /// serves: new in dual_write, old in new_primary.
     pub other_percent: f64,
-    pub sticky: Sticky,
+    pub sticky: StickyMode,
     pub seed: u64,
     pub session: u64,
     /// Position of this statement in the session (statement stickiness).
@@ -90,8 +82,8 @@ pub fn route(ctx: &RouteCtx) -> Route {
     // sessions stay independent of each other.
     let start = (mix(ctx.seed ^ mix(ctx.session)) >> 11) as f64 / (1u64 << 53) as f64;
     let fraction = match ctx.sticky {
-        Sticky::Statement => (start + ctx.statement as f64 * 0.618_033_988_749_894_8).fract(),
-        Sticky::Session => start,
+        StickyMode::Statement => golden_step(start, ctx.statement),
+        StickyMode::Session => start,
     };
     if fraction * 100.0 < ctx.other_percent {
         if ctx.pinned_to_primary {
@@ -101,6 +93,14 @@ pub fn route(ctx: &RouteCtx) -> Route {
         }
     }
     route
+}
+
+/// The `n`th point of the Weyl sequence that starts at `start` in [0, 1) and
+/// steps by the golden ratio: any run of consecutive points is spread evenly,
+/// so a share drawn with it matches its setting closely even over few draws.
+/// Read routing and shadow sampling both draw with it.
+pub fn golden_step(start: f64, n: u64) -> f64 {
+    (start + n as f64 * 0.618_033_988_749_894_8).fract()
 }
 
 /// splitmix64's finalizer: a fast, well-distributed 64-bit mix.
@@ -121,7 +121,7 @@ mod tests {
             phase,
             class,
             other_percent: pct,
-            sticky: Sticky::Statement,
+            sticky: StickyMode::Statement,
             seed: 42,
             session: 7,
             statement: 0,
@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn session_stickiness_keeps_one_choice() {
         let mut c = ctx(Phase::DualWrite, StatementClass::Read, 50.0);
-        c.sticky = Sticky::Session;
+        c.sticky = StickyMode::Session;
         for session in 0..50 {
             c.session = session;
             c.statement = 0;

@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use super::command::classify;
 use super::request::Command;
-use crate::config::StickyMode;
 use crate::metrics::Metrics;
 use crate::proxy::decide::{self, ConfigFacts, Facts, Plan, SessionFacts, StatementFacts};
-use crate::proxy::route::{Sticky, Target};
+use crate::proxy::route::Target;
 use crate::proxy::session::Session;
 use crate::server::AppState;
 use crate::shadow::Relayed;
@@ -109,10 +108,7 @@ pub(super) fn statement(
         config: ConfigFacts {
             phase: config.phase,
             read_share: state.cockpit.read_share(config),
-            sticky: match config.reads.sticky {
-                StickyMode::Statement => Sticky::Statement,
-                StickyMode::Session => Sticky::Session,
-            },
+            sticky: config.reads.sticky,
             seed: config.reads.seed,
             new_configured: config.backends.new.is_some(),
             shadow_percent: config.shadow.sample_percent,

@@ -26,32 +26,12 @@ PROXIES=3
 DB_USER=app
 DB_PASSWORD=bench
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-say() { printf 'cutover: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+# shellcheck source=scripts/lib/bench.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/bench.sh"
+bench_init cutover
 for v in CLIENTS WARMUP AFTER MAX_PAUSE_MS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
-
-PREREQ_NAME=cutover
-# shellcheck source=scripts/install-prereqs.sh
-source "$repo/scripts/install-prereqs.sh"
-install_prereqs
-
-say "building tandem (cargo build --release)"
-(cd "$repo" && cargo build --release --quiet)
-tandem=$repo/target/release/tandem
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-cutover-XXXXXX")
-chmod 755 "$work"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 1
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    [[ -n ${KEEP:-} ]] && say "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
 
 # shellcheck source=scripts/lib/servers.sh
 source "$repo/scripts/lib/servers.sh"

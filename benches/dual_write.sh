@@ -4,7 +4,8 @@
 # secondary, async mirroring), interleaved and repeated in the same run, in
 # front of the same MariaDB. Prints median TPS, the ratio (target >= 0.80),
 # the mirror lag seen on /status, and drift events; then checks that every
-# row made it to PostgreSQL.
+# row made it to PostgreSQL. This is the statement mirror (`source =
+# "statements"`); benches/stream.sh measures the binlog change stream.
 #
 # Environment: DURATION [20] ROUNDS [3] THREADS [4] TABLE_SIZE [10000] KEEP=1
 set -euo pipefail
@@ -16,29 +17,9 @@ TABLE_SIZE=${TABLE_SIZE:-10000}
 DB_USER=app
 DB_PASSWORD=bench
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-say() { printf 'dual_write: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
-
-PREREQ_NAME=dual_write
-# shellcheck source=scripts/install-prereqs.sh
-source "$repo/scripts/install-prereqs.sh"
-install_prereqs
-
-say "building tandem (cargo build --release)"
-(cd "$repo" && cargo build --release --quiet)
-tandem=$repo/target/release/tandem
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-dw-XXXXXX")
-chmod 755 "$work"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 1
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    [[ -n ${KEEP:-} ]] && say "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/bench.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/bench.sh"
+bench_init dual_write
 
 read -r p1_port p2_port a1_port a2_port < <(python3 - <<'PY'
 import socket
@@ -89,6 +70,7 @@ url = "mysql://$DB_USER:$DB_PASSWORD@127.0.0.1:$my_port/$5"
 kind = "postgres"
 url = "postgres://$DB_USER:$DB_PASSWORD@127.0.0.1:$pg_port/sbtest"
 [mirror]
+source = "statements"
 drift_log = "$work/$1-drift.jsonl"
 [admin]
 listen = "127.0.0.1:$3"

@@ -27,30 +27,9 @@ PS_MODE=${PS_MODE:-auto}
 DB_USER=app
 DB_PASSWORD=bench
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-say() { printf 'shadow: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
-
-# shellcheck disable=SC2034 # read by install-prereqs.sh
-PREREQ_NAME=shadow
-# shellcheck source=scripts/install-prereqs.sh disable=SC1091
-source "$repo/scripts/install-prereqs.sh"
-install_prereqs
-
-say "building tandem (cargo build --release)"
-(cd "$repo" && cargo build --release --quiet)
-tandem=$repo/target/release/tandem
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-shadow-XXXXXX")
-chmod 755 "$work"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 1
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    if [[ -n ${KEEP:-} ]]; then say "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/bench.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/bench.sh"
+bench_init shadow
 
 read -r p1_port p2_port a1_port a2_port < <(python3 - <<'PY'
 import socket

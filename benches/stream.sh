@@ -180,7 +180,7 @@ start_proxy() { # mode database
         mirror_pid=$!
         pids+=("$mirror_pid")
         admin=$stream_admin
-        for _ in $(seq 300); do
+        for _ in $(seq 600); do
             [[ $(status_field "stream.checkpoint") != None ]] && break
             sleep 0.1
         done
@@ -210,7 +210,10 @@ stop_proxy() {
 status_field() { # dotted path into /status (of $admin)
     curl -s "127.0.0.1:$admin/status" | python3 -c '
 import json, sys
-v = json.load(sys.stdin)
+try:
+    v = json.load(sys.stdin)
+except ValueError:  # not listening yet
+    v = None
 for k in sys.argv[1].split("."):
     v = v.get(k) if isinstance(v, dict) else None
 print(v)' "$1"

@@ -372,7 +372,10 @@ async fn a_trickle_of_small_transactions_commits_in_groups_and_a_lone_one_at_onc
     let log = Log::default();
     let stats = Arc::new(StreamStats::default());
     let (cancel, task) = start(config(&url, "linger", OnError::Stop), &log, &stats, None);
-    wait_for("the stream to start", || stats.snapshot().state == "applying").await;
+    wait_for("the stream to start", || {
+        stats.snapshot().state == "applying"
+    })
+    .await;
     // One-row transactions about every millisecond, as sysbench's writers
     // commit them: the stream groups them rather than paying a target
     // transaction (lock, checkpoint, commit, round trip) for each.
@@ -382,7 +385,10 @@ async fn a_trickle_of_small_transactions_commits_in_groups_and_a_lone_one_at_onc
     }
     wait_for("the trickle to be applied", || count(&db) == "300|300").await;
     wait_for("the counters", || {
-        stats.transactions.load(std::sync::atomic::Ordering::Relaxed) == 300
+        stats
+            .transactions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 300
     })
     .await;
     let groups = stats.groups.load(std::sync::atomic::Ordering::Relaxed);

@@ -363,3 +363,45 @@ async fn the_target_going_away_loses_nothing_and_the_backlog_is_caught_up() {
     cancel.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_trickle_of_small_transactions_commits_in_groups_and_a_lone_one_at_once() {
+    let db = pg_db("stream_linger");
+    let url = servers::postgres().url(&db);
+    let t = accounts();
+    let log = Log::default();
+    let stats = Arc::new(StreamStats::default());
+    let (cancel, task) = start(config(&url, "linger", OnError::Stop), &log, &stats, None);
+    wait_for("the stream to start", || {
+        stats.snapshot().state == "applying"
+    })
+    .await;
+    // One-row transactions about every millisecond, as sysbench's writers
+    // commit them: the stream groups them rather than paying a target
+    // transaction (lock, checkpoint, commit, round trip) for each.
+    for n in 1..=300u64 {
+        log.push(n, vec![insert(&t, n as i128, Some("t"))]);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    wait_for("the trickle to be applied", || count(&db) == "300|300").await;
+    wait_for("the counters", || {
+        stats
+            .transactions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 300
+    })
+    .await;
+    let groups = stats.groups.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("300 source transactions in {groups} target transactions");
+    assert!(groups * 2 <= 300, "{groups} target transactions for 300");
+    // A lone transaction is not held back waiting for company.
+    let before = std::time::Instant::now();
+    log.push(301, vec![insert(&t, 301, Some("alone"))]);
+    wait_for("the lone transaction", || count(&db) == "301|301").await;
+    eprintln!("a lone transaction applied in {:?}", before.elapsed());
+    assert!(before.elapsed() < Duration::from_secs(2));
+    let cp = servers::postgres().sql(&db, "SELECT \"offset\" FROM tandem_stream_checkpoint");
+    assert_eq!(cp.trim(), "1301");
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -11,12 +11,18 @@ pub enum Target {
     New,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sticky {
-    /// Each read is routed on its own.
-    Statement,
-    /// One choice per client connection.
-    Session,
+/// Read stickiness is the config's enum (one definition for the setting and
+/// for routing).
+pub use crate::config::StickyMode as Sticky;
+
+/// The golden-ratio step of [`weyl`].
+const GOLDEN: f64 = 0.618_033_988_749_894_8;
+
+/// Point `n` of the Weyl sequence starting at `start`, in [0, 1): successive
+/// points spread evenly, so a share drawn from them matches its setting
+/// closely even over few draws. Read routing and the shadow sample use it.
+pub fn weyl(start: f64, n: u64) -> f64 {
+    (start + n as f64 * GOLDEN).fract()
 }
 
 /// Everything routing looks at.
@@ -90,7 +96,7 @@ pub fn route(ctx: &RouteCtx) -> Route {
     // sessions stay independent of each other.
     let start = (mix(ctx.seed ^ mix(ctx.session)) >> 11) as f64 / (1u64 << 53) as f64;
     let fraction = match ctx.sticky {
-        Sticky::Statement => (start + ctx.statement as f64 * 0.618_033_988_749_894_8).fract(),
+        Sticky::Statement => weyl(start, ctx.statement),
         Sticky::Session => start,
     };
     if fraction * 100.0 < ctx.other_percent {

@@ -223,7 +223,7 @@ impl Shadow {
             return false;
         }
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        (n as f64 * 0.618_033_988_749_894_8).fract() * 100.0 < percent
+        crate::route::weyl(0.0, n) * 100.0 < percent
     }
 
     /// Whether a read answered by the authoritative backend is compared:

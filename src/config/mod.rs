@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 mod backend;
 mod load;
+pub mod ramp;
 #[cfg(test)]
 mod tests;
 
@@ -65,7 +66,7 @@ pub struct Config {
     #[serde(default)]
     pub shadow: ShadowConfig,
     #[serde(default)]
-    pub fleet: crate::fleet::FleetConfig,
+    pub fleet: FleetConfig,
     #[serde(default)]
     pub tls: TlsConfig,
     /// Whose identity sessions carry on the backends (see `auth::mode`).
@@ -108,7 +109,7 @@ pub struct ReadsConfig {
     pub seed: u64,
     /// `[reads.ramp]`: the proxy moves the share itself, step by step, on
     /// evidence (see `cockpit::ramp`); `new_percent` edits then pause it.
-    pub ramp: Option<crate::cockpit::settings::RampConfig>,
+    pub ramp: Option<ramp::RampConfig>,
 }
 
 impl Default for ReadsConfig {
@@ -250,9 +251,9 @@ pub struct MirrorConfig {
     /// primary's replicas).
     pub server_id: u32,
     /// A source transaction the new backend refuses: stop, or skip and log.
-    pub on_error: crate::stream::apply::OnError,
+    pub on_error: OnError,
     /// Tables without a primary key: match rows on all columns, or skip them.
-    pub no_key: crate::stream::apply::NoKey,
+    pub no_key: NoKey,
     /// Target connections the change stream applies independent source
     /// transactions on (1 = one connection, strictly in commit order).
     pub apply_workers: u32,
@@ -459,5 +460,62 @@ impl std::fmt::Debug for BackendConfig {
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("idle_timeout_s", &self.idle_timeout_s)
             .finish()
+    }
+}
+
+/// What to do with a source transaction the target refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Stop the stream with the error (nothing after it is applied).
+    #[default]
+    Stop,
+    /// Log it to the drift log with its GTID and rows, and go on.
+    Skip,
+}
+
+/// How rows of a table without a primary key are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoKey {
+    /// Rows are matched on every column (one row per change).
+    #[default]
+    AllColumns,
+    /// Changes to the table are not applied.
+    Skip,
+}
+
+/// `[fleet]`: this proxy as a member of the fleet that cuts over together.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// Register in the control schema on the new backend and take the
+    /// authority from its control row (`tandem cutover`).
+    pub enabled: bool,
+    /// This proxy's name in `tandem_fleet_members`; empty: host name and
+    /// listen address.
+    pub id: String,
+    /// How often the member row is written.
+    pub heartbeat_ms: u64,
+    /// How often the control row is read (the reaction time to a fence).
+    pub poll_ms: u64,
+    /// Writes are refused when the control row has not been read for this
+    /// long (a proxy that may have missed a fence).
+    pub stale_ms: u64,
+    /// A member whose heartbeat is older than this many heartbeats is not
+    /// live.
+    pub live_heartbeats: u32,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            id: String::new(),
+            heartbeat_ms: 1000,
+            poll_ms: 100,
+            stale_ms: 2000,
+            live_heartbeats: 3,
+        }
     }
 }

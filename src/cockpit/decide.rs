@@ -19,7 +19,7 @@
 
 use serde::Serialize;
 
-use super::settings::{RampConfig, StepBack};
+use crate::config::ramp::{RampConfig, StepBack};
 
 /// What happened since the current step began.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

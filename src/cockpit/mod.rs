@@ -14,7 +14,6 @@ pub mod http;
 pub mod metrics;
 pub mod plan;
 pub mod ramp;
-pub mod settings;
 pub mod statements;
 pub mod status;
 pub mod timeline;

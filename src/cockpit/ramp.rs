@@ -22,7 +22,7 @@ use crate::dualwrite::drift::now_rfc3339;
 use crate::server::AppState;
 
 use super::decide::{decide, position_for, share_at, Action, Decision, Window};
-use super::settings::RampConfig;
+use crate::config::ramp::RampConfig;
 
 /// Moves kept for `/ramp` and the dashboard.
 pub const HISTORY: usize = 256;

@@ -25,44 +25,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::proxy::route::Target;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct FleetConfig {
-    /// Register in the control schema on the new backend and take the
-    /// authority from its control row (`tandem cutover`).
-    pub enabled: bool,
-    /// This proxy's name in `tandem_fleet_members`; empty: host name and
-    /// listen address.
-    pub id: String,
-    /// How often the member row is written.
-    pub heartbeat_ms: u64,
-    /// How often the control row is read (the reaction time to a fence).
-    pub poll_ms: u64,
-    /// Writes are refused when the control row has not been read for this
-    /// long (a proxy that may have missed a fence).
-    pub stale_ms: u64,
-    /// A member whose heartbeat is older than this many heartbeats is not
-    /// live.
-    pub live_heartbeats: u32,
-}
-
-impl Default for FleetConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            id: String::new(),
-            heartbeat_ms: 1000,
-            poll_ms: 100,
-            stale_ms: 2000,
-            live_heartbeats: 3,
-        }
-    }
-}
+pub use crate::config::FleetConfig;
 
 /// What this proxy last read from the control row (and applied).
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! communication timeline around them. Numbers come from this proxy's config
 //! (the ramp's gates) and the backfill estimate.
 
-use crate::cockpit::settings::RampConfig;
+use crate::config::ramp::RampConfig;
 use crate::config::Config;
 
 use super::risks::Risk;

@@ -38,20 +38,9 @@ use crate::sql::schema::Schema;
 use crate::sql::translate;
 
 use super::{Change, Position};
+pub use crate::config::{NoKey, OnError};
 pub use checkpoint::Checkpoint;
 pub use stats::StreamStats;
-pub use tables::NoKey;
-
-/// What to do with a source transaction the target refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    /// Stop the stream with the error (nothing after it is applied).
-    #[default]
-    Stop,
-    /// Log it to the drift log with its GTID and rows, and go on.
-    Skip,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Notify};
 
-use super::workers::{checkpointer, worker};
+use super::workers::{checkpointer, worker, CheckpointState, Done, Txn};
 use super::writeset::{self, Tracker, Writeset};
 use super::{Applier, ApplyError, ApplyOptions, Checkpoint, StreamStats};
 use crate::config::BackendConfig;
@@ -60,20 +60,6 @@ const MAX_BUFFERED_CHANGES: usize = 5_000;
 /// Entries kept for the low-water mark, at most (bounds a backlog of
 /// progress behind a slow transaction).
 const MAX_ORDER: usize = 100_000;
-
-/// A buffered source transaction handed to a worker.
-pub(super) struct Txn {
-    pub(super) seq: u64,
-    pub(super) gtid: Option<String>,
-    pub(super) timestamp: u32,
-    pub(super) changes: Vec<Change>,
-    pub(super) position: Position,
-}
-
-pub(super) enum Done {
-    Committed(Vec<u64>),
-    Failed(ApplyError),
-}
 
 struct Worker {
     tx: mpsc::Sender<Txn>,
@@ -102,13 +88,6 @@ struct Open {
     /// The target refused it while streaming (`on_error = "skip"`): skipped
     /// at its commit.
     refused: Option<ApplyError>,
-}
-
-#[derive(Default)]
-pub(super) struct CheckpointState {
-    pub(super) latest: Option<Checkpoint>,
-    pub(super) unmark: Vec<Position>,
-    pub(super) stop: bool,
 }
 
 /// Aborts the pool's tasks if it is dropped before [`Pool::finish`].

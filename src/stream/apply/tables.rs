@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::config::NoKey;
 use crate::migrate::catalog::{self, ColType, ColumnDef, TableDef, TablePlan};
 use crate::migrate::sqltext::{ident, Dialect};
 use crate::migrate::Side;
@@ -17,17 +18,6 @@ use crate::stream::SourceTable;
 use crate::value::Value;
 
 use super::ApplyError;
-
-/// How rows of a table without a primary key are applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoKey {
-    /// Rows are matched on every column (one row per change).
-    #[default]
-    AllColumns,
-    /// Changes to the table are not applied.
-    Skip,
-}
 
 /// One source table mapped onto its target table.
 pub struct Mapped {

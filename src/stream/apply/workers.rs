@@ -7,9 +7,34 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Notify};
 
-use super::parallel::{CheckpointState, Done, Txn};
-use super::{Applier, ApplyError, StreamStats};
+use super::{Applier, ApplyError, Checkpoint, StreamStats};
 use crate::migrate::db::Db;
+use crate::stream::{Change, Position};
+
+/// A buffered source transaction handed to a worker.
+pub(super) struct Txn {
+    pub(super) seq: u64,
+    pub(super) gtid: Option<String>,
+    pub(super) timestamp: u32,
+    pub(super) changes: Vec<Change>,
+    pub(super) position: Position,
+}
+
+/// What a worker reports back: the sequence numbers it committed, or why it
+/// stopped.
+pub(super) enum Done {
+    Committed(Vec<u64>),
+    Failed(ApplyError),
+}
+
+/// What the dispatcher hands the checkpointer: the low-water mark to store
+/// and the markers it passed.
+#[derive(Default)]
+pub(super) struct CheckpointState {
+    pub(super) latest: Option<Checkpoint>,
+    pub(super) unmark: Vec<Position>,
+    pub(super) stop: bool,
+}
 
 /// Applies the transactions queued for it, grouped, until its queue closes.
 pub(super) async fn worker(

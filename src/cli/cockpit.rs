@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::{load, PlanFormat, RampAction};
+use super::load;
+use crate::{PlanFormat, RampAction};
 
 /// `[admin] listen` of the config, or the override.
 fn admin_addr(config: &std::path::Path, admin: Option<String>) -> anyhow::Result<String> {

@@ -1,6 +1,7 @@
 //! `[reads.ramp]`: the steps and gates of the self-gating read ramp, and the
 //! human duration strings (`"10m"`, `"90s"`, `"1h30m"`) its hold is written in.
-//! Lives beside the controller so config.rs only names the type.
+//! Part of the config (it is a config section); the controller in
+//! `cockpit::ramp` reads it.
 
 use std::time::Duration;
 

@@ -27,7 +27,6 @@ pub mod binlog;
 pub mod lease;
 pub mod reverse;
 pub mod run;
-mod run_parallel;
 pub mod source;
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The stream session with parallel apply (`[mirror] apply_workers` > 1):
-//! the same loop as the serial session in `run` — lease heartbeat,
+//! the same loop as the serial session (`serial`) — lease heartbeat,
 //! retention, cancellation — feeding a [`Pool`] instead of one applier.
 //! Refused transactions are isolated inside the workers (they still hold
 //! the group's transactions), so no replay from the checkpoint is needed.
@@ -9,14 +9,14 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::apply::parallel::Pool;
-use super::apply::{Applier, StreamStats};
-use super::lease::Lease;
-use super::run::{
+use super::{
     read_items, received, refresh_retention, source_step, OpenSource, Reader, RunConfig, Step,
 };
-use super::{Item, Position};
 use crate::dualwrite::drift::DriftLog;
+use crate::stream::apply::parallel::Pool;
+use crate::stream::apply::{Applier, StreamStats};
+use crate::stream::lease::Lease;
+use crate::stream::{Item, Position};
 
 /// One connected run with parallel apply, from `start`, skipping the
 /// transactions in `applied` (committed above the checkpoint before).
@@ -36,9 +36,9 @@ pub(super) async fn session(
     let src = source.open(start).await.map_err(source_step)?;
     let (tx, mut rx) = mpsc::channel(cfg.channel_items.max(1));
     let _reader = Reader(tokio::spawn(read_items(src, tx)));
-    let mut heartbeat = tokio::time::interval(super::lease::INTERVAL);
+    let mut heartbeat = tokio::time::interval(crate::stream::lease::INTERVAL);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut retention = tokio::time::interval(super::run::RETENTION_EVERY);
+    let mut retention = tokio::time::interval(super::RETENTION_EVERY);
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let item = tokio::select! {

@@ -115,6 +115,7 @@ pub(crate) fn config(url: &str, holder: &str, on_error: OnError) -> RunConfig {
         max_backoff: Duration::from_millis(500),
         channel_items: 1024,
         schema: Arc::new(Default::default()),
+        group_linger: tandem::stream::run::GROUP_LINGER,
     }
 }
 

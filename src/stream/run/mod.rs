@@ -26,6 +26,8 @@
 mod parallel;
 mod serial;
 
+pub use serial::GROUP_LINGER;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -98,6 +100,10 @@ pub struct RunConfig {
     /// Items buffered between source and applier.
     pub channel_items: usize,
     pub schema: Arc<Schema>,
+    /// How long the serial session holds a committed group open for more
+    /// transactions (`serial::GROUP_LINGER` for the binlog; zero commits at
+    /// once).
+    pub group_linger: Duration,
 }
 
 /// Runs the stream until `cancel` (Ok) or a refused transaction with
@@ -331,6 +337,7 @@ pub fn config_from(
         max_backoff: Duration::from_millis(config.mirror.max_backoff_ms),
         channel_items: 4096,
         schema,
+        group_linger: GROUP_LINGER,
     })
 }
 

@@ -31,7 +31,7 @@ const MAX_GROUP_DELAY: Duration = Duration::from_millis(20);
 /// lock, checkpoint update, commit and round trip — into one per few,
 /// which is most of what the target and the applier spend per row; an idle
 /// stream's lag grows by at most this much.
-const GROUP_LINGER: Duration = Duration::from_millis(5);
+pub const GROUP_LINGER: Duration = Duration::from_millis(5);
 
 /// One connected run: applier + source, until an error or cancellation.
 pub(super) async fn session(
@@ -166,6 +166,7 @@ pub(super) async fn session(
                 let now = tokio::time::Instant::now();
                 let waited_enough = linger.as_ref().is_some_and(|(at, _)| *at <= now);
                 if alone
+                    || (cfg.group_linger.is_zero() && rx.is_empty())
                     || applier.group_full()
                     || waited_enough
                     || started.elapsed() >= MAX_GROUP_DELAY
@@ -181,7 +182,9 @@ pub(super) async fn session(
                 } else if rx.is_empty() {
                     // Nothing else waiting: commit unless another
                     // transaction arrives within the linger.
-                    let at = linger.as_ref().map_or(now + GROUP_LINGER, |(at, _)| *at);
+                    let at = linger
+                        .as_ref()
+                        .map_or(now + cfg.group_linger, |(at, _)| *at);
                     linger = Some((at, position));
                 }
             }

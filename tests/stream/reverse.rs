@@ -598,3 +598,43 @@ async fn catch_up_rate_of_the_reverse_stream() {
     second.cancel.cancel();
     second.task.await.unwrap().unwrap();
 }
+
+/// The applier stalls (MariaDB's table is locked) while PostgreSQL commits
+/// more single-row transactions than one peek returns (`PEEK_CHANGES` rows):
+/// the source re-reads what it already handed over, a round made only of such
+/// re-read transactions must not claim the WAL after its last row as seen.
+/// Once the lock goes, every row is on MariaDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_applier_behind_more_than_one_peek_loses_nothing() {
+    let p = pair("rev_stall", "stop");
+    p.my_sql("CREATE TABLE t (id int NOT NULL PRIMARY KEY, v int NULL)");
+    p.pg_sql("CREATE TABLE t (id int PRIMARY KEY, v int)");
+    let stats = Arc::new(StreamStats::default());
+    let running = p.start(&stats);
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
+
+    // The applier's next commit waits on this lock.
+    let mut lock = common::direct(&p.my).await;
+    lock.query_drop("LOCK TABLES t WRITE").await.unwrap();
+    let pg = p.pg_client().await;
+    const ROWS: i64 = 3_000; // 4 pgoutput rows each: more than two peeks
+    for id in 1..=ROWS {
+        pg.execute("INSERT INTO t VALUES ($1, $1)", &[&(id as i32)])
+            .await
+            .unwrap();
+    }
+    // Long enough for the source's 1 s wait to pass and a round to re-read.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    drop(lock);
+
+    wait_caught_up(&p, &stats, Duration::from_secs(60)).await;
+    let on_my = p.my_count("SELECT COUNT(*) FROM t").await;
+    assert_eq!(
+        on_my, ROWS as u64,
+        "every row written on PostgreSQL is on MariaDB"
+    );
+    p.assert_identical().await;
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}

@@ -223,10 +223,5 @@ pub fn run_config(
     let names = Names::from_config(config)?;
     cfg.target = config.backends.old.clone();
     cfg.apply.stream_id = names.stream_id;
-    // The reverse source paces its peeks on what MySQL committed; it commits
-    // each group at once, as before the binlog stream's linger (a cutover
-    // --back test lost one lingering group of 4 transactions once, cause
-    // not yet found).
-    cfg.group_linger = std::time::Duration::ZERO;
     Ok(cfg)
 }

@@ -78,6 +78,10 @@ pub struct SlotReader {
     /// WAL end when the current round started, and whether it yielded.
     round_upto: u64,
     round_yielded: bool,
+    /// Rows the current round's peek returned: at `PEEK_CHANGES` the server
+    /// stopped before `round_upto`, so the round says nothing about the WAL
+    /// after its last row.
+    round_rows: usize,
     /// Skipping a transaction already applied.
     skipping: bool,
     last_progress: Instant,
@@ -169,6 +173,7 @@ impl SlotReader {
             rows: None,
             round_upto: from,
             round_yielded: true,
+            round_rows: 0,
             skipping: false,
             last_progress: Instant::now(),
             progressed_to: from,
@@ -214,9 +219,15 @@ impl SlotReader {
         }
         self.advance().await?;
         if self.round_upto != 0 && !self.round_yielded {
-            // The previous round found nothing up to its end: say so (the
-            // checkpoint may move), then wait before asking again.
-            if self.round_upto > self.progressed_to
+            // The previous round found nothing new up to its end: say so (the
+            // checkpoint may move), then wait before asking again. Not when
+            // the server cut the round short at `PEEK_CHANGES` rows (all of
+            // them re-read transactions the applier had not committed yet):
+            // claiming `round_upto` then would skip every transaction between
+            // the cut and it — rows lost.
+            let complete = self.round_rows < PEEK_CHANGES as usize;
+            if complete
+                && self.round_upto > self.progressed_to
                 && self.last_progress.elapsed() >= PROGRESS_EVERY
             {
                 self.progressed_to = self.round_upto;
@@ -266,6 +277,7 @@ impl SlotReader {
         self.rows = Some(Box::pin(stream));
         self.round_upto = upto;
         self.round_yielded = false;
+        self.round_rows = 0;
         Ok(None)
     }
 
@@ -284,6 +296,7 @@ impl SlotReader {
                 }
                 Some(r) => r.map_err(lost)?,
             };
+            self.round_rows += 1;
             let data: Vec<u8> = row.try_get(0).map_err(lost)?;
             let msg = pgoutput::decode(&data).map_err(|e| fatal(e.to_string()))?;
             if let Some(item) = self.item(msg)? {

@@ -55,30 +55,7 @@ impl Answer for Relay {
             Idle::Shutdown => return Err(Stop::Clean),
             Idle::Backend(how) => return Err(Stop::BackendGone(how)),
         }
-        let pkt = tokio::select! {
-            biased;
-            r = client.read_packet() => r,
-            _ = shutdown.cancelled() => return Err(Stop::Clean),
-        };
-        match pkt {
-            Ok(p) => Ok(p),
-            Err(WireError::TooLarge { len, max }) => {
-                tracing::warn!(len, max, "client packet over limits.max_packet_bytes");
-                let err = ServerError::new(
-                    1153,
-                    b"08S01",
-                    "Got a packet bigger than 'max_allowed_packet' bytes",
-                );
-                let _ = client.write_and_flush(1, &err.encode()).await;
-                Err(Stop::Clean)
-            }
-            Err(e) => {
-                if !e.is_disconnect() {
-                    tracing::info!(error = %e, "client connection failed");
-                }
-                Err(Stop::Clean)
-            }
-        }
+        super::session_loop::read_command(client, shutdown).await
     }
 
     async fn dispatch(

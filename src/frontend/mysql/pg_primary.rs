@@ -68,11 +68,7 @@ impl Answer for Postgres {
         client: &mut PacketIo,
         shutdown: &CancellationToken,
     ) -> Result<Packet, Stop> {
-        tokio::select! {
-            biased;
-            r = client.read_packet() => r.map_err(|_| Stop::Clean),
-            _ = shutdown.cancelled() => Err(Stop::Clean),
-        }
+        super::session_loop::read_command(client, shutdown).await
     }
 
     async fn dispatch(

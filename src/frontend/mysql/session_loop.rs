@@ -198,3 +198,36 @@ async fn shutting_down(client: &mut PacketIo, pkt: &Packet) -> Stop {
         Err(_) => Stop::Dirty,
     }
 }
+
+/// Reads the client's next command (both sides, once their own idle watch
+/// let it through). A packet over `limits.max_packet_bytes` is answered with
+/// MariaDB's 1153 and ends the session, as the server ends it.
+pub(super) async fn read_command(
+    client: &mut PacketIo,
+    shutdown: &CancellationToken,
+) -> Result<Packet, Stop> {
+    let pkt = tokio::select! {
+        biased;
+        r = client.read_packet() => r,
+        _ = shutdown.cancelled() => return Err(Stop::Clean),
+    };
+    match pkt {
+        Ok(p) => Ok(p),
+        Err(crate::wire::io::WireError::TooLarge { len, max }) => {
+            tracing::warn!(len, max, "client packet over limits.max_packet_bytes");
+            let err = ServerError::new(
+                1153,
+                b"08S01",
+                "Got a packet bigger than 'max_allowed_packet' bytes",
+            );
+            let _ = client.write_and_flush(1, &err.encode()).await;
+            Err(Stop::Clean)
+        }
+        Err(e) => {
+            if !e.is_disconnect() {
+                tracing::info!(error = %e, "client connection failed");
+            }
+            Err(Stop::Clean)
+        }
+    }
+}

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
 
 use super::handover::Side;
 use super::pg_vars;
@@ -29,7 +28,7 @@ use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::sql::pin;
 use crate::sql::translate;
 use crate::wire::execute::{parse_params, ParamValue};
-use crate::wire::io::{Packet, PacketIo, WireError};
+use crate::wire::io::{PacketIo, WireError};
 use crate::wire::packets::{ok_packet, OkInfo, ServerError};
 use crate::wire::StatusFlags;
 
@@ -62,14 +61,6 @@ impl Postgres {
 
 impl Answer for Postgres {
     const SIDE: Target = Target::New;
-
-    async fn next(
-        &mut self,
-        client: &mut PacketIo,
-        shutdown: &CancellationToken,
-    ) -> Result<Packet, Stop> {
-        super::session_loop::read_command(client, shutdown).await
-    }
 
     async fn dispatch(
         &mut self,

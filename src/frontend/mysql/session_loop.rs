@@ -55,12 +55,16 @@ pub(super) trait Answer: Sized {
     /// Which database this side is (`proxy::decide`'s session side).
     const SIDE: Target;
 
-    /// Waits for the client's next command (or the reason to stop).
+    /// Waits for the client's next command (or the reason to stop). A side
+    /// that watches its backend connection while idle (the relay) overrides
+    /// this.
     async fn next(
         &mut self,
         client: &mut PacketIo,
         shutdown: &CancellationToken,
-    ) -> Result<Packet, Stop>;
+    ) -> Result<Packet, Stop> {
+        read_command(client, shutdown).await
+    }
 
     /// Carries out one decided command and answers the client.
     async fn dispatch(

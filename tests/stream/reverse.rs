@@ -80,6 +80,15 @@ impl Pair {
         client
     }
 
+    /// Starts the reverse stream and waits until it has reached
+    /// PostgreSQL's current position.
+    async fn start_caught_up(&self) -> (Arc<StreamStats>, Running) {
+        let stats = Arc::new(StreamStats::default());
+        let running = self.start(&stats);
+        wait_caught_up(self, &stats, Duration::from_secs(30)).await;
+        (stats, running)
+    }
+
     /// Starts the reverse stream as its own task.
     fn start(&self, stats: &Arc<StreamStats>) -> Running {
         let config = self.config();
@@ -193,9 +202,7 @@ async fn postgres_changes_arrive_identical_on_mariadb() {
     p.pg_sql("INSERT INTO scratch VALUES (1, 'before')");
     p.my_sql("INSERT INTO scratch VALUES (1, 'before')");
 
-    let stats = Arc::new(StreamStats::default());
-    let running = p.start(&stats);
-    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
+    let (stats, running) = p.start_caught_up().await;
     let names = reverse::Names::from_config(&p.config()).unwrap();
     assert_eq!(
         p.pg_sql(&format!(
@@ -344,9 +351,7 @@ async fn a_transaction_mariadb_refuses_stops_the_stream_or_is_skipped() {
     // MariaDB is stricter here than PostgreSQL: the code column is shorter.
     p.my_sql("CREATE TABLE t (id int NOT NULL PRIMARY KEY, code varchar(3) NULL)");
     p.pg_sql("CREATE TABLE t (id int PRIMARY KEY, code varchar(20))");
-    let stats = Arc::new(StreamStats::default());
-    let running = p.start(&stats);
-    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
+    let (stats, running) = p.start_caught_up().await;
     p.pg_sql("INSERT INTO t VALUES (1, 'ok')");
     p.pg_sql("BEGIN; INSERT INTO t VALUES (2, 'fine'); INSERT INTO t VALUES (3, 'far too long'); COMMIT;");
     p.pg_sql("INSERT INTO t VALUES (4, 'yes')");
@@ -609,9 +614,7 @@ async fn a_stalled_applier_behind_more_than_one_peek_loses_nothing() {
     let p = pair("rev_stall", "stop");
     p.my_sql("CREATE TABLE t (id int NOT NULL PRIMARY KEY, v int NULL)");
     p.pg_sql("CREATE TABLE t (id int PRIMARY KEY, v int)");
-    let stats = Arc::new(StreamStats::default());
-    let running = p.start(&stats);
-    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
+    let (stats, running) = p.start_caught_up().await;
 
     // The applier's next commit waits on this lock.
     let mut lock = common::direct(&p.my).await;

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lru::LruCache;
 
 use self::analyze::classify_statements;
+use super::parse::Parsed;
 use super::fingerprint::{
     fingerprint, fingerprint_into, hash_fingerprint, unwrap_executable_comments,
 };
@@ -183,6 +184,14 @@ impl Classifier {
     /// Classifies `sql`, from the cache when a statement with the same
     /// fingerprint was seen before. Never panics.
     pub fn classify(&self, sql: &str) -> Arc<Classified> {
+        self.classify_parsed(&mut Parsed::new(sql))
+    }
+
+    /// [`Classifier::classify`] of a statement that is carried on to pinning
+    /// and translation: a cache miss parses it into `parsed`, where those
+    /// steps find the AST (`sql::parse`); a hit parses nothing.
+    pub fn classify_parsed(&self, parsed: &mut Parsed<'_>) -> Arc<Classified> {
+        let sql = parsed.text();
         // A cache hit allocates nothing: the fingerprint is built in a
         // per-thread buffer and copied out only on a miss.
         let (hash, hit) = SCRATCH.with_borrow_mut(|buf| {
@@ -220,7 +229,7 @@ impl Classifier {
 
         // Parse without holding any lock.
         let cacheable = fp.len() <= INLINE_PARSE_MAX;
-        let result = match parse_and_analyze(sql, &fp) {
+        let result = match analyze_parsed(parsed, &fp) {
             Ok((class, statements)) => Arc::new(Classified {
                 class,
                 statements,
@@ -306,6 +315,27 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// Analyses the AST `parsed` holds (parsing it there if needed). Texts with
+/// executable comments are classified on their unwrapped body, which no
+/// other step parses, and heavy ones are parsed on a helper thread: both
+/// parse on their own, as before.
+fn analyze_parsed(
+    parsed: &mut Parsed<'_>,
+    fp: &str,
+) -> Result<(StatementClass, Vec<StatementInfo>), String> {
+    if fp.len() <= INLINE_PARSE_MAX && !fp.contains("/*!") {
+        match parsed.statements() {
+            Some(Ok(statements)) => {
+                return catch_unwind(AssertUnwindSafe(|| classify_statements(statements)))
+                    .map_err(|_| "sqlparser panicked".to_owned());
+            }
+            Some(Err(e)) => return Err(e.clone()),
+            None => {}
+        }
+    }
+    parse_and_analyze(parsed.text(), fp)
 }
 
 /// Parses and analyses `sql`. Long statements run on a helper thread whose

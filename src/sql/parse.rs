@@ -8,6 +8,19 @@
 //! The size that matters is structural, so it is measured on the statement's
 //! fingerprint (literals folded, `VALUES` lists collapsed): a bulk INSERT of
 //! many rows is light, a long chain of operators is not.
+//!
+//! **One parse per statement.** A statement on its way through the proxy is
+//! carried as a [`Parsed`]: its text and, once someone needed it, its AST.
+//! Classification (on a cache miss), pinning and translation all take the AST
+//! from there, so the text is parsed at most once; translation takes it by
+//! value, being last. A value that must outlive the borrowed text (from the
+//! pipeline's classification to the statement's answering side) travels as an
+//! [`Ast`], which is re-attached only to the very same text. Only light
+//! statements (`weight` ≤ [`INLINE_WEIGHT_MAX`]) keep their AST: a heavy
+//! one's AST must be built and dropped on a big-stack helper thread, so each
+//! step still parses it inside its own [`guarded`] call, as before — they are
+//! rare and already slow. [`parses`] counts this thread's parses (a plain
+//! thread-local counter, always on) so tests can prove the "at most once".
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -71,9 +84,119 @@ pub fn guarded<T: Send>(weight: usize, f: impl FnOnce() -> T + Send) -> Result<T
     })
 }
 
+thread_local! {
+    /// Statement texts parsed on this thread (see [`parses`]).
+    static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many texts [`statements`] parsed on this thread so far.
+pub fn parses() -> u64 {
+    PARSES.with(|c| c.get())
+}
+
+/// A light statement's parse result: its statements, or sqlparser's error.
+pub type ParseResult = Result<Vec<Statement>, String>;
+
+/// A statement text and its AST, parsed at most once, on first use.
+pub struct Parsed<'a> {
+    text: &'a str,
+    /// `None` until someone asked (or after [`Parsed::take`]).
+    ast: Option<ParseResult>,
+    /// Whether the text is light enough to parse inline and keep the AST.
+    light: Option<bool>,
+}
+
+/// A [`Parsed`]'s AST detached from the borrowed text, to hand on to a later
+/// step of the same statement.
+pub struct Ast {
+    text: Box<str>,
+    ast: ParseResult,
+}
+
+impl std::fmt::Debug for Ast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ast")
+            .field("len", &self.text.len())
+            .field("parsed", &self.ast.is_ok())
+            .finish()
+    }
+}
+
+impl<'a> Parsed<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Parsed {
+            text,
+            ast: None,
+            light: None,
+        }
+    }
+
+    /// `text` with the AST an earlier step parsed, when that was of this
+    /// very text (anything else is dropped and `text` parsed anew if needed).
+    pub fn resume(text: &'a str, ast: Option<Ast>) -> Self {
+        let ast = ast.filter(|a| *a.text == *text).map(|a| a.ast);
+        Parsed {
+            text,
+            light: ast.as_ref().map(|_| true),
+            ast,
+        }
+    }
+
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// Whether the AST is kept: the statement is light (see the module doc).
+    pub fn light(&mut self) -> bool {
+        let text = self.text;
+        *self
+            .light
+            .get_or_insert_with(|| weight(text) <= INLINE_WEIGHT_MAX)
+    }
+
+    /// The AST, parsed now if nobody did yet; `None` for a heavy statement,
+    /// which the caller parses its own guarded way.
+    pub fn statements(&mut self) -> Option<&ParseResult> {
+        if !self.light() {
+            return None;
+        }
+        let text = self.text;
+        Some(self.ast.get_or_insert_with(|| parse_light(text)))
+    }
+
+    /// The AST by value (parsed now if needed), for the last step; a second
+    /// call parses again. `None` for a heavy statement.
+    pub fn take(&mut self) -> Option<ParseResult> {
+        self.statements()?;
+        self.ast.take()
+    }
+
+    /// Whether the AST is at hand without parsing.
+    pub fn is_parsed(&self) -> bool {
+        self.ast.is_some()
+    }
+
+    /// The AST detached from the text, when one was parsed.
+    pub fn keep(self) -> Option<Ast> {
+        let ast = self.ast?;
+        Some(Ast {
+            text: self.text.into(),
+            ast,
+        })
+    }
+}
+
+/// Parses a light text on the caller's stack; a sqlparser panic becomes an
+/// error.
+fn parse_light(text: &str) -> ParseResult {
+    guarded(0, || statements(text).map_err(|e| e.to_string()))
+        .unwrap_or_else(|_| Err("sqlparser panicked".to_owned()))
+}
+
 /// Parses MySQL text with the shared recursion limit. Call it inside
 /// [`guarded`].
 pub fn statements(sql: &str) -> Result<Vec<Statement>, ParserError> {
+    PARSES.with(|c| c.set(c.get().wrapping_add(1)));
     Parser::new(&MySqlDialect {})
         .with_recursion_limit(RECURSION_LIMIT)
         .try_with_sql(sql)
@@ -112,5 +235,25 @@ mod tests {
             guarded(1, || -> u8 { panic!("boom") }),
             Err(GuardError::Panicked)
         );
+    }
+
+    #[test]
+    fn parsed_parses_once_and_resumes_only_its_own_text() {
+        let sql = "UPDATE t SET a = 1";
+        let before = parses();
+        let mut p = Parsed::new(sql);
+        assert!(matches!(p.statements(), Some(Ok(s)) if s.len() == 1));
+        assert!(p.statements().is_some());
+        assert_eq!(parses() - before, 1);
+        let ast = p.keep();
+        let mut other = Parsed::resume("UPDATE t SET a = 2", ast);
+        assert!(!other.is_parsed());
+        other.statements();
+        assert_eq!(parses() - before, 2);
+        let mut again = Parsed::resume("UPDATE t SET a = 2", other.keep());
+        assert!(again.take().is_some_and(|r| r.is_ok()));
+        assert_eq!(parses() - before, 2);
+        let chain = format!("SELECT 1{}", "+1".repeat(10_000));
+        assert!(Parsed::new(&chain).statements().is_none());
     }
 }

@@ -9,11 +9,14 @@
 //! for MySQL (escapes, `||`, `BINARY`), so only the spans we replace change.
 
 use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use sqlparser::ast::{
     Expr, FunctionArguments, Insert, SetExpr, Spanned, Statement, Visit, Visitor,
 };
 use sqlparser::tokenizer::Location;
+
+use super::parse::Parsed;
 
 /// The SQL type of a pinned value, which decides how its literal is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +88,26 @@ pub fn analyze(sql: &str) -> Result<WriteShape, String> {
         .unwrap_or_else(|e| Err(e.to_string()))
 }
 
+/// [`analyze`] of a carried statement: uses (or parses once into) its AST.
+pub fn analyze_parsed(parsed: &mut Parsed<'_>) -> Result<WriteShape, String> {
+    let sql = parsed.text();
+    match parsed.statements() {
+        Some(Ok(statements)) => {
+            catch_unwind(AssertUnwindSafe(|| shape_of(sql, statements)))
+                .map_err(|_| "sqlparser panicked".to_owned())
+        }
+        Some(Err(e)) => Err(e.clone()),
+        None => analyze(sql),
+    }
+}
+
 fn analyze_inline(sql: &str) -> Result<WriteShape, String> {
     let statements = super::parse::statements(sql).map_err(|e| e.to_string())?;
+    Ok(shape_of(sql, &statements))
+}
+
+/// The write shape of `sql`, whose AST is `statements`.
+fn shape_of(sql: &str, statements: &[Statement]) -> WriteShape {
     let lines = LineIndex::new(sql);
     let mut finder = Finder {
         sql,
@@ -95,7 +116,7 @@ fn analyze_inline(sql: &str) -> Result<WriteShape, String> {
         placeholders: Vec::new(),
         pinning: true,
     };
-    for s in &statements {
+    for s in statements {
         // Calls in DDL (column defaults, generated columns) are evaluated
         // later per row, not now: only statements that run now are pinned.
         finder.pinning = matches!(
@@ -118,15 +139,15 @@ fn analyze_inline(sql: &str) -> Result<WriteShape, String> {
     pins.sort_by_key(|p| p.range.start);
     pins.dedup_by(|a, b| a.range.start < b.range.end);
     placeholders.sort_by_key(|r| r.start);
-    let insert = match statements.as_slice() {
+    let insert = match statements {
         [Statement::Insert(ins)] => insert_shape(ins, &lines, sql),
         _ => None,
     };
-    let returning = match statements.as_slice() {
+    let returning = match statements {
         [stmt] => returning(stmt, &lines, sql),
         _ => None,
     };
-    let multi_inserts = match statements.as_slice() {
+    let multi_inserts = match statements {
         [_, _, ..] => statements
             .iter()
             .filter_map(|s| match s {
@@ -136,14 +157,14 @@ fn analyze_inline(sql: &str) -> Result<WriteShape, String> {
             .collect(),
         _ => Vec::new(),
     };
-    Ok(WriteShape {
+    WriteShape {
         pins,
         placeholders,
         insert,
         multi: statements.len() > 1,
         multi_inserts,
         returning,
-    })
+    }
 }
 
 /// The `RETURNING` clause of an INSERT, REPLACE or DELETE, if it has one.

@@ -23,6 +23,7 @@ mod expr;
 mod func;
 mod literal;
 mod names;
+mod pinned;
 mod query;
 mod scope;
 mod types;
@@ -31,11 +32,12 @@ mod update;
 #[cfg(test)]
 mod tests;
 
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 
 use sqlparser::ast::{Statement, Value, ValueWithSpan, VisitMut, VisitorMut};
 use sqlparser::tokenizer::Span;
 
+use super::parse::Parsed;
 use super::schema::Schema;
 use scope::Scope;
 
@@ -125,6 +127,36 @@ fn untranslatable(construct: impl Into<String>) -> TranslateError {
 /// id-replay path) so both sides store the same ids.
 pub fn to_postgres(mysql_sql: &str, schema: &Schema) -> Result<Translated, TranslateError> {
     guarded(mysql_sql, || translate(mysql_sql, schema))
+}
+
+/// [`to_postgres`] of a carried statement (`sql::parse`) with `edits` —
+/// byte ranges of its text and the MySQL literals that replace them, as
+/// `pin::apply_edits` takes them — applied: the AST the statement was parsed
+/// into once is edited in place (`pinned`) and translated, without parsing
+/// the edited text again. Takes the AST: translation is the last step.
+pub fn to_postgres_parsed(
+    parsed: &mut Parsed<'_>,
+    schema: &Schema,
+    edits: &[(Range<usize>, String)],
+) -> Result<Translated, TranslateError> {
+    let sql = parsed.text();
+    let spliced = || to_postgres(&super::pin::apply_edits(sql, edits.to_vec()), schema);
+    let mut statements = match parsed.take() {
+        Some(Ok(statements)) => statements,
+        Some(Err(e)) if edits.is_empty() => return Err(TranslateError::Parse(e)),
+        Some(Err(_)) | None => return spliced(),
+    };
+    if !edits.is_empty() && pinned::substitute(sql, &mut statements, edits).is_none() {
+        tracing::debug!("pinned values not placed in the AST; translating the edited text");
+        return spliced();
+    }
+    guarded(sql, move || {
+        let mut out = Translated::default();
+        for statement in statements {
+            translate_statement(statement, schema, &mut out)?;
+        }
+        Ok(out)
+    })
 }
 
 /// sqlparser has had panics on odd input in the past, and a panic in the

@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lru::LruCache;
 
 use self::analyze::classify_statements;
-use super::parse::Parsed;
 use super::fingerprint::{
     fingerprint, fingerprint_into, hash_fingerprint, unwrap_executable_comments,
 };
+use super::parse::Parsed;
 
 thread_local! {
     /// Reused fingerprint buffer of this thread (see `Classifier::classify`).

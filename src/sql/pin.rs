@@ -92,10 +92,8 @@ pub fn analyze(sql: &str) -> Result<WriteShape, String> {
 pub fn analyze_parsed(parsed: &mut Parsed<'_>) -> Result<WriteShape, String> {
     let sql = parsed.text();
     match parsed.statements() {
-        Some(Ok(statements)) => {
-            catch_unwind(AssertUnwindSafe(|| shape_of(sql, statements)))
-                .map_err(|_| "sqlparser panicked".to_owned())
-        }
+        Some(Ok(statements)) => catch_unwind(AssertUnwindSafe(|| shape_of(sql, statements)))
+            .map_err(|_| "sqlparser panicked".to_owned()),
         Some(Err(e)) => Err(e.clone()),
         None => analyze(sql),
     }

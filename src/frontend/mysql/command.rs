@@ -138,7 +138,7 @@ async fn dispatch(
         Command::Quit => return Ok(Flow::Quit),
         Command::Query(sql) => {
             let started = std::time::Instant::now();
-            let stmt = stmt.unwrap_or_else(|| {
+            let mut stmt = stmt.unwrap_or_else(|| {
                 pipeline::statement(state, session, classify(state, sql), sql, Target::Old)
             });
             let (classified, plan) = (&stmt.classified, stmt.plan);
@@ -165,7 +165,14 @@ async fn dispatch(
             }
             pipeline::note_routed(state, session, &plan);
             if plan.answer == Target::New
-                && reads::serve_from_new(client, backend, session, state, Text::Raw(sql)).await?
+                && reads::serve_from_new(
+                    client,
+                    backend,
+                    session,
+                    state,
+                    Text::Raw(sql, stmt.ast.take()),
+                )
+                .await?
             {
                 return Ok(Flow::Continue);
             }

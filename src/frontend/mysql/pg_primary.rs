@@ -25,6 +25,7 @@ use crate::proxy::route::Target;
 use crate::proxy::session::{Prepared, Session};
 use crate::server::AppState;
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
+use crate::sql::parse::Parsed;
 use crate::sql::pin;
 use crate::sql::translate;
 use crate::wire::execute::{parse_params, ParamValue};
@@ -135,20 +136,24 @@ async fn dispatch(
             ok(client, session).await?;
         }
         Command::Query(text) => {
-            let stmt = stmt.unwrap_or_else(|| {
-                let classified = super::command::classify(state, text);
-                pipeline::statement(state, session, classified, text, Target::New)
+            let mut stmt = stmt.unwrap_or_else(|| {
+                let (classified, ast) = pipeline::classify_keeping_ast(state, text);
+                let mut stmt = pipeline::statement(state, session, classified, text, Target::New);
+                stmt.ast = ast;
+                stmt
             });
             state.metrics.count_statement(stmt.classified.class);
             let sql = String::from_utf8_lossy(text).into_owned();
-            statement(client, pg, session, state, &sql, &stmt, None).await?;
+            let parsed = Parsed::resume(&sql, stmt.ast.take());
+            statement(client, pg, session, state, parsed, &stmt, None).await?;
         }
         Command::Prepare(text) => {
             let sql = String::from_utf8_lossy(text).into_owned();
-            let classified = state.classifier.classify(&sql);
+            let mut parsed = Parsed::new(&sql);
+            let classified = state.classifier.classify_parsed(&mut parsed);
             let id = *next_statement;
             *next_statement = next_statement.wrapping_add(1).max(1);
-            let pg_sql = match translate_one(&sql, state) {
+            let pg_sql = match translate_one_parsed(&mut parsed, state) {
                 Ok(s) => s,
                 Err(e) => {
                     reply(client, 1, &e.encode()).await?;
@@ -220,7 +225,8 @@ async fn dispatch(
                 }
             };
             state.metrics.count_statement(stmt.classified.class);
-            statement(client, pg, session, state, &sql, &stmt, Some(&values)).await?;
+            let parsed = Parsed::new(&sql);
+            statement(client, pg, session, state, parsed, &stmt, Some(&values)).await?;
         }
         Command::Close(id) => {
             if let Some(id) = id {
@@ -253,10 +259,11 @@ async fn statement(
     pg: &mut PgSession,
     session: &mut Session,
     state: &Arc<AppState>,
-    sql: &str,
+    mut parsed: Parsed<'_>,
     stmt: &Statement,
     params: Option<&[ParamValue]>,
 ) -> Result<(), PgError> {
+    let sql = parsed.text();
     let (classified, plan) = (&*stmt.classified, stmt.plan);
     let binary = params.is_some();
     match classified.class {
@@ -275,7 +282,7 @@ async fn statement(
     let writes = plan.pin;
     // The MySQL text with parameters inlined and pinned values fixed: what
     // PostgreSQL runs (translated) and what the old backend gets mirrored.
-    let shape = pin::analyze(sql).ok();
+    let shape = pin::analyze_parsed(&mut parsed).ok();
     let mut edits = Vec::new();
     if let (Some(shape), Some(values)) = (&shape, params) {
         for (range, v) in shape.placeholders.iter().zip(values) {
@@ -297,7 +304,9 @@ async fn statement(
     }
     let mysql_text = pin::apply_edits(sql, edits.clone());
     let schema = schema(state);
-    let translated = match translate::to_postgres(&mysql_text, &schema) {
+    // The pinned values go into the AST parsed above, not through a second
+    // parse of `mysql_text` (`translate::to_postgres_parsed`).
+    let translated = match translate::to_postgres_parsed(&mut parsed, &schema, &edits) {
         Ok(t) if !t.statements.is_empty() => t.statements,
         Ok(_) => vec![String::new()],
         Err(e) => {
@@ -520,8 +529,13 @@ async fn session_statement(
 }
 
 pub(super) fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {
+    translate_one_parsed(&mut Parsed::new(sql), state)
+}
+
+/// [`translate_one`] of a statement whose AST may be at hand already.
+fn translate_one_parsed(parsed: &mut Parsed<'_>, state: &AppState) -> Result<String, ServerError> {
     let schema = schema(state);
-    match translate::to_postgres(sql, &schema) {
+    match translate::to_postgres_parsed(parsed, &schema, &[]) {
         Ok(t) if t.statements.len() == 1 => Ok(t.statements.into_iter().next().unwrap_or_default()),
         Ok(_) => Err(ServerError::new(
             1295,

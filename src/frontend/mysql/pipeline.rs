@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use super::command::classify;
 use super::request::Command;
 use crate::metrics::Metrics;
 use crate::proxy::decide::{self, ConfigFacts, Facts, Plan, SessionFacts, StatementFacts};
@@ -15,12 +14,16 @@ use crate::proxy::session::Session;
 use crate::server::AppState;
 use crate::shadow::Relayed;
 use crate::sql::classify::Classified;
+use crate::sql::parse::{Ast, Parsed};
 
 /// A statement about to run, with what was decided for it.
 pub(super) struct Statement {
     pub classified: Arc<Classified>,
     pub facts: StatementFacts,
     pub plan: Plan,
+    /// The AST classification parsed on a cache miss, for the answering
+    /// side's pinning and translation (`sql::parse`: one parse per statement).
+    pub ast: Option<Ast>,
 }
 
 /// One client command as the pipeline carries it: the packet as sent
@@ -57,7 +60,12 @@ fn prepare(
     side: Target,
 ) -> Option<Statement> {
     match *command {
-        Command::Query(sql) => Some(statement(state, session, classify(state, sql), sql, side)),
+        Command::Query(sql) => {
+            let (classified, ast) = classify_keeping_ast(state, sql);
+            let mut statement = statement(state, session, classified, sql, side);
+            statement.ast = ast;
+            Some(statement)
+        }
         Command::Execute(id) => {
             let p = session.prepared.get(&id?)?;
             let classified = Arc::clone(&p.classified);
@@ -71,6 +79,14 @@ fn prepare(
         }
         _ => None,
     }
+}
+
+/// `command::classify`, keeping the AST a cache miss parsed.
+pub(super) fn classify_keeping_ast(state: &AppState, sql: &[u8]) -> (Arc<Classified>, Option<Ast>) {
+    let lossy = String::from_utf8_lossy(sql);
+    let mut parsed = Parsed::new(&lossy);
+    let classified = state.classifier.classify_parsed(&mut parsed);
+    (classified, parsed.keep())
 }
 
 /// Whether the command passes the fleet's write gate: a statement that may
@@ -118,6 +134,7 @@ pub(super) fn statement(
         classified,
         facts,
         plan,
+        ast: None,
     }
 }
 

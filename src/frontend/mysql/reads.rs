@@ -12,6 +12,7 @@ use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::metrics::Metrics;
 use crate::proxy::session::{ReadConn, Session};
 use crate::server::AppState;
+use crate::sql::parse::{Ast, Parsed};
 use crate::sql::translate;
 use crate::wire::io::PacketIo;
 
@@ -43,12 +44,10 @@ pub async fn serve_from_new(
 /// The statement of a routed read: COM_QUERY text, or a prepared statement
 /// whose parameters are inlined only once it is known to be routed.
 pub enum Text<'a> {
-    Raw(&'a [u8]),
+    /// COM_QUERY text, with the AST its classification parsed, if any.
+    Raw(&'a [u8], Option<Ast>),
     /// A COM_STMT_EXECUTE of statement `id`.
-    Prepared {
-        payload: &'a [u8],
-        id: u32,
-    },
+    Prepared { payload: &'a [u8], id: u32 },
 }
 
 async fn try_new(
@@ -70,18 +69,20 @@ async fn try_new(
         return Ok(false);
     }
     let schema = state.schema.load_full();
-    let text = match sql {
-        Text::Raw(raw) => std::str::from_utf8(raw).ok().map(str::to_owned),
+    let (text, ast) = match sql {
+        Text::Raw(raw, ast) => (std::str::from_utf8(raw).ok().map(str::to_owned), ast),
         Text::Prepared { payload, id } => {
             let escapes = session.backslash_escapes();
-            inline_execute(session, payload, id, escapes)
+            (inline_execute(session, payload, id, escapes), None)
         }
     };
     let Some(text) = text else {
         Metrics::incr(&state.metrics.reads_fallback);
         return Ok(false);
     };
-    let pg_sql = match translate::to_postgres(&text, &schema) {
+    // Translated from the AST classification parsed, when it had to.
+    let translated = translate::to_postgres_parsed(&mut Parsed::resume(&text, ast), &schema, &[]);
+    let pg_sql = match translated {
         Ok(t) if t.statements.len() == 1 => t.statements.into_iter().next().unwrap_or_default(),
         _ => {
             Metrics::incr(&state.metrics.reads_fallback);

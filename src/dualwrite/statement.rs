@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
+use crate::sql::parse::Parsed;
 use crate::sql::pin::{self, InsertShape, WriteShape};
 use crate::sql::schema::{Schema, TableInfo};
 use crate::wire::execute::ParamValue;
@@ -130,12 +131,13 @@ pub enum Generated<'a> {
 /// statement cannot be mirrored (it still runs on the primary unchanged).
 pub async fn plan(
     primary: &mut BackendConn,
-    sql: &str,
+    mut parsed: Parsed<'_>,
     params: Option<&[ParamValue]>,
     backslash_escapes: bool,
     want_increment: bool,
 ) -> Result<Result<Plan, String>, BackendError> {
-    let shape = match pin::analyze(sql) {
+    let sql = parsed.text();
+    let shape = match pin::analyze_parsed(&mut parsed) {
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };

@@ -159,7 +159,8 @@ async fn dispatch(
                 }
             }
             if plan.mirror == Mirror::Statements {
-                return write::query(client, backend, session, state, payload, classified)
+                let ast = stmt.ast.take();
+                return write::query(client, backend, session, state, payload, classified, ast)
                     .instrument(span)
                     .await;
             }

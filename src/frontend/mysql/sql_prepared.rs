@@ -25,6 +25,7 @@ use crate::dualwrite::drift::DriftKind;
 use crate::proxy::session::Session;
 use crate::server::AppState;
 use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::parse::Parsed;
 use crate::sql::pin;
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::response::Expect;
@@ -217,9 +218,10 @@ async fn execute(
     vars: Vec<String>,
 ) -> Result<Flow, RelayError> {
     let text = session.sql_prepared.get(&name).cloned().flatten();
-    let inner = text
-        .as_deref()
-        .map(|t| command::classify(state, t.as_bytes()));
+    // One parse of the prepared text, shared by its classification and the
+    // inlining of the variables (`sql::parse`).
+    let mut parsed = text.as_deref().map(Parsed::new);
+    let inner = parsed.as_mut().map(|p| state.classifier.classify_parsed(p));
     let mirrored = session.mirror.is_some()
         && match (&text, &inner) {
             (Some(t), Some(c)) => {
@@ -228,7 +230,7 @@ async fn execute(
             // Unknown text: conservatively a write.
             _ => true,
         };
-    let (Some(text), Some(inner)) = (text, inner) else {
+    let (Some(parsed), Some(inner)) = (parsed.as_mut(), inner) else {
         let unknown = command::classify(state, &payload[1..]);
         let ran = relay_plain(client, backend, session, payload, &unknown).await?;
         // Reported only when it ran (an EXECUTE of a dropped name fails).
@@ -257,14 +259,28 @@ async fn execute(
         false => read_vars(backend, &vars).await?,
     };
     let escapes = session.backslash_escapes();
-    let inlined = values.and_then(|values| inline(&text, &values, escapes));
-    write::query_as(client, backend, session, state, payload, &inner, inlined).await
+    let inlined = values.and_then(|values| inline_parsed(parsed, &values, escapes));
+    write::query_as(
+        client, backend, session, state, payload, &inner, inlined, None,
+    )
+    .await
 }
 
 /// `text` with each `?` replaced by a user variable's value (as a string
 /// literal: MySQL and PostgreSQL both convert it to the column's type).
+#[cfg(test)]
 fn inline(text: &str, values: &[Option<String>], escapes: bool) -> Result<String, String> {
-    let shape = pin::analyze(text)?;
+    inline_parsed(&mut Parsed::new(text), values, escapes)
+}
+
+/// [`inline`] of a text whose AST may be at hand already.
+fn inline_parsed(
+    parsed: &mut Parsed<'_>,
+    values: &[Option<String>],
+    escapes: bool,
+) -> Result<String, String> {
+    let text = parsed.text();
+    let shape = pin::analyze_parsed(parsed)?;
     if shape.placeholders.len() != values.len() {
         return Err(format!(
             "{} values for {} placeholders",

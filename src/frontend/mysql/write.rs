@@ -17,6 +17,7 @@ use crate::proxy::session::Session;
 use crate::server::AppState;
 use crate::shadow::capture::{decode, Capture, Decoded};
 use crate::sql::classify::{fallback, Classified, StatementClass, TxnOp};
+use crate::sql::parse::{Ast, Parsed};
 use crate::sql::schema::TableInfo;
 use crate::value::Value;
 use crate::wire::cmd;
@@ -118,6 +119,7 @@ pub async fn query(
     state: &Arc<AppState>,
     payload: &[u8],
     classified: &Classified,
+    ast: Option<Ast>,
 ) -> Result<Flow, RelayError> {
     let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
     query_as(
@@ -128,6 +130,7 @@ pub async fn query(
         payload,
         classified,
         Ok(sql),
+        ast,
     )
     .await
 }
@@ -135,7 +138,9 @@ pub async fn query(
 /// A COM_QUERY write whose mirrored text is `sql`: the statement itself, or
 /// for an SQL-level EXECUTE the prepared text with its values written in
 /// (`Err`: why that text is not known). The primary runs `payload` unless
-/// pinned values need a rewritten text.
+/// pinned values need a rewritten text. `ast` is what classification parsed
+/// of that text, if it had to (`sql::parse`).
+#[allow(clippy::too_many_arguments)]
 pub async fn query_as(
     client: &mut PacketIo,
     backend: &mut BackendConn,
@@ -144,6 +149,7 @@ pub async fn query_as(
     payload: &[u8],
     classified: &Classified,
     sql: Result<String, String>,
+    ast: Option<Ast>,
 ) -> Result<Flow, RelayError> {
     // Not mirrored as text (reported in `finish`): a text the proxy does not
     // know, or LOAD DATA, whose rows are in a file.
@@ -182,7 +188,7 @@ pub async fn query_as(
     let plan_sql = readable.as_ref().map_or(sql.as_str(), |(t, _)| t.as_str());
     let plan = crate::dualwrite::statement::plan(
         backend,
-        plan_sql,
+        Parsed::resume(plan_sql, ast),
         None,
         session.backslash_escapes(),
         want_increment,
@@ -237,11 +243,15 @@ pub async fn execute(
     );
     prepared.long_data.iter_mut().for_each(|l| *l = false);
     let plan = match params {
-        Ok(values) => {
-            crate::dualwrite::statement::plan(backend, &sql, Some(&values), escapes, want_increment)
-                .await
-                .map_err(backend_failure)?
-        }
+        Ok(values) => crate::dualwrite::statement::plan(
+            backend,
+            Parsed::new(&sql),
+            Some(&values),
+            escapes,
+            want_increment,
+        )
+        .await
+        .map_err(backend_failure)?,
         Err(e) => Err(format!("cannot decode the execute parameters: {e}")),
     };
     // With pinned values the primary must run the text (a prepared statement

@@ -204,6 +204,10 @@ pub fn statements(sql: &str) -> Result<Vec<Statement>, ParserError> {
 }
 
 #[cfg(test)]
+#[path = "parse_tests.rs"]
+mod flow_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

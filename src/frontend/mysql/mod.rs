@@ -12,6 +12,7 @@ mod idle;
 mod load_data;
 mod passthrough;
 mod pg_login;
+mod pg_pinned;
 mod pg_primary;
 mod pg_vars;
 mod pipeline;

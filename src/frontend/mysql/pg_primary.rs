@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::handover::Side;
+use super::pg_pinned;
 use super::pg_vars;
 use super::pipeline::{self, Incoming, Statement};
 use super::request::Command;
@@ -26,7 +27,6 @@ use crate::proxy::session::{Prepared, Session};
 use crate::server::AppState;
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::sql::parse::Parsed;
-use crate::sql::pin;
 use crate::sql::translate;
 use crate::wire::execute::{parse_params, ParamValue};
 use crate::wire::io::{PacketIo, WireError};
@@ -280,33 +280,14 @@ async fn statement(
     }
     // Writes and DDL run with pinned values (see `proxy::decide`).
     let writes = plan.pin;
-    // The MySQL text with parameters inlined and pinned values fixed: what
-    // PostgreSQL runs (translated) and what the old backend gets mirrored.
-    let shape = pin::analyze_parsed(&mut parsed).ok();
-    let mut edits = Vec::new();
-    if let (Some(shape), Some(values)) = (&shape, params) {
-        for (range, v) in shape.placeholders.iter().zip(values) {
-            edits.push((
-                range.clone(),
-                v.to_literal(true).unwrap_or_else(|| "NULL".into()),
-            ));
-        }
-    }
-    if writes {
-        if let Some(shape) = &shape {
-            for p in &shape.pins {
-                edits.push((
-                    p.range.clone(),
-                    pin::evaluate_locally(p, session.last_insert_id),
-                ));
-            }
-        }
-    }
-    let mysql_text = pin::apply_edits(sql, edits.clone());
     let schema = schema(state);
-    // The pinned values go into the AST parsed above, not through a second
-    // parse of `mysql_text` (`translate::to_postgres_parsed`).
-    let translated = match translate::to_postgres_parsed(&mut parsed, &schema, &edits) {
+    let pg_pinned::Pinned {
+        shape,
+        mysql_text,
+        edits,
+        translated,
+    } = pg_pinned::pin_and_translate(&mut parsed, params, writes, session.last_insert_id, &schema);
+    let translated = match translated {
         Ok(t) if !t.statements.is_empty() => t.statements,
         Ok(_) => vec![String::new()],
         Err(e) => {

@@ -5,6 +5,11 @@
 //!   and runs sqlparser (the cost of a cache miss).
 //! * `classify/cached/*`: a warm classifier fed texts whose literals change on
 //!   every iteration (fingerprint + hash + cache hit), the steady state.
+//! * `new_primary_insert/*`: what the PostgreSQL-authoritative side does to
+//!   an INSERT with `NOW()` on a classification cache miss — classify, find
+//!   the pins, write the values in, translate. `reparse` is the old route
+//!   (three parses: classify, pin, translate of the edited text), `one_parse`
+//!   the current one (`sql::parse::Parsed`, values substituted in the AST).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -12,6 +17,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tandem::sql::classify::Classifier;
 use tandem::sql::fingerprint::fingerprint;
+use tandem::sql::parse::Parsed;
+use tandem::sql::pin;
+use tandem::sql::schema::{ColumnInfo, Schema, TableInfo};
+use tandem::sql::translate;
 
 /// Number of literal variants cycled through by the cached benchmarks.
 const VARIANTS: usize = 1024;
@@ -73,11 +82,67 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+fn insert_schema() -> Schema {
+    let col = |name: &str, ty: &str, auto_increment: bool| ColumnInfo {
+        name: name.into(),
+        column_type: ty.into(),
+        nullable: !auto_increment,
+        auto_increment,
+    };
+    let mut s = Schema::default();
+    s.insert(TableInfo {
+        name: "orders".into(),
+        columns: vec![
+            col("id", "bigint(20) unsigned", true),
+            col("customer", "int(11)", false),
+            col("note", "varchar(100)", false),
+            col("total", "decimal(10,2)", false),
+            col("created", "datetime", false),
+        ],
+        primary_key: vec!["id".into()],
+        unique_keys: vec![],
+    });
+    s
+}
+
+fn new_primary_insert(c: &mut Criterion) {
+    let schema = insert_schema();
+    let sql = "INSERT INTO orders (customer, note, total, created) VALUES (42, 'gift wrap', 19.99, NOW())";
+    let cold = Classifier::new(0);
+    let edits = |shape: &pin::WriteShape| -> Vec<_> {
+        shape
+            .pins
+            .iter()
+            .map(|p| (p.range.clone(), pin::evaluate_locally(p, 7)))
+            .collect()
+    };
+    c.bench_function("new_primary_insert/reparse", |b| {
+        b.iter(|| {
+            let classified = cold.classify(black_box(sql));
+            let shape = pin::analyze(sql).expect("analyzed");
+            let text = pin::apply_edits(sql, edits(&shape));
+            let out = translate::to_postgres(&text, &schema).expect("translated");
+            (classified, out)
+        })
+    });
+    c.bench_function("new_primary_insert/one_parse", |b| {
+        b.iter(|| {
+            let mut parsed = Parsed::new(black_box(sql));
+            let classified = cold.classify_parsed(&mut parsed);
+            let shape = pin::analyze_parsed(&mut parsed).expect("analyzed");
+            let edits = edits(&shape);
+            let text = pin::apply_edits(sql, edits.clone());
+            let out = translate::to_postgres_parsed(&mut parsed, &schema, &edits);
+            (classified, text, out.expect("translated"))
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench
+    targets = bench, new_primary_insert
 }
 criterion_main!(benches);

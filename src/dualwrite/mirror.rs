@@ -38,7 +38,13 @@ use crate::sql::translate;
 #[derive(Debug)]
 pub enum Op {
     /// A write that succeeded on the primary, as MySQL text with every
-    /// non-deterministic value pinned.
+    /// non-deterministic value pinned. Text, not the AST the session parsed
+    /// (`sql::parse`): the applier must translate with the schema as of this
+    /// point of the queue (earlier DDL applied), and the queue is bounded by
+    /// the bytes it holds — an AST is two orders of magnitude bigger than its
+    /// text (a `sqlparser::ast::Statement` alone is 3,464 bytes, each boxed
+    /// `Expr` 328), so carrying it would defeat that bound. The applier
+    /// therefore parses each write once more, off the client's path.
     Write(String),
     /// The primary opened a transaction.
     Begin,

@@ -203,6 +203,9 @@ pub async fn run(
     }
 }
 
+/// The job carries text, not the session's AST (`sql::parse`): the shadow
+/// queue is bounded by bytes, which an AST many times the text's size would
+/// defeat; the worker's parse is off the client's path.
 fn translate_one(sql: &str, schema: &Schema) -> Result<String, RunError> {
     let t =
         translate::to_postgres(sql, schema).map_err(|e| RunError::Untranslatable(e.to_string()))?;

@@ -137,3 +137,22 @@ fn an_edit_the_ast_cannot_take_falls_back_to_the_spliced_text() {
     assert!(!pinned.mysql_text.contains("RAND"), "{}", pinned.mysql_text);
     assert_eq!(statements(&pinned), spliced(&pinned, &schema));
 }
+
+#[test]
+fn every_pin_kind_and_layout_gives_the_spliced_answer_with_one_parse() {
+    let schema = schema();
+    for sql in [
+        "INSERT INTO users (name, created, born) VALUES (UUID(), CURRENT_TIMESTAMP, CURDATE())",
+        "UPDATE users\n  SET created = NOW(6),\n      score = UNIX_TIMESTAMP()\n WHERE name = 'é€'",
+        "INSERT INTO users (name) VALUES ('x'); UPDATE users SET born = UTC_DATE() WHERE id = LAST_INSERT_ID()",
+        "DELETE FROM users WHERE created < SYSDATE() ORDER BY id LIMIT 10",
+        "INSERT INTO users (name, score) VALUES ('a', 1), ('b', RAND()) ON DUPLICATE KEY UPDATE created = NOW()",
+    ] {
+        let before = parses();
+        let pinned = pin_and_translate(&mut Parsed::new(sql), None, true, 5, &schema);
+        assert_eq!(parses() - before, 1, "{sql}");
+        assert_ne!(pinned.mysql_text, sql, "nothing pinned in {sql}");
+        assert!(pinned.translated.is_ok(), "{sql}: {:?}", pinned.translated);
+        assert_eq!(statements(&pinned), spliced(&pinned, &schema), "{sql}");
+    }
+}

@@ -5,8 +5,12 @@
 //!   and runs sqlparser (the cost of a cache miss).
 //! * `classify/cached/*`: a warm classifier fed texts whose literals change on
 //!   every iteration (fingerprint + hash + cache hit), the steady state.
+//! * `classify/cached_contended/*`: the same while a second thread classifies
+//!   the same statements, as two session threads serving one hot query do
+//!   (what the classifier's per-thread front cache is for).
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -69,6 +73,26 @@ fn bench(c: &mut Criterion) {
                 i = (i + 1) % VARIANTS;
                 warm.classify(black_box(&variants[i]))
             })
+        });
+
+        // The same while another thread classifies the same statement, as
+        // two session threads serving one hot query do.
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut j = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    j = (j + 1) % VARIANTS;
+                    black_box(warm.classify(&variants[j]));
+                }
+            });
+            c.bench_function(&format!("classify/cached_contended/{name}"), |b| {
+                b.iter(|| {
+                    i = (i + 1) % VARIANTS;
+                    warm.classify(black_box(&variants[i]))
+                })
+            });
+            stop.store(true, Ordering::Relaxed);
         });
     }
 }

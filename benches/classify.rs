@@ -5,6 +5,9 @@
 //!   and runs sqlparser (the cost of a cache miss).
 //! * `classify/cached/*`: a warm classifier fed texts whose literals change on
 //!   every iteration (fingerprint + hash + cache hit), the steady state.
+//! * `classify/cached_contended/*`: the same while a second thread classifies
+//!   the same statements, as two session threads serving one hot query do
+//!   (what the classifier's per-thread front cache is for).
 //! * `new_primary_insert/*`: what the PostgreSQL-authoritative side does to
 //!   an INSERT with `NOW()` on a classification cache miss — classify, find
 //!   the pins, write the values in, translate. `reparse` is the old route
@@ -12,6 +15,7 @@
 //!   the current one (`sql::parse::Parsed`, values substituted in the AST).
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -78,6 +82,26 @@ fn bench(c: &mut Criterion) {
                 i = (i + 1) % VARIANTS;
                 warm.classify(black_box(&variants[i]))
             })
+        });
+
+        // The same while another thread classifies the same statement, as
+        // two session threads serving one hot query do.
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut j = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    j = (j + 1) % VARIANTS;
+                    black_box(warm.classify(&variants[j]));
+                }
+            });
+            c.bench_function(&format!("classify/cached_contended/{name}"), |b| {
+                b.iter(|| {
+                    i = (i + 1) % VARIANTS;
+                    warm.classify(black_box(&variants[i]))
+                })
+            });
+            stop.store(true, Ordering::Relaxed);
         });
     }
 }

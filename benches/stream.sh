@@ -4,13 +4,19 @@
 # binlog) with PostgreSQL as the new backend:
 #
 #   primary_only               the baseline: the proxy only relays
+#   primary_only + binlog reader  the baseline plus what any replica costs the
+#                              primary: `mariadb-binlog --read-from-remote-server
+#                              --raw --stop-never` reading the binlog as it grows
+#                              (MariaDB's dump thread serves it as it serves the
+#                              stream; the reader runs where the applier runs)
 #   dual_write, statements     the statement mirror ([mirror] source = "statements")
 #   dual_write, binlog serial  the change stream, apply_workers = 1
 #   dual_write, binlog parallel  the change stream, apply_workers = $WORKERS
 #
 # For each: sysbench oltp_write_only and oltp_read_write through the proxy
 # (THREADS threads, server-side prepared statements) → primary TPS and its
-# ratio to primary_only (the issue's target for binlog: >= 0.95); rows the
+# ratio to primary_only (the issue's target for binlog: >= 0.95), and to
+# primary_only + binlog reader when that mode ran; rows the
 # stream applied per second during the run; the largest lag seen (sampled
 # from /metrics every 0.5 s: tandem_stream_lag_seconds for the binlog; the
 # statement mirror's own lag_max_us from /status). Then, for the binlog
@@ -39,7 +45,8 @@
 #
 # Environment: DURATION [20] THREADS [4] TABLE_SIZE [10000] WORKERS [4]
 #              OUTAGE [20] (0: no outage/catch-up run)
-#              PLACEMENTS ["shared pinned"] MODES ["primary statements serial parallel"]
+#              PLACEMENTS ["shared pinned"]
+#              MODES ["primary reader statements serial parallel"]
 #              KEEP=1 (keep the work directory)
 #              TANDEM_BIN (a built proxy; default: cargo build --release)
 set -euo pipefail
@@ -50,7 +57,7 @@ TABLE_SIZE=${TABLE_SIZE:-10000}
 WORKERS=${WORKERS:-4}
 OUTAGE=${OUTAGE:-20}
 read -r -a placements <<<"${PLACEMENTS:-shared pinned}"
-read -r -a modes <<<"${MODES:-primary statements serial parallel}"
+read -r -a modes <<<"${MODES:-primary reader statements serial parallel}"
 DB_USER=app
 DB_PASSWORD=bench
 
@@ -135,11 +142,11 @@ place() { # placement
     fi
 }
 
-proxy_pid= mirror_pid= admin= stream_admin=
+proxy_pid= mirror_pid= reader_pid= admin= stream_admin=
 write_config() { # mode database file listen admin
     local phase=dual_write source=binlog workers=1
     case $1 in
-        primary) phase=primary_only ;;
+        primary | reader) phase=primary_only ;;
         statements) source=statements ;;
         parallel) workers=$WORKERS ;;
     esac
@@ -172,7 +179,15 @@ TOML
 # starts first and holds the lease (the proxy's own stream stands by).
 start_proxy() { # mode database
     server_id=$((5000 + RANDOM % 1000))
-    mirror_pid=
+    mirror_pid= reader_pid=
+    if [[ $1 == reader ]]; then
+        mkdir -p "$work/reader"
+        (cd "$work/reader" && exec setsid "${new_cpus[@]}" mariadb-binlog --no-defaults --read-from-remote-server \
+            --raw --stop-never --host=127.0.0.1 --port="$my_port" --user=$DB_USER --password=$DB_PASSWORD \
+            "$(my_root -N -B -e 'SHOW MASTER STATUS' | awk '{ print $1 }')") </dev/null >"$work/reader.log" 2>&1 &
+        reader_pid=$!
+        pids+=("$reader_pid")
+    fi
     if [[ $1 == serial || $1 == parallel ]]; then
         stream_admin=$(free_port)
         write_config "$1" "$2" "$work/$2-mirror.toml" "$(free_port)" "$stream_admin"
@@ -201,7 +216,7 @@ start_proxy() { # mode database
 
 stop_proxy() {
     local pid
-    for pid in "$proxy_pid" $mirror_pid; do
+    for pid in "$proxy_pid" $mirror_pid $reader_pid; do
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -328,7 +343,7 @@ for placement in "${placements[@]}"; do
                 us=$(status_field mirror.lag_max_us)
                 lag=$(python3 -c "import sys; v = sys.argv[1]; print(f'{int(v) / 1e6:.3f}' if v.isdigit() else '-')" "$us")
                 rate=-
-            elif [[ $mode == primary ]]; then
+            elif [[ $mode == primary || $mode == reader ]]; then
                 lag=- rate=-
             fi
             # CPU µs per sysbench transaction: MariaDB, PostgreSQL, proxy, applier.
@@ -394,24 +409,29 @@ result=$repo/benches/results/stream-$(date +%Y-%m-%d-%H%M%S).txt
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter="\t"))
 get = lambda p, m, w: next((r for r in rows if r[:3] == [p, m, w]), None)
-names = {"primary": "primary_only", "statements": "dual_write statements",
+names = {"primary": "primary_only", "reader": "primary_only + binlog reader",
+         "statements": "dual_write statements",
          "serial": "dual_write binlog serial", "parallel": "dual_write binlog parallel"}
 places = [p for p in ("shared", "pinned") if any(r[0] == p for r in rows)]
 modes = [m for m in names if any(r[1] == m for r in rows)]
 
-def ratio(p, m, w):
-    r, base = get(p, m, w), get(p, "primary", w)
+def ratio(p, m, w, to="primary"):
+    r, base = get(p, m, w), get(p, to, w)
     if not r or not base or float(base[3]) == 0:
         return None, r
     return float(r[3]) / float(base[3]), r
 
+with_reader = "reader" in modes
+
 print()
 print("Primary TPS and its ratio to primary_only, both placements side by side")
-print("(shared: all on every CPU; pinned: PostgreSQL + applier on CPU 1, the rest on CPU 0):")
+print("(shared: all on every CPU; pinned: PostgreSQL + applier on CPU 1, the rest on CPU 0)")
+if with_reader:
+    print("and to primary_only + binlog reader (what serving any replica costs the primary):")
 print()
 head = f"{'mode':28} {'workload':16}"
 for p in places:
-    head += f" {p + ' TPS':>11} {'ratio':>6}"
+    head += f" {p + ' TPS':>11} {'ratio':>6}" + (f" {'/reader':>7}" if with_reader else "")
 print(head)
 print("-" * len(head))
 for w in ("oltp_write_only", "oltp_read_write"):
@@ -420,6 +440,9 @@ for w in ("oltp_write_only", "oltp_read_write"):
         for p in places:
             q, r = ratio(p, m, w)
             line += f" {float(r[3]):11.1f} {q:6.3f}" if r and q is not None else f" {'-':>11} {'-':>6}"
+            if with_reader:
+                qr, _ = ratio(p, m, w, "reader")
+                line += f" {qr:7.3f}" if qr is not None and m not in ("primary", "reader") else f" {'-':>7}"
         print(line)
 print()
 print("Stream: rows applied per second during the run (until caught up), largest lag seen, source")
@@ -430,7 +453,7 @@ for p in places:
     for w in ("oltp_write_only", "oltp_read_write"):
         for m in modes:
             r = get(p, m, w)
-            if r and m != "primary":
+            if r and m not in ("primary", "reader"):
                 late = "" if r[6] == "ok" else " (not caught up in time)"
                 print(f"{p:9} {names[m]:28} {w:16} {r[4]:>8} {r[5]:>9} {r[10] if m != 'statements' else '-':>10}{late}")
 print()

@@ -242,7 +242,11 @@ pub async fn run_on(
             },
         };
         let state = Arc::clone(&state);
-        let stop = sessions_stop.clone();
+        // A token of its own: a session waits on it between every two
+        // statements, and waiting on one shared token would take that
+        // token's lock from every session thread (a cache line bounced
+        // between cores per statement).
+        let stop = sessions_stop.child_token();
         let Some(home) = workers.and_then(|w| w.pick()) else {
             tracker.spawn(async move {
                 crate::frontend::mysql::serve(stream, peer, state, stop).await;

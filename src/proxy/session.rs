@@ -38,7 +38,7 @@ pub struct Session {
     pub collation: u8,
     /// Status flags from the backend's last OK/EOF.
     pub status: u16,
-    pub prepared: HashMap<u32, Prepared>,
+    pub prepared: HashMap<u32, Prepared, StatementIds>,
     /// SQL-level prepared statements (`PREPARE s FROM …`) by lower-cased
     /// name: their text, `None` when the proxy could not learn it (bounded,
     /// see `frontend::mysql::sql_prepared`).
@@ -100,5 +100,30 @@ impl Session {
         if let Some(s) = status {
             self.status = s;
         }
+    }
+}
+
+/// Hashes the server's prepared-statement ids for [`Session::prepared`],
+/// looked up on every COM_STMT_EXECUTE: the ids are small counters the
+/// server chose, not attacker-controlled keys, so SipHash's flooding
+/// resistance buys nothing there and one multiply spreads them well.
+pub type StatementIds = std::hash::BuildHasherDefault<StatementIdHasher>;
+
+#[derive(Default)]
+pub struct StatementIdHasher(u64);
+
+impl std::hash::Hasher for StatementIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }

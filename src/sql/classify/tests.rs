@@ -346,9 +346,49 @@ fn hash_collision_is_not_a_hit() {
     if let Some(shard) = classifier.shard(hash) {
         lock(shard).put(hash, fake);
     }
-    let again = classifier.classify("SELECT * FROM t");
+    // On another thread: its front cache is empty, so the shard is asked.
+    let again = std::thread::scope(|s| s.spawn(|| classifier.classify("SELECT * FROM t")).join());
+    let Ok(again) = again else {
+        panic!("classify panicked")
+    };
     assert_eq!(again.fingerprint, "SELECT * FROM t");
     assert_eq!(again.statements[0].tables, ["t"]);
+    // This thread's front copy was never the planted one.
+    assert_eq!(
+        classifier.classify("SELECT * FROM t").fingerprint,
+        "SELECT * FROM t"
+    );
+}
+
+#[test]
+fn each_thread_hits_its_own_copy() {
+    let classifier = Classifier::new(16);
+    let sql = "SELECT c FROM sbtest1 WHERE id = 7";
+    let mine = classifier.classify(sql);
+    assert!(Arc::ptr_eq(
+        &mine,
+        &classifier.classify("SELECT c FROM sbtest1 WHERE id = 8")
+    ));
+    let theirs = std::thread::scope(|s| {
+        s.spawn(|| {
+            let first = classifier.classify(sql);
+            let second = classifier.classify(sql);
+            (Arc::ptr_eq(&first, &second), first)
+        })
+        .join()
+    });
+    let Ok((stable, theirs)) = theirs else {
+        panic!("classify panicked")
+    };
+    // Same answer, separate allocations: no reference count shared across
+    // threads on a hit.
+    assert!(stable);
+    assert_eq!(*mine, *theirs);
+    assert!(!Arc::ptr_eq(&mine, &theirs));
+    assert_eq!(classifier.cache_len(), 1);
+    // Caching off: no front cache either, every call parses anew.
+    let off = Classifier::new(0);
+    assert!(!Arc::ptr_eq(&off.classify(sql), &off.classify(sql)));
 }
 
 #[test]

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Phase};
 use crate::metrics::Metrics;
-use crate::server::{mirror_for, AppState, Snapshot};
+use crate::state::{mirror_for, AppState, Snapshot};
 
 /// Watches `path` until `shutdown`. Returns once the watcher is set up.
 pub fn spawn(path: PathBuf, state: Arc<AppState>, shutdown: CancellationToken) {

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 /// Comparisons a statement needs before its latencies are listed.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::metrics::LATENCY_BUCKETS;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn render(state: &AppState, out: &mut String) {
     let snapshot = state.snapshot.load();

@@ -14,7 +14,6 @@ pub mod http;
 pub mod metrics;
 pub mod plan;
 pub mod ramp;
-pub mod statements;
 pub mod status;
 pub mod timeline;
 
@@ -26,7 +25,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Phase};
 use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS};
-use crate::server::AppState;
+use crate::state::AppState;
+
+pub use crate::shadow::statements::quantile_ms;
 
 /// Reads one backend answered: count, errors, latency.
 #[derive(Default)]
@@ -72,7 +73,7 @@ pub struct Cockpit {
     pub timeline: timeline::Timeline,
     pub facts: facts::Facts,
     /// Both sides' latency per statement fingerprint (shadow comparisons).
-    pub statements: std::sync::Arc<statements::StatementLatency>,
+    pub statements: std::sync::Arc<crate::shadow::statements::StatementLatency>,
 }
 
 impl Cockpit {
@@ -114,28 +115,6 @@ pub fn start(state: &Arc<AppState>, shutdown: CancellationToken, opts: Options) 
     ));
     tracker.close();
     tracker
-}
-
-/// p-quantile (0–1) in milliseconds of a histogram delta (cumulative bucket
-/// counts and total), interpolated inside the bucket; `None` when empty.
-pub fn quantile_ms(cumulative: &[u64], count: u64, q: f64) -> Option<f64> {
-    if count == 0 {
-        return None;
-    }
-    let rank = (q * count as f64).ceil().max(1.0) as u64;
-    let mut lower = 0.0;
-    let mut below = 0u64;
-    for (upper, cum) in LATENCY_BUCKETS.iter().zip(cumulative) {
-        if *cum >= rank {
-            let inside = (cum - below).max(1) as f64;
-            let frac = (rank - below) as f64 / inside;
-            return Some((lower + (upper - lower) * frac) * 1000.0);
-        }
-        lower = *upper;
-        below = *cum;
-    }
-    // Above the last bucket.
-    Some(lower * 1000.0)
 }
 
 /// Bucket-wise `now - before` of two cumulative snapshots.

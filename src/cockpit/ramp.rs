@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Phase;
 use crate::dualwrite::drift::now_rfc3339;
-use crate::server::AppState;
+use crate::state::AppState;
 
 use super::decide::{decide, position_for, share_at, Action, Decision, Window};
 use crate::config::ramp::RampConfig;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::CLASSES;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub const MAX_SAMPLES: usize = 4000;
 

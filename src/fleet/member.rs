@@ -20,7 +20,7 @@ use crate::config::{Config, Phase};
 use crate::migrate::db::PgConn;
 use crate::migrate::MigrateError;
 use crate::proxy::route::{authoritative, Target};
-use crate::server::{mirror_for, AppState, Snapshot};
+use crate::state::{mirror_for, AppState, Snapshot};
 
 /// A stable hash of what must agree across the fleet: everything but the
 /// per-proxy settings (listen addresses, member id, logging, the local paths

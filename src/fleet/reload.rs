@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::config::{Config, Phase};
-use crate::server::AppState;
+use crate::state::AppState;
 
 use super::store;
 

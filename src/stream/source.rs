@@ -15,7 +15,7 @@ use super::{Item, Position};
 use crate::backend::mysql;
 use crate::config::{BackendTarget, Config, Phase, StreamSourceKind};
 use crate::dualwrite::drift::DriftLog;
-use crate::server::AppState;
+use crate::state::AppState;
 
 fn source_error(e: binlog::StreamError) -> SourceError {
     SourceError {

@@ -13,7 +13,7 @@ use super::relay::RelayError;
 use crate::fleet::{Refusal, WriteGuard};
 use crate::proxy::route::Target;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::io::PacketIo;
 use crate::wire::packets::ServerError;
 

@@ -30,7 +30,7 @@ use crate::backend::pool::{Checkout, LeasePermit};
 use crate::metrics::Metrics;
 use crate::proxy::route::Target;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::io::{Packet, PacketIo};
 use crate::wire::packets::OkInfo;
 use crate::wire::StatusFlags;

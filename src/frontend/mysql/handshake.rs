@@ -13,7 +13,7 @@ use crate::backend::pool::{Checkout, Lease, LeasePermit, MysqlPool};
 use crate::backend::BackendError;
 use crate::metrics::Metrics;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::handshake::{random_salt, Greeting, HandshakeResponse, NATIVE_PASSWORD};
 use crate::wire::io::PacketIo;
 use crate::wire::packets::{auth_switch_request, ServerError};

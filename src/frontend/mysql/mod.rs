@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::io::PacketIo;
 use crate::wire::packets::ServerError;
 

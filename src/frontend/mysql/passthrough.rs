@@ -21,7 +21,7 @@ use crate::backend::BackendError;
 use crate::frontend::mysql::relay::RelayError;
 use crate::metrics::Metrics;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::buf::Reader;
 use crate::wire::handshake::{ChangeUser, Greeting, HandshakeResponse};
 use crate::wire::io::{Packet, PacketIo, WireError};

@@ -12,9 +12,9 @@ use crate::metrics::Metrics;
 use crate::proxy::decide::{self, ConfigFacts, Facts, Plan, SessionFacts, StatementFacts};
 use crate::proxy::route::Target;
 use crate::proxy::session::Session;
-use crate::server::AppState;
 use crate::shadow::Relayed;
 use crate::sql::classify::Classified;
+use crate::state::AppState;
 
 /// A statement about to run, with what was decided for it.
 pub(super) struct Statement {

@@ -28,7 +28,7 @@ use super::write;
 use crate::fleet::Refusal;
 use crate::proxy::route::Target;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::io::{Packet, PacketIo, PeerState};
 use crate::wire::packets::ServerError;
 

@@ -23,9 +23,9 @@ use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
 use crate::dualwrite::drift::DriftKind;
 use crate::proxy::session::Session;
-use crate::server::AppState;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::sql::pin;
+use crate::state::AppState;
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::response::Expect;
 

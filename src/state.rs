@@ -159,6 +159,96 @@ impl AppState {
     }
 }
 
+impl crate::stream::source::Handles for AppState {
+    fn snapshot(&self) -> &ArcSwap<Snapshot> {
+        &self.snapshot
+    }
+    fn schema(&self) -> &ArcSwap<Schema> {
+        &self.schema
+    }
+    fn stream_stats(&self) -> &Arc<crate::stream::apply::StreamStats> {
+        &self.stream
+    }
+    fn reverse_stats(&self) -> &Arc<crate::stream::apply::StreamStats> {
+        &self.reverse
+    }
+}
+
+impl crate::cockpit::Handles for AppState {
+    fn snapshot(&self) -> &ArcSwap<Snapshot> {
+        &self.snapshot
+    }
+    fn shadow(&self) -> &Shadow {
+        &self.shadow
+    }
+    fn cockpit(&self) -> &crate::cockpit::Cockpit {
+        &self.cockpit
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    fn mirror(&self) -> &ArcSwapOption<Mirror> {
+        &self.mirror
+    }
+    fn config_version(&self) -> u64 {
+        self.config_version.load(Ordering::Relaxed)
+    }
+    fn started(&self) -> std::time::Instant {
+        self.started
+    }
+}
+
+impl crate::fleet::member::Handles for AppState {
+    fn snapshot(&self) -> &ArcSwap<Snapshot> {
+        &self.snapshot
+    }
+    fn fleet(&self) -> &Arc<crate::fleet::Fleet> {
+        &self.fleet
+    }
+    fn stream_stats(&self) -> &Arc<crate::stream::apply::StreamStats> {
+        &self.stream
+    }
+    fn mirror(&self) -> &ArcSwapOption<Mirror> {
+        &self.mirror
+    }
+    fn config_version(&self) -> u64 {
+        self.config_version.load(Ordering::Relaxed)
+    }
+    fn set_phase(
+        &self,
+        phase: Phase,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(set_phase(self, phase))
+    }
+}
+
+/// Swaps the running phase (as a reload of only `phase` would).
+pub async fn set_phase(state: &AppState, phase: Phase) -> Result<(), String> {
+    let old = state.snapshot.load_full();
+    let mut config = old.config.clone();
+    config.phase = phase;
+    if matches!(phase, Phase::NewPrimary)
+        && config.auth_mode() == crate::auth::mode::AuthMode::Passthrough
+    {
+        // Followed anyway (writes must not split), but logins will fail.
+        tracing::error!(
+            "fleet: new_primary with [auth] mode = passthrough: PostgreSQL cannot check MySQL logins, new clients are refused until mode = \"users\" with [[users]]"
+        );
+    }
+    match state.read_schema().await {
+        Ok(schema) => state.schema.store(Arc::new(schema)),
+        Err(e) => tracing::warn!(error = %e, "cannot read the schema for mirroring yet"),
+    }
+    let mirror = mirror_for(&config, &state.schema, &state.background)?;
+    state.mirror.store(mirror);
+    state.snapshot.store(Arc::new(Snapshot::new(config)));
+    tracing::info!(
+        phase = phase.as_str(),
+        "fleet: phase set by the control row"
+    );
+    Ok(())
+}
+
 /// The mirror a configuration asks for (dual_write: writes go to new;
 /// new_primary: back to old).
 pub fn mirror_for(

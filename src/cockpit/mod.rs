@@ -25,7 +25,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Phase};
 use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS};
-use crate::state::AppState;
 
 pub use crate::shadow::statements::quantile_ms;
 
@@ -103,9 +102,32 @@ impl Default for Options {
     }
 }
 
+/// The pieces of the proxy's state the cockpit reads (implemented by
+/// `crate::state::AppState`, which sits above the cockpit and holds it).
+pub trait Handles: Send + Sync + 'static {
+    /// The live configuration.
+    fn snapshot(&self) -> &arc_swap::ArcSwap<crate::snapshot::Snapshot>;
+    /// The shadow comparisons (their counters feed the ramp and timeline).
+    fn shadow(&self) -> &crate::shadow::Shadow;
+    /// This proxy's cockpit.
+    fn cockpit(&self) -> &Cockpit;
+    /// The proxy's counters.
+    fn metrics(&self) -> &crate::metrics::Metrics;
+    /// The running statement mirror, if any.
+    fn mirror(&self) -> &arc_swap::ArcSwapOption<crate::dualwrite::mirror::Mirror>;
+    /// How many times the configuration was loaded.
+    fn config_version(&self) -> u64;
+    /// When the proxy started.
+    fn started(&self) -> std::time::Instant;
+}
+
 /// Starts the ramp controller and the timeline sampler; both stop when
 /// `shutdown` fires. Wait for them with the returned tracker.
-pub fn start(state: &Arc<AppState>, shutdown: CancellationToken, opts: Options) -> TaskTracker {
+pub fn start<S: Handles>(
+    state: &Arc<S>,
+    shutdown: CancellationToken,
+    opts: Options,
+) -> TaskTracker {
     let tracker = TaskTracker::new();
     tracker.spawn(ramp::run(Arc::clone(state), shutdown.clone()));
     tracker.spawn(timeline::run(

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::answer::Side;
 use crate::backend::mysql::{negotiate, BackendConn, SessionOpts};
 use crate::backend::pg_mysql::PgSession;
 use crate::backend::pool::{Checkout, LeasePermit};
@@ -31,7 +32,6 @@ use crate::metrics::Metrics;
 use crate::proxy::route::Target;
 use crate::proxy::session::Session;
 use crate::state::AppState;
-use crate::wire::io::{Packet, PacketIo};
 use crate::wire::packets::OkInfo;
 use crate::wire::StatusFlags;
 
@@ -67,7 +67,7 @@ pub(super) fn blocked(session: &Session, state: &AppState) -> Option<&'static st
     if session
         .prepared
         .values()
-        .any(|p| super::pg_primary::translate_one(&p.sql, state).is_err())
+        .any(|p| super::pg_translate::translate_one(&p.sql, state).is_err())
     {
         return Some("a prepared statement cannot run on PostgreSQL");
     }
@@ -125,21 +125,6 @@ pub(super) async fn connect(
         .handed_over
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Some((pg, permit))
-}
-
-/// The side a session moves to, with its connection and slot.
-pub(super) enum Side {
-    Relay(BackendConn, LeasePermit),
-    Postgres(PgSession, OwnedSemaphorePermit),
-}
-
-/// A session leaving one command loop for the other (`mod::serve` runs it),
-/// with the held command if there is one.
-pub(super) struct Moved {
-    pub client: PacketIo,
-    pub session: Session,
-    pub side: Side,
-    pub held: Option<Packet>,
 }
 
 /// Why a PostgreSQL-served session cannot move back to MySQL (`tandem

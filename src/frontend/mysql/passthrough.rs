@@ -10,8 +10,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::command::{reply_error, Flow};
-use super::handshake::{lease_or_refuse, new_session, read_response};
+use super::login::{lease_or_refuse, new_session, read_response};
+use super::reply::{reply_error, Flow};
 use crate::backend::mysql::{
     negotiate, start_tls, use_tls, BackendConn, SessionOpts, SUPPORTED_MARIADB_CAPS,
     UNSUPPORTED_CAPS,

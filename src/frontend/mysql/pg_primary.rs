@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::handover::Side;
+use super::answer::{Answer, Side, Step, Stop};
+use super::pg_translate::translate_one;
 use super::pg_vars;
 use super::pipeline::{self, Incoming, Statement};
 use super::request::Command;
-use super::session_loop::{Answer, Step, Stop};
 use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::dualwrite::mirror::Op;
@@ -136,7 +136,7 @@ async fn dispatch(
         }
         Command::Query(text) => {
             let stmt = stmt.unwrap_or_else(|| {
-                let classified = super::command::classify(state, text);
+                let classified = super::reply::classify(state, text);
                 pipeline::statement(state, session, classified, text, Target::New)
             });
             state.metrics.count_statement(stmt.classified.class);
@@ -517,23 +517,6 @@ async fn session_statement(
     reply(client, 1, &err.encode())
         .await
         .map_err(PgError::Client)
-}
-
-pub(super) fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {
-    let schema = schema(state);
-    match translate::to_postgres(sql, &schema) {
-        Ok(t) if t.statements.len() == 1 => Ok(t.statements.into_iter().next().unwrap_or_default()),
-        Ok(_) => Err(ServerError::new(
-            1295,
-            b"HY000",
-            "This command is not supported in the prepared statement protocol yet",
-        )),
-        Err(e) => Err(ServerError::new(
-            1235,
-            b"42000",
-            format!("This statement cannot be run on PostgreSQL by tandem: {e}"),
-        )),
-    }
 }
 
 fn schema(state: &AppState) -> Arc<crate::sql::schema::Schema> {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::command::classify;
+use super::reply::classify;
 use super::request::Command;
 use crate::metrics::Metrics;
 use crate::proxy::decide::{self, ConfigFacts, Facts, Plan, SessionFacts, StatementFacts};

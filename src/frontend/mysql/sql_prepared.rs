@@ -16,8 +16,8 @@ use std::sync::Arc;
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-use super::command::{self, Flow};
 use super::relay::{self, RelayError};
+use super::reply::{self, Flow};
 use super::write;
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
@@ -219,7 +219,7 @@ async fn execute(
     let text = session.sql_prepared.get(&name).cloned().flatten();
     let inner = text
         .as_deref()
-        .map(|t| command::classify(state, t.as_bytes()));
+        .map(|t| reply::classify(state, t.as_bytes()));
     let mirrored = session.mirror.is_some()
         && match (&text, &inner) {
             (Some(t), Some(c)) => {
@@ -229,7 +229,7 @@ async fn execute(
             _ => true,
         };
     let (Some(text), Some(inner)) = (text, inner) else {
-        let unknown = command::classify(state, &payload[1..]);
+        let unknown = reply::classify(state, &payload[1..]);
         let ran = relay_plain(client, backend, session, payload, &unknown).await?;
         // Reported only when it ran (an EXECUTE of a dropped name fails).
         if ran && mirrored {

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::command::Flow;
 use super::load_data;
 use super::relay::{self, RelayError};
+use super::reply::Flow;
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
 use crate::dualwrite::drift::DriftKind;

@@ -7,6 +7,11 @@
 //!
 //! The counters here are per backend (the statement metrics in `metrics.rs`
 //! are per class): the ramp's gates compare the two sides.
+//!
+//! The cockpit sits below the proxy state that holds it: it reads that state
+//! through [`Handles`] (implemented by `crate::state::AppState`). The
+//! per-statement latency it lists is filled by the shadow worker and lives in
+//! `crate::shadow::statements`.
 
 pub mod decide;
 pub mod facts;

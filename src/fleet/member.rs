@@ -6,6 +6,10 @@
 //! When the control row cannot be read the task keeps trying; meanwhile the
 //! view it published ages and the write gate refuses writes after
 //! `stale_ms` — a proxy that cannot see the fleet must not write.
+//!
+//! The proxy state is reached through [`Handles`] (implemented by
+//! `crate::state::AppState`, which holds the `Fleet` and sits above it);
+//! swapping the phase is `crate::state::set_phase`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

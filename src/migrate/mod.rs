@@ -1,4 +1,5 @@
-//! `tandem schema`, `backfill`, `verify [--repair]` and `cutover-check`:
+//! `tandem schema`, `backfill` and `verify [--repair]` (`cutover-check`
+//! reads the change stream's checkpoint, so it is `crate::stream::cutover`):
 //! moving the existing data from the old backend to the new one and proving
 //! both sides hold the same rows.
 //!

@@ -9,6 +9,10 @@
 //! * the last full `tandem verify` was clean and ran after the backfill;
 //! * the proxy's mirror queues are empty (statement mirror), or the change
 //!   stream's checkpoint reached the primary's position (binlog).
+//!
+//! Lives under `stream` (was `migrate::cutover`): it reads the stream's
+//! checkpoint and the primary's binlog position, and `migrate` sits below
+//! the stream.
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,8 @@
 //! Wiring of the change stream into the binaries: the binlog source behind
 //! the stream task's [`OpenSource`], `[mirror] source = "auto"` resolved
 //! against the primary, and the owned stream task of `serve` and
-//! `tandem mirror`.
+//! `tandem mirror`. The proxy state is reached through [`Handles`]
+//! (implemented by `crate::state::AppState`, which sits above the stream).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,9 @@
 //! runs the loop): each command is relayed to the session's backend
 //! connection and the response passed back verbatim, with the bookkeeping
 //! relaying needs (prepared statements, routed and shadowed reads, the
-//! statement mirror, COM_CHANGE_USER).
+//! statement mirror, COM_CHANGE_USER). What the other answering modules
+//! share with it lives below it: `reply.rs` (`Flow`, `classify`,
+//! `reply_error`) and `answer.rs` (the `Answer` trait it implements).
 
 use std::sync::Arc;
 

@@ -19,6 +19,10 @@
 //! same way ([`connect_back`]: a pooled connection logged in with the
 //! session's capabilities, charset and database, autocommit set), except
 //! sessions holding prepared statements ([`blocked_back`]).
+//!
+//! The side a session moves to (`Side`, `Moved`) is in `answer.rs`; the
+//! translation check is `pg_translate::translate_one`, so this module sits
+//! below both answering sides, which call it to move.
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! The connection phase as the server: greet with the backend's identity,
 //! authenticate the client against the configured users, then log the leased
 //! backend connection in with the client's options and pass its OK on.
+//! What passthrough logins share with it is in `login.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,7 +14,8 @@
 //! answered with error 1053 ("Server shutdown in progress"), as MariaDB
 //! answers it, and the session ends.
 //!
-//! What differs per side is behind [`Answer`]: the MySQL relay
+//! What differs per side is behind `answer::Answer` (in `answer.rs`, below
+//! both sides and this loop): the MySQL relay
 //! (`command::Relay`) and PostgreSQL answering in MySQL form
 //! (`pg_primary::Postgres`).
 

@@ -7,6 +7,7 @@
 //! `backend` connections; `dualwrite` and `stream` carry writes to the new side.
 
 pub mod admin;
+pub mod admin_client;
 pub mod alloc_count;
 pub mod auth;
 pub mod backend;
@@ -27,6 +28,7 @@ pub mod server;
 pub mod shadow;
 pub mod snapshot;
 pub mod sql;
+pub mod state;
 pub mod stream;
 pub mod tls;
 pub mod value;

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Phase};
 use crate::metrics::Metrics;
-use crate::server::{mirror_for, AppState, Snapshot};
+use crate::state::{mirror_for, AppState, Snapshot};
 
 /// Watches `path` until `shutdown`. Returns once the watcher is set up.
 pub fn spawn(path: PathBuf, state: Arc<AppState>, shutdown: CancellationToken) {
@@ -104,7 +104,7 @@ async fn load_checked(path: &Path, state: &Arc<AppState>) -> Result<Vec<String>,
         tracing::warn!("mirror.source takes effect on restart");
         new.mirror.source = old.config.mirror.source;
     }
-    crate::fleet::reload::check(state, old.config.phase, &mut new).await?;
+    crate::fleet::reload::check(&state.fleet, old.config.phase, &mut new).await?;
     check_transition(old.config.phase, new.phase)?;
     if new.auth_mode() != old.config.auth_mode() {
         // The pool was built for one mode (relayed logins are never pooled).

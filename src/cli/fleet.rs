@@ -11,7 +11,7 @@ pub async fn cutover_check(path: PathBuf, fix: bool) -> anyhow::Result<ExitCode>
     let (mut config, sides) = migrate_setup(&path)?;
     // `auto` decides whether the stream or the statement mirror is checked.
     tandem::stream::source::resolve(&mut config).await;
-    let report = tandem::migrate::cutover::run(&config, &sides, fix).await?;
+    let report = tandem::stream::cutover::run(&config, &sides, fix).await?;
     for item in &report.items {
         println!(
             "{} {}",

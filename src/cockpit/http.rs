@@ -13,8 +13,6 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::server::AppState;
-
 const DASHBOARD: &str = include_str!("dashboard.html");
 /// Comparisons a statement needs before its latencies are listed.
 const SLOW_MIN_COMPARED: u64 = 20;
@@ -42,10 +40,14 @@ pub enum ClientError {
 }
 
 /// Answers a cockpit route, or `None` for routes admin.rs serves itself.
-pub async fn handle(state: &Arc<AppState>, method: &str, target: &str) -> Option<Response> {
+pub async fn handle<S: super::Handles>(
+    state: &Arc<S>,
+    method: &str,
+    target: &str,
+) -> Option<Response> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let json = |v: serde_json::Value| ("200 OK", "application/json", v.to_string());
-    let snapshot = state.snapshot.load_full();
+    let snapshot = state.snapshot().load_full();
     let config = &snapshot.config;
     let ramp_cfg = config.reads.ramp.as_ref();
     Some(match (method, path) {
@@ -59,11 +61,11 @@ pub async fn handle(state: &Arc<AppState>, method: &str, target: &str) -> Option
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             json(json!({
-                "samples": state.cockpit.timeline.since(since),
-                "ramp": state.cockpit.ramp.view(ramp_cfg),
+                "samples": state.cockpit().timeline.since(since),
+                "ramp": state.cockpit().ramp.view(ramp_cfg),
             }))
         }
-        ("GET", "/ramp") => json(json!(state.cockpit.ramp.view(ramp_cfg))),
+        ("GET", "/ramp") => json(json!(state.cockpit().ramp.view(ramp_cfg))),
         ("POST", "/ramp/pause") | ("POST", "/ramp/resume") => {
             let Some(cfg) = ramp_cfg else {
                 return Some((
@@ -73,25 +75,25 @@ pub async fn handle(state: &Arc<AppState>, method: &str, target: &str) -> Option
                 ));
             };
             let changed = if path.ends_with("pause") {
-                state.cockpit.ramp.pause("paused by the operator")
+                state.cockpit().ramp.pause("paused by the operator")
             } else {
-                state.cockpit.ramp.resume(cfg)
+                state.cockpit().ramp.resume(cfg)
             };
-            json(json!({ "changed": changed, "ramp": state.cockpit.ramp.view(ramp_cfg) }))
+            json(json!({ "changed": changed, "ramp": state.cockpit().ramp.view(ramp_cfg) }))
         }
         ("GET", "/overview") => {
-            let facts = state.cockpit.facts.get(config).await;
-            let sh = state.shadow.stats.outcomes();
+            let facts = state.cockpit().facts.get(config).await;
+            let sh = state.shadow().stats.outcomes();
             json(json!({
                 "phase": config.phase.as_str(),
-                "config_version": state.config_version.load(std::sync::atomic::Ordering::Relaxed),
-                "uptime_s": state.started.elapsed().as_secs(),
-                "read_share_percent": state.cockpit.read_share(config),
+                "config_version": state.config_version(),
+                "uptime_s": state.started().elapsed().as_secs(),
+                "read_share_percent": state.cockpit().read_share(config),
                 "shadow_sample_percent": config.shadow.sample_percent,
                 "shadow_outcomes": sh.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                "ramp": state.cockpit.ramp.view(ramp_cfg),
-                "latest": state.cockpit.timeline.latest(),
-                "slow_on_new": state.cockpit.statements.slowest_on_new(SLOW_MIN_COMPARED, 10),
+                "ramp": state.cockpit().ramp.view(ramp_cfg),
+                "latest": state.cockpit().timeline.latest(),
+                "slow_on_new": state.cockpit().statements.slowest_on_new(SLOW_MIN_COMPARED, 10),
                 "facts": facts,
             }))
         }

@@ -7,10 +7,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::metrics::LATENCY_BUCKETS;
-use crate::server::AppState;
 
-pub fn render(state: &AppState, out: &mut String) {
-    let snapshot = state.snapshot.load();
+pub fn render<S: super::Handles>(state: &S, out: &mut String) {
+    let snapshot = state.snapshot().load();
     let config = &snapshot.config;
     let _ = writeln!(
         out,
@@ -18,7 +17,7 @@ pub fn render(state: &AppState, out: &mut String) {
          tandem_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    let c = &state.cockpit;
+    let c = state.cockpit();
     let _ = writeln!(
         out,
         "# HELP tandem_reads_total Reads answered, per backend.\n# TYPE tandem_reads_total counter"
@@ -74,7 +73,7 @@ pub fn render(state: &AppState, out: &mut String) {
         u8::from(view.paused.is_some()),
         view.history.len()
     );
-    if let Some(m) = state.mirror.load_full() {
+    if let Some(m) = state.mirror().load_full() {
         let _ = writeln!(
             out,
             "# HELP tandem_mirror_lag_last_seconds Enqueue-to-apply time of the last mirrored write.\n# TYPE tandem_mirror_lag_last_seconds gauge\n\

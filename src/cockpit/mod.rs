@@ -7,6 +7,11 @@
 //!
 //! The counters here are per backend (the statement metrics in `metrics.rs`
 //! are per class): the ramp's gates compare the two sides.
+//!
+//! The cockpit sits below the proxy state that holds it: it reads that state
+//! through [`Handles`] (implemented by `crate::state::AppState`). The
+//! per-statement latency it lists is filled by the shadow worker and lives in
+//! `crate::shadow::statements`.
 
 pub mod decide;
 pub mod facts;
@@ -14,7 +19,6 @@ pub mod http;
 pub mod metrics;
 pub mod plan;
 pub mod ramp;
-pub mod statements;
 pub mod status;
 pub mod timeline;
 
@@ -26,7 +30,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Phase};
 use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS};
-use crate::server::AppState;
+
+pub use crate::shadow::statements::quantile_ms;
 
 /// Reads one backend answered: count, errors, latency.
 #[derive(Default)]
@@ -72,7 +77,7 @@ pub struct Cockpit {
     pub timeline: timeline::Timeline,
     pub facts: facts::Facts,
     /// Both sides' latency per statement fingerprint (shadow comparisons).
-    pub statements: std::sync::Arc<statements::StatementLatency>,
+    pub statements: std::sync::Arc<crate::shadow::statements::StatementLatency>,
 }
 
 impl Cockpit {
@@ -102,9 +107,32 @@ impl Default for Options {
     }
 }
 
+/// The pieces of the proxy's state the cockpit reads (implemented by
+/// `crate::state::AppState`, which sits above the cockpit and holds it).
+pub trait Handles: Send + Sync + 'static {
+    /// The live configuration.
+    fn snapshot(&self) -> &arc_swap::ArcSwap<crate::snapshot::Snapshot>;
+    /// The shadow comparisons (their counters feed the ramp and timeline).
+    fn shadow(&self) -> &crate::shadow::Shadow;
+    /// This proxy's cockpit.
+    fn cockpit(&self) -> &Cockpit;
+    /// The proxy's counters.
+    fn metrics(&self) -> &crate::metrics::Metrics;
+    /// The running statement mirror, if any.
+    fn mirror(&self) -> &arc_swap::ArcSwapOption<crate::dualwrite::mirror::Mirror>;
+    /// How many times the configuration was loaded.
+    fn config_version(&self) -> u64;
+    /// When the proxy started.
+    fn started(&self) -> std::time::Instant;
+}
+
 /// Starts the ramp controller and the timeline sampler; both stop when
 /// `shutdown` fires. Wait for them with the returned tracker.
-pub fn start(state: &Arc<AppState>, shutdown: CancellationToken, opts: Options) -> TaskTracker {
+pub fn start<S: Handles>(
+    state: &Arc<S>,
+    shutdown: CancellationToken,
+    opts: Options,
+) -> TaskTracker {
     let tracker = TaskTracker::new();
     tracker.spawn(ramp::run(Arc::clone(state), shutdown.clone()));
     tracker.spawn(timeline::run(
@@ -114,28 +142,6 @@ pub fn start(state: &Arc<AppState>, shutdown: CancellationToken, opts: Options) 
     ));
     tracker.close();
     tracker
-}
-
-/// p-quantile (0–1) in milliseconds of a histogram delta (cumulative bucket
-/// counts and total), interpolated inside the bucket; `None` when empty.
-pub fn quantile_ms(cumulative: &[u64], count: u64, q: f64) -> Option<f64> {
-    if count == 0 {
-        return None;
-    }
-    let rank = (q * count as f64).ceil().max(1.0) as u64;
-    let mut lower = 0.0;
-    let mut below = 0u64;
-    for (upper, cum) in LATENCY_BUCKETS.iter().zip(cumulative) {
-        if *cum >= rank {
-            let inside = (cum - below).max(1) as f64;
-            let frac = (rank - below) as f64 / inside;
-            return Some((lower + (upper - lower) * frac) * 1000.0);
-        }
-        lower = *upper;
-        below = *cum;
-    }
-    // Above the last bucket.
-    Some(lower * 1000.0)
 }
 
 /// Bucket-wise `now - before` of two cumulative snapshots.

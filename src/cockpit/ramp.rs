@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Phase;
 use crate::dualwrite::drift::now_rfc3339;
-use crate::server::AppState;
 
 use super::decide::{decide, position_for, share_at, Action, Decision, Window};
 use crate::config::ramp::RampConfig;
@@ -246,17 +245,17 @@ struct Counters {
 }
 
 impl Counters {
-    fn read(state: &AppState) -> Self {
+    fn read<S: super::Handles>(state: &S) -> Self {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let sh = &state.shadow.stats;
-        let c = &state.cockpit;
+        let sh = &state.shadow().stats;
+        let c = state.cockpit();
         let (new_latency, new_latency_count) = c.new_reads.latency_counts();
         Self {
             compared: l(&sh.matched) + l(&sh.mismatched) + l(&sh.transient),
             mismatches: l(&sh.mismatched),
             new_answered: c.new_reads.answered.get(),
             new_errors: c.new_reads.errors.get(),
-            fallback: l(&state.metrics.reads_fallback),
+            fallback: l(&state.metrics().reads_fallback),
             old_answered: c.old_reads.answered.get(),
             old_errors: c.old_reads.errors.get(),
             new_latency,
@@ -286,14 +285,14 @@ impl Counters {
 }
 
 /// The controller loop. Ticks ten times per hold (between 50 ms and 1 s).
-pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
-    let ramp = &state.cockpit.ramp;
-    let mut manual = state.snapshot.load().config.reads.new_percent;
-    let mut baseline = Counters::read(&state);
+pub async fn run<S: super::Handles>(state: Arc<S>, shutdown: CancellationToken) {
+    let ramp = &state.cockpit().ramp;
+    let mut manual = state.snapshot().load().config.reads.new_percent;
+    let mut baseline = Counters::read(&*state);
     let mut started = Instant::now();
     let mut generation = ramp.generation();
     loop {
-        let snapshot = state.snapshot.load_full();
+        let snapshot = state.snapshot().load_full();
         let config = &snapshot.config;
         let tick = config
             .reads
@@ -314,7 +313,7 @@ pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
             manual = config.reads.new_percent;
             ramp.manual(manual);
         }
-        let now = Counters::read(&state);
+        let now = Counters::read(&*state);
         let (position, paused) = ramp.position();
         if paused || config.phase != Phase::DualWrite || ramp.generation() != generation {
             generation = ramp.generation();

@@ -13,7 +13,6 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::CLASSES;
-use crate::server::AppState;
 
 pub const MAX_SAMPLES: usize = 4000;
 
@@ -78,21 +77,21 @@ struct Raw {
     sides: [(u64, u64, Vec<u64>, u64); 2],
 }
 
-fn raw(state: &AppState) -> Raw {
+fn raw<S: super::Handles>(state: &S) -> Raw {
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let sh = &state.shadow.stats;
+    let sh = &state.shadow().stats;
     let side = |s: &super::SideReads| {
         let (cum, n) = s.latency_counts();
         (s.answered.get(), s.errors.get(), cum, n)
     };
     Raw {
-        statements: CLASSES.iter().map(|c| state.metrics.statements(*c)).sum(),
+        statements: CLASSES.iter().map(|c| state.metrics().statements(*c)).sum(),
         matched: l(&sh.matched),
         mismatched: l(&sh.mismatched),
         transient: l(&sh.transient),
         sides: [
-            side(&state.cockpit.old_reads),
-            side(&state.cockpit.new_reads),
+            side(&state.cockpit().old_reads),
+            side(&state.cockpit().new_reads),
         ],
     }
 }
@@ -123,30 +122,30 @@ fn unix_now() -> u64 {
 }
 
 /// Samples every `every` (at least one second) until `shutdown`.
-pub async fn run(state: Arc<AppState>, shutdown: CancellationToken, every: Duration) {
+pub async fn run<S: super::Handles>(state: Arc<S>, shutdown: CancellationToken, every: Duration) {
     let every = every.max(Duration::from_secs(1));
-    let mut before = raw(&state);
+    let mut before = raw(&*state);
     let mut at = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(every) => {}
         }
-        let now = raw(&state);
+        let now = raw(&*state);
         let secs = at.elapsed().as_secs_f64().max(0.001);
         at = Instant::now();
-        let snapshot = state.snapshot.load();
+        let snapshot = state.snapshot().load();
         let config = &snapshot.config;
         let (position, paused) = {
-            let v = state.cockpit.ramp.view(config.reads.ramp.as_ref());
+            let v = state.cockpit().ramp.view(config.reads.ramp.as_ref());
             (v.position, v.paused.is_some())
         };
-        let mirror = state.mirror.load_full();
+        let mirror = state.mirror().load_full();
         let per_min = |a: u64, b: u64| a.saturating_sub(b) as f64 * 60.0 / secs;
-        state.cockpit.timeline.push(Sample {
+        state.cockpit().timeline.push(Sample {
             t: unix_now(),
             phase: config.phase.as_str(),
-            read_share_percent: state.cockpit.read_share(config),
+            read_share_percent: state.cockpit().read_share(config),
             ramp_position: position,
             ramp_paused: paused,
             shadow_match_per_min: per_min(now.matched, before.matched),

@@ -186,7 +186,7 @@ async fn gates(
     }
     if opts.to == Target::New {
         let sides = Sides::from_config(config)?;
-        let report = crate::migrate::cutover::run(config, &sides, false).await?;
+        let report = crate::stream::cutover::run(config, &sides, false).await?;
         for item in report.items {
             if item.text.starts_with("mirror queue") || item.text.starts_with("stream:") {
                 // Drained by every member before it acknowledges the fence;
@@ -352,7 +352,7 @@ pub async fn run(
         if opts.to == Target::New {
             if binlog {
                 let started = Instant::now();
-                let target = crate::migrate::cutover::primary_position(config).await.map_err(|e| e.to_string())?;
+                let target = crate::stream::cutover::primary_position(config).await.map_err(|e| e.to_string())?;
                 let stream_id = crate::stream::stream_id(config);
                 let reached = checkpoint::reached_sql(Dialect::Postgres, &stream_id, &target);
                 loop {
@@ -372,7 +372,7 @@ pub async fn run(
             }
             let started = Instant::now();
             let items = match seq.as_mut() {
-                Some((old, new, plans)) => crate::migrate::cutover::fix_sequences(old, new, plans)
+                Some((old, new, plans)) => crate::stream::cutover::fix_sequences(old, new, plans)
                     .await
                     .map_err(|e| e.to_string())?,
                 None => Vec::new(),
@@ -392,7 +392,7 @@ pub async fn run(
             // MySQL now has everything PostgreSQL committed: the forward
             // stream starts at MySQL's current position instead of replaying
             // what the reverse stream wrote there.
-            let here = crate::migrate::cutover::primary_position(config).await.map_err(|e| e.to_string())?;
+            let here = crate::stream::cutover::primary_position(config).await.map_err(|e| e.to_string())?;
             let stream_id = config.backends.old.target().ok().and_then(|t| t.database).unwrap_or_default();
             let cp = checkpoint::Checkpoint { position: here, source_ts: 0 };
             pg.client

@@ -6,6 +6,10 @@
 //! When the control row cannot be read the task keeps trying; meanwhile the
 //! view it published ages and the write gate refuses writes after
 //! `stale_ms` — a proxy that cannot see the fleet must not write.
+//!
+//! The proxy state is reached through [`Handles`] (implemented by
+//! `crate::state::AppState`, which holds the `Fleet` and sits above it);
+//! swapping the phase is `crate::state::set_phase`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +24,6 @@ use crate::config::{Config, Phase};
 use crate::migrate::db::PgConn;
 use crate::migrate::MigrateError;
 use crate::proxy::route::{authoritative, Target};
-use crate::server::{mirror_for, AppState, Snapshot};
 
 /// A stable hash of what must agree across the fleet: everything but the
 /// per-proxy settings (listen addresses, member id, logging, the local paths
@@ -66,35 +69,28 @@ fn governed(current: Phase, authority: Target) -> Option<Phase> {
     }
 }
 
-/// Swaps the running phase (as a reload of only `phase` would).
-pub async fn set_phase(state: &Arc<AppState>, phase: Phase) -> Result<(), String> {
-    let old = state.snapshot.load_full();
-    let mut config = old.config.clone();
-    config.phase = phase;
-    if matches!(phase, Phase::NewPrimary)
-        && config.auth_mode() == crate::auth::mode::AuthMode::Passthrough
-    {
-        // Followed anyway (writes must not split), but logins will fail.
-        tracing::error!(
-            "fleet: new_primary with [auth] mode = passthrough: PostgreSQL cannot check MySQL logins, new clients are refused until mode = \"users\" with [[users]]"
-        );
-    }
-    match state.read_schema().await {
-        Ok(schema) => state.schema.store(Arc::new(schema)),
-        Err(e) => tracing::warn!(error = %e, "cannot read the schema for mirroring yet"),
-    }
-    let mirror = mirror_for(&config, &state.schema, &state.background)?;
-    state.mirror.store(mirror);
-    state.snapshot.store(Arc::new(Snapshot::new(config)));
-    tracing::info!(
-        phase = phase.as_str(),
-        "fleet: phase set by the control row"
-    );
-    Ok(())
+/// The pieces of the proxy's state a member task reads and sets
+/// (implemented by `crate::state::AppState`, which sits above the fleet).
+pub trait Handles: Send + Sync + 'static {
+    /// The live configuration.
+    fn snapshot(&self) -> &arc_swap::ArcSwap<crate::snapshot::Snapshot>;
+    /// This proxy's view of the fleet.
+    fn fleet(&self) -> &Arc<super::Fleet>;
+    /// The forward stream's counters (reported in the heartbeat).
+    fn stream_stats(&self) -> &Arc<crate::stream::apply::StreamStats>;
+    /// The running statement mirror, if any.
+    fn mirror(&self) -> &arc_swap::ArcSwapOption<crate::dualwrite::mirror::Mirror>;
+    /// How many times the configuration was loaded.
+    fn config_version(&self) -> u64;
+    /// Swaps the running phase (as a reload of only `phase` would).
+    fn set_phase(
+        &self,
+        phase: Phase,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>;
 }
 
-struct Member {
-    state: Arc<AppState>,
+struct Member<S: Handles> {
+    state: Arc<S>,
     id: String,
     address: String,
     pg: Option<PgConn>,
@@ -102,13 +98,13 @@ struct Member {
     last_beat: Option<Instant>,
 }
 
-impl Member {
+impl<S: Handles> Member<S> {
     async fn conn(&mut self) -> Result<&PgConn, MigrateError> {
         if self.pg.as_ref().is_some_and(|p| p.client.is_closed()) {
             self.pg = None;
         }
         if self.pg.is_none() {
-            let config = self.state.snapshot.load_full().config.clone();
+            let config = self.state.snapshot().load_full().config.clone();
             let pg = store::connect(&config).await?;
             let initial = side_name(authoritative(config.phase));
             store::ensure(&pg, initial).await?;
@@ -122,7 +118,7 @@ impl Member {
     /// One poll: read the control row, apply its epoch, publish the view,
     /// acknowledge a fence, heartbeat when due.
     async fn tick(&mut self) -> Result<(), MigrateError> {
-        let fleet = Arc::clone(&self.state.fleet);
+        let fleet = Arc::clone(self.state.fleet());
         let read_at = Instant::now();
         let control: Control = store::control(self.conn().await?).await?;
         let Some(authority) = parse_side(&control.authority) else {
@@ -132,10 +128,11 @@ impl Member {
             )));
         };
         let previous = fleet.view();
-        let phase = self.state.snapshot.load().config.phase;
+        let phase = self.state.snapshot().load().config.phase;
         let changed_epoch = previous.as_ref().is_none_or(|v| v.epoch != control.epoch);
         if let Some(to) = governed(phase, authority) {
-            set_phase(&self.state, to)
+            self.state
+                .set_phase(to)
                 .await
                 .map_err(MigrateError::Config)?;
         }
@@ -148,7 +145,7 @@ impl Member {
             fence_until: fenced.then(|| read_at + Duration::from_millis(left as u64)),
             read_at,
         });
-        let phase = self.state.snapshot.load().config.phase;
+        let phase = self.state.snapshot().load().config.phase;
         if changed_epoch {
             let id = self.id.clone();
             store::note_epoch(self.conn().await?, &id, control.epoch, phase.as_str()).await?;
@@ -159,7 +156,7 @@ impl Member {
         // statement mirror (if any) drained.
         let drained = self
             .state
-            .mirror
+            .mirror()
             .load_full()
             .is_none_or(|m| m.stats.queued.load(Ordering::SeqCst) <= 0);
         if fenced && self.acked != control.fence && fleet.in_flight() == 0 && drained {
@@ -174,17 +171,17 @@ impl Member {
         }
         let every = Duration::from_millis(fleet.config.heartbeat_ms);
         if self.last_beat.is_none_or(|t| t.elapsed() >= every) {
-            let snap = self.state.snapshot.load_full();
-            let stream = self.state.stream.snapshot();
+            let snap = self.state.snapshot().load_full();
+            let stream = self.state.stream_stats().snapshot();
             let (id, address) = (self.id.clone(), self.address.clone());
             let beat = Beat {
                 id: &id,
                 address: &address,
-                config_version: self.state.config_version.load(Ordering::Relaxed) as i64,
+                config_version: self.state.config_version() as i64,
                 config_hash: &config_hash(&snap.config),
                 phase: phase.as_str(),
                 epoch: control.epoch,
-                stream_lag_s: Some(self.state.stream.lag_seconds() as i64),
+                stream_lag_s: Some(self.state.stream_stats().lag_seconds() as i64),
                 stream_state: Some(&stream.state),
                 in_flight: fleet.in_flight() as i64,
             };
@@ -200,21 +197,21 @@ impl Member {
 /// stopped by `shutdown`, which deregisters). The first poll runs before
 /// this returns, so a proxy started after a cutover serves the right side
 /// from its first client. Without `[fleet] enabled` nothing runs (`None`).
-pub async fn spawn(
-    state: &Arc<AppState>,
+pub async fn spawn<S: Handles>(
+    state: &Arc<S>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
     address: String,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
-    if !state.fleet.enabled() {
+    if !state.fleet().enabled() {
         return Ok(None);
     }
-    let config = state.snapshot.load_full().config.clone();
+    let config = state.snapshot().load_full().config.clone();
     let id = member_id(&config, &address);
-    if let Ok(mut me) = state.fleet.me.lock() {
+    if let Ok(mut me) = state.fleet().me.lock() {
         me.clone_from(&id);
     }
-    if let Ok(mut f) = state.fleet.file_phase.lock() {
+    if let Ok(mut f) = state.fleet().file_phase.lock() {
         f.get_or_insert(config.phase);
     }
     let mut m = Member {
@@ -229,7 +226,7 @@ pub async fn spawn(
         // Keep going: the gate refuses writes until the row is read.
         tracing::error!(error = %e, "fleet: cannot read the control row yet; writes are refused until it can");
     }
-    let poll = Duration::from_millis(state.fleet.config.poll_ms.max(10));
+    let poll = Duration::from_millis(state.fleet().config.poll_ms.max(10));
     let handle = tracker.spawn(async move {
         let mut last_error: Option<Instant> = None;
         loop {

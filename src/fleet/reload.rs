@@ -5,10 +5,7 @@
 //! registered — the flip goes through `tandem cutover`. A lone proxy may
 //! still edit.
 
-use std::sync::Arc;
-
 use crate::config::{Config, Phase};
-use crate::server::AppState;
 
 use super::store;
 
@@ -17,8 +14,7 @@ fn governed(p: Phase) -> bool {
 }
 
 /// Adjusts `new.phase` (or refuses) before a reload is applied.
-pub async fn check(state: &Arc<AppState>, running: Phase, new: &mut Config) -> Result<(), String> {
-    let fleet = &state.fleet;
+pub async fn check(fleet: &super::Fleet, running: Phase, new: &mut Config) -> Result<(), String> {
     if !fleet.enabled() {
         return Ok(());
     }

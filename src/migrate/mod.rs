@@ -1,4 +1,5 @@
-//! `tandem schema`, `backfill`, `verify [--repair]` and `cutover-check`:
+//! `tandem schema`, `backfill` and `verify [--repair]` (`cutover-check`
+//! reads the change stream's checkpoint, so it is `crate::stream::cutover`):
 //! moving the existing data from the old backend to the new one and proving
 //! both sides hold the same rows.
 //!
@@ -35,7 +36,6 @@ pub mod catalog;
 pub mod checkpoint;
 mod chunks;
 pub mod copy;
-pub mod cutover;
 pub mod db;
 mod diff;
 pub mod differences;
@@ -55,15 +55,20 @@ use crate::config::{BackendConfig, Config};
 /// Tandem's own tables in the target database; never migrated or verified.
 pub const CHECKPOINT_TABLE: &str = "tandem_backfill_checkpoint";
 pub const VERIFY_RUNS_TABLE: &str = "tandem_verify_runs";
+/// The change stream's tables (named here, below `crate::stream`, which
+/// re-exports each as its module's `TABLE`).
+pub const STREAM_CHECKPOINT_TABLE: &str = "tandem_stream_checkpoint";
+pub const STREAM_APPLIED_TABLE: &str = "tandem_stream_applied";
+pub const STREAM_LEASE_TABLE: &str = "tandem_stream_lease";
 
 pub fn is_internal_table(name: &str) -> bool {
     name == CHECKPOINT_TABLE
         || name.starts_with(streamsync::TOMB_PREFIX)
         || name == VERIFY_RUNS_TABLE
         || name == crate::foreign_keys::PENDING_TABLE
-        || name == crate::stream::apply::checkpoint::TABLE
-        || name == crate::stream::apply::markers::TABLE
-        || name == crate::stream::lease::TABLE
+        || name == STREAM_CHECKPOINT_TABLE
+        || name == STREAM_APPLIED_TABLE
+        || name == STREAM_LEASE_TABLE
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -221,7 +221,7 @@ async fn binlog_end(old: &mut Db) -> Result<Option<Coordinates>, MigrateError> {
 
 /// The stream checkpoints stored on the new side (none: no stream).
 async fn stream_checkpoints(new: &mut Db) -> Result<Vec<Coordinates>, MigrateError> {
-    use crate::stream::apply::checkpoint::TABLE;
+    use super::STREAM_CHECKPOINT_TABLE as TABLE;
     let Db::Pg(p) = new else {
         let Db::My(c) = new else { return Ok(vec![]) };
         let exists: Option<u64> = c

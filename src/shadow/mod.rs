@@ -15,6 +15,7 @@ pub mod capture;
 pub mod compare;
 pub mod log;
 mod side;
+pub mod statements;
 pub mod summary;
 mod worker;
 
@@ -28,7 +29,6 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::background::{Background, StopSignal};
-use crate::cockpit::statements::StatementLatency;
 use crate::config::{ShadowConfig, StreamSourceKind};
 use crate::dualwrite::drift::now_rfc3339;
 use crate::dualwrite::mirror::Mirror;
@@ -37,6 +37,7 @@ use crate::jsonl::JsonLines;
 use crate::proxy::route::Target;
 use crate::snapshot::Snapshot;
 use crate::sql::schema::Schema;
+use statements::StatementLatency;
 
 use capture::{Capture, Decoded};
 use compare::{compare, Collected};

@@ -25,7 +25,7 @@ use crate::migrate::db::{self, Db};
 use crate::migrate::sqltext::{pg_string, Dialect};
 use crate::migrate::MigrateError;
 
-pub const TABLE: &str = "tandem_stream_lease";
+pub const TABLE: &str = crate::migrate::STREAM_LEASE_TABLE;
 
 /// How often standbys try and the holder checks its lease.
 pub const INTERVAL: Duration = Duration::from_secs(1);

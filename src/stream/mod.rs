@@ -24,6 +24,7 @@
 
 pub mod apply;
 pub mod binlog;
+pub mod cutover;
 pub mod lease;
 pub mod reverse;
 pub mod run;

@@ -1,7 +1,8 @@
 //! Wiring of the change stream into the binaries: the binlog source behind
 //! the stream task's [`OpenSource`], `[mirror] source = "auto"` resolved
 //! against the primary, and the owned stream task of `serve` and
-//! `tandem mirror`.
+//! `tandem mirror`. The proxy state is reached through [`Handles`]
+//! (implemented by `crate::state::AppState`, which sits above the stream).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,21 @@ use super::{Item, Position};
 use crate::backend::mysql;
 use crate::config::{BackendTarget, Config, Phase, StreamSourceKind};
 use crate::dualwrite::drift::DriftLog;
-use crate::server::AppState;
+use crate::snapshot::Snapshot;
+use crate::sql::schema::Schema;
+
+/// The pieces of the proxy's state the stream task reads (implemented by
+/// `crate::state::AppState`, which sits above the stream).
+pub trait Handles: Send + Sync + 'static {
+    /// The live configuration.
+    fn snapshot(&self) -> &arc_swap::ArcSwap<Snapshot>;
+    /// The schema the stream resolves tables against.
+    fn schema(&self) -> &arc_swap::ArcSwap<Schema>;
+    /// The forward stream's counters.
+    fn stream_stats(&self) -> &Arc<super::apply::StreamStats>;
+    /// The reverse stream's counters.
+    fn reverse_stats(&self) -> &Arc<super::apply::StreamStats>;
+}
 
 fn source_error(e: binlog::StreamError) -> SourceError {
     SourceError {
@@ -197,13 +212,13 @@ pub async fn resolve(config: &mut Config) {
 /// (after committing what it received) when `shutdown` fires. `always`
 /// (`tandem mirror`): the direction of the configured phase runs whatever
 /// the phase later says.
-pub async fn spawn(
-    state: &Arc<AppState>,
+pub async fn spawn<S: Handles>(
+    state: &Arc<S>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
     always: bool,
 ) -> Result<bool, String> {
-    let config = state.snapshot.load_full().config.clone();
+    let config = state.snapshot().load_full().config.clone();
     if config.mirror.source != StreamSourceKind::Binlog || config.backends.new.is_none() {
         return Ok(false);
     }
@@ -211,16 +226,16 @@ pub async fn spawn(
     if always && reverse_phase && !super::reverse::applies(&config) {
         return Err("in new_primary `tandem mirror` runs the reverse stream (PostgreSQL logical decoding → MySQL): [backends.new] must be PostgreSQL".into());
     }
-    let schema = state.schema.load_full();
+    let schema = state.schema().load_full();
     let drift = DriftLog::start(config.mirror.drift_log.clone());
     if !(always && reverse_phase) {
         let opener = Arc::new(BinlogOpener::from_config(&config)?);
         let cfg = run::config_from(&config, Arc::clone(&schema))?;
-        let stats = Arc::clone(&state.stream);
+        let stats = Arc::clone(state.stream_stats());
         let watch = Arc::clone(state);
         let drift = drift.clone();
         let shutdown = shutdown.clone();
-        let wanted = move || always || watch.snapshot.load().config.phase == Phase::DualWrite;
+        let wanted = move || always || watch.snapshot().load().config.phase == Phase::DualWrite;
         tracker.spawn(async move {
             if let Err(e) = run::supervise(cfg, opener, stats, Some(drift), shutdown, wanted).await
             {
@@ -232,14 +247,14 @@ pub async fn spawn(
         }
     }
     if super::reverse::applies(&config) {
-        let stats = Arc::clone(&state.reverse);
+        let stats = Arc::clone(state.reverse_stats());
         let opener = Arc::new(super::reverse::ReverseOpener::from_config(
             &config,
             Arc::clone(&stats),
         )?);
         let cfg = super::reverse::run_config(&config, schema)?;
         let watch = Arc::clone(state);
-        let wanted = move || always || watch.snapshot.load().config.phase == Phase::NewPrimary;
+        let wanted = move || always || watch.snapshot().load().config.phase == Phase::NewPrimary;
         tracker.spawn(async move {
             if let Err(e) = run::supervise(cfg, opener, stats, Some(drift), shutdown, wanted).await
             {

@@ -286,7 +286,7 @@ async fn dual_write_from_the_binlog_keeps_every_table_identical() {
     // caught up now; behind once a committed write has no stream to carry it.
     let config = p.config();
     let sides = Sides::from_config(&config).unwrap();
-    let stream_item = |report: &tandem::migrate::cutover::CutoverReport| {
+    let stream_item = |report: &tandem::stream::cutover::CutoverReport| {
         report
             .items
             .iter()
@@ -294,7 +294,7 @@ async fn dual_write_from_the_binlog_keeps_every_table_identical() {
             .cloned()
             .expect("a stream item")
     };
-    let report = tandem::migrate::cutover::run(&config, &sides, false)
+    let report = tandem::stream::cutover::run(&config, &sides, false)
         .await
         .unwrap();
     let item = stream_item(&report);
@@ -310,7 +310,7 @@ async fn dual_write_from_the_binlog_keeps_every_table_identical() {
     d.query_drop("INSERT INTO customers (id, name) VALUES (100000, 'after the stream stopped')")
         .await
         .unwrap();
-    let report = tandem::migrate::cutover::run(&config, &sides, false)
+    let report = tandem::stream::cutover::run(&config, &sides, false)
         .await
         .unwrap();
     let item = stream_item(&report);

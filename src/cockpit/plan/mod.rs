@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::migrate::db::connect;
-use crate::migrate::{cutover, schema, Sides};
+use crate::migrate::{schema, Sides};
+use crate::stream::cutover;
 
 pub use render::render_markdown;
 use risks::Risk;

@@ -8,7 +8,7 @@
 use crate::auth::sha2::{
     double_sha256, scramble_matches, FAST_AUTH_SUCCESS, PERFORM_FULL_AUTH, REQUEST_PUBLIC_KEY,
 };
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::handshake::{HandshakeResponse, CACHING_SHA2};
 use crate::wire::io::PacketIo;
 use crate::wire::packets::auth_switch_request;

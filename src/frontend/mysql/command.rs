@@ -2,21 +2,23 @@
 //! runs the loop): each command is relayed to the session's backend
 //! connection and the response passed back verbatim, with the bookkeeping
 //! relaying needs (prepared statements, routed and shadowed reads, the
-//! statement mirror, COM_CHANGE_USER).
+//! statement mirror, COM_CHANGE_USER). What the other answering modules
+//! share with it lives below it: `reply.rs` (`Flow`, `classify`,
+//! `reply_error`) and `answer.rs` (the `Answer` trait it implements).
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::handover::Side;
-use super::handshake::access_denied;
+use super::answer::{Answer, Side, Step, Stop};
 use super::idle::{self, Idle};
+use super::login::access_denied;
 use super::pipeline::{self, Incoming};
 use super::reads::{self, Text};
 use super::relay::{self, RelayError};
+use super::reply::{classify, reply_error, Flow};
 use super::request::Command;
-use super::session_loop::{Answer, Step, Stop};
 use super::sql_prepared;
 use super::write;
 use crate::auth::verify_native;
@@ -26,10 +28,10 @@ use crate::metrics::Metrics;
 use crate::proxy::decide::Mirror;
 use crate::proxy::route::Target;
 use crate::proxy::session::{Prepared, Session};
-use crate::server::AppState;
 use crate::shadow::capture::Capture;
 use crate::shadow::Relayed;
 use crate::sql::classify::{Classified, StatementClass};
+use crate::state::AppState;
 use crate::wire::handshake::{ChangeUser, NATIVE_PASSWORD};
 use crate::wire::io::{Packet, PacketIo, WireError};
 use crate::wire::packets::{auth_switch_request, ServerError};
@@ -55,7 +57,7 @@ impl Answer for Relay {
             Idle::Shutdown => return Err(Stop::Clean),
             Idle::Backend(how) => return Err(Stop::BackendGone(how)),
         }
-        super::session_loop::read_command(client, shutdown).await
+        super::answer::read_command(client, shutdown).await
     }
 
     async fn dispatch(
@@ -105,11 +107,6 @@ impl Answer for Relay {
             }
         }
     }
-}
-
-pub(super) enum Flow {
-    Continue,
-    Quit,
 }
 
 async fn dispatch(
@@ -402,15 +399,6 @@ impl Drop for LatencyTimer<'_> {
     }
 }
 
-pub(super) fn classify(state: &AppState, sql: &[u8]) -> Arc<Classified> {
-    // Statements in a non-UTF-8 client charset are classified on a lossy copy;
-    // the backend always receives the original bytes.
-    match std::str::from_utf8(sql) {
-        Ok(s) => state.classifier.classify(s),
-        Err(_) => state.classifier.classify(&String::from_utf8_lossy(sql)),
-    }
-}
-
 /// The database a successful `USE db` switched to.
 fn used_database(sql: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(sql)
@@ -469,18 +457,6 @@ fn shadow_execute(
 /// How much of an answer is copied for a shadow comparison.
 fn capture_bytes(state: &AppState) -> usize {
     state.snapshot.load().config.shadow.capture_bytes as usize
-}
-
-pub(super) async fn reply_error(
-    client: &mut PacketIo,
-    seq: u8,
-    err: &ServerError,
-) -> Result<(), RelayError> {
-    client
-        .write_and_flush(seq, &err.encode())
-        .await
-        .map(|_| ())
-        .map_err(RelayError::Client)
 }
 
 /// COM_CHANGE_USER (users mode; see `passthrough` for the other): the new

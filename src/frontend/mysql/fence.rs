@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
-use super::command::reply_error;
 use super::relay::RelayError;
+use super::reply::reply_error;
 use crate::fleet::{Refusal, WriteGuard};
 use crate::proxy::route::Target;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::io::PacketIo;
 use crate::wire::packets::ServerError;
 

@@ -19,19 +19,23 @@
 //! same way ([`connect_back`]: a pooled connection logged in with the
 //! session's capabilities, charset and database, autocommit set), except
 //! sessions holding prepared statements ([`blocked_back`]).
+//!
+//! The side a session moves to (`Side`, `Moved`) is in `answer.rs`; the
+//! translation check is `pg_translate::translate_one`, so this module sits
+//! below both answering sides, which call it to move.
 
 use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::answer::Side;
 use crate::backend::mysql::{negotiate, BackendConn, SessionOpts};
 use crate::backend::pg_mysql::PgSession;
 use crate::backend::pool::{Checkout, LeasePermit};
 use crate::metrics::Metrics;
 use crate::proxy::route::Target;
 use crate::proxy::session::Session;
-use crate::server::AppState;
-use crate::wire::io::{Packet, PacketIo};
+use crate::state::AppState;
 use crate::wire::packets::OkInfo;
 use crate::wire::StatusFlags;
 
@@ -67,7 +71,7 @@ pub(super) fn blocked(session: &Session, state: &AppState) -> Option<&'static st
     if session
         .prepared
         .values()
-        .any(|p| super::pg_primary::translate_one(&p.sql, state).is_err())
+        .any(|p| super::pg_translate::translate_one(&p.sql, state).is_err())
     {
         return Some("a prepared statement cannot run on PostgreSQL");
     }
@@ -125,21 +129,6 @@ pub(super) async fn connect(
         .handed_over
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Some((pg, permit))
-}
-
-/// The side a session moves to, with its connection and slot.
-pub(super) enum Side {
-    Relay(BackendConn, LeasePermit),
-    Postgres(PgSession, OwnedSemaphorePermit),
-}
-
-/// A session leaving one command loop for the other (`mod::serve` runs it),
-/// with the held command if there is one.
-pub(super) struct Moved {
-    pub client: PacketIo,
-    pub session: Session,
-    pub side: Side,
-    pub held: Option<Packet>,
 }
 
 /// Why a PostgreSQL-served session cannot move back to MySQL (`tandem

@@ -3,6 +3,7 @@
 //! and encodes; what happens to a statement is `proxy::decide`'s decision,
 //! made once per statement in `pipeline`.
 
+mod answer;
 mod auth_sha2;
 mod command;
 mod fence;
@@ -10,14 +11,17 @@ mod handover;
 mod handshake;
 mod idle;
 mod load_data;
+mod login;
 mod passthrough;
 mod pg_login;
 mod pg_pinned;
 mod pg_primary;
+mod pg_translate;
 mod pg_vars;
 mod pipeline;
 mod reads;
 pub mod relay;
+mod reply;
 mod request;
 mod session_loop;
 mod sql_prepared;
@@ -33,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::io::PacketIo;
 use crate::wire::packets::ServerError;
 
@@ -65,7 +69,7 @@ pub async fn serve(
             {
                 Ok(Some((session, pg, permit))) => {
                     tracing::Span::current().record("user", session.user.as_str());
-                    let side = handover::Side::Postgres(pg, permit);
+                    let side = answer::Side::Postgres(pg, permit);
                     serve_sides(client, session, side, &state, &shutdown).await;
                 }
                 Ok(None) => {}
@@ -86,7 +90,7 @@ pub async fn serve(
                     backend_connection = backend.connection_id(),
                     "session started"
                 );
-                let side = handover::Side::Relay(backend, permit);
+                let side = answer::Side::Relay(backend, permit);
                 serve_sides(client, session, side, &state, &shutdown).await;
             }
             Ok(None) => {}
@@ -110,11 +114,11 @@ pub async fn serve(
 async fn serve_sides(
     client: PacketIo,
     session: crate::proxy::session::Session,
-    side: handover::Side,
+    side: answer::Side,
     state: &Arc<AppState>,
     shutdown: &CancellationToken,
 ) {
-    let mut next = Some(handover::Moved {
+    let mut next = Some(answer::Moved {
         client,
         session,
         side,
@@ -123,11 +127,11 @@ async fn serve_sides(
     while let Some(m) = next.take() {
         let (client, session, held) = (m.client, m.session, m.held);
         next = match m.side {
-            handover::Side::Relay(backend, permit) => {
+            answer::Side::Relay(backend, permit) => {
                 let relay = command::Relay { backend, permit };
                 session_loop::run(client, relay, session, state, shutdown, held).await
             }
-            handover::Side::Postgres(pg, permit) => {
+            answer::Side::Postgres(pg, permit) => {
                 let side = pg_primary::Postgres::new(pg, permit, &session);
                 session_loop::run(client, side, session, state, shutdown, held).await
             }

@@ -10,8 +10,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::command::{reply_error, Flow};
-use super::handshake::{lease_or_refuse, new_session, read_response};
+use super::login::{lease_or_refuse, new_session, read_response};
+use super::reply::{reply_error, Flow};
 use crate::backend::mysql::{
     negotiate, start_tls, use_tls, BackendConn, SessionOpts, SUPPORTED_MARIADB_CAPS,
     UNSUPPORTED_CAPS,
@@ -21,7 +21,7 @@ use crate::backend::BackendError;
 use crate::frontend::mysql::relay::RelayError;
 use crate::metrics::Metrics;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::buf::Reader;
 use crate::wire::handshake::{ChangeUser, Greeting, HandshakeResponse};
 use crate::wire::io::{Packet, PacketIo, WireError};

@@ -11,7 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::backend::pg_mysql::PgSession;
 use crate::metrics::Metrics;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::handshake::{random_salt, Greeting, NATIVE_PASSWORD};
 use crate::wire::io::PacketIo;
 use crate::wire::packets::{ok_packet, OkInfo, ServerError};

@@ -12,22 +12,21 @@ use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::handover::Side;
+use super::answer::{Answer, Side, Step, Stop};
 use super::pg_pinned;
+use super::pg_translate::translate_one_parsed;
 use super::pg_vars;
 use super::pipeline::{self, Incoming, Statement};
 use super::request::Command;
-use super::session_loop::{Answer, Step, Stop};
 use super::write;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::dualwrite::mirror::Op;
 use crate::proxy::decide::{Mirror, Plan};
 use crate::proxy::route::Target;
 use crate::proxy::session::{Prepared, Session};
-use crate::server::AppState;
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::sql::parse::Parsed;
-use crate::sql::translate;
+use crate::state::AppState;
 use crate::wire::execute::{parse_params, ParamValue};
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::packets::{ok_packet, OkInfo, ServerError};
@@ -507,28 +506,6 @@ async fn session_statement(
     reply(client, 1, &err.encode())
         .await
         .map_err(PgError::Client)
-}
-
-pub(super) fn translate_one(sql: &str, state: &AppState) -> Result<String, ServerError> {
-    translate_one_parsed(&mut Parsed::new(sql), state)
-}
-
-/// [`translate_one`] of a statement whose AST may be at hand already.
-fn translate_one_parsed(parsed: &mut Parsed<'_>, state: &AppState) -> Result<String, ServerError> {
-    let schema = schema(state);
-    match translate::to_postgres_parsed(parsed, &schema, &[]) {
-        Ok(t) if t.statements.len() == 1 => Ok(t.statements.into_iter().next().unwrap_or_default()),
-        Ok(_) => Err(ServerError::new(
-            1295,
-            b"HY000",
-            "This command is not supported in the prepared statement protocol yet",
-        )),
-        Err(e) => Err(ServerError::new(
-            1235,
-            b"42000",
-            format!("This statement cannot be run on PostgreSQL by tandem: {e}"),
-        )),
-    }
 }
 
 fn schema(state: &AppState) -> Arc<crate::sql::schema::Schema> {

@@ -6,7 +6,7 @@
 
 use crate::backend::pg_mysql::PgError;
 use crate::proxy::session::Session;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::io::PacketIo;
 use crate::wire::packets::{ok_packet, OkInfo};
 use crate::wire::StatusFlags;

@@ -11,10 +11,10 @@ use crate::metrics::Metrics;
 use crate::proxy::decide::{self, ConfigFacts, Facts, Plan, SessionFacts, StatementFacts};
 use crate::proxy::route::Target;
 use crate::proxy::session::Session;
-use crate::server::AppState;
 use crate::shadow::Relayed;
 use crate::sql::classify::Classified;
 use crate::sql::parse::{Ast, Parsed};
+use crate::state::AppState;
 
 /// A statement about to run, with what was decided for it.
 pub(super) struct Statement {
@@ -81,7 +81,7 @@ fn prepare(
     }
 }
 
-/// `command::classify`, keeping the AST a cache miss parsed.
+/// `reply::classify`, keeping the AST a cache miss parsed.
 pub(super) fn classify_keeping_ast(state: &AppState, sql: &[u8]) -> (Arc<Classified>, Option<Ast>) {
     let lossy = String::from_utf8_lossy(sql);
     let mut parsed = Parsed::new(&lossy);

@@ -11,9 +11,9 @@ use crate::backend::mysql::BackendConn;
 use crate::backend::pg_mysql::{ClientContext, PgError, PgSession, Request};
 use crate::metrics::Metrics;
 use crate::proxy::session::{ReadConn, Session};
-use crate::server::AppState;
 use crate::sql::parse::{Ast, Parsed};
 use crate::sql::translate;
+use crate::state::AppState;
 use crate::wire::io::PacketIo;
 
 use super::relay::RelayError;

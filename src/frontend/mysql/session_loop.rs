@@ -14,7 +14,8 @@
 //! answered with error 1053 ("Server shutdown in progress"), as MariaDB
 //! answers it, and the session ends.
 //!
-//! What differs per side is behind [`Answer`]: the MySQL relay
+//! What differs per side is behind `answer::Answer` (in `answer.rs`, below
+//! both sides and this loop): the MySQL relay
 //! (`command::Relay`) and PostgreSQL answering in MySQL form
 //! (`pg_primary::Postgres`).
 
@@ -22,70 +23,14 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::handover::{Moved, Side};
-use super::pipeline::{self, Incoming};
+use super::answer::{Answer, Moved, Step, Stop};
+use super::pipeline;
 use super::write;
 use crate::fleet::Refusal;
-use crate::proxy::route::Target;
 use crate::proxy::session::Session;
-use crate::server::AppState;
-use crate::wire::io::{Packet, PacketIo, PeerState};
+use crate::state::AppState;
+use crate::wire::io::{Packet, PacketIo};
 use crate::wire::packets::ServerError;
-
-/// Why a session's loop stopped, which decides what happens to the side's
-/// connection (`Answer::end`).
-pub(super) enum Stop {
-    /// Between commands: the connection is clean (a MySQL one can be pooled).
-    Clean,
-    /// Mid-command or protocol state unknown: close the connection.
-    Dirty,
-    /// The backend closed the idle connection: close the client's alike.
-    BackendGone(PeerState),
-}
-
-/// What became of one command.
-pub(super) enum Step {
-    Continue,
-    Stop(Stop),
-}
-
-/// The side that answers a session: the per-command operations the loop
-/// hands execution to.
-pub(super) trait Answer: Sized {
-    /// Which database this side is (`proxy::decide`'s session side).
-    const SIDE: Target;
-
-    /// Waits for the client's next command (or the reason to stop). A side
-    /// that watches its backend connection while idle (the relay) overrides
-    /// this.
-    async fn next(
-        &mut self,
-        client: &mut PacketIo,
-        shutdown: &CancellationToken,
-    ) -> Result<Packet, Stop> {
-        read_command(client, shutdown).await
-    }
-
-    /// Carries out one decided command and answers the client.
-    async fn dispatch(
-        &mut self,
-        client: &mut PacketIo,
-        session: &mut Session,
-        state: &Arc<AppState>,
-        request: Incoming<'_>,
-    ) -> Step;
-
-    /// A connection on the other side for this session, if it can move there
-    /// now (`handover`).
-    async fn other_side(&mut self, session: &mut Session, state: &Arc<AppState>) -> Option<Side>;
-
-    /// The session goes on on the other side: give this side's connection
-    /// back.
-    async fn leave(self, state: &Arc<AppState>, session: &Session);
-
-    /// The session ends.
-    async fn end(self, client: PacketIo, session: &Session, state: &Arc<AppState>, how: Stop);
-}
 
 /// Serves the session on `side` until it ends (`None`) or moves to the
 /// other side (`Some`). `held`: a command already read, to run first.
@@ -200,38 +145,5 @@ async fn shutting_down(client: &mut PacketIo, pkt: &Packet) -> Stop {
     {
         Ok(_) => Stop::Clean,
         Err(_) => Stop::Dirty,
-    }
-}
-
-/// Reads the client's next command (both sides, once their own idle watch
-/// let it through). A packet over `limits.max_packet_bytes` is answered with
-/// MariaDB's 1153 and ends the session, as the server ends it.
-pub(super) async fn read_command(
-    client: &mut PacketIo,
-    shutdown: &CancellationToken,
-) -> Result<Packet, Stop> {
-    let pkt = tokio::select! {
-        biased;
-        r = client.read_packet() => r,
-        _ = shutdown.cancelled() => return Err(Stop::Clean),
-    };
-    match pkt {
-        Ok(p) => Ok(p),
-        Err(crate::wire::io::WireError::TooLarge { len, max }) => {
-            tracing::warn!(len, max, "client packet over limits.max_packet_bytes");
-            let err = ServerError::new(
-                1153,
-                b"08S01",
-                "Got a packet bigger than 'max_allowed_packet' bytes",
-            );
-            let _ = client.write_and_flush(1, &err.encode()).await;
-            Err(Stop::Clean)
-        }
-        Err(e) => {
-            if !e.is_disconnect() {
-                tracing::info!(error = %e, "client connection failed");
-            }
-            Err(Stop::Clean)
-        }
     }
 }

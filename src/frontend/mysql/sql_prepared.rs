@@ -16,17 +16,17 @@ use std::sync::Arc;
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-use super::command::{self, Flow};
 use super::relay::{self, RelayError};
+use super::reply::{self, Flow};
 use super::write;
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
 use crate::dualwrite::drift::DriftKind;
 use crate::proxy::session::Session;
-use crate::server::AppState;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::sql::parse::Parsed;
 use crate::sql::pin;
+use crate::state::AppState;
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::response::Expect;
 
@@ -231,7 +231,7 @@ async fn execute(
             _ => true,
         };
     let (Some(parsed), Some(inner)) = (parsed.as_mut(), inner) else {
-        let unknown = command::classify(state, &payload[1..]);
+        let unknown = reply::classify(state, &payload[1..]);
         let ran = relay_plain(client, backend, session, payload, &unknown).await?;
         // Reported only when it ran (an EXECUTE of a dropped name fails).
         if ran && mirrored {

@@ -2,7 +2,7 @@
 //! the upgrade after an SSLRequest, and `[tls] require`. The certificate and
 //! its reloading are `tls::server`'s.
 
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::wire::io::PacketIo;
 use crate::wire::CapabilityFlags as Caps;
 

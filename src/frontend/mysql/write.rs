@@ -5,20 +5,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::command::Flow;
 use super::load_data;
 use super::relay::{self, RelayError};
+use super::reply::Flow;
 use crate::backend::mysql::BackendConn;
 use crate::backend::BackendError;
 use crate::dualwrite::drift::DriftKind;
 use crate::dualwrite::mirror::Op;
 use crate::dualwrite::statement::Generated;
 use crate::proxy::session::Session;
-use crate::server::AppState;
 use crate::shadow::capture::{decode, Capture, Decoded};
 use crate::sql::classify::{fallback, Classified, StatementClass, TxnOp};
 use crate::sql::parse::{Ast, Parsed};
 use crate::sql::schema::TableInfo;
+use crate::state::AppState;
 use crate::value::Value;
 use crate::wire::cmd;
 use crate::wire::execute::parse_params;

@@ -9,7 +9,7 @@
 use crate::migrate::sqltext::{ident, pg_string, Dialect};
 use crate::stream::Position;
 
-pub const TABLE: &str = "tandem_stream_checkpoint";
+pub const TABLE: &str = crate::migrate::STREAM_CHECKPOINT_TABLE;
 
 /// What the checkpoint table holds for one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use crate::migrate::db::Db;
 use crate::migrate::sqltext::{ident, pg_string, Dialect};
 use crate::stream::Position;
 
-pub const TABLE: &str = "tandem_stream_applied";
+pub const TABLE: &str = crate::migrate::STREAM_APPLIED_TABLE;
 
 /// Markers per generated statement.
 const PER_STATEMENT: usize = 500;

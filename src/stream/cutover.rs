@@ -9,15 +9,19 @@
 //! * the last full `tandem verify` was clean and ran after the backfill;
 //! * the proxy's mirror queues are empty (statement mirror), or the change
 //!   stream's checkpoint reached the primary's position (binlog).
+//!
+//! Lives under `stream` (was `migrate::cutover`): it reads the stream's
+//! checkpoint and the primary's binlog position, and `migrate` sits below
+//! the stream.
 
 use std::time::{Duration, Instant};
 
-use super::catalog::TablePlan;
-use super::db::{scalar_i128, Db};
-use super::sqltext::{ident, pg_string, Dialect};
-use super::{MigrateError, Side, Sides, CHECKPOINT_TABLE, VERIFY_RUNS_TABLE};
 use crate::backend::mysql;
 use crate::config::{Config, StreamSourceKind};
+use crate::migrate::catalog::TablePlan;
+use crate::migrate::db::{scalar_i128, Db};
+use crate::migrate::sqltext::{ident, pg_string, Dialect};
+use crate::migrate::{MigrateError, Side, Sides, CHECKPOINT_TABLE, VERIFY_RUNS_TABLE};
 use crate::stream::apply::checkpoint;
 use crate::stream::Position;
 use crate::value::{pg::PgType, Value};
@@ -57,7 +61,7 @@ impl CutoverReport {
 }
 
 pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverReport, MigrateError> {
-    let (plans, missing) = super::plan_tables_lenient(sides, None).await?;
+    let (plans, missing) = crate::migrate::plan_tables_lenient(sides, None).await?;
     let mut old = sides.connect(Side::Old).await?;
     let mut new = sides.connect(Side::New).await?;
     let mut report = CutoverReport::default();
@@ -74,7 +78,7 @@ pub async fn run(config: &Config, sides: &Sides, fix: bool) -> Result<CutoverRep
         }
     }
     report.items.extend(check_backfill(&mut new, &plans).await?);
-    let pending = super::fk::pending_report(&mut new).await?;
+    let pending = crate::migrate::fk::pending_report(&mut new).await?;
     report.items.push(if pending.is_empty() {
         Item::ok("foreign keys: none pending")
     } else {
@@ -178,7 +182,7 @@ pub async fn mirror_queue(config: &Config) -> Item {
         return Item::missing("mirror queue: unknown ([admin] listen is disabled)");
     }
     let fetch = async {
-        let body = crate::admin::get(config, "/status").await?;
+        let body = crate::admin_client::get(config, "/status").await?;
         serde_json::from_str::<serde_json::Value>(&body).ok()
     };
     let status = tokio::time::timeout(std::time::Duration::from_secs(3), fetch)
@@ -228,7 +232,7 @@ async fn check_sequence(
             old,
             &format!(
                 "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = {}",
-                super::sqltext::literal(Dialect::Mysql, &Value::Text(plan.old_name.clone()), super::catalog::ColType::Pg(PgType::Text))
+                crate::migrate::sqltext::literal(Dialect::Mysql, &Value::Text(plan.old_name.clone()), crate::migrate::catalog::ColType::Pg(PgType::Text))
             ),
         )
         .await?
@@ -244,7 +248,10 @@ async fn check_sequence(
                 pg_string(new_col)
             );
             let seq = match new
-                .rows(&seq_sql, &[super::catalog::ColType::Pg(PgType::Text)])
+                .rows(
+                    &seq_sql,
+                    &[crate::migrate::catalog::ColType::Pg(PgType::Text)],
+                )
                 .await?
                 .pop()
                 .and_then(|r| r.into_iter().next())
@@ -289,7 +296,7 @@ async fn check_sequence(
                 new,
                 &format!(
                     "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = {}",
-                    super::sqltext::literal(Dialect::Mysql, &Value::Text(plan.new_name.clone()), super::catalog::ColType::Pg(PgType::Text))
+                    crate::migrate::sqltext::literal(Dialect::Mysql, &Value::Text(plan.new_name.clone()), crate::migrate::catalog::ColType::Pg(PgType::Text))
                 ),
             )
             .await?
@@ -330,8 +337,8 @@ async fn check_backfill(new: &mut Db, plans: &[TablePlan]) -> Result<Vec<Item>, 
     }
     let mut pending = Vec::new();
     for plan in plans.iter().filter(|p| !p.key.is_empty()) {
-        let checkpoint = super::checkpoint::read_checkpoint(new, &plan.old_name).await?;
-        let current = super::checkpoint::target_identity(new, &plan.new_name).await?;
+        let checkpoint = crate::migrate::checkpoint::read_checkpoint(new, &plan.old_name).await?;
+        let current = crate::migrate::checkpoint::target_identity(new, &plan.new_name).await?;
         match checkpoint {
             Some(c) if c.done => {
                 // Written for a table that has since been recreated or truncated.

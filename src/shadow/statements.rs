@@ -7,6 +7,9 @@
 //! The two times are not measured identically (the relayed one includes
 //! writing the answer to the client), so small ratios mean little; the list
 //! is for finding the statements that are several times slower.
+//!
+//! Lives under `shadow` (which fills it) rather than the cockpit (which
+//! reads it), so the shadow layer stays below the cockpit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +53,7 @@ impl Buckets {
                 acc
             })
             .collect();
-        super::quantile_ms(&cum, self.total, q)
+        quantile_ms(&cum, self.total, q)
     }
 }
 
@@ -134,6 +137,28 @@ impl StatementLatency {
         rows.truncate(limit);
         rows
     }
+}
+
+/// p-quantile (0–1) in milliseconds of a histogram delta (cumulative bucket
+/// counts and total), interpolated inside the bucket; `None` when empty.
+pub fn quantile_ms(cumulative: &[u64], count: u64, q: f64) -> Option<f64> {
+    if count == 0 {
+        return None;
+    }
+    let rank = (q * count as f64).ceil().max(1.0) as u64;
+    let mut lower = 0.0;
+    let mut below = 0u64;
+    for (upper, cum) in LATENCY_BUCKETS.iter().zip(cumulative) {
+        if *cum >= rank {
+            let inside = (cum - below).max(1) as f64;
+            let frac = (rank - below) as f64 / inside;
+            return Some((lower + (upper - lower) * frac) * 1000.0);
+        }
+        lower = *upper;
+        below = *cum;
+    }
+    // Above the last bucket.
+    Some(lower * 1000.0)
 }
 
 #[cfg(test)]

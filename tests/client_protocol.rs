@@ -238,11 +238,12 @@ async fn load_data_local_with_pymysql_matches_direct() {
 }
 
 fn dual_config(primary: &str, secondary_url: &str, drift: &Path) -> String {
-    config_for(primary, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
-        + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{secondary_url}\"\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
-            drift.display()
-        )
+    config::TestConfig::new(primary)
+        .phase("dual_write")
+        .new_backend(secondary_url)
+        .mirror("source", "\"statements\"")
+        .drift_log(drift)
+        .toml()
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {

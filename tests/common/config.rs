@@ -21,6 +21,12 @@ pub struct TestConfig {
     mirror: Vec<String>,
     /// Whole extra tables (`[shadow]\n…`), appended as written.
     tables: Vec<String>,
+    /// `[limits]` keys beyond `shutdown_timeout_ms`, as `key = value` lines.
+    limits: Vec<String>,
+    /// `Some(false)`: `[admin] listen = ""` (no admin listener).
+    admin: Option<bool>,
+    /// `[fleet]` member id.
+    fleet: Option<String>,
 }
 
 impl TestConfig {
@@ -35,6 +41,9 @@ impl TestConfig {
             shutdown_timeout_ms: 5000,
             mirror: Vec::new(),
             tables: Vec::new(),
+            limits: Vec::new(),
+            admin: None,
+            fleet: None,
         }
     }
 
@@ -69,8 +78,30 @@ impl TestConfig {
 
     /// One `[mirror]` setting, e.g. `.mirror("queue_capacity", "4")`
     /// (the value as TOML: strings quoted by the caller).
+    /// A key set twice keeps the last value.
     pub fn mirror(mut self, key: &str, value: &str) -> Self {
-        self.mirror.push(format!("{key} = {value}"));
+        set_key(&mut self.mirror, key, value);
+        self
+    }
+
+    /// One `[limits]` setting beyond `shutdown_timeout_ms`, e.g.
+    /// `.limit("statement_cache_size", "77")`.
+    pub fn limit(mut self, key: &str, value: &str) -> Self {
+        set_key(&mut self.limits, key, value);
+        self
+    }
+
+    /// `false`: no admin listener (`[admin] listen = ""`); `true`: the
+    /// default.
+    pub fn admin(mut self, on: bool) -> Self {
+        self.admin = Some(on);
+        self
+    }
+
+    /// A fleet member named `id`, with the short timings the fleet tests
+    /// use (poll 50 ms, heartbeat 500 ms, stale after 1 s).
+    pub fn fleet(mut self, id: &str) -> Self {
+        self.fleet = Some(id.to_string());
         self
     }
 
@@ -109,6 +140,9 @@ impl TestConfig {
             "[limits]\nshutdown_timeout_ms = {}",
             self.shutdown_timeout_ms
         );
+        for line in &self.limits {
+            let _ = writeln!(t, "{line}");
+        }
         if self.drift_log.is_some() || !self.mirror.is_empty() {
             t.push_str("[mirror]\n");
             if let Some(p) = &self.drift_log {
@@ -117,6 +151,15 @@ impl TestConfig {
             for line in &self.mirror {
                 let _ = writeln!(t, "{line}");
             }
+        }
+        if self.admin == Some(false) {
+            t.push_str("[admin]\nlisten = \"\"\n");
+        }
+        if let Some(id) = &self.fleet {
+            let _ = writeln!(
+                t,
+                "[fleet]\nenabled = true\nid = \"{id}\"\npoll_ms = 50\nheartbeat_ms = 500\nstale_ms = 1000"
+            );
         }
         for table in &self.tables {
             t.push_str(table);
@@ -128,5 +171,15 @@ impl TestConfig {
     /// Starts a proxy with this configuration.
     pub async fn start(&self) -> super::Proxy {
         super::start_proxy_with(&self.toml()).await
+    }
+}
+
+/// Sets `key = value` in `lines`, replacing an earlier value of `key`.
+fn set_key(lines: &mut Vec<String>, key: &str, value: &str) {
+    let line = format!("{key} = {value}");
+    let prefix = format!("{key} = ");
+    match lines.iter_mut().find(|l| l.starts_with(&prefix)) {
+        Some(old) => *old = line,
+        None => lines.push(line),
     }
 }

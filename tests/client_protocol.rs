@@ -509,7 +509,7 @@ async fn a_server_shutdown_closes_the_idle_client_like_the_server() {
         .unwrap();
     let server = std::sync::Arc::new(std::sync::Mutex::new(server));
     let url = server.lock().unwrap().url("mysql");
-    let toml = config_for("x", "").replace(&servers::mariadb().url("x"), &url);
+    let toml = config::TestConfig::new("x").old_url(&url).toml();
     let proxy = start_proxy_with(&toml).await;
     let pport = proxy.port();
     let s = server.clone();

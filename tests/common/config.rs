@@ -23,8 +23,10 @@ pub struct TestConfig {
     tables: Vec<String>,
     /// `[limits]` keys beyond `shutdown_timeout_ms`, as `key = value` lines.
     limits: Vec<String>,
-    /// `Some(false)`: `[admin] listen = ""` (no admin listener).
-    admin: Option<bool>,
+    /// `[admin] listen` (`""`: no admin listener).
+    admin_listen: Option<String>,
+    /// The proxy's `listen` port (0: a free one the kernel picks).
+    port: u16,
     /// `[fleet]` member id.
     fleet: Option<String>,
 }
@@ -42,7 +44,8 @@ impl TestConfig {
             mirror: Vec::new(),
             tables: Vec::new(),
             limits: Vec::new(),
-            admin: None,
+            admin_listen: None,
+            port: 0,
             fleet: None,
         }
     }
@@ -94,7 +97,27 @@ impl TestConfig {
     /// `false`: no admin listener (`[admin] listen = ""`); `true`: the
     /// default.
     pub fn admin(mut self, on: bool) -> Self {
-        self.admin = Some(on);
+        self.admin_listen = (!on).then(String::new);
+        self
+    }
+
+    /// `[admin] listen = "addr"` (a test binds `127.0.0.1:0` or a
+    /// `free_port()`, never the default).
+    pub fn admin_listen(mut self, addr: &str) -> Self {
+        self.admin_listen = Some(addr.to_string());
+        self
+    }
+
+    /// `listen = "127.0.0.1:port"`, for a proxy run as a child process
+    /// whose port the test must know beforehand.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// `[backends.old] url`, for a test with its own MariaDB.
+    pub fn old_url(mut self, url: &str) -> Self {
+        self.old_url = url.to_string();
         self
     }
 
@@ -119,10 +142,10 @@ impl TestConfig {
         }
         let _ = write!(
             t,
-            "listen = \"127.0.0.1:0\"\n\
+            "listen = \"127.0.0.1:{}\"\n\
              [[users]]\nname = \"{PROXY_USER}\"\npassword = \"{PROXY_PASSWORD}\"\n\
              [backends.old]\nkind = \"mysql\"\nurl = \"{}\"\n",
-            self.old_url
+            self.port, self.old_url
         );
         if let Some(url) = &self.new_url {
             let kind = if url.starts_with("postgres") {
@@ -152,8 +175,8 @@ impl TestConfig {
                 let _ = writeln!(t, "{line}");
             }
         }
-        if self.admin == Some(false) {
-            t.push_str("[admin]\nlisten = \"\"\n");
+        if let Some(addr) = &self.admin_listen {
+            let _ = writeln!(t, "[admin]\nlisten = \"{addr}\"");
         }
         if let Some(id) = &self.fleet {
             let _ = writeln!(

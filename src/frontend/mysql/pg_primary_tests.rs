@@ -154,6 +154,10 @@ fn connect_time_variable_selects_are_answered() {
         ]
     );
     assert_eq!(
+        vars("SELECT @@version FROM DUAL LIMIT 1"),
+        vec![pair("version", "@@version")]
+    );
+    assert_eq!(
         vars("SELECT @@Tx_Isolation tx;"),
         vec![pair("tx_isolation", "tx")]
     );
@@ -166,7 +170,7 @@ fn other_selects_go_to_postgres() {
         "SELECT @@version, 1",
         "SELECT @@",
         "SELECT @@a-b",
-        "SELECT @@version FROM dual",
+        "SELECT @@version FROM t",
         "SELECT @@version LIMIT 1 OFFSET 2",
         "SELECT @x",
         "SELECT",

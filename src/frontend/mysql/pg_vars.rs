@@ -33,6 +33,15 @@ pub(super) fn system_variables(sql: &str) -> Option<Vec<(String, String)>> {
             }
         }
     }
+    // `SELECT @@version FROM dual`: no table either.
+    let trimmed = list.trim_end();
+    let cut = trimmed.len().saturating_sub(10);
+    if trimmed
+        .get(cut..)
+        .is_some_and(|w| w.eq_ignore_ascii_case(" from dual"))
+    {
+        list = trimmed.get(..cut).unwrap_or_default();
+    }
     let mut out = Vec::new();
     for item in list.split(',') {
         let item = item.trim();

@@ -238,11 +238,12 @@ async fn load_data_local_with_pymysql_matches_direct() {
 }
 
 fn dual_config(primary: &str, secondary_url: &str, drift: &Path) -> String {
-    config_for(primary, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
-        + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{secondary_url}\"\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
-            drift.display()
-        )
+    config::TestConfig::new(primary)
+        .phase("dual_write")
+        .new_backend(secondary_url)
+        .mirror("source", "\"statements\"")
+        .drift_log(drift)
+        .toml()
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -508,7 +509,7 @@ async fn a_server_shutdown_closes_the_idle_client_like_the_server() {
         .unwrap();
     let server = std::sync::Arc::new(std::sync::Mutex::new(server));
     let url = server.lock().unwrap().url("mysql");
-    let toml = config_for("x", "").replace(&servers::mariadb().url("x"), &url);
+    let toml = config::TestConfig::new("x").old_url(&url).toml();
     let proxy = start_proxy_with(&toml).await;
     let pport = proxy.port();
     let s = server.clone();

@@ -21,17 +21,19 @@ use mysql_async::prelude::*;
 const HOLD_S: u64 = 3;
 
 fn config(old_db: &str, pg_url: &str, dir: &Path, new_percent: f64) -> String {
-    config_for(old_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
-        + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{pg_url}\"\n\
-             [mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n\
-             [reads]\nnew_percent = {new_percent:.1}\n\
+    common::config::TestConfig::new(old_db)
+        .phase("dual_write")
+        .new_backend(pg_url)
+        .mirror("source", "\"statements\"")
+        .drift_log(&dir.join("drift.jsonl"))
+        .table(&format!(
+            "[reads]\nnew_percent = {new_percent:.1}\n\
              [reads.ramp]\nsteps = [20, 60, 100]\nhold = \"{HOLD_S}s\"\nmax_mismatch_rate = 0.01\n\
              max_error_rate_increase = 0.05\nmax_p95_ms = 2000\nmin_samples = 20\n\
-             [shadow]\nsample_percent = 100\nlog = \"{}\"\n",
-            dir.join("drift.jsonl").display(),
+             [shadow]\nsample_percent = 100\nlog = \"{}\"",
             dir.join("mismatches.jsonl").display(),
-        )
+        ))
+        .toml()
 }
 
 struct Rig {

@@ -14,19 +14,18 @@ fn dual_config(
     primary_db: &str,
     secondary_url: &str,
     drift: &std::path::Path,
-    extra: &str,
+    mirror: &[(&str, &str)],
 ) -> String {
-    let kind = if secondary_url.starts_with("postgres") {
-        "postgres"
-    } else {
-        "mysql"
-    };
-    config_for(primary_db, "")
-        .replace("listen = ", "phase = \"dual_write\"\nlisten = ")
-        + &format!(
-            "[backends.new]\nkind = \"{kind}\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n{extra}\n",
-            drift.display()
-        )
+    let mut config = config::TestConfig::new(primary_db)
+        .phase("dual_write")
+        .new_backend(secondary_url)
+        .new_connect_timeout_ms(1000)
+        .mirror("source", "\"statements\"")
+        .drift_log(drift);
+    for (key, value) in mirror {
+        config = config.mirror(key, value);
+    }
+    config.toml()
 }
 
 const SCHEMA: &[&str] = &[
@@ -164,7 +163,7 @@ async fn postgres_secondary_gets_identical_rows() {
     let secondary = pg.create_database("dwpg_secondary");
     let dir = tempfile::tempdir().unwrap();
     let drift = dir.path().join("drift.jsonl");
-    let proxy = start_proxy_with(&dual_config(&primary, &pg.url(&secondary), &drift, "")).await;
+    let proxy = start_proxy_with(&dual_config(&primary, &pg.url(&secondary), &drift, &[])).await;
     run_workload(&proxy, &primary).await;
     let drift_text = std::fs::read_to_string(&drift).unwrap_or_default();
     assert_eq!(
@@ -225,7 +224,7 @@ async fn mysql_secondary_gets_identical_rows() {
     let secondary = m.create_database("dw_secondary");
     let dir = tempfile::tempdir().unwrap();
     let drift = dir.path().join("drift.jsonl");
-    let proxy = start_proxy_with(&dual_config(&primary, &m.url(&secondary), &drift, "")).await;
+    let proxy = start_proxy_with(&dual_config(&primary, &m.url(&secondary), &drift, &[])).await;
     run_workload(&proxy, &primary).await;
     let mut check = direct(&primary).await;
     for table in ["customers", "orders", "counters"] {
@@ -259,7 +258,7 @@ async fn secondary_down_is_drift_not_client_errors() {
         &primary,
         &secondary.url("sec"),
         &drift,
-        "max_backoff_ms = 200",
+        &[("max_backoff_ms", "200")],
     ))
     .await;
     let mut c = via(&proxy, &primary).await;
@@ -330,7 +329,7 @@ async fn sync_mode_answers_after_the_secondary_applied() {
         &primary,
         &m.url(&secondary),
         &drift,
-        "mode = \"sync\"",
+        &[("mode", "\"sync\"")],
     ))
     .await;
     let mut c = via(&proxy, &primary).await;
@@ -366,7 +365,10 @@ async fn stalled_secondary(
         &primary,
         &m.url(&secondary),
         &drift,
-        &format!("queue_capacity = 1\noverflow = \"{policy}\""),
+        &[
+            ("queue_capacity", "1"),
+            ("overflow", &format!("\"{policy}\"")),
+        ],
     ))
     .await;
     let mut c = via(&proxy, &primary).await;
@@ -487,7 +489,7 @@ async fn dump_order_schema_with_foreign_keys_reaches_postgres() {
     let secondary = pg.create_database("dwpg_fk");
     let dir = tempfile::tempdir().unwrap();
     let drift = dir.path().join("drift.jsonl");
-    let config = dual_config(&primary, &pg.url(&secondary), &drift, "");
+    let config = dual_config(&primary, &pg.url(&secondary), &drift, &[]);
     let proxy = start_proxy_with(&config).await;
     let mut c = via(&proxy, &primary).await;
     c.query_drop("SET FOREIGN_KEY_CHECKS = 0").await.unwrap();
@@ -617,7 +619,7 @@ async fn multi_statement_insert_with_unknown_ids_is_drift_not_renumbered() {
     let secondary = pg.create_database("dwmulti_secondary");
     let dir = tempfile::tempdir().unwrap();
     let drift = dir.path().join("drift.jsonl");
-    let proxy = start_proxy_with(&dual_config(&primary, &pg.url(&secondary), &drift, "")).await;
+    let proxy = start_proxy_with(&dual_config(&primary, &pg.url(&secondary), &drift, &[])).await;
     let mut c = via(&proxy, &primary).await;
     c.query_drop("CREATE TABLE m (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
         .await

@@ -48,14 +48,13 @@ async fn new_primary_runs_a_mapped_user_as_its_role() {
     mysql_side(&old);
     let role = reader_role(pg, &new);
     let dir = tempfile::tempdir().unwrap();
-    let toml = config_for(&old, "").replace("listen = ", "phase = \"new_primary\"\nlisten = ")
-        + &format!(
-            "[[users]]\nname = \"reader\"\npassword = \"readerpass\"\n\
-             [backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n\
-             [mirror]\ndrift_log = \"{}\"\n[auth.roles]\nreader = \"{role}\"\n",
-            pg.url(&new),
-            dir.path().join("drift.jsonl").display()
-        );
+    let toml = config::TestConfig::new(&old)
+        .phase("new_primary")
+        .new_backend(&pg.url(&new))
+        .drift_log(&dir.path().join("drift.jsonl"))
+        .table("[[users]]\nname = \"reader\"\npassword = \"readerpass\"")
+        .table(&format!("[auth.roles]\nreader = \"{role}\""))
+        .toml();
     let proxy = start_proxy_with(&toml).await;
     let opts = proxy_opts(&proxy, &old)
         .user(Some("reader"))

@@ -367,8 +367,10 @@ async fn serve_binary_logs_json_and_stops_on_sigterm() {
     let port = servers::free_port();
     let dir = tempfile::tempdir().unwrap();
     // The admin endpoint on a free port too, never the default 9307.
-    let text = config_for(&db, "").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
-        + "[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let text = config::TestConfig::new(&db)
+        .port(port)
+        .admin_listen("127.0.0.1:0")
+        .toml();
     let path = write_config(&dir, &text);
     let mut child = tandem()
         .args(["serve", "--log-format", "json", "--config"])

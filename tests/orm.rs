@@ -14,11 +14,13 @@ use mysql_async::prelude::*;
 
 /// A dual_write proxy.toml: MariaDB `primary_db` first, PostgreSQL second.
 fn dual_config(primary_db: &str, secondary_url: &str, drift: &std::path::Path) -> String {
-    config_for(primary_db, "").replace("listen = ", "phase = \"dual_write\"\nlisten = ")
-        + &format!(
-            "[backends.new]\nkind = \"postgres\"\nurl = \"{secondary_url}\"\nconnect_timeout_ms = 1000\n[mirror]\nsource = \"statements\"\ndrift_log = \"{}\"\n",
-            drift.display()
-        )
+    config::TestConfig::new(primary_db)
+        .phase("dual_write")
+        .new_backend(secondary_url)
+        .new_connect_timeout_ms(1000)
+        .mirror("source", "\"statements\"")
+        .drift_log(drift)
+        .toml()
 }
 
 /// A proxy in dual_write over fresh databases on both servers.

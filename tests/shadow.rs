@@ -13,6 +13,18 @@ use mysql_async::prelude::*;
 use tandem::shadow::log::{Category, MismatchRecord, Side};
 
 fn config(old_db: &str, pg_url: &str, dir: &std::path::Path, new_percent: f64) -> String {
+    sampled(old_db, pg_url, dir, new_percent, 100).toml()
+}
+
+/// `dual_write` with reads to PostgreSQL at `new_percent` and shadow
+/// comparisons at `sample_percent`.
+fn sampled(
+    old_db: &str,
+    pg_url: &str,
+    dir: &std::path::Path,
+    new_percent: f64,
+    sample_percent: u32,
+) -> config::TestConfig {
     config::TestConfig::new(old_db)
         .phase("dual_write")
         .new_backend(pg_url)
@@ -20,10 +32,9 @@ fn config(old_db: &str, pg_url: &str, dir: &std::path::Path, new_percent: f64) -
         .drift_log(&dir.join("drift.jsonl"))
         .table(&format!("[reads]\nnew_percent = {new_percent:.1}"))
         .table(&format!(
-            "[shadow]\nsample_percent = 100\nlog = \"{}\"",
+            "[shadow]\nsample_percent = {sample_percent}\nlog = \"{}\"",
             dir.join("mismatches.jsonl").display()
         ))
-        .toml()
 }
 
 /// Waits until every sampled read has been compared.
@@ -343,8 +354,8 @@ async fn in_new_primary_mariadb_is_the_shadow() {
     let new = pg.create_database("shadow_np");
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("mismatches.jsonl");
-    let dual = config(&old, &pg.url(&new), dir.path(), 0.0);
-    let proxy = start_proxy_with(&dual.replace("sample_percent = 100", "sample_percent = 0")).await;
+    let unsampled = sampled(&old, &pg.url(&new), dir.path(), 0.0, 0).toml();
+    let proxy = start_proxy_with(&unsampled).await;
     let mut c = via(&proxy, &old).await;
     c.query_drop("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10), n DECIMAL(8,3))")
         .await
@@ -357,7 +368,10 @@ async fn in_new_primary_mariadb_is_the_shadow() {
     proxy.stop().await;
 
     // PostgreSQL answers; MariaDB receives the writes and the shadow reads.
-    let proxy = start_proxy_with(&dual.replace("\"dual_write\"", "\"new_primary\"")).await;
+    let new_primary = sampled(&old, &pg.url(&new), dir.path(), 0.0, 100)
+        .phase("new_primary")
+        .toml();
+    let proxy = start_proxy_with(&new_primary).await;
     let mut c = via(&proxy, &old).await;
     c.query_drop("UPDATE t SET v = 'bb' WHERE id = 2")
         .await

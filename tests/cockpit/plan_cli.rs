@@ -142,8 +142,10 @@ async fn serve_binary_runs_the_cockpit_and_stops_it_on_sigterm() {
     let db = servers::mariadb().create_database("cockpit_bin");
     let (port, admin_port) = (servers::free_port(), servers::free_port());
     let dir = tempfile::tempdir().unwrap();
-    let text = config_for(&db, "").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
-        + &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+    let text = super::common::config::TestConfig::new(&db)
+        .port(port)
+        .admin_listen(&format!("127.0.0.1:{admin_port}"))
+        .toml();
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, text).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))

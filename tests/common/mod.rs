@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod config;
+pub mod pair;
 pub mod servers;
 pub mod tls;
 

@@ -163,11 +163,7 @@ async fn a_fleet_wide_phase_edit_is_refused_at_reload() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxy.toml");
     let state = &f.proxies[0].state;
-    std::fs::write(
-        &path,
-        toml(&f.base, 0).replace("phase = \"dual_write\"", "phase = \"new_primary\""),
-    )
-    .unwrap();
+    std::fs::write(&path, toml(&f.base.clone().phase("new_primary"), 0)).unwrap();
     let err = tandem::reload::apply(&path, state)
         .await
         .expect_err("a fleet-wide phase edit was applied");
@@ -179,7 +175,7 @@ async fn a_fleet_wide_phase_edit_is_refused_at_reload() {
     // Another key changes; the phase stays the fleet's.
     std::fs::write(
         &path,
-        toml(&f.base, 0).replace("[limits]\n", "[limits]\nstatement_cache_size = 77\n"),
+        toml(&f.base.clone().limit("statement_cache_size", "77"), 0),
     )
     .unwrap();
     let changes = tandem::reload::apply(&path, state).await.unwrap();

@@ -13,11 +13,13 @@ use tandem::fleet::cutover::{self, Options};
 use tandem::fleet::store;
 use tokio_util::task::TaskTracker;
 
+use crate::common::config::TestConfig;
+use crate::common::pair::DbPair;
 use crate::common::{self, servers, Proxy};
 pub struct Fleet {
     pub my: String,
     pub pg: String,
-    pub base: String,
+    pub base: TestConfig,
     pub proxies: Vec<Proxy>,
     pub members: Vec<Option<tokio::task::JoinHandle<()>>>,
     pub tasks: TaskTracker,
@@ -30,24 +32,17 @@ impl Drop for Fleet {
     }
 }
 
-pub fn toml(base: &str, i: usize) -> String {
-    format!("{base}[fleet]\nenabled = true\nid = \"proxy-{i}\"\npoll_ms = 50\nheartbeat_ms = 500\nstale_ms = 1000\n")
+/// Member `i`'s proxy.toml: `base` as fleet member `proxy-{i}`.
+pub fn toml(base: &TestConfig, i: usize) -> String {
+    base.clone().fleet(&format!("proxy-{i}")).toml()
 }
 
 pub async fn start(prefix: &str, server_id: u32, n: usize) -> Fleet {
-    let my = servers::mariadb().create_database(prefix);
-    let pg = servers::postgres().create_database(prefix);
-    let dir = std::env::temp_dir().join(format!("tandem-{prefix}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let backend = format!(
-        "[backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n",
-        servers::postgres().url(&pg)
-    );
-    let base = format!(
-        "phase = \"dual_write\"\n{}\n[mirror]\nsource = \"binlog\"\nserver_id = {server_id}\ndrift_log = \"{}\"\nmax_backoff_ms = 500\n[admin]\nlisten = \"\"\n",
-        common::config_for(&my, &backend),
-        dir.join("drift.jsonl").display()
-    );
+    let db = DbPair::new(prefix);
+    let base = db
+        .binlog_config("dual_write", 500)
+        .mirror("server_id", &server_id.to_string());
+    let (my, pg, dir) = db.into_parts();
     let tasks = TaskTracker::new();
     let mut proxies = Vec::new();
     let mut members = Vec::new();

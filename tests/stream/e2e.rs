@@ -14,6 +14,8 @@ use tandem::stream::apply::StreamStats;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::common::config::TestConfig;
+use crate::common::pair::DbPair;
 use crate::common::{self, servers};
 
 /// A MariaDB database and a PostgreSQL database, and the proxy.toml that
@@ -22,6 +24,8 @@ pub struct Pair {
     pub my: String,
     pub pg: String,
     pub toml: String,
+    /// What `toml` was written from, for tests that need one more setting.
+    pub base: TestConfig,
     pub dir: std::path::PathBuf,
 }
 
@@ -32,20 +36,19 @@ impl Drop for Pair {
 }
 
 pub fn pair(prefix: &str, server_id: u32) -> Pair {
-    let my = servers::mariadb().create_database(prefix);
-    let pg = servers::postgres().create_database(prefix);
-    let dir = std::env::temp_dir().join(format!("tandem-{prefix}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let backend = format!(
-        "[backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n",
-        servers::postgres().url(&pg)
-    );
-    let toml = format!(
-        "phase = \"dual_write\"\n{}\n[mirror]\nsource = \"binlog\"\nserver_id = {server_id}\ndrift_log = \"{}\"\nmax_backoff_ms = 1000\n[admin]\nlisten = \"\"\n",
-        common::config_for(&my, &backend),
-        dir.join("drift.jsonl").display()
-    );
-    Pair { my, pg, toml, dir }
+    let db = DbPair::new(prefix);
+    let base = db
+        .binlog_config("dual_write", 1000)
+        .mirror("server_id", &server_id.to_string());
+    let toml = base.toml();
+    let (my, pg, dir) = db.into_parts();
+    Pair {
+        my,
+        pg,
+        toml,
+        base,
+        dir,
+    }
 }
 
 impl Pair {
@@ -516,7 +519,7 @@ async fn four_unthrottled_clients_through_the_proxy_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_after_the_sessions_own_write_sees_it() {
     let p = pair("stream_ryw", 107);
-    let toml = format!("{}\n[reads]\nnew_percent = 100\n", p.toml);
+    let toml = p.base.clone().table("[reads]\nnew_percent = 100").toml();
     let (proxy, tasks) = streaming_proxy(&toml).await;
     let mut c = common::via(&proxy, &p.my).await;
     c.query_drop("CREATE TABLE ryw (id int PRIMARY KEY, v int NOT NULL)")
@@ -568,11 +571,14 @@ async fn a_read_after_the_sessions_own_write_sees_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_comparison_waits_for_the_stream() {
     let p = pair("stream_shadow", 108);
-    let toml = format!(
-        "{}\n[shadow]\nsample_percent = 100\nrecheck = false\ntimeout_ms = 10000\nlog = \"{}\"\n",
-        p.toml,
-        p.dir.join("mismatches.jsonl").display()
-    );
+    let toml = p
+        .base
+        .clone()
+        .table(&format!(
+            "[shadow]\nsample_percent = 100\nrecheck = false\ntimeout_ms = 10000\nlog = \"{}\"",
+            p.dir.join("mismatches.jsonl").display()
+        ))
+        .toml();
     let (proxy, tasks) = streaming_proxy(&toml).await;
     let mut c = common::via(&proxy, &p.my).await;
     c.query_drop("CREATE TABLE sh (id int PRIMARY KEY, v varchar(20) NOT NULL)")

@@ -107,9 +107,7 @@ fn markers_left(p: &Pair) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_commutative_updates_from_two_sessions_end_identical_with_parallel_apply() {
     let mut p = pair("stream_par", 111);
-    p.toml = p
-        .toml
-        .replace("[mirror]\n", "[mirror]\napply_workers = 4\n");
+    p.toml = p.base.clone().mirror("apply_workers", "4").toml();
     let mut d = common::direct(&p.my).await;
     schema(&p, &mut d).await;
     let config = p.config();
@@ -165,9 +163,7 @@ async fn non_commutative_updates_from_two_sessions_end_identical_with_parallel_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_workers_commit_resumes_with_nothing_missing_or_twice() {
     let mut p = pair("stream_par_kill", 112);
-    p.toml = p
-        .toml
-        .replace("[mirror]\n", "[mirror]\napply_workers = 4\n");
+    p.toml = p.base.clone().mirror("apply_workers", "4").toml();
     let mut d = common::direct(&p.my).await;
     schema(&p, &mut d).await;
     let config = p.config();

@@ -16,12 +16,16 @@ use tandem::stream::reverse::{self, ReverseOpener};
 use tandem::stream::run::{self, StreamError};
 use tokio_util::sync::CancellationToken;
 
+use crate::common::config::TestConfig;
+use crate::common::pair::DbPair;
 use crate::common::{self, servers};
 
 struct Pair {
     my: String,
     pg: String,
     toml: String,
+    /// What `toml` was written from.
+    base: TestConfig,
     dir: std::path::PathBuf,
 }
 
@@ -42,20 +46,19 @@ impl Drop for Pair {
 }
 
 fn pair(prefix: &str, on_error: &str) -> Pair {
-    let my = servers::mariadb().create_database(prefix);
-    let pg = servers::postgres().create_database(prefix);
-    let dir = std::env::temp_dir().join(format!("tandem-{prefix}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let backend = format!(
-        "[backends.new]\nkind = \"postgres\"\nurl = \"{}\"\n",
-        servers::postgres().url(&pg)
-    );
-    let toml = format!(
-        "phase = \"new_primary\"\n{}\n[mirror]\nsource = \"binlog\"\non_error = \"{on_error}\"\ndrift_log = \"{}\"\nmax_backoff_ms = 500\n[admin]\nlisten = \"\"\n",
-        common::config_for(&my, &backend),
-        dir.join("drift.jsonl").display()
-    );
-    Pair { my, pg, toml, dir }
+    let db = DbPair::new(prefix);
+    let base = db
+        .binlog_config("new_primary", 500)
+        .mirror("on_error", &format!("\"{on_error}\""));
+    let toml = base.toml();
+    let (my, pg, dir) = db.into_parts();
+    Pair {
+        my,
+        pg,
+        toml,
+        base,
+        dir,
+    }
 }
 
 impl Pair {
@@ -374,7 +377,8 @@ async fn a_transaction_mariadb_refuses_stops_the_stream_or_is_skipped() {
     let skip = Pair {
         my: p.my.clone(),
         pg: p.pg.clone(),
-        toml: p.toml.replace("on_error = \"stop\"", "on_error = \"skip\""),
+        toml: p.base.clone().mirror("on_error", "\"skip\"").toml(),
+        base: p.base.clone(),
         dir: p.dir.clone(),
     };
     let stats2 = Arc::new(StreamStats::default());

@@ -406,6 +406,17 @@ async fn statement(
     Ok(())
 }
 
+/// The PostgreSQL text for a transaction statement.
+pub(super) fn transaction_sql(op: Option<TxnOp>, sql: &str) -> String {
+    match op {
+        Some(TxnOp::Begin) => "BEGIN".to_string(),
+        Some(TxnOp::Commit) => "COMMIT".to_string(),
+        Some(TxnOp::Rollback) => "ROLLBACK".to_string(),
+        // SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO read the same.
+        _ => sql.replace('`', "\""),
+    }
+}
+
 async fn transaction_statement(
     client: &mut PacketIo,
     pg: &mut PgSession,
@@ -414,14 +425,7 @@ async fn transaction_statement(
     plan: &Plan,
     sql: &str,
 ) -> Result<(), PgError> {
-    let op = classified.statements.first().and_then(|s| s.txn);
-    let pg_sql = match op {
-        Some(TxnOp::Begin) => "BEGIN".to_string(),
-        Some(TxnOp::Commit) => "COMMIT".to_string(),
-        Some(TxnOp::Rollback) => "ROLLBACK".to_string(),
-        // SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO read the same.
-        _ => sql.replace('`', "\""),
-    };
+    let pg_sql = transaction_sql(classified.statements.first().and_then(|s| s.txn), sql);
     let result = pg.execute_silently(&pg_sql).await;
     let status = (session.status & !IN_TRANS) | if pg.in_transaction() { IN_TRANS } else { 0 };
     session.status = status;
@@ -451,11 +455,59 @@ async fn session_statement(
     session: &mut Session,
     sql: &str,
 ) -> Result<(), PgError> {
-    let upper = sql.trim().trim_end_matches(';').to_ascii_uppercase();
-    if let Some(db) = upper.strip_prefix("USE ") {
-        session.database = sql.trim()[4..].trim().trim_matches('`').to_string();
-        let _ = db;
-        return ok(client, session).await;
+    match session_action(sql) {
+        SessionAction::Use(db) => {
+            session.database = db;
+            ok(client, session).await
+        }
+        SessionAction::Autocommit(on) => {
+            if on && pg.in_transaction() {
+                // MySQL commits the open transaction when autocommit is turned on.
+                let _ = pg.execute_silently("COMMIT").await;
+                session.status &= !IN_TRANS;
+                write::after_other(session, None).await;
+            }
+            session.status = if on {
+                session.status | AUTOCOMMIT
+            } else {
+                session.status & !AUTOCOMMIT
+            };
+            ok(client, session).await
+        }
+        SessionAction::Acknowledge => ok(client, session).await,
+        SessionAction::Refuse => {
+            let err = ServerError::new(
+                1235,
+                b"42000",
+                "This SET is not supported while PostgreSQL is authoritative (tandem)".to_string(),
+            );
+            reply(client, 1, &err.encode())
+                .await
+                .map_err(PgError::Client)
+        }
+    }
+}
+
+/// What a SET / USE does while PostgreSQL is authoritative, decided from
+/// the text alone.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum SessionAction {
+    /// `USE db`: the session's schema.
+    Use(String),
+    /// `SET autocommit = …`.
+    Autocommit(bool),
+    /// Harmless on PostgreSQL (names, sql_mode, time zone …): OK, no effect.
+    Acknowledge,
+    /// Anything else: a clear error.
+    Refuse,
+}
+
+pub(super) fn session_action(sql: &str) -> SessionAction {
+    let body = sql.trim().trim_end_matches(';').trim_end();
+    let upper = body.to_ascii_uppercase();
+    if upper.starts_with("USE ") {
+        let db = body.get(4..).unwrap_or_default().trim().trim_matches('`');
+        return SessionAction::Use(db.to_string());
     }
     let compact: String = upper.chars().filter(|c| !c.is_whitespace()).collect();
     let autocommit = compact
@@ -467,19 +519,7 @@ async fn session_statement(
         })
         .and_then(|s| s.strip_prefix("AUTOCOMMIT="));
     if let Some(value) = autocommit {
-        let on = matches!(value, "1" | "ON" | "TRUE");
-        if on && pg.in_transaction() {
-            // MySQL commits the open transaction when autocommit is turned on.
-            let _ = pg.execute_silently("COMMIT").await;
-            session.status &= !IN_TRANS;
-            write::after_other(session, None).await;
-        }
-        session.status = if on {
-            session.status | AUTOCOMMIT
-        } else {
-            session.status & !AUTOCOMMIT
-        };
-        return ok(client, session).await;
+        return SessionAction::Autocommit(matches!(value, "1" | "ON" | "TRUE"));
     }
     const HARMLESS: [&str; 12] = [
         "SETNAMES",
@@ -496,16 +536,9 @@ async fn session_statement(
         "SETTRANSACTION",
     ];
     if HARMLESS.iter().any(|p| compact.starts_with(p)) {
-        return ok(client, session).await;
+        return SessionAction::Acknowledge;
     }
-    let err = ServerError::new(
-        1235,
-        b"42000",
-        "This SET is not supported while PostgreSQL is authoritative (tandem)".to_string(),
-    );
-    reply(client, 1, &err.encode())
-        .await
-        .map_err(PgError::Client)
+    SessionAction::Refuse
 }
 
 fn schema(state: &AppState) -> Arc<crate::sql::schema::Schema> {
@@ -532,3 +565,7 @@ async fn ok(client: &mut PacketIo, session: &Session) -> Result<(), PgError> {
 async fn reply(client: &mut PacketIo, seq: u8, payload: &[u8]) -> Result<(), WireError> {
     client.write_and_flush(seq, payload).await.map(|_| ())
 }
+
+#[cfg(test)]
+#[path = "pg_primary_tests.rs"]
+mod tests;

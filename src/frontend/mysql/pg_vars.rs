@@ -16,20 +16,43 @@ const AUTOCOMMIT: u16 = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
 /// `SELECT @@a, @@session.b AS x …` (what drivers ask at connect): the
 /// variable names and the column names to answer with.
 pub(super) fn system_variables(sql: &str) -> Option<Vec<(String, String)>> {
-    let body = sql.trim().trim_end_matches(';');
-    let rest = body
-        .get(..7)
+    let body = sql.trim().trim_end_matches(';').trim_end();
+    body.get(..7)
         .filter(|h| h.eq_ignore_ascii_case("select "))?;
-    let _ = rest;
+    let mut list = body.get(7..)?;
+    // The mariadb CLI asks `select @@version_comment limit 1`.
+    if let Some((head, tail)) = list.rsplit_once(char::is_whitespace) {
+        if tail.bytes().all(|b| b.is_ascii_digit()) && !tail.is_empty() {
+            let head = head.trim_end();
+            let cut = head.len().saturating_sub(5);
+            if head
+                .get(cut..)
+                .is_some_and(|w| w.eq_ignore_ascii_case("limit"))
+            {
+                list = head.get(..cut).unwrap_or_default();
+            }
+        }
+    }
+    // `SELECT @@version FROM dual`: no table either.
+    let trimmed = list.trim_end();
+    let cut = trimmed.len().saturating_sub(10);
+    if trimmed
+        .get(cut..)
+        .is_some_and(|w| w.eq_ignore_ascii_case(" from dual"))
+    {
+        list = trimmed.get(..cut).unwrap_or_default();
+    }
     let mut out = Vec::new();
-    for item in body[7..].split(',') {
+    for item in list.split(',') {
         let item = item.trim();
         let (expr, alias) = match item.to_ascii_lowercase().find(" as ") {
             Some(i) => (
                 item[..i].trim(),
                 Some(item[i + 4..].trim().trim_matches('`').to_string()),
             ),
+            // An alias without AS is one word (`@@a FROM dual` is not).
             None => match item.split_once(char::is_whitespace) {
+                Some((_, a)) if a.trim().contains(char::is_whitespace) => return None,
                 Some((e, a)) => (e.trim(), Some(a.trim().trim_matches('`').to_string())),
                 None => (item, None),
             },
@@ -53,6 +76,23 @@ pub(super) fn system_variables(sql: &str) -> Option<Vec<(String, String)>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// MariaDB's default for a variable the old backend did not report.
+pub(super) fn default_value(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "max_allowed_packet" => "16777216",
+        "sql_mode" => "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION",
+        "time_zone" => "SYSTEM",
+        "system_time_zone" => "UTC",
+        "wait_timeout" | "interactive_timeout" => "28800",
+        "lower_case_table_names" => "0",
+        "transaction_isolation" | "tx_isolation" => "READ-COMMITTED",
+        "character_set_client" | "character_set_connection" | "character_set_results" => "utf8mb4",
+        "collation_connection" => "utf8mb4_general_ci",
+        "version_comment" => "tandem (PostgreSQL authoritative)",
+        _ => return None,
+    })
+}
+
 /// Answers a system-variable SELECT from the old backend's variables (or
 /// MariaDB defaults), as a one-row text result set.
 pub(super) async fn answer_variables(
@@ -65,29 +105,27 @@ pub(super) async fn answer_variables(
     let known = state.server_vars.load();
     let value = |name: &str| -> Option<String> {
         match name {
-            "autocommit" => Some(if session.status & AUTOCOMMIT != 0 { "1" } else { "0" }.into()),
+            "autocommit" => Some(
+                if session.status & AUTOCOMMIT != 0 {
+                    "1"
+                } else {
+                    "0"
+                }
+                .into(),
+            ),
             // The proxy's own TLS, not the old backend's.
             "have_ssl" | "have_openssl" => Some(
-                if super::tls::tls_cap(state) != 0 { "YES" } else { "DISABLED" }.into(),
+                if super::tls::tls_cap(state) != 0 {
+                    "YES"
+                } else {
+                    "DISABLED"
+                }
+                .into(),
             ),
-            _ => known.get(name).cloned().or_else(|| {
-                Some(
-                    match name {
-                        "max_allowed_packet" => "16777216",
-                        "sql_mode" => "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION",
-                        "time_zone" => "SYSTEM",
-                        "system_time_zone" => "UTC",
-                        "wait_timeout" | "interactive_timeout" => "28800",
-                        "lower_case_table_names" => "0",
-                        "transaction_isolation" | "tx_isolation" => "READ-COMMITTED",
-                        "character_set_client" | "character_set_connection" | "character_set_results" => "utf8mb4",
-                        "collation_connection" => "utf8mb4_general_ci",
-                        "version_comment" => "tandem (PostgreSQL authoritative)",
-                        _ => return None,
-                    }
-                    .to_string(),
-                )
-            }),
+            _ => known
+                .get(name)
+                .cloned()
+                .or_else(|| default_value(name).map(str::to_string)),
         }
     };
     let mut seq = 1u8;

@@ -50,26 +50,18 @@ live_pid() {
     printf '%s\n' "$pid"
 }
 
-find_program() {
-    local dir
-    command -v "$1" 2>/dev/null && return 0
-    for dir in /usr/sbin /usr/local/sbin /sbin; do
-        [[ -x $dir/$1 ]] && { printf '%s\n' "$dir/$1"; return 0; }
-    done
-    die "cannot find $1"
-}
+# Program lookup is shared with the benchmarks (scripts/lib/servers.sh).
+# The servers themselves are started here, not by servers.sh: the demo's
+# are persistent (data kept under .demo/ and reused by the next run, fixed
+# ports, durability on, password logins over TCP, `demo.sh stop`), where
+# servers.sh starts throwaway ones on free ports for one benchmark run.
+# shellcheck source=scripts/lib/servers.sh
+source "$repo/scripts/lib/servers.sh"
+
+find_program() { servers_find "$1" || die "cannot find $1"; }
 
 pg_bindir() {
-    local dir best=""
-    if command -v pg_config >/dev/null 2>&1; then
-        dir=$(pg_config --bindir 2>/dev/null || true)
-        [[ -n $dir && -x $dir/initdb && -x $dir/pg_ctl ]] && { printf '%s\n' "$dir"; return 0; }
-    fi
-    for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V); do
-        [[ -x $dir/initdb && -x $dir/pg_ctl ]] && best=$dir
-    done
-    [[ -n $best ]] || die "PostgreSQL server binaries not found (is the postgresql package installed?)"
-    printf '%s\n' "$best"
+    servers_pg_bindir || die "PostgreSQL server binaries not found (is the postgresql package installed?)"
 }
 
 # SQL string literal body (MariaDB and PostgreSQL with standard strings).

@@ -1,4 +1,5 @@
-# Throwaway MariaDB and PostgreSQL servers for the benchmarks: one of each,
+# Throwaway MariaDB and PostgreSQL servers for the benchmarks (scripts/demo.sh
+# shares the program lookup): one of each,
 # from the system packages, in a work directory, on free loopback ports, set
 # up as production runs them (MariaDB with a row-format binlog). Sourced, not
 # run; the caller owns the work directory and the `pids` array, and kills the
@@ -30,13 +31,17 @@ servers_find() {
     return 1
 }
 
+# The newest PostgreSQL bin directory with initdb and pg_ctl (the demo
+# stops its server with pg_ctl).
 servers_pg_bindir() {
-    local dir
+    local dir best=
     dir=$(pg_config --bindir 2>/dev/null || true)
-    if [[ -n $dir && -x $dir/initdb ]]; then printf '%s\n' "$dir"; return 0; fi
-    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
-    [[ -n $dir && -x $dir/initdb ]] || { echo "servers.sh: PostgreSQL server binaries not found" >&2; return 1; }
-    printf '%s\n' "$dir"
+    if [[ -n $dir && -x $dir/initdb && -x $dir/pg_ctl ]]; then printf '%s\n' "$dir"; return 0; fi
+    for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V); do
+        [[ -x $dir/initdb && -x $dir/pg_ctl ]] && best=$dir
+    done
+    [[ -n $best ]] || { echo "servers.sh: PostgreSQL server binaries not found" >&2; return 1; }
+    printf '%s\n' "$best"
 }
 
 # Waits up to 60 s for COMMAND to succeed while PID lives; prints LOG on failure.

@@ -162,12 +162,24 @@ async fn cutover_back_under_load_loses_nothing() {
     let acked: BTreeSet<i64> = seen.acked.iter().copied().collect();
     let on_my = f.my_ids("t").await;
     let missing: Vec<_> = acked.difference(&on_my).collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged writes missing on MySQL: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(20)]
-    );
+    if !missing.is_empty() {
+        // Where they went tells the reverse stream's loss (on PostgreSQL
+        // only) from a write the gate let through after the flip (nowhere).
+        let on_pg = f.pg_ids("t");
+        let there: Vec<_> = missing.iter().filter(|id| on_pg.contains(id)).collect();
+        let states: Vec<_> = f
+            .proxies
+            .iter()
+            .map(|p| p.state.reverse.snapshot())
+            .collect();
+        panic!(
+            "{} acknowledged writes missing on MySQL: {:?}; of those on PostgreSQL: {:?}; \
+             reverse streams: {states:?}",
+            missing.len(),
+            &missing[..missing.len().min(20)],
+            &there[..there.len().min(20)]
+        );
+    }
     // The stream runs again in dual_write and brings PostgreSQL level.
     let mut same = false;
     for _ in 0..200 {

@@ -170,7 +170,10 @@ async fn cutover_back_under_load_loses_nothing() {
         let states: Vec<_> = f
             .proxies
             .iter()
-            .map(|p| p.state.reverse.snapshot())
+            .map(|p| {
+                let s = p.state.reverse.snapshot();
+                (s.state, s.error, s.checkpoint, s.lease_holder)
+            })
             .collect();
         panic!(
             "{} acknowledged writes missing on MySQL: {:?}; of those on PostgreSQL: {:?}; \

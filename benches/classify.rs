@@ -23,7 +23,7 @@ use tandem::sql::classify::Classifier;
 use tandem::sql::fingerprint::fingerprint;
 use tandem::sql::parse::Parsed;
 use tandem::sql::pin;
-use tandem::sql::schema::{ColumnInfo, Schema, TableInfo};
+use tandem::sql::schema::{Schema, TableInfo};
 use tandem::sql::translate;
 
 /// Number of literal variants cycled through by the cached benchmarks.
@@ -107,25 +107,17 @@ fn bench(c: &mut Criterion) {
 }
 
 fn insert_schema() -> Schema {
-    let col = |name: &str, ty: &str, auto_increment: bool| ColumnInfo {
-        name: name.into(),
-        column_type: ty.into(),
-        nullable: !auto_increment,
-        auto_increment,
-    };
     let mut s = Schema::default();
-    s.insert(TableInfo {
-        name: "orders".into(),
-        columns: vec![
-            col("id", "bigint(20) unsigned", true),
-            col("customer", "int(11)", false),
-            col("note", "varchar(100)", false),
-            col("total", "decimal(10,2)", false),
-            col("created", "datetime", false),
+    s.insert(TableInfo::simple(
+        "orders",
+        &[
+            ("id", "bigint(20) unsigned", true),
+            ("customer", "int(11)", false),
+            ("note", "varchar(100)", false),
+            ("total", "decimal(10,2)", false),
+            ("created", "datetime", false),
         ],
-        primary_key: vec!["id".into()],
-        unique_keys: vec![],
-    });
+    ));
     s
 }
 

@@ -132,6 +132,26 @@ pub struct TableInfo {
 }
 
 impl TableInfo {
+    /// A table from `(name, MySQL column type, auto_increment)` triples:
+    /// the auto-increment column is the NOT NULL primary key, the others are
+    /// nullable. Tests and benchmarks describe their tables this way.
+    pub fn simple(name: &str, columns: &[(&str, &str, bool)]) -> Self {
+        TableInfo {
+            name: name.into(),
+            columns: columns
+                .iter()
+                .map(|&(name, ty, auto_increment)| ColumnInfo {
+                    name: name.into(),
+                    column_type: ty.into(),
+                    nullable: !auto_increment,
+                    auto_increment,
+                })
+                .collect(),
+            primary_key: columns.iter().filter(|c| c.2).map(|c| c.0.into()).collect(),
+            unique_keys: vec![],
+        }
+    }
+
     pub fn auto_increment_column(&self) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.auto_increment)
     }

@@ -5,28 +5,20 @@
 use super::*;
 use crate::sql::classify::Classifier;
 use crate::sql::parse::parses;
-use crate::sql::schema::{ColumnInfo, TableInfo};
+use crate::sql::schema::TableInfo;
 
 fn schema() -> Schema {
-    let col = |name: &str, ty: &str, auto_increment: bool| ColumnInfo {
-        name: name.into(),
-        column_type: ty.into(),
-        nullable: !auto_increment,
-        auto_increment,
-    };
     let mut s = Schema::default();
-    s.insert(TableInfo {
-        name: "users".into(),
-        columns: vec![
-            col("id", "int(10) unsigned", true),
-            col("name", "varchar(50)", false),
-            col("score", "int(11)", false),
-            col("created", "datetime(3)", false),
-            col("born", "date", false),
+    s.insert(TableInfo::simple(
+        "users",
+        &[
+            ("id", "int(10) unsigned", true),
+            ("name", "varchar(50)", false),
+            ("score", "int(11)", false),
+            ("created", "datetime(3)", false),
+            ("born", "date", false),
         ],
-        primary_key: vec!["id".into()],
-        unique_keys: vec![],
-    });
+    ));
     s
 }
 

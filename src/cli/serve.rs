@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -27,16 +28,7 @@ pub async fn serve(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Resul
         }
     }
     tracing::info!(%addr, phase = state.snapshot.load().config.phase.as_str(), "tandem listening");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signals(shutdown.clone()));
-    let admin = state.snapshot.load().config.admin.listen.clone();
-    if !admin.is_empty() {
-        match tandem::admin::start(&admin, state.clone(), shutdown.clone()).await {
-            Ok(addr) => tracing::info!(%addr, "admin endpoint (/metrics, /status)"),
-            // The proxy is more important than its metrics: keep serving.
-            Err(e) => tracing::warn!(error = %e, addr = admin, "admin endpoint not started"),
-        }
-    }
+    let shutdown = start_signals_and_admin(&state).await;
     tandem::reload::spawn(path.clone(), state.clone(), shutdown.clone());
     // Owned background work: the cockpit (ramp, timeline) and the change
     // stream (source = "binlog"), stopped with the proxy after committing
@@ -94,15 +86,7 @@ pub async fn mirror(path: PathBuf, format: Option<LogFormatArg>) -> anyhow::Resu
     if let Err(e) = state.refresh_schema().await {
         tracing::warn!(error = %e, "cannot read the schema from the old backend yet (needed to translate DDL)");
     }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signals(shutdown.clone()));
-    let admin = state.snapshot.load().config.admin.listen.clone();
-    if !admin.is_empty() {
-        match tandem::admin::start(&admin, state.clone(), shutdown.clone()).await {
-            Ok(addr) => tracing::info!(%addr, "admin endpoint (/metrics, /status)"),
-            Err(e) => tracing::warn!(error = %e, addr = admin, "admin endpoint not started"),
-        }
-    }
+    let shutdown = start_signals_and_admin(&state).await;
     let tasks = tokio_util::task::TaskTracker::new();
     tandem::stream::source::spawn(&state, &tasks, shutdown.clone(), true)
         .await
@@ -155,4 +139,20 @@ pub async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The shutdown token SIGTERM/SIGINT cancel, and the admin endpoint when
+/// `[admin] listen` is set (both `serve` and `mirror` run them).
+async fn start_signals_and_admin(state: &Arc<tandem::server::AppState>) -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone()));
+    let admin = state.snapshot.load().config.admin.listen.clone();
+    if !admin.is_empty() {
+        match tandem::admin::start(&admin, state.clone(), shutdown.clone()).await {
+            Ok(addr) => tracing::info!(%addr, "admin endpoint (/metrics, /status)"),
+            // The process is more important than its metrics: keep running.
+            Err(e) => tracing::warn!(error = %e, addr = admin, "admin endpoint not started"),
+        }
+    }
+    shutdown
 }

@@ -396,8 +396,7 @@ async fn session_state_persists_on_the_pinned_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_blob_and_large_result_stream() {
-    // Room for a 17 MiB row (new connections pick this up).
-    servers::mariadb().root_sql("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024");
+    // The test servers run with max_allowed_packet = 64M: room for a 17 MiB row.
     let (db, proxy) = setup("large").await;
     let mut p = via(&proxy, &db).await;
     p.query_drop("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)")

@@ -351,6 +351,10 @@ pub(super) fn launch_mariadbd(
         .arg("--skip-name-resolve")
         .args(MARIADB_STORAGE_ARGS)
         .arg("--max-connections=500")
+        // Room for a 17 MiB row (protocol::large_blob_and_large_result_stream)
+        // from the start: a test that raised the global instead changed what
+        // other tests' new connections saw while they ran.
+        .arg("--max-allowed-packet=64M")
         // As production runs it: a row-format binlog (the change stream reads
         // it), a server id, full row images and full table-map metadata.
         .arg("--log-bin=mariadb-bin")

@@ -140,7 +140,7 @@ async fn dispatch(
             });
             let (classified, plan) = (&stmt.classified, stmt.plan);
             state.metrics.count_statement(classified.class);
-            let _timer = LatencyTimer(state, classified.class, started);
+            let mut timer = LatencyTimer::new(state, classified.class, started);
             let span = tracing::debug_span!("stmt", class = ?classified.class, fingerprint = %classified.fingerprint);
             if plan.session_wrote {
                 session.stream_wrote = true;
@@ -186,16 +186,17 @@ async fn dispatch(
             )
             .instrument(span)
             .await?;
+            let took = timer.stop();
             if classified.class == StatementClass::Read {
                 let error = w.error.is_some();
-                state.cockpit.old_reads.record(started.elapsed(), error);
+                state.cockpit.old_reads.record(took, error);
             }
             if let Some(capture) = capture {
                 let relayed = Relayed {
                     capture,
                     binary: false,
                     deprecate_eof,
-                    latency: started.elapsed(),
+                    latency: took,
                 };
                 let statement = String::from_utf8_lossy(sql).into_owned();
                 pipeline::shadow_submit(
@@ -245,9 +246,10 @@ async fn dispatch(
             if stmt.as_ref().is_none_or(|s| s.plan.session_wrote) {
                 session.stream_wrote = true;
             }
-            let _timer = stmt.as_ref().map(|s| {
+            let started = std::time::Instant::now();
+            let mut timer = stmt.as_ref().map(|s| {
                 state.metrics.count_statement(s.classified.class);
-                LatencyTimer(state, s.classified.class, std::time::Instant::now())
+                LatencyTimer::new(state, s.classified.class, started)
             });
             if let (Some(id), Some(s)) = (id, &stmt) {
                 if s.plan.mirror == Mirror::Statements {
@@ -273,7 +275,6 @@ async fn dispatch(
                     &mut p.param_types,
                 );
             }
-            let started = std::time::Instant::now();
             let mut capture = stmt
                 .as_ref()
                 .filter(|s| pipeline::shadow_sampled(state, session, s))
@@ -287,13 +288,17 @@ async fn dispatch(
                 capture.as_mut(),
             )
             .await?;
+            let took = match timer.as_mut() {
+                Some(t) => t.stop(),
+                None => started.elapsed(),
+            };
             let classified = stmt.map(|s| s.classified);
             if classified
                 .as_ref()
                 .is_some_and(|c| c.class == StatementClass::Read)
             {
                 let error = w.error.is_some();
-                state.cockpit.old_reads.record(started.elapsed(), error);
+                state.cockpit.old_reads.record(took, error);
             }
             if let Some(capture) = capture {
                 shadow_execute(
@@ -303,7 +308,7 @@ async fn dispatch(
                     id,
                     classified.as_deref(),
                     capture,
-                    started,
+                    took,
                 );
             }
             session.note_status(w.status);
@@ -386,16 +391,37 @@ async fn dispatch(
     Ok(Flow::Continue)
 }
 
-/// Records a statement's latency when dropped (whichever way it ends).
-struct LatencyTimer<'a>(
-    &'a AppState,
-    crate::sql::classify::StatementClass,
-    std::time::Instant,
-);
+/// Records a statement's latency when dropped (whichever way it ends): the
+/// time `stop` measured once the response was relayed, or the time until the
+/// drop when the statement ended early. One clock read serves the latency
+/// metric, the cockpit and a shadow read's record.
+struct LatencyTimer<'a> {
+    state: &'a AppState,
+    class: StatementClass,
+    started: std::time::Instant,
+    took: Option<std::time::Duration>,
+}
+
+impl<'a> LatencyTimer<'a> {
+    fn new(state: &'a AppState, class: StatementClass, started: std::time::Instant) -> Self {
+        Self {
+            state,
+            class,
+            started,
+            took: None,
+        }
+    }
+
+    /// The statement's latency, now; recorded as such when dropped.
+    fn stop(&mut self) -> std::time::Duration {
+        *self.took.get_or_insert_with(|| self.started.elapsed())
+    }
+}
 
 impl Drop for LatencyTimer<'_> {
     fn drop(&mut self) {
-        self.0.metrics.observe_latency(self.1, self.2.elapsed());
+        let took = self.stop();
+        self.state.metrics.observe_latency(self.class, took);
     }
 }
 
@@ -424,7 +450,7 @@ fn shadow_execute(
     id: Option<u32>,
     classified: Option<&Classified>,
     capture: crate::shadow::capture::Capture,
-    started: std::time::Instant,
+    latency: std::time::Duration,
 ) {
     let escapes = session.backslash_escapes();
     let (Some(classified), Some(id)) = (classified, id) else {
@@ -442,7 +468,7 @@ fn shadow_execute(
         capture,
         binary: true,
         deprecate_eof: session.deprecate_eof(),
-        latency: started.elapsed(),
+        latency,
     };
     pipeline::shadow_submit(
         state,

@@ -75,18 +75,22 @@ async fn relay_response(
             // Don't hold relayed bytes while waiting for more.
             client.flush().await.map_err(RelayError::Client)?;
         }
-        let h = backend.fill_physical().await.map_err(RelayError::Backend)?;
-        let step = walker
-            .feed(h.len, backend.raw_payload(h))
-            .map_err(RelayError::Backend)?;
-        if let Some(tap) = tap.as_deref_mut() {
-            tap.push(backend.raw_payload(h));
-        }
+        backend.fill_physical().await.map_err(RelayError::Backend)?;
+        // Every whole packet already read goes in one batch, up to the end
+        // of the response or a file request.
+        let mut done = false;
         backend
-            .relay_physical(h, client)
-            .await
-            .map_err(RelayError::Client)?;
-        if step == Step::Done {
+            .relay_buffered_packets(client, |h, payload| {
+                let step = walker.feed(h.len, payload)?;
+                if let Some(tap) = tap.as_deref_mut() {
+                    tap.push(payload);
+                }
+                done = step == Step::Done;
+                Ok(!done && !walker.wants_file())
+            })
+            .map_err(RelayError::Backend)?;
+        client.flush_if_full().await.map_err(RelayError::Client)?;
+        if done {
             break;
         }
         if walker.wants_file() {

@@ -47,8 +47,11 @@ pub fn follow_phase(session: &mut Session, state: &AppState) {
     // Only the mirror of the running phase applies (a session on the other
     // side is closed at its next boundary, see `stays`).
     let phase = state.snapshot.load().config.phase.as_str();
-    let current = state.mirror.load_full().filter(|m| m.phase() == phase);
-    match (&session.mirror, current.as_ref()) {
+    // A guard, not a clone: cloning the `Arc` on every statement made every
+    // session thread write the mirror's shared reference count.
+    let current = state.mirror.load();
+    let current = current.as_ref().filter(|m| m.phase() == phase);
+    match (&session.mirror, current) {
         (None, Some(m)) => session.mirror = Some(m.session(session.id)),
         (Some(mine), Some(m)) if !mine.is_of(m) => session.mirror = Some(m.session(session.id)),
         (Some(_), None) => {

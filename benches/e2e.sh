@@ -24,6 +24,8 @@
 #   THREADS     sysbench client threads                     [4]
 #   TLS         1: also measure the TLS paths, 0: skip them [1]
 #   TABLE_SIZE  rows in sbtest1                             [10000]
+#   LOG_LEVEL   tandem's log.level                          [info]
+#               (the default a user runs: sessions' spans are on)
 #   TANDEM_BIN  proxy command to measure; must accept `serve --config FILE`.
 #               Default: target/release/tandem, built first with cargo.
 #   TANDEM_BIN_B  a second build to measure in the same run (e.g. the one
@@ -53,6 +55,7 @@ die() {
 }
 
 PROFILE_EVENTS=${PROFILE_EVENTS:-2000}
+LOG_LEVEL=${LOG_LEVEL:-info}
 WORKER_THREADS=${WORKER_THREADS:-0}
 for v in DURATION THREADS TABLE_SIZE; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -221,7 +224,7 @@ listen = "127.0.0.1:$admin_port"
 worker_threads = $WORKER_THREADS
 
 [log]
-level = "warn"
+level = "$LOG_LEVEL"
 EOF
 say "starting tandem on 127.0.0.1:$tandem_port"
 APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
@@ -411,7 +414,7 @@ result=$repo/benches/results/e2e-$(date +%Y-%m-%d-%H%M%S).txt
     echo "sysbench:  $(sysbench --version)"
     echo "proxy:     $tandem_cmd"
     [[ -n ${TANDEM_BIN_B:-} ]] && echo "proxy B:   $TANDEM_BIN_B"
-    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS;" \
+    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS LOG_LEVEL=$LOG_LEVEL;" \
         "sysbench, servers and proxies share the machine"
     echo "ps-mode:   auto = server-side prepared statements, disable = text protocol"
     echo "values:    medians over rounds; ratios are of the medians, 'paired' = median of the" \
@@ -434,13 +437,12 @@ def median(values):
 def tps(key):
     return median([float(r["tps"]) for r in runs.get(key, [])])
 
+def run_cpu_us(r):
+    ticks, queries = int(r["cpu_ticks"]), float(r["queries"])
+    return ticks / clk_tck * 1e6 / queries if ticks >= 0 and queries > 0 else None
+
 def cpu_us_per_stmt(key):
-    vals = []
-    for r in runs.get(key, []):
-        ticks, queries = int(r["cpu_ticks"]), float(r["queries"])
-        if ticks >= 0 and queries > 0:
-            vals.append(ticks / clk_tck * 1e6 / queries)
-    return median(vals)
+    return median([v for v in map(run_cpu_us, runs.get(key, [])) if v is not None])
 
 def fmt(x, spec):
     return "-" if x != x else format(x, spec)
@@ -469,30 +471,36 @@ print(line(cols))
 print(line(["-" * w for w in widths]))
 for r in rows:
     print(line(r))
-def paired(key_a, key_b):
-    """Median over rounds of a/b TPS measured in the same round."""
+def paired(key_a, key_b, metric=lambda r: float(r["tps"])):
+    """Median over rounds of a/b, both measured in the same round (TPS unless
+    another metric is given): the machine's drift between rounds cancels."""
     by_round = {}
     for key, slot in ((key_a, 0), (key_b, 1)):
         for r in runs.get(key, []):
-            by_round.setdefault(r["round"], [None, None])[slot] = float(r["tps"])
+            by_round.setdefault(r["round"], [None, None])[slot] = metric(r)
     return median([a / b for a, b in by_round.values() if a and b])
 
 print()
-print("paired per round (tandem/haproxy):",
+print("paired per round, TPS (tandem/haproxy):",
       "  ".join(f"{w} {m} {fmt(paired((w, m, 'tandem'), (w, m, 'haproxy')), '.3f')}" for w, m in seen))
+print("paired per round, CPU per statement (tandem/haproxy):",
+      "  ".join(f"{w} {m} {fmt(paired((w, m, 'tandem'), (w, m, 'haproxy'), run_cpu_us), '.3f')}"
+                for w, m in seen))
 b_rows = [(w, m) for w, m in seen if runs.get((w, m, "tandem_b"))]
 if b_rows:
     print()
     print("second build (TANDEM_BIN_B) in the same run:")
     cols = ["workload", "mode", "tandem TPS", "tandem_b TPS", "tandem/tandem_b (paired)",
-            "tandem_b/haproxy (paired)", "tandem CPU us/stmt", "tandem_b CPU us/stmt"]
+            "tandem_b/haproxy (paired)", "tandem CPU us/stmt", "tandem_b CPU us/stmt",
+            "CPU tandem/tandem_b (paired)"]
     rows = []
     for w, m in b_rows:
         rows.append([w, m, fmt(tps((w, m, "tandem")), ".0f"), fmt(tps((w, m, "tandem_b")), ".0f"),
                      fmt(paired((w, m, "tandem"), (w, m, "tandem_b")), ".3f"),
                      fmt(paired((w, m, "tandem_b"), (w, m, "haproxy")), ".3f"),
                      fmt(cpu_us_per_stmt((w, m, "tandem")), ".1f"),
-                     fmt(cpu_us_per_stmt((w, m, "tandem_b")), ".1f")])
+                     fmt(cpu_us_per_stmt((w, m, "tandem_b")), ".1f"),
+                     fmt(paired((w, m, "tandem"), (w, m, "tandem_b"), run_cpu_us), ".3f")])
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     print(line(cols))
     print(line(["-" * w for w in widths]))

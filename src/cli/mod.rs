@@ -18,19 +18,38 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 pub fn init_logging(config: &Config, format: Option<LogFormatArg>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let directives = std::env::var("TANDEM_LOG").unwrap_or_else(|_| config.log.level.clone());
     let json = match format {
         Some(LogFormatArg::Json) => true,
         Some(LogFormatArg::Text) => false,
         None => config.log.format == LogFormat::Json,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    // Levels per target ("info", "tandem::stream=debug,warn") go through
+    // `Targets`, which decides once per call site. `EnvFilter` also takes a
+    // process-wide lock on every span enter and exit, i.e. on every poll of
+    // every session (their span is at info): it is kept for directives only
+    // it understands (span and field filters).
+    match directives.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(targets) => install_logging(targets, json),
+        Err(_) => {
+            let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+            install_logging(filter, json)
+        }
+    }
+}
+
+fn install_logging<F>(filter: F, json: bool)
+where
+    F: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logging = tracing_subscriber::registry().with(filter);
+    match json {
+        true => logging.with(fmt.json()).init(),
+        false => logging.with(fmt).init(),
     }
 }

@@ -24,6 +24,9 @@
 #   THREADS     sysbench client threads                     [4]
 #   TLS         1: also measure the TLS paths, 0: skip them [1]
 #   TABLE_SIZE  rows in sbtest1                             [10000]
+#   PIN         1: MariaDB and sysbench on CPU 1, every proxy on CPU 0, so
+#               each proxy's CPU per statement is measured without the
+#               others' scheduling noise (needs 2 CPUs and taskset)  [0]
 #   LOG_LEVEL   tandem's log.level                          [info]
 #               (the default a user runs: sessions' spans are on)
 #   TANDEM_BIN  proxy command to measure; must accept `serve --config FILE`.
@@ -56,6 +59,13 @@ die() {
 
 PROFILE_EVENTS=${PROFILE_EVENTS:-2000}
 LOG_LEVEL=${LOG_LEVEL:-info}
+PIN=${PIN:-0}
+# Where the proxies and the database side run (PIN=1) or everything anywhere.
+proxy_cpus=() db_cpus=()
+if [[ $PIN == 1 ]]; then
+    [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null || die "PIN=1 needs 2 CPUs and taskset"
+    proxy_cpus=(taskset -c 0) db_cpus=(taskset -c 1)
+fi
 WORKER_THREADS=${WORKER_THREADS:-0}
 for v in DURATION THREADS TABLE_SIZE; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -162,6 +172,7 @@ start_mariadb "$work" --innodb-log-file-size=256M \
     --ssl-ca="$work/tls/cert.pem" --ssl-cert="$work/tls/cert.pem" --ssl-key="$work/tls/key.pem" ||
     die "MariaDB did not start"
 mariadb_pid=${pids[-1]}
+[[ $PIN == 1 ]] && taskset -a -p -c 1 "$mariadb_pid" >/dev/null
 mariadb_port=$MY_PORT
 my_root <<EOF
 CREATE DATABASE sbtest;
@@ -197,7 +208,7 @@ EOF
 haproxy_bin=$(find_program haproxy)
 "$haproxy_bin" -c -q -f "$work/haproxy.cfg" || die "invalid generated haproxy.cfg"
 say "starting HAProxy on 127.0.0.1:$haproxy_port"
-setsid "$haproxy_bin" -db -f "$work/haproxy.cfg" </dev/null >"$work/haproxy.log" 2>&1 &
+setsid "${proxy_cpus[@]}" "$haproxy_bin" -db -f "$work/haproxy.cfg" </dev/null >"$work/haproxy.log" 2>&1 &
 haproxy_pid=$!
 pids+=("$haproxy_pid")
 wait_for_sql "$haproxy_port" HAProxy "$haproxy_pid" "$work/haproxy.log"
@@ -228,7 +239,7 @@ level = "$LOG_LEVEL"
 EOF
 say "starting tandem on 127.0.0.1:$tandem_port"
 APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
-    setsid "$tandem_cmd" serve --config "$work/proxy.toml" </dev/null >"$work/tandem.log" 2>&1 &
+    setsid "${proxy_cpus[@]}" "$tandem_cmd" serve --config "$work/proxy.toml" </dev/null >"$work/tandem.log" 2>&1 &
 tandem_pid=$!
 pids+=("$tandem_pid")
 wait_for_sql "$tandem_port" tandem "$tandem_pid" "$work/tandem.log"
@@ -242,7 +253,7 @@ if [[ $TLS == 1 ]]; then
     printf '\n[tls]\ncert = "%s"\nkey = "%s"\n' "$work/tls/cert.pem" "$work/tls/key.pem" >>"$work/proxy-tls.toml"
     say "starting tandem with TLS on 127.0.0.1:$tls_port"
     APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
-        setsid "$tandem_cmd" serve --config "$work/proxy-tls.toml" </dev/null >"$work/tandem-tls.log" 2>&1 &
+        setsid "${proxy_cpus[@]}" "$tandem_cmd" serve --config "$work/proxy-tls.toml" </dev/null >"$work/tandem-tls.log" 2>&1 &
     tandem_tls_pid=$!
     pids+=("$tandem_tls_pid")
     wait_for_sql "$tls_port" "tandem (TLS)" "$tandem_tls_pid" "$work/tandem-tls.log"
@@ -255,7 +266,7 @@ if [[ -n ${TANDEM_BIN_B:-} ]]; then
         -e "s/127.0.0.1:$admin_port/127.0.0.1:$b_admin_port/" "$work/proxy.toml" >"$work/proxy-b.toml"
     say "starting the second build (TANDEM_BIN_B=$TANDEM_BIN_B) on 127.0.0.1:$b_port"
     APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
-        setsid "$TANDEM_BIN_B" serve --config "$work/proxy-b.toml" </dev/null >"$work/tandem-b.log" 2>&1 &
+        setsid "${proxy_cpus[@]}" "$TANDEM_BIN_B" serve --config "$work/proxy-b.toml" </dev/null >"$work/tandem-b.log" 2>&1 &
     tandem_b_pid=$!
     pids+=("$tandem_b_pid")
     wait_for_sql "$b_port" "tandem (B)" "$tandem_b_pid" "$work/tandem-b.log"
@@ -323,7 +334,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 before=0
                 [[ -n $pid ]] && before=$(cpu_ticks "$pid")
                 out=$work/run-$round-$workload-$mode-$target.log
-                if sysbench "$workload" "${sb_common[@]}" --mysql-port="$(port_of "$target")" \
+                if "${db_cpus[@]}" sysbench "$workload" "${sb_common[@]}" --mysql-port="$(port_of "$target")" \
                     "$(tls_args "$target")" --threads="$THREADS" --time="$DURATION" --events=0 --report-interval=0 \
                     --db-ps-mode="$mode" run >"$out" 2>&1; then
                     ticks=-1
@@ -414,7 +425,7 @@ result=$repo/benches/results/e2e-$(date +%Y-%m-%d-%H%M%S).txt
     echo "sysbench:  $(sysbench --version)"
     echo "proxy:     $tandem_cmd"
     [[ -n ${TANDEM_BIN_B:-} ]] && echo "proxy B:   $TANDEM_BIN_B"
-    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS LOG_LEVEL=$LOG_LEVEL;" \
+    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS LOG_LEVEL=$LOG_LEVEL PIN=$PIN;" \
         "sysbench, servers and proxies share the machine"
     echo "ps-mode:   auto = server-side prepared statements, disable = text protocol"
     echo "values:    medians over rounds; ratios are of the medians, 'paired' = median of the" \

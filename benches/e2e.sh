@@ -362,7 +362,13 @@ done
 # Total heap allocations of tandem so far ("-" without the count-allocs
 # feature).
 allocations() {
-    python3 - "$admin_port" <<'PY'
+    local port
+    case $1 in
+        tandem) port=$admin_port ;;
+        tandem_tls) port=$tls_admin_port ;;
+        *) echo -; return ;;
+    esac
+    python3 - "$port" <<'PY'
 import sys, urllib.request
 try:
     body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
@@ -382,20 +388,22 @@ if ((PROFILE_EVENTS > 0)); then
     say "counting system calls (strace -c -f) and allocations over $PROFILE_EVENTS events per run"
     for workload in "${WORKLOADS[@]}"; do
         for mode in "${PS_MODES[@]}"; do
-            for target in haproxy tandem; do
+            traced=(haproxy tandem)
+            [[ $TLS == 1 ]] && traced+=(tandem_tls)
+            for target in "${traced[@]}"; do
                 pid=$(pid_of "$target")
                 trace=$work/strace-$workload-$mode-$target.txt
                 out=$work/profile-$workload-$mode-$target.log
-                a0=$([[ $target == tandem ]] && allocations || echo -)
+                a0=$(allocations "$target")
                 strace -c -f -U name,calls -o "$trace" -p "$pid" 2>"$trace.err" &
                 strace_pid=$!
                 sleep 1 # let strace attach to every thread
                 sysbench "$workload" "${sb_common[@]}" --mysql-port="$(port_of "$target")" \
-                    --threads="$THREADS" --time=0 --events="$PROFILE_EVENTS" --report-interval=0 \
+                    "$(tls_args "$target")" --threads="$THREADS" --time=0 --events="$PROFILE_EVENTS" --report-interval=0 \
                     --db-ps-mode="$mode" run >"$out" 2>&1 || say "traced run failed: $workload $mode $target"
                 kill -INT "$strace_pid" 2>/dev/null || true
                 wait "$strace_pid" 2>/dev/null || true
-                a1=$([[ $target == tandem ]] && allocations || echo -)
+                a1=$(allocations "$target")
                 allocs=-
                 [[ $a0 != - && $a1 != - ]] && allocs=$((a1 - a0))
                 queries=$(awk '/^ *queries:/ { print $2 }' "$out")

@@ -46,7 +46,11 @@ where
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal, not in a file or the journal.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let logging = tracing_subscriber::registry().with(filter);
     match json {
         true => logging.with(fmt.json()).init(),

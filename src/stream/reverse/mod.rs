@@ -41,6 +41,7 @@
 //! decommission with `SELECT pg_drop_replication_slot('<slot>')` and
 //! `DROP PUBLICATION <publication>` (names in `tandem check`).
 
+pub mod ddl;
 pub mod pgoutput;
 pub mod setup;
 pub mod source;

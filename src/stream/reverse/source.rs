@@ -259,7 +259,7 @@ impl SlotReader {
             .client
             .query_raw(
                 "SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::text::pg_lsn, $3, \
-                 'proto_version', '1', 'publication_names', $4)",
+                 'proto_version', '2', 'messages', 'true', 'publication_names', $4)",
                 params,
             )
             .await
@@ -367,7 +367,21 @@ impl SlotReader {
                     position: Position::lsn(self.after),
                 })
             }
-            Message::Other(_) => None,
+            Message::Logical {
+                prefix, content, ..
+            } if prefix == super::ddl::PREFIX => match super::ddl::Marker::parse(&content) {
+                Ok(m) => Some(Item::Ddl {
+                    database: m.database,
+                    sql: m.mysql,
+                    gtid: None,
+                    position: Position::lsn(self.after),
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reverse stream: unreadable DDL marker skipped; MySQL may drift");
+                    None
+                }
+            },
+            Message::Logical { .. } | Message::Other(_) => None,
         })
     }
 

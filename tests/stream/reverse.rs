@@ -645,3 +645,46 @@ async fn a_stalled_applier_behind_more_than_one_peek_loses_nothing() {
     running.cancel.cancel();
     running.task.await.unwrap().unwrap();
 }
+
+/// A `tandem.ddl` marker in the same PostgreSQL transaction as the DDL (what
+/// the proxy is to emit; written by hand here) reaches MariaDB in order with
+/// the rows: the ALTER lands before the update that fills the new column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ddl_marker_is_applied_on_mariadb_in_order_with_the_rows() {
+    let p = pair("rev_ddl", "stop");
+    p.my_sql("CREATE TABLE t (id int NOT NULL PRIMARY KEY, v text NULL)");
+    p.pg_sql("CREATE TABLE t (id int NOT NULL PRIMARY KEY, v text)");
+    let stats = Arc::new(StreamStats::default());
+    let running = p.start(&stats);
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
+
+    let marker = tandem::stream::reverse::ddl::Marker {
+        mysql: "ALTER TABLE t ADD COLUMN c int NULL".into(),
+        database: p.my.clone(),
+        tables: vec!["t".into()],
+    };
+    let pg = p.pg_client().await;
+    pg.batch_execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        .await
+        .unwrap();
+    pg.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN c int")
+        .await
+        .unwrap();
+    pg.execute(tandem::stream::reverse::ddl::EMIT_SQL, &[&marker.to_json()])
+        .await
+        .unwrap();
+    pg.batch_execute("COMMIT; UPDATE t SET c = id * 10; INSERT INTO t VALUES (3, 'c', 30)")
+        .await
+        .unwrap();
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
+    let sum = p
+        .my_count("SELECT CAST(sum(c) AS UNSIGNED) FROM t WHERE c = id * 10")
+        .await;
+    assert_eq!(
+        sum, 60,
+        "the new column exists on MariaDB and carries the rows"
+    );
+    p.assert_identical().await;
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}

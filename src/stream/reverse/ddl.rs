@@ -51,6 +51,178 @@ impl Marker {
     }
 }
 
+/// What the proxy adds to a client's DDL on PostgreSQL so that the reverse
+/// stream carries it back: the marker, and the publication a new table joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carry {
+    pub marker: Marker,
+    /// The reverse stream's publication (`None`: not derivable from the
+    /// configuration; the marker is still written).
+    pub publication: Option<String>,
+    /// The statement creates a table (it must join the publication).
+    pub creates_table: bool,
+}
+
+impl Carry {
+    /// The marker for `mysql` (the client's text, pinned) run in `database`,
+    /// with the tables the classifier found in it.
+    pub fn new(
+        config: &crate::config::Config,
+        mysql: &str,
+        database: &str,
+        classified: &crate::sql::classify::Classified,
+    ) -> Carry {
+        Carry {
+            marker: Marker {
+                mysql: mysql.to_string(),
+                database: database.to_string(),
+                tables: classified
+                    .statements
+                    .iter()
+                    .flat_map(|s| s.tables.iter().cloned())
+                    .collect(),
+            },
+            publication: super::Names::from_config(config)
+                .ok()
+                .map(|n| n.publication),
+            creates_table: creates_table(mysql),
+        }
+    }
+}
+
+/// Whether a MySQL statement is `CREATE [TEMPORARY] TABLE …` (temporary
+/// tables are not carried: they live in one session).
+fn creates_table(mysql: &str) -> bool {
+    let head: String = mysql
+        .chars()
+        .take(200)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let mut words = head
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
+    words.next() == Some("CREATE") && words.next() == Some("TABLE")
+}
+
+/// Tables created (or altered) in the current transaction that are in the
+/// session's schema and not yet in publication `$1`, as a list for
+/// `ALTER PUBLICATION … ADD TABLE`; no row when the publication does not
+/// exist or nothing is missing.
+const NEW_TABLES_SQL: &str = "SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.xmin = pg_current_xact_id()::xid AND c.relkind IN ('r', 'p') \
+     AND c.relpersistence = 'p' AND n.nspname = current_schema() \
+     AND NOT EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid \
+                     WHERE pr.prrelid = c.oid AND p.pubname = $1) \
+     HAVING EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)";
+
+/// A string literal for PostgreSQL's simple-query text.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Runs a client's translated DDL on PostgreSQL with its marker in the same
+/// transaction: its own transaction under autocommit (PostgreSQL DDL is
+/// transactional), the client's when one is open. A created table joins the
+/// publication in that transaction, so rows written right after the CREATE
+/// follow it; if it cannot (not the publication's owner), the DDL still
+/// succeeds and the gap is logged. On error, a transaction of our own is
+/// rolled back; the client's is left as PostgreSQL left it.
+pub async fn run_carried(
+    pg: &mut crate::backend::pg_mysql::PgSession,
+    carry: &Carry,
+    translated: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    let own = !pg.in_transaction();
+    if own {
+        pg.execute_silently("BEGIN").await?;
+    }
+    let result = run_in_transaction(pg, carry, translated).await;
+    match (&result, own) {
+        (Ok(()), true) => pg.execute_silently("COMMIT").await?,
+        (Err(_), true) => {
+            let _ = pg.execute_silently("ROLLBACK").await;
+        }
+        _ => {}
+    }
+    result
+}
+
+/// [`run_carried`], answered to the client in MySQL form: OK (with the
+/// transaction flag as PostgreSQL now stands, written to `status`) or the
+/// mapped error. `Ok(true)`: the DDL ran (the caller refreshes its schema).
+pub async fn run_and_answer(
+    client: &mut crate::wire::io::PacketIo,
+    pg: &mut crate::backend::pg_mysql::PgSession,
+    carry: &Carry,
+    translated: &[String],
+    status: &mut u16,
+) -> Result<bool, crate::backend::pg_mysql::PgError> {
+    use crate::backend::pg_mysql::PgError;
+    let in_trans = crate::wire::StatusFlags::SERVER_STATUS_IN_TRANS.bits();
+    let result = run_carried(pg, carry, translated).await;
+    *status = (*status & !in_trans) | if pg.in_transaction() { in_trans } else { 0 };
+    match result {
+        Ok(()) => {
+            let ok = crate::wire::packets::ok_packet(crate::wire::packets::OkInfo {
+                status: *status,
+                ..Default::default()
+            });
+            client.write_and_flush(1, &ok).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            let err = crate::backend::pg_mysql::map_error(&e);
+            client.write_and_flush(1, &err.encode()).await?;
+            if pg.is_closed() {
+                return Err(PgError::Backend(e));
+            }
+            Ok(false)
+        }
+    }
+}
+
+async fn run_in_transaction(
+    pg: &mut crate::backend::pg_mysql::PgSession,
+    carry: &Carry,
+    translated: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    for s in translated.iter().filter(|s| !s.trim().is_empty()) {
+        pg.execute_silently(s).await?;
+    }
+    let emit = format!(
+        "SELECT pg_logical_emit_message(true, {}, {})::text",
+        literal(PREFIX),
+        literal(&carry.marker.to_json())
+    );
+    pg.first_text(&emit).await?;
+    let Some(publication) = carry.publication.as_deref().filter(|_| carry.creates_table) else {
+        return Ok(());
+    };
+    let find = NEW_TABLES_SQL.replace("$1", &literal(publication));
+    let Some(tables) = pg.first_text(&find).await? else {
+        return Ok(());
+    };
+    let add = format!(
+        "SAVEPOINT tandem_publication; ALTER PUBLICATION {} ADD TABLE {tables}; RELEASE SAVEPOINT tandem_publication",
+        crate::migrate::sqltext::ident(crate::migrate::sqltext::Dialect::Postgres, publication)
+    );
+    if let Err(e) = pg.first_text(&add).await {
+        tracing::warn!(error = %e, publication, tables, "reverse stream: a table created through the proxy could not join the publication; its rows are not copied back to MySQL (run the ALTER PUBLICATION as the publication's owner)");
+        pg.first_text(
+            "ROLLBACK TO SAVEPOINT tandem_publication; RELEASE SAVEPOINT tandem_publication",
+        )
+        .await?;
+    } else {
+        tracing::info!(
+            publication,
+            tables,
+            "reverse stream: new table(s) joined the publication"
+        );
+    }
+    Ok(())
+}
+
 /// MySQL errors that mean a re-applied DDL already took effect (the stream
 /// crashed between the DDL's implicit commit and its checkpoint): table
 /// exists (1050), duplicate column (1060), duplicate key name (1061),
@@ -82,5 +254,15 @@ mod tests {
         assert!(already_applied(1050));
         assert!(already_applied(1091));
         assert!(!already_applied(1064));
+    }
+
+    #[test]
+    fn only_create_table_joins_the_publication() {
+        assert!(creates_table("create table t (id int)"));
+        assert!(creates_table("  CREATE TABLE IF NOT EXISTS `t` (id int)"));
+        assert!(!creates_table("CREATE TEMPORARY TABLE t (id int)"));
+        assert!(!creates_table("CREATE INDEX i ON t (v)"));
+        assert!(!creates_table("ALTER TABLE t ADD COLUMN c int"));
+        assert_eq!(literal("a'b"), "'a''b'");
     }
 }

@@ -104,6 +104,19 @@ fn creates_table(mysql: &str) -> bool {
     words.next() == Some("CREATE") && words.next() == Some("TABLE")
 }
 
+/// `CREATE TEMPORARY TABLE` / `DROP TEMPORARY TABLE`.
+fn temporary(mysql: &str) -> bool {
+    let head: String = mysql
+        .chars()
+        .take(200)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let mut words = head
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
+    matches!(words.next(), Some("CREATE" | "DROP")) && words.next() == Some("TEMPORARY")
+}
+
 /// Tables created (or altered) in the current transaction that are in the
 /// session's schema and not yet in publication `$1`, as a list for
 /// `ALTER PUBLICATION … ADD TABLE`; no row when the publication does not
@@ -195,6 +208,10 @@ async fn run_in_transaction(
         literal(PREFIX),
         literal(&carry.marker.to_json())
     );
+    if temporary(&carry.marker.mysql) {
+        // A temporary table lives in this session only: nothing to carry.
+        return Ok(());
+    }
     pg.first_text(&emit).await?;
     let Some(publication) = carry.publication.as_deref().filter(|_| carry.creates_table) else {
         return Ok(());
@@ -221,6 +238,57 @@ async fn run_in_transaction(
         );
     }
     Ok(())
+}
+
+/// Notices column changes the reverse stream was not told about: a table's
+/// columns changed on PostgreSQL (pgoutput re-sends its Relation) with no
+/// DDL marker naming the table since — DDL run directly on PostgreSQL, not
+/// through the proxy. MySQL is not changed; the change is reported.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// Tables named by markers, lower case, until their next Relation.
+    marked: std::collections::HashSet<String>,
+    /// Changes reported.
+    pub unmarked: u64,
+}
+
+/// Bound on remembered marker tables (DDL that changes no column, such as
+/// CREATE INDEX, may never be followed by a changed Relation).
+const WATCH_MAX: usize = 1024;
+
+impl Watch {
+    /// A marker was read.
+    pub fn marked(&mut self, marker: &Marker) {
+        if self.marked.len() >= WATCH_MAX {
+            self.marked.clear();
+        }
+        for t in &marker.tables {
+            // `db`.`t`, db.t, `t`: the table part.
+            let name = t.rsplit('.').next().unwrap_or(t).trim_matches('`');
+            self.marked.insert(name.to_ascii_lowercase());
+        }
+    }
+
+    /// A Relation message for `table`: its columns as last known (`None`:
+    /// first seen) and now. `true` when the change came without a marker
+    /// (already logged).
+    pub fn relation(&mut self, table: &str, before: Option<Vec<&str>>, after: Vec<&str>) -> bool {
+        let was_marked = self.marked.remove(&table.to_ascii_lowercase());
+        let Some(before) = before else {
+            return false;
+        };
+        if before == after || was_marked {
+            return false;
+        }
+        self.unmarked += 1;
+        tracing::warn!(
+            table,
+            before = %before.join(","),
+            after = %after.join(","),
+            "reverse stream: the table's columns changed on PostgreSQL without a tandem DDL marker (DDL run on PostgreSQL directly, not through the proxy): MySQL is not changed and may drift; run the matching DDL on MySQL"
+        );
+        true
+    }
 }
 
 /// MySQL errors that mean a re-applied DDL already took effect (the stream
@@ -257,10 +325,30 @@ mod tests {
     }
 
     #[test]
+    fn column_changes_without_a_marker_are_reported() {
+        let mut w = Watch::default();
+        assert!(!w.relation("t", None, vec!["id", "v"]));
+        assert!(!w.relation("t", Some(vec!["id", "v"]), vec!["id", "v"]));
+        assert!(w.relation("t", Some(vec!["id", "v"]), vec!["id", "v", "c"]));
+        let m = Marker {
+            mysql: "ALTER TABLE `app`.`T` ADD COLUMN d int".into(),
+            database: "app".into(),
+            tables: vec!["`app`.`T`".into()],
+        };
+        w.marked(&m);
+        assert!(!w.relation("t", Some(vec!["id", "v", "c"]), vec!["id", "v", "c", "d"]));
+        assert!(w.relation("t", Some(vec!["id"]), vec!["id", "e"]));
+        assert_eq!(w.unmarked, 2);
+    }
+
+    #[test]
     fn only_create_table_joins_the_publication() {
         assert!(creates_table("create table t (id int)"));
         assert!(creates_table("  CREATE TABLE IF NOT EXISTS `t` (id int)"));
         assert!(!creates_table("CREATE TEMPORARY TABLE t (id int)"));
+        assert!(temporary("create temporary table t (id int)"));
+        assert!(temporary("DROP TEMPORARY TABLE IF EXISTS t"));
+        assert!(!temporary("DROP TABLE t"));
         assert!(!creates_table("CREATE INDEX i ON t (v)"));
         assert!(!creates_table("ALTER TABLE t ADD COLUMN c int"));
         assert_eq!(literal("a'b"), "'a''b'");

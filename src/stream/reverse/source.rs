@@ -86,6 +86,8 @@ pub struct SlotReader {
     skipping: bool,
     last_progress: Instant,
     progressed_to: u64,
+    /// Column changes without a DDL marker (reported).
+    ddl_watch: super::ddl::Watch,
 }
 
 pub(super) async fn lsn_query(
@@ -177,6 +179,7 @@ impl SlotReader {
             skipping: false,
             last_progress: Instant::now(),
             progressed_to: from,
+            ddl_watch: Default::default(),
         })
     }
 
@@ -370,12 +373,15 @@ impl SlotReader {
             Message::Logical {
                 prefix, content, ..
             } if prefix == super::ddl::PREFIX => match super::ddl::Marker::parse(&content) {
-                Ok(m) => Some(Item::Ddl {
-                    database: m.database,
-                    sql: m.mysql,
-                    gtid: None,
-                    position: Position::lsn(self.after),
-                }),
+                Ok(m) => {
+                    self.ddl_watch.marked(&m);
+                    Some(Item::Ddl {
+                        database: m.database,
+                        sql: m.mysql,
+                        gtid: None,
+                        position: Position::lsn(self.after),
+                    })
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "reverse stream: unreadable DDL marker skipped; MySQL may drift");
                     None
@@ -420,6 +426,12 @@ impl SlotReader {
             key,
         };
         let skip = r.name.starts_with("tandem_");
+        let before = self
+            .rels
+            .get(&r.id)
+            .map(|old| old.table.columns.iter().map(|c| c.name.as_str()).collect());
+        let after = r.columns.iter().map(|c| c.name.as_str()).collect();
+        self.ddl_watch.relation(&r.name, before, after);
         self.rels.insert(
             r.id,
             Rel {

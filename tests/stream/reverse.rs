@@ -916,3 +916,53 @@ async fn a_restart_between_a_ddl_and_its_checkpoint_re_applies_safely() {
     proxy.shutdown.cancel();
     let _ = proxy.task.await;
 }
+
+/// DDL run on PostgreSQL directly carries no marker: when the table's
+/// columns change under the stream (pgoutput re-sends its Relation) it is
+/// logged and recorded in the drift log. Here the operator ran the same DDL
+/// on MariaDB by hand, so the rows after it still apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_change_without_a_marker_goes_to_the_drift_log() {
+    let p = pair("rev_unmarked", "stop");
+    p.my_sql("CREATE TABLE t (id int NOT NULL PRIMARY KEY, v int NULL)");
+    p.pg_sql("CREATE TABLE t (id int NOT NULL PRIMARY KEY, v int)");
+    let config = p.config();
+    let stats = Arc::new(StreamStats::default());
+    let drift = DriftLog::start(config.mirror.drift_log.clone());
+    let opener = Arc::new(
+        ReverseOpener::from_config(&config, Arc::clone(&stats))
+            .unwrap()
+            .with_drift(drift.clone()),
+    );
+    let cfg = reverse::run_config(&config, Arc::new(Default::default())).unwrap();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run::run(
+        cfg,
+        opener,
+        Arc::clone(&stats),
+        Some(drift.clone()),
+        cancel.clone(),
+    ));
+    wait_applied_all_committed(&p, &stats, Duration::from_secs(30)).await;
+    p.pg_sql("INSERT INTO t VALUES (1, 1)");
+    wait_applied_all_committed(&p, &stats, Duration::from_secs(30)).await;
+    assert_eq!(drift.recorded(), 0, "no column change yet");
+
+    p.my_sql("ALTER TABLE t ADD COLUMN z int NULL");
+    p.pg_sql("ALTER TABLE t ADD COLUMN z int");
+    p.pg_sql("INSERT INTO t VALUES (2, 2, 20)");
+    wait_applied_all_committed(&p, &stats, Duration::from_secs(30)).await;
+    assert_eq!(drift.recorded(), 1, "one unmarked column change");
+    let lines = common::settled_jsonl(&p.dir.join("drift.jsonl"), 1).await;
+    let line = lines.last().expect("a drift record").to_string();
+    assert!(line.contains("columns of table t changed"), "{line}");
+    assert!(line.contains("id, v, z"), "{line}");
+    assert_eq!(
+        p.my_count("SELECT CAST(z AS UNSIGNED) FROM t WHERE id = 2")
+            .await,
+        20
+    );
+    p.assert_identical().await;
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

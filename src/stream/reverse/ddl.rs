@@ -244,12 +244,14 @@ async fn run_in_transaction(
 /// columns changed on PostgreSQL (pgoutput re-sends its Relation) with no
 /// DDL marker naming the table since — DDL run directly on PostgreSQL, not
 /// through the proxy. MySQL is not changed; the change is reported.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Watch {
     /// Tables named by markers, lower case, until their next Relation.
     marked: std::collections::HashSet<String>,
     /// Changes reported.
     pub unmarked: u64,
+    /// Where each one is also recorded, when the stream has a drift log.
+    pub drift: Option<crate::dualwrite::drift::DriftLog>,
 }
 
 /// Bound on remembered marker tables (DDL that changes no column, such as
@@ -287,6 +289,21 @@ impl Watch {
             after = %after.join(","),
             "reverse stream: the table's columns changed on PostgreSQL without a tandem DDL marker (DDL run on PostgreSQL directly, not through the proxy): MySQL is not changed and may drift; run the matching DDL on MySQL"
         );
+        if let Some(d) = &self.drift {
+            d.record(crate::dualwrite::drift::DriftEvent {
+                time: crate::dualwrite::drift::now_rfc3339(),
+                session: 0,
+                phase: "reverse_stream",
+                kind: crate::dualwrite::drift::DriftKind::Error,
+                statement: format!(
+                    "columns of table {table} changed on PostgreSQL from ({}) to ({})",
+                    before.join(", "),
+                    after.join(", ")
+                ),
+                translated: None,
+                error: "DDL without a tandem.ddl marker (run on PostgreSQL directly): not carried back to MySQL".into(),
+            });
+        }
         true
     }
 }

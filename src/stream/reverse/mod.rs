@@ -115,9 +115,17 @@ pub struct ReverseOpener {
     names: Names,
     database: String,
     stats: Arc<StreamStats>,
+    /// Gets a record for each column change that came without a DDL marker.
+    drift: Option<crate::dualwrite::drift::DriftLog>,
 }
 
 impl ReverseOpener {
+    /// Records DDL that was not carried back (see `ddl::Watch`) in `drift`.
+    pub fn with_drift(mut self, drift: crate::dualwrite::drift::DriftLog) -> Self {
+        self.drift = Some(drift);
+        self
+    }
+
     pub fn from_config(config: &Config, stats: Arc<StreamStats>) -> Result<ReverseOpener, String> {
         let names = Names::from_config(config)?;
         let new = config
@@ -138,6 +146,7 @@ impl ReverseOpener {
             names,
             database,
             stats,
+            drift: None,
         })
     }
 }
@@ -177,7 +186,7 @@ impl OpenSource for ReverseOpener {
                 });
             };
             let pg = pg_connect(&self.new).await?;
-            let reader = source::SlotReader::open(
+            let mut reader = source::SlotReader::open(
                 pg,
                 self.names.clone(),
                 self.database.clone(),
@@ -185,6 +194,7 @@ impl OpenSource for ReverseOpener {
                 lsn,
             )
             .await?;
+            reader.ddl_watch.drift = self.drift.clone();
             Ok(Box::new(Items(reader)) as Box<dyn ItemSource>)
         })
     }

@@ -87,7 +87,7 @@ pub struct SlotReader {
     last_progress: Instant,
     progressed_to: u64,
     /// Column changes without a DDL marker (reported).
-    ddl_watch: super::ddl::Watch,
+    pub(super) ddl_watch: super::ddl::Watch,
 }
 
 pub(super) async fn lsn_query(

@@ -1,7 +1,8 @@
 //! The reverse stream on real servers: changes committed on PostgreSQL,
 //! read from a logical slot (pgoutput), applied to MariaDB by the same
 //! applier — alone, across a hard kill, with a transaction MariaDB refuses,
-//! and inside a `new_primary` proxy.
+//! inside a `new_primary` proxy, and with DDL carried back in order (the
+//! proxy's `tandem.ddl` markers).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,6 +7,9 @@
 //! transaction as the translated DDL. pgoutput (with `messages 'true'`,
 //! proto_version 2) hands it to the reverse stream in commit order with the
 //! row changes, and the stream applies the MySQL text on the old side.
+//! A table the DDL creates joins the publication in that same transaction.
+//! Column changes that arrive without a marker (DDL run on PostgreSQL
+//! directly) are reported by [`Watch`].
 
 use serde::{Deserialize, Serialize};
 

@@ -25,9 +25,11 @@
 //!   the previous one. It needs only the `REPLICATION` attribute (or
 //!   superuser), no `replication` line in `pg_hba.conf`.
 //!
-//! The output plugin is `pgoutput` (built in, no extension), protocol 1,
-//! text values, decoded in [`pgoutput`]; the changes are limited to a
-//! publication of the migrated tables.
+//! The output plugin is `pgoutput` (built in, no extension), protocol 2
+//! with logical messages, text values, decoded in [`pgoutput`]; the changes
+//! are limited to a publication of the migrated tables. DDL travels as
+//! `tandem.ddl` logical messages the proxy writes in the DDL's transaction
+//! ([`ddl`]).
 //!
 //! ## Lifecycle of the slot
 //! `tandem cutover --to new` creates the publication and the slot before the

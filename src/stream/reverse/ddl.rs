@@ -93,8 +93,8 @@ impl Carry {
     }
 }
 
-/// Whether a MySQL statement is `CREATE [TEMPORARY] TABLE …` (temporary
-/// tables are not carried: they live in one session).
+/// Whether a MySQL statement is `CREATE TABLE …` (not `CREATE TEMPORARY
+/// TABLE`: temporary tables are not carried, they live in one session).
 fn creates_table(mysql: &str) -> bool {
     let head: String = mysql
         .chars()
@@ -206,15 +206,15 @@ async fn run_in_transaction(
     for s in translated.iter().filter(|s| !s.trim().is_empty()) {
         pg.execute_silently(s).await?;
     }
+    if temporary(&carry.marker.mysql) {
+        // A temporary table lives in this session only: nothing to carry.
+        return Ok(());
+    }
     let emit = format!(
         "SELECT pg_logical_emit_message(true, {}, {})::text",
         literal(PREFIX),
         literal(&carry.marker.to_json())
     );
-    if temporary(&carry.marker.mysql) {
-        // A temporary table lives in this session only: nothing to carry.
-        return Ok(());
-    }
     pg.first_text(&emit).await?;
     let Some(publication) = carry.publication.as_deref().filter(|_| carry.creates_table) else {
         return Ok(());

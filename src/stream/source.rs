@@ -248,10 +248,10 @@ pub async fn spawn<S: Handles>(
     }
     if super::reverse::applies(&config) {
         let stats = Arc::clone(state.reverse_stats());
-        let opener = Arc::new(super::reverse::ReverseOpener::from_config(
-            &config,
-            Arc::clone(&stats),
-        )?);
+        let opener = Arc::new(
+            super::reverse::ReverseOpener::from_config(&config, Arc::clone(&stats))?
+                .with_drift(drift.clone()),
+        );
         let cfg = super::reverse::run_config(&config, schema)?;
         let watch = Arc::clone(state);
         let wanted = move || always || watch.snapshot().load().config.phase == Phase::NewPrimary;

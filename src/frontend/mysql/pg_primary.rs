@@ -27,6 +27,7 @@ use crate::proxy::session::{Prepared, Session};
 use crate::sql::classify::{Classified, StatementClass, TxnOp};
 use crate::sql::parse::Parsed;
 use crate::state::AppState;
+use crate::stream::reverse::ddl;
 use crate::wire::execute::{parse_params, ParamValue};
 use crate::wire::io::{PacketIo, WireError};
 use crate::wire::packets::{ok_packet, OkInfo, ServerError};
@@ -305,6 +306,19 @@ async fn statement(
         && classified.class != StatementClass::Other
     {
         let _ = pg.execute_silently("BEGIN").await;
+    }
+    if classified.class == StatementClass::Ddl && plan.mirror == Mirror::Stream {
+        // The reverse stream carries it back: a marker in the same transaction.
+        let carry = ddl::Carry::new(
+            &state.snapshot.load().config,
+            &mysql_text,
+            &session.database,
+            classified,
+        );
+        if ddl::run_and_answer(client, pg, &carry, &translated, &mut session.status).await? {
+            write::refresh_schema_after_ddl(state).await;
+        }
+        return Ok(());
     }
     let (last, before) = translated
         .split_last()

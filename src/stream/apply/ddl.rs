@@ -24,18 +24,49 @@ impl Applier {
         let gtid = self.current_gtid();
         let statements = self.translate_ddl(sql, gtid.clone())?;
         self.flush().await?;
-        let mut text = String::new();
-        if !self.open {
-            text.push_str(begin_sql(self.dialect));
-            text.push_str(";\n");
+        if self.dialect == Dialect::Mysql {
+            // MySQL commits around DDL: the rest of the transaction and its
+            // checkpoint go in a transaction opened after it.
+            for s in &statements {
+                self.send_mysql_ddl(s, gtid.clone()).await?;
+            }
+            self.send(begin_sql(self.dialect).to_string(), gtid).await?;
+            self.open = true;
+        } else {
+            let mut text = String::new();
+            if !self.open {
+                text.push_str(begin_sql(self.dialect));
+                text.push_str(";\n");
+            }
+            text.push_str(&statements.join(";\n"));
+            self.open = true;
+            self.send(text, gtid).await?;
         }
-        text.push_str(&statements.join(";\n"));
-        self.open = true;
-        self.send(text, gtid).await?;
         // Plans are re-read inside the transaction, which sees the new table.
         self.tables.invalidate();
         tracing::info!(sql, "applied DDL from the binlog (inside its transaction)");
         Ok(())
+    }
+
+    /// One DDL statement on a MySQL target. An error saying it already took
+    /// effect (`reverse::ddl::already_applied`: the DDL committed implicitly,
+    /// then the stream stopped before its checkpoint and re-read it) is
+    /// logged and passed over, so a restart there does not stop the stream.
+    async fn send_mysql_ddl(&mut self, sql: &str, gtid: Option<String>) -> Result<(), ApplyError> {
+        match self.db.execute(sql).await {
+            Err(MigrateError::Mysql(mysql_async::Error::Server(e)))
+                if crate::stream::reverse::ddl::already_applied(e.code) =>
+            {
+                tracing::warn!(sql, code = e.code, error = %e.message, "DDL already applied on the target (re-read after a restart): passed over");
+                Ok(())
+            }
+            Err(e) => {
+                let err = ApplyError::from_target(e, gtid);
+                self.rollback().await;
+                Err(err)
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     fn translate_ddl(&self, sql: &str, gtid: Option<String>) -> Result<Vec<String>, ApplyError> {
@@ -85,7 +116,7 @@ impl Applier {
         if self.dialect == Dialect::Mysql {
             // MySQL commits DDL implicitly: the checkpoint follows it.
             for s in &statements {
-                self.send(s.clone(), gtid.clone()).await?;
+                self.send_mysql_ddl(s, gtid.clone()).await?;
             }
         } else {
             self.open = true;

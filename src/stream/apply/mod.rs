@@ -280,7 +280,7 @@ impl Applier {
             let mapped = match self.tables.cached(&c.table) {
                 Some(m) => m,
                 None => {
-                    if !self.tables.has_catalog() {
+                    if !self.tables.has_catalog() || self.tables.changed(&c.table) {
                         self.load_catalog().await?;
                     }
                     self.tables.map(&c.table, self.opts.no_key)?

@@ -103,6 +103,15 @@ impl Tables {
         (Arc::ptr_eq(&m.source, t) || *m.source == **t).then(|| Arc::clone(m))
     }
 
+    /// A mapping exists for `t`'s table but from another table map: the
+    /// source's columns changed without DDL through the stream (the reverse
+    /// stream's marker-less DDL), so the target catalog may be stale too.
+    pub fn changed(&self, t: &SourceTable) -> bool {
+        self.mapped
+            .get(&(t.database.clone(), t.name.clone()))
+            .is_some_and(|m| *m.source != *t)
+    }
+
     /// Maps `t` onto the target catalog (which must be loaded).
     pub fn map(&mut self, t: &Arc<SourceTable>, no_key: NoKey) -> Result<Arc<Mapped>, ApplyError> {
         let defs = self.target.as_deref().unwrap_or(&[]);

@@ -25,9 +25,11 @@
 //!   the previous one. It needs only the `REPLICATION` attribute (or
 //!   superuser), no `replication` line in `pg_hba.conf`.
 //!
-//! The output plugin is `pgoutput` (built in, no extension), protocol 1,
-//! text values, decoded in [`pgoutput`]; the changes are limited to a
-//! publication of the migrated tables.
+//! The output plugin is `pgoutput` (built in, no extension), protocol 2
+//! with logical messages, text values, decoded in [`pgoutput`]; the changes
+//! are limited to a publication of the migrated tables. DDL travels as
+//! `tandem.ddl` logical messages the proxy writes in the DDL's transaction
+//! ([`ddl`]).
 //!
 //! ## Lifecycle of the slot
 //! `tandem cutover --to new` creates the publication and the slot before the
@@ -41,6 +43,7 @@
 //! decommission with `SELECT pg_drop_replication_slot('<slot>')` and
 //! `DROP PUBLICATION <publication>` (names in `tandem check`).
 
+pub mod ddl;
 pub mod pgoutput;
 pub mod setup;
 pub mod source;
@@ -114,9 +117,17 @@ pub struct ReverseOpener {
     names: Names,
     database: String,
     stats: Arc<StreamStats>,
+    /// Gets a record for each column change that came without a DDL marker.
+    drift: Option<crate::dualwrite::drift::DriftLog>,
 }
 
 impl ReverseOpener {
+    /// Records DDL that was not carried back (see `ddl::Watch`) in `drift`.
+    pub fn with_drift(mut self, drift: crate::dualwrite::drift::DriftLog) -> Self {
+        self.drift = Some(drift);
+        self
+    }
+
     pub fn from_config(config: &Config, stats: Arc<StreamStats>) -> Result<ReverseOpener, String> {
         let names = Names::from_config(config)?;
         let new = config
@@ -137,6 +148,7 @@ impl ReverseOpener {
             names,
             database,
             stats,
+            drift: None,
         })
     }
 }
@@ -176,7 +188,7 @@ impl OpenSource for ReverseOpener {
                 });
             };
             let pg = pg_connect(&self.new).await?;
-            let reader = source::SlotReader::open(
+            let mut reader = source::SlotReader::open(
                 pg,
                 self.names.clone(),
                 self.database.clone(),
@@ -184,6 +196,7 @@ impl OpenSource for ReverseOpener {
                 lsn,
             )
             .await?;
+            reader.ddl_watch.drift = self.drift.clone();
             Ok(Box::new(Items(reader)) as Box<dyn ItemSource>)
         })
     }

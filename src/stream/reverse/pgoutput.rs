@@ -93,7 +93,15 @@ pub enum Message {
         cascade: bool,
         restart_identity: bool,
     },
-    /// Origin, Type, logical Message, stream messages: nothing to apply.
+    /// A logical message written with `pg_logical_emit_message` (the proxy's
+    /// DDL markers, prefix [`crate::stream::reverse::ddl::PREFIX`]).
+    Logical {
+        transactional: bool,
+        lsn: u64,
+        prefix: String,
+        content: Vec<u8>,
+    },
+    /// Origin, Type, stream messages: nothing to apply.
     Other(u8),
 }
 
@@ -271,6 +279,21 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 restart_identity: options & 2 == 2,
             }
         }
+        b'M' => {
+            // proto_version 2 without streaming: no xid field.
+            let flags = r.u8("message flags")?;
+            let lsn = r.u64("message lsn")?;
+            let prefix = r.string("message prefix")?;
+            let n = r.i32("message length")?;
+            let n = usize::try_from(n).map_err(|_| bad("negative message length"))?;
+            let content = r.take(n, "message content")?.to_vec();
+            Message::Logical {
+                transactional: flags & 1 == 1,
+                lsn,
+                prefix,
+                content,
+            }
+        }
         other => Message::Other(other),
     })
 }
@@ -380,5 +403,26 @@ mod tests {
         t.push(0);
         assert!(decode(&t).is_err());
         assert_eq!(decode(b"O").expect("origin"), Message::Other(b'O'));
+        assert!(decode(b"M\x01").is_err());
+    }
+
+    #[test]
+    fn logical_messages_decode() {
+        let mut m = vec![b'M', 1];
+        m.extend_from_slice(&0x10_u64.to_be_bytes());
+        m.extend_from_slice(b"tandem.ddl\0");
+        m.extend_from_slice(&3_i32.to_be_bytes());
+        m.extend_from_slice(b"{x}");
+        assert_eq!(
+            decode(&m).expect("message"),
+            Message::Logical {
+                transactional: true,
+                lsn: 0x10,
+                prefix: "tandem.ddl".into(),
+                content: b"{x}".to_vec(),
+            }
+        );
+        m.truncate(m.len() - 1);
+        assert!(decode(&m).is_err());
     }
 }

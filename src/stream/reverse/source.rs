@@ -86,6 +86,8 @@ pub struct SlotReader {
     skipping: bool,
     last_progress: Instant,
     progressed_to: u64,
+    /// Column changes without a DDL marker (reported).
+    pub(super) ddl_watch: super::ddl::Watch,
 }
 
 pub(super) async fn lsn_query(
@@ -177,6 +179,7 @@ impl SlotReader {
             skipping: false,
             last_progress: Instant::now(),
             progressed_to: from,
+            ddl_watch: Default::default(),
         })
     }
 
@@ -259,7 +262,7 @@ impl SlotReader {
             .client
             .query_raw(
                 "SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::text::pg_lsn, $3, \
-                 'proto_version', '1', 'publication_names', $4)",
+                 'proto_version', '2', 'messages', 'true', 'publication_names', $4)",
                 params,
             )
             .await
@@ -367,7 +370,24 @@ impl SlotReader {
                     position: Position::lsn(self.after),
                 })
             }
-            Message::Other(_) => None,
+            Message::Logical {
+                prefix, content, ..
+            } if prefix == super::ddl::PREFIX => match super::ddl::Marker::parse(&content) {
+                Ok(m) => {
+                    self.ddl_watch.marked(&m);
+                    Some(Item::Ddl {
+                        database: m.database,
+                        sql: m.mysql,
+                        gtid: None,
+                        position: Position::lsn(self.after),
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reverse stream: unreadable DDL marker skipped; MySQL may drift");
+                    None
+                }
+            },
+            Message::Logical { .. } | Message::Other(_) => None,
         })
     }
 
@@ -406,6 +426,12 @@ impl SlotReader {
             key,
         };
         let skip = r.name.starts_with("tandem_");
+        let before = self
+            .rels
+            .get(&r.id)
+            .map(|old| old.table.columns.iter().map(|c| c.name.as_str()).collect());
+        let after = r.columns.iter().map(|c| c.name.as_str()).collect();
+        self.ddl_watch.relation(&r.name, before, after);
         self.rels.insert(
             r.id,
             Rel {

@@ -133,7 +133,7 @@ async fn gates(
         ),
         say,
     );
-    let fenced = control.fenced && control.fence_left_ms.unwrap_or(0) > 0;
+    let fenced = control.fenced && !control.expired;
     check(
         !fenced,
         format!(
@@ -470,7 +470,7 @@ pub async fn status(config: &Config) -> Result<Vec<String>, MigrateError> {
         "control: epoch {} authority {} fence {}{}",
         c.epoch,
         c.authority,
-        if c.fenced && c.fence_left_ms.unwrap_or(0) > 0 {
+        if c.fenced && !c.expired {
             "UP"
         } else {
             "down"

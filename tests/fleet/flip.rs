@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use mysql_async::prelude::Queryable;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -314,6 +316,89 @@ async fn the_lease_holder_killed_during_cutover_never_splits() {
         only_my.is_empty(),
         "{} rows on MySQL only: written to the old side and never streamed",
         only_my.len()
+    );
+    f.stop().await;
+}
+
+/// The flip checks the fence deadline when its update starts and commits a
+/// moment later. A member that read the row in between saw a fence past its
+/// deadline and released the writes it held to the side that was about to
+/// stop being authoritative: acknowledged there after the stream's catch-up
+/// target, so never copied (under load, with a pause near `--max-pause-ms`,
+/// the `--back` loss of one held write per proxy). Here the flip's
+/// transaction is kept open across the deadline so that the window is open
+/// every time: the held write must not run on MySQL, and runs on PostgreSQL
+/// once the flip commits (or is refused, not executed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flip_committing_past_the_fence_deadline_never_releases_writes_to_the_old_side() {
+    let f = start("fleet_expire", 306, 1).await;
+    create_table(&f).await;
+    f.wait_live(1).await;
+    let pg = store::connect(&f.config()).await.unwrap();
+    let epoch = store::control(&pg).await.unwrap().epoch;
+    let raised_at = std::time::Instant::now();
+    let pause = Duration::from_millis(1000);
+    store::raise_fence(&pg, epoch, pause.as_millis() as u64, "test: a flip racing the deadline")
+        .await
+        .unwrap()
+        .expect("the fence is raised");
+    let fleet = &f.proxies[0].state.fleet;
+    while fleet.status()["fenced"] != true {
+        assert!(raised_at.elapsed() < pause / 2, "the proxy never saw the fence");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let o = common::proxy_opts(&f.proxies[0], &f.my);
+    let write = tokio::spawn(async move {
+        let mut c = mysql_async::Conn::new(o).await?;
+        c.query_drop("INSERT INTO t VALUES (1, 0, 0, 'held')").await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!write.is_finished(), "a write passed the raised fence");
+    // The flip as `store::advance` runs it, committed only after the
+    // deadline has passed and the member has polled several times.
+    let flip = store::connect(&f.config()).await.unwrap();
+    flip.client.batch_execute("BEGIN").await.unwrap();
+    let n = flip
+        .client
+        .execute(
+            "UPDATE tandem_fleet_control SET epoch = epoch + 1, authority = 'new', fenced = false, \
+             deadline = NULL, note = 'test flip', updated = now() \
+             WHERE id = 1 AND epoch = $1 AND fenced AND deadline > now()",
+            &[&epoch],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the flip found the fence up before its deadline");
+    tokio::time::sleep((pause + Duration::from_millis(600)).saturating_sub(raised_at.elapsed()))
+        .await;
+    let early = f.my_ids("t").await;
+    let finished_early = write.is_finished();
+    flip.client.batch_execute("COMMIT").await.unwrap();
+    assert!(
+        !early.contains(&1),
+        "the held write ran on MySQL while the flip to PostgreSQL was committing (finished before the commit: {finished_early})"
+    );
+    let result = tokio::time::timeout(Duration::from_secs(10), write)
+        .await
+        .expect("the held write was answered")
+        .unwrap();
+    let (on_my, on_pg) = (f.my_ids("t").await, f.pg_ids("t"));
+    eprintln!("the held write after the flip: {result:?}");
+    match result {
+        Ok(()) => assert!(
+            on_pg.contains(&1) && !on_my.contains(&1),
+            "acknowledged: on PostgreSQL {}, on MySQL {}",
+            on_pg.contains(&1),
+            on_my.contains(&1)
+        ),
+        Err(e) => {
+            assert_eq!(retryable(&e), Some(true), "{e}");
+            assert!(!on_my.contains(&1) && !on_pg.contains(&1), "refused but executed: {e}");
+        }
+    }
+    assert_eq!(
+        f.proxies[0].state.snapshot.load().config.phase,
+        Phase::NewPrimary
     );
     f.stop().await;
 }

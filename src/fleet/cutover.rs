@@ -470,11 +470,7 @@ pub async fn status(config: &Config) -> Result<Vec<String>, MigrateError> {
         "control: epoch {} authority {} fence {}{}",
         c.epoch,
         c.authority,
-        if c.fenced && !c.expired {
-            "UP"
-        } else {
-            "down"
-        },
+        if c.fenced && !c.expired { "UP" } else { "down" },
         if c.note.is_empty() {
             String::new()
         } else {

@@ -128,7 +128,10 @@ impl<S: Handles> Member<S> {
             // Until then the held writes stay held.
             let fence = control.fence;
             if store::expire_fence(self.conn().await?, fence).await? {
-                tracing::warn!(fence, "fleet: the cutover fence expired; held writes go on under the unchanged epoch");
+                tracing::warn!(
+                    fence,
+                    "fleet: the cutover fence expired; held writes go on under the unchanged epoch"
+                );
             }
             read_at = Instant::now();
             control = store::control(self.conn().await?).await?;

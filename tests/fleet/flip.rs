@@ -338,13 +338,21 @@ async fn a_flip_committing_past_the_fence_deadline_never_releases_writes_to_the_
     let epoch = store::control(&pg).await.unwrap().epoch;
     let raised_at = std::time::Instant::now();
     let pause = Duration::from_millis(1000);
-    store::raise_fence(&pg, epoch, pause.as_millis() as u64, "test: a flip racing the deadline")
-        .await
-        .unwrap()
-        .expect("the fence is raised");
+    store::raise_fence(
+        &pg,
+        epoch,
+        pause.as_millis() as u64,
+        "test: a flip racing the deadline",
+    )
+    .await
+    .unwrap()
+    .expect("the fence is raised");
     let fleet = &f.proxies[0].state.fleet;
     while fleet.status()["fenced"] != true {
-        assert!(raised_at.elapsed() < pause / 2, "the proxy never saw the fence");
+        assert!(
+            raised_at.elapsed() < pause / 2,
+            "the proxy never saw the fence"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let o = common::proxy_opts(&f.proxies[0], &f.my);
@@ -393,7 +401,10 @@ async fn a_flip_committing_past_the_fence_deadline_never_releases_writes_to_the_
         ),
         Err(e) => {
             assert_eq!(retryable(&e), Some(true), "{e}");
-            assert!(!on_my.contains(&1) && !on_pg.contains(&1), "refused but executed: {e}");
+            assert!(
+                !on_my.contains(&1) && !on_pg.contains(&1),
+                "refused but executed: {e}"
+            );
         }
     }
     assert_eq!(

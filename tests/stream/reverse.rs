@@ -424,7 +424,8 @@ async fn a_transaction_mariadb_refuses_stops_the_stream_or_is_skipped() {
     let running = skip.start(&stats2);
     // What the assertion needs: MariaDB's checkpoint (committed with the
     // rows) past everything PostgreSQL committed, read on one connection.
-    let applied = count_once_applied(&skip, "SELECT count(*) FROM t", Duration::from_secs(30)).await;
+    let applied =
+        count_once_applied(&skip, "SELECT count(*) FROM t", Duration::from_secs(30)).await;
     assert_eq!(
         applied,
         2,

@@ -213,6 +213,57 @@ async fn gates(
     }
 }
 
+/// A write a PostgreSQL-served session ran in autocommit is answered at its
+/// CommandComplete; PostgreSQL commits it when it reaches the Sync that
+/// follows, a moment later. So a member can acknowledge the fence (no write
+/// in flight) before the last writes it answered are committed, and a WAL
+/// position read then does not cover them: the reverse stream "caught up"
+/// without them and the flip stopped it before it copied them (the `--back`
+/// loss, one write per proxy at the flip). Every transaction that holds an
+/// xid now (a writer) is waited for until it has committed or aborted.
+async fn wait_running_writers(
+    pg: &crate::migrate::db::PgConn,
+    deadline: Instant,
+    max_pause_ms: u64,
+) -> Result<(), String> {
+    let snapshot: String = pg
+        .client
+        .query_one("SELECT pg_current_snapshot()::text", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| {
+            let why = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string());
+            format!("cannot read PostgreSQL's running transactions: {why}")
+        })?;
+    let running = "SELECT COALESCE(string_agg(x::text, ', '), '') FROM \
+                   pg_snapshot_xip($1::text::pg_snapshot) AS x \
+                   WHERE pg_xact_status(x) = 'in progress'";
+    loop {
+        let xids: String = pg
+            .client
+            .query_one(running, &[&snapshot])
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| {
+                let why = e
+                    .as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string());
+                format!("cannot read PostgreSQL's running transactions: {why}")
+            })?;
+        if xids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "transactions on PostgreSQL that were writing when the fence was acknowledged did not end within {max_pause_ms} ms (xids {xids}); a long write outside the proxies holds the cutover"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// `--back`: waits until MySQL's reverse checkpoint reaches PostgreSQL's WAL
 /// position at this moment (writes are held: nothing newer is coming).
 async fn wait_reverse(config: &Config, deadline: Instant, max_pause_ms: u64) -> Result<(), String> {
@@ -225,6 +276,7 @@ async fn wait_reverse(config: &Config, deadline: Instant, max_pause_ms: u64) -> 
     let pg = crate::stream::reverse::pg_connect(new)
         .await
         .map_err(|e| e.message)?;
+    wait_running_writers(&pg, deadline, max_pause_ms).await?;
     let target = setup::current_lsn(&pg).await?;
     loop {
         let cp = setup::checkpoint_lsn(config).await?;

@@ -418,3 +418,83 @@ async fn a_flip_committing_past_the_fence_deadline_never_releases_writes_to_the_
     );
     f.stop().await;
 }
+
+/// A write still running on PostgreSQL when the `--back` fence goes up (a
+/// trigger stretches it across the fence) holds the acknowledgement until it
+/// commits, so the reverse stream's catch-up target includes it and it is on
+/// MySQL after the flip: a statement admitted before the fence and committed
+/// after the target cannot be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_running_across_the_back_fence_is_on_mysql_after_the_flip() {
+    let f = start("fleet_slow", 307, 1).await;
+    create_table(&f).await;
+    f.wait_live(1).await;
+    let mut lines = Vec::new();
+    let to_new = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    cutover::run(&f.config(), &to_new, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    // On PostgreSQL only: a row with w = 9 takes 1.5 s inside its
+    // transaction.
+    common::servers::postgres().sql(
+        &f.pg,
+        "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS \
+         'BEGIN IF NEW.w = 9 THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END'; \
+         CREATE TRIGGER slow_insert BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow_insert()",
+    );
+    let o = common::proxy_opts(&f.proxies[0], &f.my);
+    let started = std::time::Instant::now();
+    let write = tokio::spawn(async move {
+        let mut c = mysql_async::Conn::new(o).await?;
+        c.query_drop("INSERT INTO t VALUES (9, 9, 0, 'slow')").await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the slow write finished early");
+    let back = Options {
+        to: Target::Old,
+        max_pause_ms: 5000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let mut lines = Vec::new();
+    let outcome = cutover::run(&f.config(), &back, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    eprintln!(
+        "--back with a write running across the fence: writes held {} ms (acks {} ms, stream {} ms)",
+        outcome.pause_ms, outcome.ack_ms, outcome.catch_up_ms
+    );
+    write.await.unwrap().expect("the slow write succeeded");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the trigger did not slow the write"
+    );
+    assert!(
+        outcome.ack_ms >= 500,
+        "the fence was acknowledged while the write ran ({} ms)",
+        outcome.ack_ms
+    );
+    if !f.my_ids("t").await.contains(&9) {
+        let on_pg = f.pg_ids("t").contains(&9);
+        let r = f.proxies[0].state.reverse.snapshot();
+        let later = {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            f.my_ids("t").await.contains(&9)
+        };
+        panic!(
+            "the write acknowledged by PostgreSQL across the fence is not on MySQL \
+             (on PostgreSQL: {on_pg}; on MySQL 3 s later: {later}); reverse stream {} {:?} checkpoint {:?} read {:?}, skipped {}; {lines:?}",
+            r.state,
+            r.error,
+            r.checkpoint,
+            r.read,
+            f.proxies[0].state.reverse.skipped.load(Ordering::Relaxed)
+        );
+    }
+    f.stop().await;
+}

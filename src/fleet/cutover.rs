@@ -213,14 +213,21 @@ async fn gates(
     }
 }
 
+fn running_error(e: tokio_postgres::Error) -> String {
+    let why = e
+        .as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_string());
+    format!("cannot read PostgreSQL's running transactions: {why}")
+}
+
 /// A write a PostgreSQL-served session ran in autocommit is answered at its
 /// CommandComplete; PostgreSQL commits it when it reaches the Sync that
 /// follows, a moment later. So a member can acknowledge the fence (no write
 /// in flight) before the last writes it answered are committed, and a WAL
-/// position read then does not cover them: the reverse stream "caught up"
-/// without them and the flip stopped it before it copied them (the `--back`
-/// loss, one write per proxy at the flip). Every transaction that holds an
-/// xid now (a writer) is waited for until it has committed or aborted.
+/// position read then would not cover them (a narrower window than the one
+/// `setup::current_lsn` closes; found while reading that one). Every
+/// transaction that holds an xid now (a writer) is waited for until it has
+/// committed or aborted.
 async fn wait_running_writers(
     pg: &crate::migrate::db::PgConn,
     deadline: Instant,
@@ -231,12 +238,7 @@ async fn wait_running_writers(
         .query_one("SELECT pg_current_snapshot()::text", &[])
         .await
         .and_then(|r| r.try_get(0))
-        .map_err(|e| {
-            let why = e
-                .as_db_error()
-                .map_or_else(|| e.to_string(), |d| d.message().to_string());
-            format!("cannot read PostgreSQL's running transactions: {why}")
-        })?;
+        .map_err(running_error)?;
     let running = "SELECT COALESCE(string_agg(x::text, ', '), '') FROM \
                    pg_snapshot_xip($1::text::pg_snapshot) AS x \
                    WHERE pg_xact_status(x) = 'in progress'";
@@ -246,12 +248,7 @@ async fn wait_running_writers(
             .query_one(running, &[&snapshot])
             .await
             .and_then(|r| r.try_get(0))
-            .map_err(|e| {
-                let why = e
-                    .as_db_error()
-                    .map_or_else(|| e.to_string(), |d| d.message().to_string());
-                format!("cannot read PostgreSQL's running transactions: {why}")
-            })?;
+            .map_err(running_error)?;
         if xids.is_empty() {
             return Ok(());
         }

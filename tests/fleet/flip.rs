@@ -1,5 +1,7 @@
 //! Cutovers under load: to PostgreSQL, back to MySQL, and with the
-//! stream's lease holder killed as the fence goes up.
+//! stream's lease holder killed as the fence goes up; a flip that commits
+//! across the fence deadline, and a write that runs across the `--back`
+//! fence.
 
 use std::collections::BTreeSet;
 

@@ -133,7 +133,7 @@ async fn gates(
         ),
         say,
     );
-    let fenced = control.fenced && control.fence_left_ms.unwrap_or(0) > 0;
+    let fenced = control.fenced && !control.expired;
     check(
         !fenced,
         format!(
@@ -213,6 +213,54 @@ async fn gates(
     }
 }
 
+fn running_error(e: tokio_postgres::Error) -> String {
+    let why = e
+        .as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_string());
+    format!("cannot read PostgreSQL's running transactions: {why}")
+}
+
+/// A write a PostgreSQL-served session ran in autocommit is answered at its
+/// CommandComplete; PostgreSQL commits it when it reaches the Sync that
+/// follows, a moment later. So a member can acknowledge the fence (no write
+/// in flight) before the last writes it answered are committed, and a WAL
+/// position read then would not cover them (a narrower window than the one
+/// `setup::current_lsn` closes; found while reading that one). Every
+/// transaction that holds an xid now (a writer) is waited for until it has
+/// committed or aborted.
+async fn wait_running_writers(
+    pg: &crate::migrate::db::PgConn,
+    deadline: Instant,
+    max_pause_ms: u64,
+) -> Result<(), String> {
+    let snapshot: String = pg
+        .client
+        .query_one("SELECT pg_current_snapshot()::text", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(running_error)?;
+    let running = "SELECT COALESCE(string_agg(x::text, ', '), '') FROM \
+                   pg_snapshot_xip($1::text::pg_snapshot) AS x \
+                   WHERE pg_xact_status(x) = 'in progress'";
+    loop {
+        let xids: String = pg
+            .client
+            .query_one(running, &[&snapshot])
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(running_error)?;
+        if xids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "transactions on PostgreSQL that were writing when the fence was acknowledged did not end within {max_pause_ms} ms (xids {xids}); a long write outside the proxies holds the cutover"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// `--back`: waits until MySQL's reverse checkpoint reaches PostgreSQL's WAL
 /// position at this moment (writes are held: nothing newer is coming).
 async fn wait_reverse(config: &Config, deadline: Instant, max_pause_ms: u64) -> Result<(), String> {
@@ -225,6 +273,7 @@ async fn wait_reverse(config: &Config, deadline: Instant, max_pause_ms: u64) -> 
     let pg = crate::stream::reverse::pg_connect(new)
         .await
         .map_err(|e| e.message)?;
+    wait_running_writers(&pg, deadline, max_pause_ms).await?;
     let target = setup::current_lsn(&pg).await?;
     loop {
         let cp = setup::checkpoint_lsn(config).await?;
@@ -470,11 +519,7 @@ pub async fn status(config: &Config) -> Result<Vec<String>, MigrateError> {
         "control: epoch {} authority {} fence {}{}",
         c.epoch,
         c.authority,
-        if c.fenced && c.fence_left_ms.unwrap_or(0) > 0 {
-            "UP"
-        } else {
-            "down"
-        },
+        if c.fenced && !c.expired { "UP" } else { "down" },
         if c.note.is_empty() {
             String::new()
         } else {

@@ -119,8 +119,23 @@ impl<S: Handles> Member<S> {
     /// acknowledge a fence, heartbeat when due.
     async fn tick(&mut self) -> Result<(), MigrateError> {
         let fleet = Arc::clone(self.state.fleet());
-        let read_at = Instant::now();
-        let control: Control = store::control(self.conn().await?).await?;
+        let mut read_at = Instant::now();
+        let mut control: Control = store::control(self.conn().await?).await?;
+        if control.expired {
+            // The deadline passed: lower the fence through the row (see
+            // `store::expire_fence`), then read what holds now — the fence
+            // lowered under the same epoch, or a flip that won the row.
+            // Until then the held writes stay held.
+            let fence = control.fence;
+            if store::expire_fence(self.conn().await?, fence).await? {
+                tracing::warn!(
+                    fence,
+                    "fleet: the cutover fence expired; held writes go on under the unchanged epoch"
+                );
+            }
+            read_at = Instant::now();
+            control = store::control(self.conn().await?).await?;
+        }
         let Some(authority) = parse_side(&control.authority) else {
             return Err(MigrateError::Config(format!(
                 "tandem_fleet_control.authority is {:?}; expected old or new",
@@ -136,8 +151,11 @@ impl<S: Handles> Member<S> {
                 .await
                 .map_err(MigrateError::Config)?;
         }
-        let left = control.fence_left_ms.unwrap_or(0);
-        let fenced = control.fenced && left > 0;
+        // Up until the row says down: an expired fence not lowered yet (a
+        // failed expiry above) still holds writes, and the gate's deadline
+        // (`fence_until` + stale) refuses them in the end.
+        let left = control.fence_left_ms.unwrap_or(0).max(0);
+        let fenced = control.fenced;
         fleet.store_view(View {
             epoch: control.epoch,
             authority,

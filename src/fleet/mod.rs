@@ -185,8 +185,9 @@ impl Fleet {
             }
             drop(guard);
             held = true;
-            // The watcher reports an expired fence as lowered; a view that
-            // still says fenced well past the deadline is a safety net.
+            // An expired fence is lowered by the watcher through the control
+            // row (never by the clock alone: a flip may still commit); a view
+            // that still says fenced well past the deadline is a safety net.
             let until = view.fence_until.unwrap_or(view.read_at) + stale;
             if Instant::now() >= until {
                 break Err(Refusal::FenceTimeout);

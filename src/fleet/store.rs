@@ -82,6 +82,10 @@ pub struct Control {
     pub fence: i64,
     /// Milliseconds until the fence deadline (negative: passed).
     pub fence_left_ms: Option<i64>,
+    /// Raised and its deadline passed (by the database's clock), but not
+    /// lowered: only [`expire_fence`] may release the held writes, since a
+    /// flip that started before the deadline may still commit.
+    pub expired: bool,
     pub note: String,
 }
 
@@ -90,7 +94,8 @@ pub async fn control(pg: &PgConn) -> Result<Control, MigrateError> {
         .client
         .query_one(
             "SELECT epoch, authority, fenced, \
-             (EXTRACT(EPOCH FROM (deadline - now())) * 1000)::bigint, note, fence \
+             (EXTRACT(EPOCH FROM (deadline - now())) * 1000)::bigint, note, fence, \
+             fenced AND COALESCE(deadline <= now(), true) \
              FROM tandem_fleet_control WHERE id = 1",
             &[],
         )
@@ -102,6 +107,7 @@ pub async fn control(pg: &PgConn) -> Result<Control, MigrateError> {
         fence_left_ms: row.get(3),
         note: row.get(4),
         fence: row.get(5),
+        expired: row.get(6),
     })
 }
 
@@ -253,6 +259,26 @@ pub async fn raise_fence(
         )
         .await?;
     Ok(rows.first().map(|r| r.get(0)))
+}
+
+/// A member lowers fence `fence` once its deadline passed, so that the
+/// writes it holds go on under the unchanged epoch. Conditional on the row
+/// itself: a flip ([`advance`]) that checked the deadline before it passed
+/// holds the row until it commits, and this update then finds the fence
+/// gone (false: read the row again, the epoch moved); one that comes after
+/// finds the fence lowered and fails. Reading the deadline alone cannot
+/// tell the two apart — the flip may commit just after the read.
+pub async fn expire_fence(pg: &PgConn, fence: i64) -> Result<bool, MigrateError> {
+    let n = pg
+        .client
+        .execute(
+            "UPDATE tandem_fleet_control SET fenced = false, deadline = NULL, \
+             note = 'fence expired before the flip: ' || note, updated = now() \
+             WHERE id = 1 AND fence = $1 AND fenced AND deadline <= now()",
+            &[&fence],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// Lowers the fence without changing the epoch (rollback).

@@ -1,7 +1,11 @@
 //! Cutovers under load: to PostgreSQL, back to MySQL, and with the
-//! stream's lease holder killed as the fence goes up.
+//! stream's lease holder killed as the fence goes up; a flip that commits
+//! across the fence deadline, and a write that runs across the `--back`
+//! fence.
 
 use std::collections::BTreeSet;
+
+use mysql_async::prelude::Queryable;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -152,7 +156,7 @@ async fn cutover_back_under_load_loses_nothing() {
         max_lag_s: 5,
         dry_run: false,
     };
-    let (_, seen, _) = cutover_under_load(&f, &back, 100).await;
+    let (outcome, seen, _) = cutover_under_load(&f, &back, 100).await;
     for p in &f.proxies {
         assert_eq!(p.state.snapshot.load().config.phase, Phase::DualWrite);
     }
@@ -175,12 +179,17 @@ async fn cutover_back_under_load_loses_nothing() {
                 (s.state, s.error, s.checkpoint, s.lease_holder)
             })
             .collect();
+        // A pause near the deadline points at the flip racing the fence's
+        // expiry (fixed: see
+        // `a_flip_committing_past_the_fence_deadline_never_releases_writes_to_the_old_side`).
         panic!(
             "{} acknowledged writes missing on MySQL: {:?}; of those on PostgreSQL: {:?}; \
-             reverse streams: {states:?}",
+             reverse streams: {states:?}; writes held {} ms of at most {} ms",
             missing.len(),
             &missing[..missing.len().min(20)],
-            &there[..there.len().min(20)]
+            &there[..there.len().min(20)],
+            outcome.pause_ms,
+            back.max_pause_ms
         );
     }
     // The stream runs again in dual_write and brings PostgreSQL level.
@@ -315,5 +324,179 @@ async fn the_lease_holder_killed_during_cutover_never_splits() {
         "{} rows on MySQL only: written to the old side and never streamed",
         only_my.len()
     );
+    f.stop().await;
+}
+
+/// The flip checks the fence deadline when its update starts and commits a
+/// moment later. A member that read the row in between saw a fence past its
+/// deadline and released the writes it held to the side that was about to
+/// stop being authoritative: acknowledged there after the stream's catch-up
+/// target, so never copied (under load, with a pause near `--max-pause-ms`,
+/// the `--back` loss of one held write per proxy). Here the flip's
+/// transaction is kept open across the deadline so that the window is open
+/// every time: the held write must not run on MySQL, and runs on PostgreSQL
+/// once the flip commits (or is refused, not executed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flip_committing_past_the_fence_deadline_never_releases_writes_to_the_old_side() {
+    let f = start("fleet_expire", 306, 1).await;
+    create_table(&f).await;
+    f.wait_live(1).await;
+    let pg = store::connect(&f.config()).await.unwrap();
+    let epoch = store::control(&pg).await.unwrap().epoch;
+    let raised_at = std::time::Instant::now();
+    let pause = Duration::from_millis(1000);
+    store::raise_fence(
+        &pg,
+        epoch,
+        pause.as_millis() as u64,
+        "test: a flip racing the deadline",
+    )
+    .await
+    .unwrap()
+    .expect("the fence is raised");
+    let fleet = &f.proxies[0].state.fleet;
+    while fleet.status()["fenced"] != true {
+        assert!(
+            raised_at.elapsed() < pause / 2,
+            "the proxy never saw the fence"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let o = common::proxy_opts(&f.proxies[0], &f.my);
+    let write = tokio::spawn(async move {
+        let mut c = mysql_async::Conn::new(o).await?;
+        c.query_drop("INSERT INTO t VALUES (1, 0, 0, 'held')").await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!write.is_finished(), "a write passed the raised fence");
+    // The flip as `store::advance` runs it, committed only after the
+    // deadline has passed and the member has polled several times.
+    let flip = store::connect(&f.config()).await.unwrap();
+    flip.client.batch_execute("BEGIN").await.unwrap();
+    let n = flip
+        .client
+        .execute(
+            "UPDATE tandem_fleet_control SET epoch = epoch + 1, authority = 'new', fenced = false, \
+             deadline = NULL, note = 'test flip', updated = now() \
+             WHERE id = 1 AND epoch = $1 AND fenced AND deadline > now()",
+            &[&epoch],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the flip found the fence up before its deadline");
+    tokio::time::sleep((pause + Duration::from_millis(600)).saturating_sub(raised_at.elapsed()))
+        .await;
+    let early = f.my_ids("t").await;
+    let finished_early = write.is_finished();
+    flip.client.batch_execute("COMMIT").await.unwrap();
+    assert!(
+        !early.contains(&1),
+        "the held write ran on MySQL while the flip to PostgreSQL was committing (finished before the commit: {finished_early})"
+    );
+    let result = tokio::time::timeout(Duration::from_secs(10), write)
+        .await
+        .expect("the held write was answered")
+        .unwrap();
+    let (on_my, on_pg) = (f.my_ids("t").await, f.pg_ids("t"));
+    eprintln!("the held write after the flip: {result:?}");
+    match result {
+        Ok(()) => assert!(
+            on_pg.contains(&1) && !on_my.contains(&1),
+            "acknowledged: on PostgreSQL {}, on MySQL {}",
+            on_pg.contains(&1),
+            on_my.contains(&1)
+        ),
+        Err(e) => {
+            assert_eq!(retryable(&e), Some(true), "{e}");
+            assert!(
+                !on_my.contains(&1) && !on_pg.contains(&1),
+                "refused but executed: {e}"
+            );
+        }
+    }
+    assert_eq!(
+        f.proxies[0].state.snapshot.load().config.phase,
+        Phase::NewPrimary
+    );
+    f.stop().await;
+}
+
+/// A write still running on PostgreSQL when the `--back` fence goes up (a
+/// trigger stretches it across the fence) holds the acknowledgement until it
+/// commits, so the reverse stream's catch-up target includes it and it is on
+/// MySQL after the flip: a statement admitted before the fence and committed
+/// after the target cannot be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_running_across_the_back_fence_is_on_mysql_after_the_flip() {
+    let f = start("fleet_slow", 307, 1).await;
+    create_table(&f).await;
+    f.wait_live(1).await;
+    let mut lines = Vec::new();
+    let to_new = Options {
+        to: Target::New,
+        max_pause_ms: 2000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    cutover::run(&f.config(), &to_new, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    // On PostgreSQL only: a row with w = 9 takes 1.5 s inside its
+    // transaction.
+    common::servers::postgres().sql(
+        &f.pg,
+        "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS \
+         'BEGIN IF NEW.w = 9 THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END'; \
+         CREATE TRIGGER slow_insert BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow_insert()",
+    );
+    let o = common::proxy_opts(&f.proxies[0], &f.my);
+    let started = std::time::Instant::now();
+    let write = tokio::spawn(async move {
+        let mut c = mysql_async::Conn::new(o).await?;
+        c.query_drop("INSERT INTO t VALUES (9, 9, 0, 'slow')").await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the slow write finished early");
+    let back = Options {
+        to: Target::Old,
+        max_pause_ms: 5000,
+        max_lag_s: 5,
+        dry_run: false,
+    };
+    let mut lines = Vec::new();
+    let outcome = cutover::run(&f.config(), &back, &mut |l| lines.push(l))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    eprintln!(
+        "--back with a write running across the fence: writes held {} ms (acks {} ms, stream {} ms)",
+        outcome.pause_ms, outcome.ack_ms, outcome.catch_up_ms
+    );
+    write.await.unwrap().expect("the slow write succeeded");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the trigger did not slow the write"
+    );
+    assert!(
+        outcome.ack_ms >= 500,
+        "the fence was acknowledged while the write ran ({} ms)",
+        outcome.ack_ms
+    );
+    if !f.my_ids("t").await.contains(&9) {
+        let on_pg = f.pg_ids("t").contains(&9);
+        let r = f.proxies[0].state.reverse.snapshot();
+        let later = {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            f.my_ids("t").await.contains(&9)
+        };
+        panic!(
+            "the write acknowledged by PostgreSQL across the fence is not on MySQL \
+             (on PostgreSQL: {on_pg}; on MySQL 3 s later: {later}); reverse stream {} {:?} checkpoint {:?} read {:?}, skipped {}; {lines:?}",
+            r.state,
+            r.error,
+            r.checkpoint,
+            r.read,
+            f.proxies[0].state.reverse.skipped.load(Ordering::Relaxed)
+        );
+    }
     f.stop().await;
 }

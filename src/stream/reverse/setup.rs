@@ -201,20 +201,45 @@ pub async fn retained_bytes(pg: &PgConn, slot: &str) -> Result<Option<u64>, Stri
     .map(|b| b.max(0) as u64))
 }
 
-/// PostgreSQL's WAL position after everything committed so far, flushed
-/// (a synchronous commit of an empty transaction flushes what precedes it,
-/// even when the server commits asynchronously): logical decoding reads
-/// only flushed WAL.
+/// How long [`current_lsn`] waits for the WAL it reports to be flushed.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// PostgreSQL's WAL position after everything committed so far, once it is
+/// flushed (logical decoding reads only flushed WAL). The insert position,
+/// not the flush position: with `synchronous_commit = off` a commit is
+/// acknowledged before its record is flushed, and the flush position can
+/// trail the last acknowledged commits by up to `wal_writer_delay`. (This
+/// used to commit an empty transaction synchronously and read the flush
+/// position, expecting that commit to flush what preceded it; PostgreSQL
+/// does not flush for a transaction that wrote no WAL of its own, so the
+/// position could exclude the last writes — `--back` then stopped the
+/// reverse stream before it copied them.) The WAL writer flushes within
+/// `wal_writer_delay` (200 ms by default).
 pub async fn current_lsn(pg: &PgConn) -> Result<u64, String> {
-    pg.client
-        .batch_execute("SET synchronous_commit = on; BEGIN; SELECT txid_current(); COMMIT")
-        .await
-        .map_err(err)?;
-    one_text(pg, "SELECT pg_current_wal_flush_lsn()::text", "")
-        .await?
-        .as_deref()
-        .and_then(parse_lsn)
-        .ok_or_else(|| "cannot read pg_current_wal_lsn()".to_string())
+    let read = |sql: &'static str| async move {
+        one_text(pg, sql, "")
+            .await?
+            .as_deref()
+            .and_then(parse_lsn)
+            .ok_or_else(|| format!("cannot read {sql}"))
+    };
+    let at = read("SELECT pg_current_wal_insert_lsn()::text").await?;
+    let started = std::time::Instant::now();
+    loop {
+        let flushed = read("SELECT pg_current_wal_flush_lsn()::text").await?;
+        if flushed >= at {
+            return Ok(at);
+        }
+        if started.elapsed() >= FLUSH_WAIT {
+            return Err(format!(
+                "PostgreSQL did not flush its WAL up to {} within {} s (flushed {})",
+                lsn_text(at),
+                FLUSH_WAIT.as_secs(),
+                lsn_text(flushed)
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 /// Starts the reverse stream here: the slot moves to PostgreSQL's current

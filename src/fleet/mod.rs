@@ -127,6 +127,11 @@ impl Fleet {
     /// Stores what the control row says (after its epoch was applied).
     pub fn store_view(&self, view: View) {
         self.view.store(Arc::new(Some(view)));
+        // Pairs with the fence in `admit`: a raised fence stored here is
+        // seen by a write counted there, or that write's count is seen by
+        // the watcher reading `in_flight` after this (on any CPU, not only
+        // on x86's stronger ordering).
+        std::sync::atomic::fence(Ordering::SeqCst);
         self.changed.notify_waiters();
     }
 
@@ -165,6 +170,8 @@ impl Fleet {
             // fence first, then looks at the count, so one of the two sees
             // the other.
             self.in_flight.fetch_add(1, Ordering::SeqCst);
+            // See `store_view`: count, fence, then look.
+            std::sync::atomic::fence(Ordering::SeqCst);
             let guard = WriteGuard {
                 fleet: Arc::clone(self),
             };

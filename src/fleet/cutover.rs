@@ -220,14 +220,14 @@ fn running_error(e: tokio_postgres::Error) -> String {
     format!("cannot read PostgreSQL's running transactions: {why}")
 }
 
-/// A write a PostgreSQL-served session ran in autocommit is answered at its
-/// CommandComplete; PostgreSQL commits it when it reaches the Sync that
-/// follows, a moment later. So a member can acknowledge the fence (no write
-/// in flight) before the last writes it answered are committed, and a WAL
-/// position read then would not cover them (a narrower window than the one
-/// `setup::current_lsn` closes; found while reading that one). Every
-/// transaction that holds an xid now (a writer) is waited for until it has
-/// committed or aborted.
+/// Every PostgreSQL transaction that holds an xid now (a writer) is waited
+/// for until it has committed or aborted, so the WAL position read next
+/// covers it. The proxies' own writes are already done when they acknowledge
+/// the fence (a PostgreSQL-served session answers a write after its commit,
+/// at ReadyForQuery, and only then leaves the in-flight count); this covers
+/// writers the fence does not count, such as a session opened on PostgreSQL
+/// directly, whose commit would otherwise land after the target and be
+/// stopped with the reverse stream at the flip.
 async fn wait_running_writers(
     pg: &crate::migrate::db::PgConn,
     deadline: Instant,

@@ -158,10 +158,18 @@ struct Running {
     task: tokio::task::JoinHandle<Result<(), StreamError>>,
 }
 
-/// Waits until the stream has a checkpoint at or past PostgreSQL's current
-/// WAL position (everything committed so far is in MariaDB).
+/// PostgreSQL's WAL insert position: past every committed transaction.
+fn insert_position(p: &Pair) -> u64 {
+    tandem::stream::parse_lsn(&p.pg_sql("SELECT pg_current_wal_insert_lsn()")).expect("lsn")
+}
+
+/// Waits until the stream has a checkpoint at or past PostgreSQL's WAL
+/// insert position (everything committed so far is in MariaDB). Not
+/// `pg_current_wal_lsn()`: the test server commits asynchronously, and the
+/// write position it reports can still be short of a transaction that has
+/// committed and is visible.
 async fn wait_caught_up(p: &Pair, stats: &StreamStats, limit: Duration) {
-    let target = tandem::stream::parse_lsn(&p.pg_sql("SELECT pg_current_wal_lsn()")).expect("lsn");
+    let target = insert_position(p);
     let started = Instant::now();
     loop {
         let snap = stats.snapshot();
@@ -192,7 +200,7 @@ async fn wait_caught_up(p: &Pair, stats: &StreamStats, limit: Duration) {
 /// visible then (or was skipped). The stream's in-memory stats are not
 /// used: they are what the applier believes, not what MariaDB shows.
 async fn count_once_applied(p: &Pair, count_sql: &str, limit: Duration) -> u64 {
-    let target = tandem::stream::parse_lsn(&p.pg_sql("SELECT pg_current_wal_lsn()")).expect("lsn");
+    let target = insert_position(p);
     let stream_id = reverse::Names::from_config(&p.config()).unwrap().stream_id;
     let sql = format!(
         "SELECT file, `offset` FROM {} WHERE stream_id = ?",

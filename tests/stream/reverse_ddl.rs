@@ -36,7 +36,7 @@ async fn a_ddl_marker_is_applied_on_mariadb_in_order_with_the_rows() {
     pg.batch_execute("COMMIT; UPDATE t SET c = id * 10; INSERT INTO t VALUES (3, 'c', 30)")
         .await
         .unwrap();
-    wait_applied_all_committed(&p, &stats, Duration::from_secs(30)).await;
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
     let sum = p
         .my_count("SELECT CAST(sum(c) AS UNSIGNED) FROM t WHERE c = id * 10")
         .await;
@@ -47,37 +47,6 @@ async fn a_ddl_marker_is_applied_on_mariadb_in_order_with_the_rows() {
     p.assert_identical().await;
     running.cancel.cancel();
     running.task.await.unwrap().unwrap();
-}
-
-/// Waits until the stream's checkpoint is at or past PostgreSQL's WAL
-/// *insert* position. The test server runs with `synchronous_commit = off`,
-/// so `pg_current_wal_lsn()` (the write position, what [`wait_caught_up`]
-/// reads) can still be short of a transaction that has committed and is
-/// visible; the insert position is past every committed transaction.
-async fn wait_applied_all_committed(p: &Pair, stats: &StreamStats, limit: Duration) {
-    let target =
-        tandem::stream::parse_lsn(&p.pg_sql("SELECT pg_current_wal_insert_lsn()")).expect("lsn");
-    let started = Instant::now();
-    loop {
-        let snap = stats.snapshot();
-        if snap
-            .checkpoint
-            .as_ref()
-            .and_then(|c| c.as_lsn())
-            .is_some_and(|l| l >= target)
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "reverse stream did not reach the insert position {}: {:?} (state {}, {:?})",
-            tandem::stream::lsn_text(target),
-            snap.checkpoint,
-            snap.state,
-            snap.error
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Columns (name, type, nullability, default), indexes and rows of every
@@ -148,7 +117,7 @@ async fn ddl_through_a_new_primary_proxy_reaches_mariadb_in_order() {
             .unwrap()
     );
     tasks.close();
-    wait_applied_all_committed(&p, &proxy.state.reverse, Duration::from_secs(30)).await;
+    wait_caught_up(&p, &proxy.state.reverse, Duration::from_secs(30)).await;
 
     const STATEMENTS: &[&str] = &[
         "INSERT INTO other (id, v) VALUES (1, 'a'), (2, 'b')",
@@ -195,7 +164,7 @@ async fn ddl_through_a_new_primary_proxy_reaches_mariadb_in_order() {
         "0",
         "DROP TABLE took the dropped table out of the publication"
     );
-    wait_applied_all_committed(&p, &proxy.state.reverse, Duration::from_secs(30)).await;
+    wait_caught_up(&p, &proxy.state.reverse, Duration::from_secs(30)).await;
     let snap = proxy.state.reverse.snapshot();
     assert_eq!(snap.state, "applying", "{:?}", snap.error);
     let got = my_tables_and_rows(&p.my).await;
@@ -232,7 +201,7 @@ async fn a_restart_between_a_ddl_and_its_checkpoint_re_applies_safely() {
     let first = p.start(&stats);
     let mut via = common::via(&proxy, &p.my).await;
     via.query_drop("INSERT INTO t VALUES (1, 1)").await.unwrap();
-    wait_applied_all_committed(&p, &stats, Duration::from_secs(30)).await;
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
     first.cancel.cancel();
     first.task.await.unwrap().unwrap();
     let stopped_at = stats.snapshot().checkpoint;
@@ -258,7 +227,7 @@ async fn a_restart_between_a_ddl_and_its_checkpoint_re_applies_safely() {
 
     let stats2 = Arc::new(StreamStats::default());
     let second = p.start(&stats2);
-    wait_applied_all_committed(&p, &stats2, Duration::from_secs(30)).await;
+    wait_caught_up(&p, &stats2, Duration::from_secs(30)).await;
     eprintln!(
         "checkpoint at the stop {stopped_at:?}; after the restart {:?}",
         stats2.snapshot().checkpoint
@@ -303,15 +272,15 @@ async fn a_column_change_without_a_marker_goes_to_the_drift_log() {
         Some(drift.clone()),
         cancel.clone(),
     ));
-    wait_applied_all_committed(&p, &stats, Duration::from_secs(30)).await;
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
     p.pg_sql("INSERT INTO t VALUES (1, 1)");
-    wait_applied_all_committed(&p, &stats, Duration::from_secs(30)).await;
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
     assert_eq!(drift.recorded(), 0, "no column change yet");
 
     p.my_sql("ALTER TABLE t ADD COLUMN z int NULL");
     p.pg_sql("ALTER TABLE t ADD COLUMN z int");
     p.pg_sql("INSERT INTO t VALUES (2, 2, 20)");
-    wait_applied_all_committed(&p, &stats, Duration::from_secs(30)).await;
+    wait_caught_up(&p, &stats, Duration::from_secs(30)).await;
     assert_eq!(drift.recorded(), 1, "one unmarked column change");
     let lines = common::settled_jsonl(&p.dir.join("drift.jsonl"), 1).await;
     let line = lines.last().expect("a drift record").to_string();

@@ -96,19 +96,18 @@ impl Carry {
 /// Whether a MySQL statement is `CREATE TABLE …` (not `CREATE TEMPORARY
 /// TABLE`: temporary tables are not carried, they live in one session).
 fn creates_table(mysql: &str) -> bool {
-    let head: String = mysql
-        .chars()
-        .take(200)
-        .collect::<String>()
-        .to_ascii_uppercase();
-    let mut words = head
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty());
-    words.next() == Some("CREATE") && words.next() == Some("TABLE")
+    let (first, second) = first_two_words(mysql);
+    first == "CREATE" && second == "TABLE"
 }
 
 /// `CREATE TEMPORARY TABLE` / `DROP TEMPORARY TABLE`.
 fn temporary(mysql: &str) -> bool {
+    let (first, second) = first_two_words(mysql);
+    matches!(first.as_str(), "CREATE" | "DROP") && second == "TEMPORARY"
+}
+
+/// A statement's first two words, upper-cased ("" where there is none).
+fn first_two_words(mysql: &str) -> (String, String) {
     let head: String = mysql
         .chars()
         .take(200)
@@ -116,8 +115,12 @@ fn temporary(mysql: &str) -> bool {
         .to_ascii_uppercase();
     let mut words = head
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty());
-    matches!(words.next(), Some("CREATE" | "DROP")) && words.next() == Some("TEMPORARY")
+        .filter(|w| !w.is_empty())
+        .map(str::to_string);
+    (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+    )
 }
 
 /// Tables created (or altered) in the current transaction that are in the

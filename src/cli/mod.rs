@@ -18,7 +18,15 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 pub fn init_logging(config: &Config, format: Option<LogFormatArg>) {
-    let directives = std::env::var("TANDEM_LOG").unwrap_or_else(|_| config.log.level.clone());
+    let directives = std::env::var("TANDEM_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| config.log.level.clone());
+    // An empty filter would silence everything; EnvFilter kept errors.
+    let directives = match directives.trim().is_empty() {
+        true => "error".to_string(),
+        false => directives,
+    };
     let json = match format {
         Some(LogFormatArg::Json) => true,
         Some(LogFormatArg::Text) => false,

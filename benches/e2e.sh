@@ -20,6 +20,16 @@
 #   DURATION    seconds per sysbench run                    [10]
 #   ROUNDS      repetitions of the whole matrix (0: skip)   [3]
 #   PROFILE_EVENTS  sysbench events per traced run (0: skip) [2000]
+#   INSTR_EVENTS    point-select events per instruction count (0: skip)  [4000]
+#               HAProxy and Tandem (and tandem_b) run once more under
+#               valgrind's callgrind, which counts the user-space
+#               instructions each spends per statement: 3 runs of N events
+#               per workload (read_only: N/10) with one client thread, the
+#               median reported. Unlike CPU time this count moves a few per
+#               cent between runs, so a change of a few hundred instructions
+#               per statement shows. Valgrind counts each byte a `rep movsb`
+#               copies as an instruction, so a large result's copies weigh
+#               more here than on the CPU.
 #   WORKER_THREADS  tandem's [runtime] worker_threads          [0]
 #   THREADS     sysbench client threads                     [4]
 #   TLS         1: also measure the TLS paths, 0: skip them [1]
@@ -70,7 +80,8 @@ WORKER_THREADS=${WORKER_THREADS:-0}
 for v in DURATION THREADS TABLE_SIZE; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
-for v in ROUNDS PROFILE_EVENTS WORKER_THREADS; do
+INSTR_EVENTS=${INSTR_EVENTS:-4000}
+for v in ROUNDS PROFILE_EVENTS INSTR_EVENTS WORKER_THREADS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 
@@ -78,6 +89,9 @@ PREREQ_NAME=e2e
 # shellcheck source=scripts/install-prereqs.sh
 source "$repo/scripts/install-prereqs.sh"
 install_prereqs
+if ((INSTR_EVENTS > 0)) && ! command -v valgrind >/dev/null; then
+    prereq_apt_install valgrind || die "INSTR_EVENTS needs valgrind (or set INSTR_EVENTS=0)"
+fi
 
 if [[ -n ${TANDEM_BIN:-} ]]; then
     tandem_cmd=$TANDEM_BIN
@@ -126,9 +140,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Distinct free loopback ports (held together while picking).
-read -r _ haproxy_port tandem_port admin_port tls_port tls_admin_port b_port b_admin_port < <(python3 - <<'PY'
+read -r _ haproxy_port tandem_port admin_port tls_port tls_admin_port b_port b_admin_port \
+    cg_haproxy_port cg_tandem_port cg_admin_port cg_b_port cg_b_admin_port < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(13)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -420,6 +435,101 @@ if ((PROFILE_EVENTS > 0)); then
 fi
 
 # ---------------------------------------------------------------------------
+# user-space instructions per statement: HAProxy and Tandem under callgrind
+
+# The instruction total of a callgrind dump file.
+dump_total() {
+    awk '/^(summary|totals):/ { print $2; exit }' "$1"
+}
+
+# How many dumps callgrind wrote for TARGET so far (they are numbered .1, .2, ...).
+dump_count() {
+    local n=0
+    while [[ -e $work/cg-$1.out.$((n + 1)) ]]; do n=$((n + 1)); done
+    echo "$n"
+}
+
+# Zeroes PID's counters, runs sysbench, dumps, and prints "queries instructions".
+counted_run() {
+    local target=$1 pid=$2 port=$3 workload=$4 mode=$5 events=$6 out=$7 before i
+    if ! callgrind_control -z "$pid" >/dev/null 2>&1; then
+        say "callgrind_control could not reach $target (pid $pid)"
+        echo "nan nan"
+        return
+    fi
+    if ! sysbench "$workload" "${sb_common[@]}" --mysql-port="$port" --mysql-ssl=off \
+        --threads=1 --time=0 --events="$events" --report-interval=0 \
+        --db-ps-mode="$mode" run >"$out" 2>&1; then
+        say "counted run failed: $workload $mode $target ($events events)"
+        echo "nan nan"
+        return
+    fi
+    before=$(dump_count "$target")
+    callgrind_control -d "$pid" >/dev/null 2>&1 || true
+    for ((i = 0; i < 100; i++)); do
+        if [[ -s $work/cg-$target.out.$((before + 1)) ]]; then
+            sleep 0.2 # written whole
+            echo "$(awk '/^ *queries:/ { print $2 }' "$out") $(dump_total "$work/cg-$target.out.$((before + 1))")"
+            return
+        fi
+        sleep 0.1
+    done
+    say "callgrind wrote no dump for $target"
+    echo "nan nan"
+}
+
+instr=$work/instructions.tsv
+printf 'workload\tmode\ttarget\trun\tqueries\tinstructions\n' >"$instr"
+if ((INSTR_EVENTS > 0)); then
+    say "counting user-space instructions per statement under callgrind (3 runs of $INSTR_EVENTS point-select events per path)"
+    cg=(valgrind --tool=callgrind --dump-instr=no --collect-jumps=no)
+    cg_pids=() cg_ports=() cg_targets=(haproxy tandem)
+    sed -e "s/127.0.0.1:$haproxy_port/127.0.0.1:$cg_haproxy_port/" "$work/haproxy.cfg" >"$work/haproxy-cg.cfg"
+    setsid "${proxy_cpus[@]}" "${cg[@]}" --callgrind-out-file="$work/cg-haproxy.out" \
+        "$haproxy_bin" -db -f "$work/haproxy-cg.cfg" </dev/null >"$work/haproxy-cg.log" 2>&1 &
+    cg_pids+=($!) cg_ports+=("$cg_haproxy_port")
+    pids+=($!)
+    sed -e "s/127.0.0.1:$tandem_port/127.0.0.1:$cg_tandem_port/" \
+        -e "s/127.0.0.1:$admin_port/127.0.0.1:$cg_admin_port/" "$work/proxy.toml" >"$work/proxy-cg.toml"
+    APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
+        setsid "${proxy_cpus[@]}" "${cg[@]}" --callgrind-out-file="$work/cg-tandem.out" \
+        "$tandem_cmd" serve --config "$work/proxy-cg.toml" </dev/null >"$work/tandem-cg.log" 2>&1 &
+    cg_pids+=($!) cg_ports+=("$cg_tandem_port")
+    pids+=($!)
+    if [[ -n ${TANDEM_BIN_B:-} ]]; then
+        sed -e "s/127.0.0.1:$tandem_port/127.0.0.1:$cg_b_port/" \
+            -e "s/127.0.0.1:$admin_port/127.0.0.1:$cg_b_admin_port/" "$work/proxy.toml" >"$work/proxy-cg-b.toml"
+        APP_PASSWORD=$DB_PASSWORD OLD_PASSWORD=$DB_PASSWORD \
+            setsid "${proxy_cpus[@]}" "${cg[@]}" --callgrind-out-file="$work/cg-tandem_b.out" \
+            "$TANDEM_BIN_B" serve --config "$work/proxy-cg-b.toml" </dev/null >"$work/tandem-cg-b.log" 2>&1 &
+        cg_pids+=($!) cg_ports+=("$cg_b_port") cg_targets+=(tandem_b)
+        pids+=($!)
+    fi
+    for k in "${!cg_targets[@]}"; do
+        wait_for_sql "${cg_ports[k]}" "${cg_targets[k]} (callgrind)" "${cg_pids[k]}" "$work/${cg_targets[k]}-cg.log"
+    done
+    for workload in "${WORKLOADS[@]}"; do
+        events=$INSTR_EVENTS
+        [[ $workload == oltp_read_only ]] && events=$(((INSTR_EVENTS + 9) / 10))
+        for mode in "${PS_MODES[@]}"; do
+            for k in "${!cg_targets[@]}"; do
+                target=${cg_targets[k]} pid=${cg_pids[k]} port=${cg_ports[k]}
+                base=$work/cg-$workload-$mode-$target
+                # Warm-up: caches filled, pool connections open.
+                sysbench "$workload" "${sb_common[@]}" --mysql-port="$port" --mysql-ssl=off \
+                    --threads=1 --time=0 --events="$events" --report-interval=0 \
+                    --db-ps-mode="$mode" run >"$base-warm.log" 2>&1 || true
+                for rep in 1 2 3; do
+                    read -r q n < <(counted_run "$target" "$pid" "$port" "$workload" "$mode" "$events" "$base-$rep.log")
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$mode" "$target" "$rep" "$q" "$n" >>"$instr"
+                    say "counted $workload ps=$mode $target (run $rep): $q statements, $n instructions"
+                done
+            done
+        done
+    done
+fi
+
+# ---------------------------------------------------------------------------
 # report
 
 mkdir -p "$repo/benches/results"
@@ -433,7 +543,7 @@ result=$repo/benches/results/e2e-$(date +%Y-%m-%d-%H%M%S).txt
     echo "sysbench:  $(sysbench --version)"
     echo "proxy:     $tandem_cmd"
     [[ -n ${TANDEM_BIN_B:-} ]] && echo "proxy B:   $TANDEM_BIN_B"
-    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS LOG_LEVEL=$LOG_LEVEL PIN=$PIN;" \
+    echo "settings:  ROUNDS=$ROUNDS DURATION=${DURATION}s THREADS=$THREADS TABLE_SIZE=$TABLE_SIZE WORKER_THREADS=$WORKER_THREADS LOG_LEVEL=$LOG_LEVEL PIN=$PIN INSTR_EVENTS=$INSTR_EVENTS;" \
         "sysbench, servers and proxies share the machine"
     echo "ps-mode:   auto = server-side prepared statements, disable = text protocol"
     echo "values:    medians over rounds; ratios are of the medians, 'paired' = median of the" \
@@ -564,6 +674,50 @@ if not table:
     sys.exit()
 widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
 line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+print(line(cols))
+print(line(["-" * w for w in widths]))
+for t in table:
+    print(line(t))
+PY
+    echo
+    echo "user-space instructions per statement (callgrind, one client thread; median of 3 runs of" \
+        "$INSTR_EVENTS point-select or $(((INSTR_EVENTS + 9) / 10)) read_only events, the runs' range in brackets):"
+    python3 - "$instr" <<'PY'
+import csv, sys
+
+import statistics
+
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+runs = {}
+for r in rows:
+    try:
+        runs.setdefault((r["workload"], r["mode"], r["target"]), []).append(
+            float(r["instructions"]) / float(r["queries"]))
+    except (ValueError, ZeroDivisionError):
+        pass
+per = {k: statistics.median(v) for k, v in runs.items()}
+spread = {k: f"[{min(v):.0f}-{max(v):.0f}]" for k, v in runs.items()}
+if not rows:
+    print("  (skipped: INSTR_EVENTS=0)")
+    sys.exit()
+has_b = any(k[2] == "tandem_b" for k in per)
+cols = ["workload", "mode", "haproxy", "tandem", "tandem/haproxy", "tandem runs"] + (
+    ["tandem_b", "tandem/tandem_b", "tandem_b runs"] if has_b else [])
+seen = []
+for r in rows:
+    if (r["workload"], r["mode"]) not in seen:
+        seen.append((r["workload"], r["mode"]))
+fmt = lambda x, spec: "-" if x is None else format(x, spec)
+ratio = lambda a, b: a / b if a is not None and b else None
+table = []
+for w, m in seen:
+    h, t, b = (per.get((w, m, x)) for x in ("haproxy", "tandem", "tandem_b"))
+    row = [w, m, fmt(h, ".0f"), fmt(t, ".0f"), fmt(ratio(t, h), ".3f"), spread.get((w, m, "tandem"), "-")]
+    if has_b:
+        row += [fmt(b, ".0f"), fmt(ratio(t, b), ".3f"), spread.get((w, m, "tandem_b"), "-")]
+    table.append(row)
+widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
+line = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 print(line(cols))
 print(line(["-" * w for w in widths]))
 for t in table:

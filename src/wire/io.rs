@@ -216,44 +216,57 @@ impl PacketIo {
         Ok(())
     }
 
-    /// Moves the complete physical packets buffered, in order and unchanged,
-    /// to `dst`'s write buffer in one copy, after showing each to `visit`
-    /// (header and payload). `visit` returns whether to go on past the packet
-    /// it was shown; a packet it fails on stays buffered. Returns how many
-    /// packets moved. A multi-row result then costs one copy per read
-    /// instead of one copy and one await per row.
-    pub fn relay_buffered_packets<E>(
-        &mut self,
-        dst: &mut PacketIo,
+    /// Shows the complete physical packets buffered, in order, to `visit`
+    /// (header and payload), which returns whether to go on past the packet
+    /// it was shown. Returns how many bytes the packets passed take (headers
+    /// included): they stay buffered for `forward`. A packet `visit` fails on
+    /// ends the walk with its error.
+    pub fn visit_buffered_packets<E>(
+        &self,
         mut visit: impl FnMut(RawHeader, &[u8]) -> Result<bool, E>,
     ) -> Result<usize, E> {
         let mut end = 0;
-        let mut moved = 0;
-        let mut failed = None;
         while let Some(h) = self.rbuf.get(end..).and_then(header_of) {
             let Some(payload) = self.rbuf.get(end + 4..end + 4 + h.len) else {
                 break;
             };
-            match visit(h, payload) {
-                Ok(go_on) => {
-                    end += 4 + h.len;
-                    moved += 1;
-                    if !go_on {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+            let go_on = visit(h, payload)?;
+            end += 4 + h.len;
+            if !go_on {
+                break;
             }
         }
-        dst.wbuf.extend_from_slice(&self.rbuf[..end]);
-        self.rbuf.advance(end);
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(moved),
+        Ok(end)
+    }
+
+    /// Passes the first `bytes` buffered input bytes (whole packets, as
+    /// `visit_buffered_packets` counted them) on to `dst` unchanged. While
+    /// `dst` has nothing waiting to be sent they are written to it straight
+    /// from this read buffer, as a forwarding hop sends what it received,
+    /// with no copy in between; otherwise, or with `hold` (the caller
+    /// answers later, after a mirror's confirmation), they join `dst`'s
+    /// write buffer, which is flushed once past the threshold. Errors are
+    /// `dst`'s.
+    pub async fn forward(
+        &mut self,
+        dst: &mut PacketIo,
+        bytes: usize,
+        hold: bool,
+    ) -> Result<(), WireError> {
+        let Some(out) = self.rbuf.get(..bytes) else {
+            return Err(WireError::Malformed("forwarding more than is buffered"));
+        };
+        if out.is_empty() {
+            return Ok(());
         }
+        if !hold && dst.wbuf.is_empty() {
+            dst.stream.write_all(out).await?;
+        } else {
+            dst.wbuf.extend_from_slice(out);
+            dst.flush_if_full().await?;
+        }
+        self.rbuf.advance(bytes);
+        Ok(())
     }
 
     /// Flushes once the write buffer is past the threshold (a large result
@@ -402,6 +415,16 @@ impl PacketIo {
         }
     }
 
+    /// `readable` as a poll, for waiting on several sockets at once: the
+    /// waker goes in the socket's single reader slot (this session's task
+    /// is its only reader), so nothing is registered or removed per wait.
+    pub fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match self.stream.tcp() {
+            Some(tcp) => tcp.poll_read_ready(cx).map(|_| ()),
+            None => std::task::Poll::Ready(()),
+        }
+    }
+
     /// After `readable`: one non-blocking read says what the peer did (a
     /// stale readiness event reads nothing). Bytes read stay in the read
     /// buffer for the next `read_packet` (or `relay_buffered`).
@@ -510,54 +533,89 @@ mod tests {
         p
     }
 
+    async fn buffer_all(src: &mut PacketIo, len: usize) {
+        while src.rbuf.len() < len {
+            src.read_more().await.unwrap();
+        }
+    }
+
+    /// Reads exactly `n` bytes from a raw peer.
+    async fn read_exact(peer: &mut TcpStream, n: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut got = vec![0; n];
+        peer.read_exact(&mut got).await.unwrap();
+        got
+    }
+
     #[tokio::test]
-    async fn buffered_packets_move_in_one_batch_up_to_where_visit_stops() {
-        let (mut src, mut src_peer, mut dst, _dst_peer) = pair().await;
+    async fn visit_passes_whole_packets_up_to_where_it_stops() {
+        let (mut src, mut src_peer, _dst, _dst_peer) = pair().await;
         let mut sent = Vec::new();
         for (seq, body) in [(1u8, &b"one"[..]), (2, b"two"), (3, b"three")] {
             sent.extend(packet(seq, body));
         }
-        // A fourth packet, incomplete: it must stay buffered.
+        // A fourth packet, incomplete: never shown.
         sent.extend_from_slice(&[9, 0, 0, 4, b'p']);
         src_peer.write_all(&sent).await.unwrap();
-        while src.rbuf.len() < sent.len() {
-            src.read_more().await.unwrap();
-        }
+        buffer_all(&mut src, sent.len()).await;
 
         let mut seen = Vec::new();
-        let moved = src
-            .relay_buffered_packets(&mut dst, |h, payload| {
+        let bytes = src
+            .visit_buffered_packets(|h, payload| {
                 seen.push((h.seq, payload.to_vec()));
                 Ok::<_, WireError>(h.seq < 2)
             })
             .unwrap();
-        assert_eq!(moved, 2, "stops after the packet visit declined to pass");
+        assert_eq!(bytes, 7 + 7, "stops after the packet visit declined to pass");
         assert_eq!(seen, vec![(1, b"one".to_vec()), (2, b"two".to_vec())]);
-        assert_eq!(&dst.wbuf[..], &sent[..7 + 7]);
+        assert_eq!(&src.rbuf[..], &sent[..], "visiting consumes nothing");
 
-        let moved = src
-            .relay_buffered_packets(&mut dst, |_, _| Ok::<_, WireError>(true))
+        let all = src
+            .visit_buffered_packets(|_, _| Ok::<_, WireError>(true))
             .unwrap();
-        assert_eq!(moved, 1, "the incomplete packet is not moved");
-        assert_eq!(&dst.wbuf[..], &sent[..7 + 7 + 9]);
-        assert_eq!(&src.rbuf[..], &[9, 0, 0, 4, b'p']);
+        assert_eq!(all, 7 + 7 + 9, "the incomplete packet is not counted");
     }
 
     #[tokio::test]
-    async fn a_packet_visit_fails_on_stays_buffered() {
-        let (mut src, mut src_peer, mut dst, _dst_peer) = pair().await;
+    async fn a_packet_visit_fails_on_ends_the_walk_with_its_error() {
+        let (mut src, mut src_peer, _dst, _dst_peer) = pair().await;
         let mut sent = packet(1, b"ok");
         sent.extend(packet(2, b"bad"));
         src_peer.write_all(&sent).await.unwrap();
-        while src.rbuf.len() < sent.len() {
-            src.read_more().await.unwrap();
-        }
-        let r = src.relay_buffered_packets(&mut dst, |h, _| match h.seq {
+        buffer_all(&mut src, sent.len()).await;
+        let r = src.visit_buffered_packets(|h, _| match h.seq {
             1 => Ok(true),
             _ => Err(WireError::Malformed("refused")),
         });
         assert!(matches!(r, Err(WireError::Malformed("refused"))));
-        assert_eq!(&dst.wbuf[..], &sent[..6]);
-        assert_eq!(&src.rbuf[..], &sent[6..]);
+        assert_eq!(&src.rbuf[..], &sent[..]);
+    }
+
+    #[tokio::test]
+    async fn forward_sends_from_the_read_buffer_or_appends_behind_pending_output() {
+        let (mut src, mut src_peer, mut dst, mut dst_peer) = pair().await;
+        let mut sent = packet(1, b"first");
+        sent.extend(packet(2, b"second"));
+        sent.extend_from_slice(&[5, 0, 0]); // a header cut short
+        src_peer.write_all(&sent).await.unwrap();
+        buffer_all(&mut src, sent.len()).await;
+
+        // Nothing pending at dst: the packets go out at once, unbuffered.
+        src.forward(&mut dst, 9, false).await.unwrap();
+        assert!(dst.wbuf.is_empty());
+        assert_eq!(read_exact(&mut dst_peer, 9).await, &sent[..9]);
+
+        // Held: they wait in dst's buffer, behind what is already there.
+        dst.write_packet(7, b"x");
+        src.forward(&mut dst, 10, true).await.unwrap();
+        let mut expected = packet(7, b"x");
+        expected.extend_from_slice(&sent[9..19]);
+        assert_eq!(&dst.wbuf[..], &expected[..]);
+        assert_eq!(&src.rbuf[..], &[5, 0, 0], "the partial header stays");
+
+        assert!(matches!(
+            src.forward(&mut dst, 4, false).await,
+            Err(WireError::Malformed(_))
+        ));
     }
 }

@@ -4,10 +4,13 @@
 //! the side a session moves to (`handover` builds it) and reading the next
 //! command.
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::pipeline::Incoming;
 use crate::backend::mysql::BackendConn;
@@ -42,13 +45,14 @@ pub(super) trait Answer: Sized {
     /// Which database this side is (`proxy::decide`'s session side).
     const SIDE: Target;
 
-    /// Waits for the client's next command (or the reason to stop). A side
-    /// that watches its backend connection while idle (the relay) overrides
-    /// this.
+    /// Waits for the client's next command (or the reason to stop;
+    /// `shutdown` is `None` inside a transaction, which shutdown waits
+    /// for). A side that watches its backend connection while idle (the
+    /// relay) overrides this.
     async fn next(
         &mut self,
         client: &mut PacketIo,
-        shutdown: &CancellationToken,
+        shutdown: Option<&mut ShutdownWatch>,
     ) -> Result<Packet, Stop> {
         read_command(client, shutdown).await
     }
@@ -89,17 +93,51 @@ pub(super) struct Moved {
     pub held: Option<Packet>,
 }
 
+/// The server's shutdown signal as one session waits on it between
+/// commands: registered once for the session's life. (`cancelled()` on the
+/// token registers a waiter and removes it again, each under a lock, on
+/// every command; that showed in the per-statement profile.)
+pub(super) struct ShutdownWatch {
+    token: CancellationToken,
+    wait: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl ShutdownWatch {
+    pub fn new(token: &CancellationToken) -> Self {
+        Self {
+            token: token.clone(),
+            wait: Box::pin(token.clone().cancelled_owned()),
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Ready once shutdown has begun (and on every poll after).
+    pub fn poll_cancelled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.wait.as_mut().poll(cx)
+    }
+
+    pub async fn cancelled(&mut self) {
+        poll_fn(|cx| self.poll_cancelled(cx)).await
+    }
+}
+
 /// Reads the client's next command (both sides, once their own idle watch
 /// let it through). A packet over `limits.max_packet_bytes` is answered with
 /// MariaDB's 1153 and ends the session, as the server ends it.
 pub(super) async fn read_command(
     client: &mut PacketIo,
-    shutdown: &CancellationToken,
+    shutdown: Option<&mut ShutdownWatch>,
 ) -> Result<Packet, Stop> {
-    let pkt = tokio::select! {
-        biased;
-        r = client.read_packet() => r,
-        _ = shutdown.cancelled() => return Err(Stop::Clean),
+    let pkt = match shutdown {
+        Some(watch) => tokio::select! {
+            biased;
+            r = client.read_packet() => r,
+            _ = watch.cancelled() => return Err(Stop::Clean),
+        },
+        None => client.read_packet().await,
     };
     match pkt {
         Ok(p) => Ok(p),

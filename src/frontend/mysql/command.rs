@@ -8,10 +8,9 @@
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::answer::{Answer, Side, Step, Stop};
+use super::answer::{Answer, ShutdownWatch, Side, Step, Stop};
 use super::idle::{self, Idle};
 use super::login::access_denied;
 use super::pipeline::{self, Incoming};
@@ -50,9 +49,9 @@ impl Answer for Relay {
     async fn next(
         &mut self,
         client: &mut PacketIo,
-        shutdown: &CancellationToken,
+        mut shutdown: Option<&mut ShutdownWatch>,
     ) -> Result<Packet, Stop> {
-        match idle::wait(client, &mut self.backend.io, shutdown).await {
+        match idle::wait(client, &mut self.backend.io, shutdown.as_deref_mut()).await {
             Idle::Client => {}
             Idle::Shutdown => return Err(Stop::Clean),
             Idle::Backend(how) => return Err(Stop::BackendGone(how)),
@@ -182,6 +181,7 @@ async fn dispatch(
                 payload,
                 Expect::Results,
                 deprecate_eof,
+                session.mirror.is_some(),
                 capture.as_mut(),
             )
             .instrument(span)
@@ -285,6 +285,7 @@ async fn dispatch(
                 payload,
                 Expect::Results,
                 deprecate_eof,
+                session.mirror.is_some(),
                 capture.as_mut(),
             )
             .await?;

@@ -12,10 +12,11 @@
 //! the runtime already tracks for both sockets, and reads the backend only
 //! after it reported something.
 
+use std::future::poll_fn;
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
+use super::answer::ShutdownWatch;
 use crate::wire::io::{PacketIo, PeerState};
 
 /// How long a backend that sent bytes unprompted gets to close its side.
@@ -36,11 +37,12 @@ enum Woke {
     Shutdown,
 }
 
-/// Waits until the client has input, the backend went away, or shutdown.
+/// Waits until the client has input, the backend went away, or shutdown
+/// (`None`: not watched).
 pub async fn wait(
     client: &mut PacketIo,
     backend: &mut PacketIo,
-    shutdown: &CancellationToken,
+    mut shutdown: Option<&mut ShutdownWatch>,
 ) -> Idle {
     if client.has_buffered_input() {
         return Idle::Client;
@@ -51,12 +53,21 @@ pub async fn wait(
         return Idle::Client;
     }
     loop {
-        let woke = tokio::select! {
-            biased;
-            _ = client.readable() => Woke::Client,
-            _ = backend.readable() => Woke::Backend,
-            _ = shutdown.cancelled() => Woke::Shutdown,
-        };
+        // Polled in place: the sockets' readiness slots and the session's
+        // standing shutdown registration, nothing registered anew per wait.
+        let woke = poll_fn(|cx| {
+            if client.poll_readable(cx).is_ready() {
+                return Poll::Ready(Woke::Client);
+            }
+            if backend.poll_readable(cx).is_ready() {
+                return Poll::Ready(Woke::Backend);
+            }
+            match shutdown.as_deref_mut().map(|s| s.poll_cancelled(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Woke::Shutdown),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
         match woke {
             // Read what woke us now (the command's read finds it buffered, so
             // this costs no extra system call); a stale readiness event must
@@ -97,6 +108,7 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
+    use tokio_util::sync::CancellationToken;
 
     /// A connected pair: (our end as PacketIo, the peer's raw stream).
     async fn pair() -> (PacketIo, TcpStream) {
@@ -123,14 +135,15 @@ mod tests {
     async fn bytes_then_close_are_passed_on_then_closed() {
         let (mut client, mut app) = pair().await;
         let (mut backend, mut server) = pair().await;
-        let shutdown = CancellationToken::new();
+        let token = CancellationToken::new();
+        let mut shutdown = ShutdownWatch::new(&token);
         let err = crate::wire::packets::ServerError::new(1927, b"70100", "Connection was killed");
         let mut packet = vec![0, 0, 0, 0];
         packet.extend_from_slice(&err.encode());
         packet[0] = (packet.len() - 4) as u8;
         server.write_all(&packet).await.unwrap();
         drop(server);
-        let how = match wait(&mut client, &mut backend, &shutdown).await {
+        let how = match wait(&mut client, &mut backend, Some(&mut shutdown)).await {
             Idle::Backend(how) => how,
             _ => panic!("expected the backend to be seen closing"),
         };
@@ -150,8 +163,9 @@ mod tests {
         let (mut backend, server) = pair().await;
         server.set_zero_linger().unwrap();
         drop(server);
-        let shutdown = CancellationToken::new();
-        let how = match wait(&mut client, &mut backend, &shutdown).await {
+        let token = CancellationToken::new();
+        let mut shutdown = ShutdownWatch::new(&token);
+        let how = match wait(&mut client, &mut backend, Some(&mut shutdown)).await {
             Idle::Backend(how) => how,
             _ => panic!("expected the backend to be seen closing"),
         };
@@ -166,10 +180,11 @@ mod tests {
     async fn client_input_wins_and_stays_buffered() {
         let (mut client, mut app) = pair().await;
         let (mut backend, _server) = pair().await;
-        let shutdown = CancellationToken::new();
+        let token = CancellationToken::new();
+        let mut shutdown = ShutdownWatch::new(&token);
         app.write_all(&[1, 0, 0, 0, 0x0e]).await.unwrap();
         assert!(matches!(
-            wait(&mut client, &mut backend, &shutdown).await,
+            wait(&mut client, &mut backend, Some(&mut shutdown)).await,
             Idle::Client
         ));
         let pkt = client.read_packet().await.unwrap();
@@ -178,10 +193,44 @@ mod tests {
             &[0x0e],
             "COM_PING read whole after the wait"
         );
-        shutdown.cancel();
+        token.cancel();
         assert!(matches!(
-            wait(&mut client, &mut backend, &shutdown).await,
+            wait(&mut client, &mut backend, Some(&mut shutdown)).await,
             Idle::Shutdown
+        ));
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_a_wait_that_watches_it_and_not_one_that_does_not() {
+        let (mut client, mut app) = pair().await;
+        let (mut backend, _server) = pair().await;
+        let token = CancellationToken::new();
+        let mut shutdown = ShutdownWatch::new(&token);
+        let cancel = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        });
+        let woke = tokio::time::timeout(
+            Duration::from_secs(5),
+            wait(&mut client, &mut backend, Some(&mut shutdown)),
+        )
+        .await
+        .expect("shutdown did not end the wait");
+        assert!(matches!(woke, Idle::Shutdown));
+
+        // Inside a transaction (no watch) the wait goes on until the client
+        // sends its next command.
+        let unwatched = tokio::time::timeout(
+            Duration::from_millis(200),
+            wait(&mut client, &mut backend, None),
+        )
+        .await;
+        assert!(unwatched.is_err(), "a wait without the watch ended at shutdown");
+        app.write_all(&[1, 0, 0, 0, 0x0e]).await.unwrap();
+        assert!(matches!(
+            wait(&mut client, &mut backend, None).await,
+            Idle::Client
         ));
     }
 }

@@ -29,7 +29,7 @@ pub async fn command(
     expect: Expect,
     deprecate_eof: bool,
 ) -> Result<ResponseWalker, RelayError> {
-    let walker = command_held(backend, client, payload, expect, deprecate_eof).await?;
+    let walker = relay_response(backend, client, payload, expect, deprecate_eof, false, None).await?;
     client.flush().await.map_err(RelayError::Client)?;
     Ok(walker)
 }
@@ -43,20 +43,23 @@ pub async fn command_held(
     expect: Expect,
     deprecate_eof: bool,
 ) -> Result<ResponseWalker, RelayError> {
-    relay_response(backend, client, payload, expect, deprecate_eof, None).await
+    relay_response(backend, client, payload, expect, deprecate_eof, true, None).await
 }
 
-/// Like `command_held`, also copying the response into `tap` when given (a
-/// shadow read compares it later).
+/// Like `command`, holding the end of the response until the caller
+/// flushes when `hold_end` (a session with a statement mirror tells it of
+/// the transaction's end first), and copying the response into `tap` when
+/// given (a shadow read compares it later).
 pub async fn command_tapped(
     backend: &mut PacketIo,
     client: &mut PacketIo,
     payload: &[u8],
     expect: Expect,
     deprecate_eof: bool,
+    hold_end: bool,
     tap: Option<&mut Capture>,
 ) -> Result<ResponseWalker, RelayError> {
-    relay_response(backend, client, payload, expect, deprecate_eof, tap).await
+    relay_response(backend, client, payload, expect, deprecate_eof, hold_end, tap).await
 }
 
 async fn relay_response(
@@ -65,6 +68,7 @@ async fn relay_response(
     payload: &[u8],
     expect: Expect,
     deprecate_eof: bool,
+    hold_end: bool,
     mut tap: Option<&mut Capture>,
 ) -> Result<ResponseWalker, RelayError> {
     backend.write_packet(0, payload);
@@ -76,11 +80,11 @@ async fn relay_response(
             client.flush().await.map_err(RelayError::Client)?;
         }
         backend.fill_physical().await.map_err(RelayError::Backend)?;
-        // Every whole packet already read goes in one batch, up to the end
-        // of the response or a file request.
+        // Every whole packet already read goes on in one batch, up to the
+        // end of the response or a file request.
         let mut done = false;
-        backend
-            .relay_buffered_packets(client, |h, payload| {
+        let bytes = backend
+            .visit_buffered_packets(|h, payload| {
                 let step = walker.feed(h.len, payload)?;
                 if let Some(tap) = tap.as_deref_mut() {
                     tap.push(payload);
@@ -89,7 +93,10 @@ async fn relay_response(
                 Ok(!done && !walker.wants_file())
             })
             .map_err(RelayError::Backend)?;
-        client.flush_if_full().await.map_err(RelayError::Client)?;
+        backend
+            .forward(client, bytes, hold_end && done)
+            .await
+            .map_err(RelayError::Client)?;
         if done {
             break;
         }

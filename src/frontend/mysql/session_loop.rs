@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::answer::{Answer, Moved, Step, Stop};
+use super::answer::{Answer, Moved, ShutdownWatch, Step, Stop};
 use super::pipeline;
 use super::write;
 use crate::fleet::Refusal;
@@ -43,16 +43,13 @@ pub(super) async fn run<A: Answer>(
     mut held: Option<Packet>,
 ) -> Option<Moved> {
     let mut fleet_hold = None;
-    // Stands in for `shutdown` while a transaction is open: never cancelled.
-    let in_transaction = CancellationToken::new();
+    let mut shutdown = ShutdownWatch::new(shutdown);
     let (stop, moved) = loop {
         let pkt = match held.take() {
             Some(p) => p,
             None => {
-                let stop_waiting = match session.in_transaction() {
-                    true => &in_transaction,
-                    false => shutdown,
-                };
+                // Inside a transaction shutdown waits for its end.
+                let stop_waiting = (!session.in_transaction()).then_some(&mut shutdown);
                 match side.next(&mut client, stop_waiting).await {
                     Ok(p) => p,
                     Err(stop) => break (stop, None),

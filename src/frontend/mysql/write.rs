@@ -315,6 +315,7 @@ async fn finish(
         to_primary,
         Expect::Results,
         session.deprecate_eof(),
+        true, // the mirror learns of the write before the client does
         returned.as_mut(),
     )
     .await?;

@@ -216,16 +216,22 @@ impl PacketIo {
         Ok(())
     }
 
-    /// Shows the complete physical packets buffered, in order, to `visit`
-    /// (header and payload), which returns whether to go on past the packet
-    /// it was shown. Returns how many bytes the packets passed take (headers
-    /// included): they stay buffered for `forward`. A packet `visit` fails on
-    /// ends the walk with its error.
+    /// The input buffered and not consumed yet.
+    pub fn buffered_input(&self) -> &[u8] {
+        &self.rbuf
+    }
+
+    /// Shows the complete physical packets buffered from byte `start` on
+    /// (a packet boundary), in order, to `visit` (header and payload), which
+    /// returns whether to go on past the packet it was shown. Returns where
+    /// the packets passed end (headers included): they stay buffered for
+    /// `forward`. A packet `visit` fails on ends the walk with its error.
     pub fn visit_buffered_packets<E>(
         &self,
+        start: usize,
         mut visit: impl FnMut(RawHeader, &[u8]) -> Result<bool, E>,
     ) -> Result<usize, E> {
-        let mut end = 0;
+        let mut end = start;
         while let Some(h) = self.rbuf.get(end..).and_then(header_of) {
             let Some(payload) = self.rbuf.get(end + 4..end + 4 + h.len) else {
                 break;
@@ -561,19 +567,35 @@ mod tests {
 
         let mut seen = Vec::new();
         let bytes = src
-            .visit_buffered_packets(|h, payload| {
+            .visit_buffered_packets(0, |h, payload| {
                 seen.push((h.seq, payload.to_vec()));
                 Ok::<_, WireError>(h.seq < 2)
             })
             .unwrap();
-        assert_eq!(bytes, 7 + 7, "stops after the packet visit declined to pass");
+        assert_eq!(
+            bytes,
+            7 + 7,
+            "stops after the packet visit declined to pass"
+        );
         assert_eq!(seen, vec![(1, b"one".to_vec()), (2, b"two".to_vec())]);
         assert_eq!(&src.rbuf[..], &sent[..], "visiting consumes nothing");
 
         let all = src
-            .visit_buffered_packets(|_, _| Ok::<_, WireError>(true))
+            .visit_buffered_packets(0, |_, _| Ok::<_, WireError>(true))
             .unwrap();
         assert_eq!(all, 7 + 7 + 9, "the incomplete packet is not counted");
+        let mut rest = Vec::new();
+        let from_second = src
+            .visit_buffered_packets(7, |h, _| {
+                rest.push(h.seq);
+                Ok::<_, WireError>(true)
+            })
+            .unwrap();
+        assert_eq!(
+            (from_second, rest),
+            (7 + 7 + 9, vec![2, 3]),
+            "a walk from a later packet"
+        );
     }
 
     #[tokio::test]
@@ -583,7 +605,7 @@ mod tests {
         sent.extend(packet(2, b"bad"));
         src_peer.write_all(&sent).await.unwrap();
         buffer_all(&mut src, sent.len()).await;
-        let r = src.visit_buffered_packets(|h, _| match h.seq {
+        let r = src.visit_buffered_packets(0, |h, _| match h.seq {
             1 => Ok(true),
             _ => Err(WireError::Malformed("refused")),
         });

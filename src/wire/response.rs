@@ -141,6 +141,39 @@ impl ResponseWalker {
         Step::Done
     }
 
+    /// Whether the next packet is one of a result set's rows (or its
+    /// terminator), not the continuation of a longer one.
+    pub fn in_rows(&self) -> bool {
+        self.state == State::Rows && !self.continuation
+    }
+
+    /// Inside a result set's rows: counts the whole packets at the start of
+    /// `buf` (headers included) that are plain rows and returns how many
+    /// bytes they take, so a large result is walked in one tight pass
+    /// instead of one `feed` per row. It stops before anything `feed` must
+    /// see: a terminator, an error, an empty or full-size (continued)
+    /// packet, or an incomplete one.
+    pub fn skip_rows(&mut self, buf: &[u8]) -> usize {
+        if self.state != State::Rows || self.continuation {
+            return 0;
+        }
+        let mut at = 0;
+        let mut rows = 0;
+        while let Some(h) = buf.get(at..at + 5) {
+            let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+            let first = h[4];
+            let ends =
+                first == packets::ERR || (first == packets::EOF && (self.deprecate_eof || len < 9));
+            if len == 0 || len >= MAX_PAYLOAD || ends || buf.len() - at - 4 < len {
+                break;
+            }
+            at += 4 + len;
+            rows += 1;
+        }
+        self.rows += rows;
+        at
+    }
+
     /// Feeds one physical packet: `len` from its header, `payload` its bytes.
     pub fn feed(&mut self, len: usize, payload: &[u8]) -> Result<Step, WireError> {
         let continued = std::mem::replace(&mut self.continuation, len == MAX_PAYLOAD);
@@ -371,6 +404,104 @@ mod tests {
         row.extend_from_slice(&[0u8; 8]);
         assert_eq!(w.feed(row.len(), &row).unwrap(), Step::More);
         assert_eq!(w.feed(5, &eof(2)).unwrap(), Step::Done);
+    }
+
+    fn framed(packets: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (seq, p) in packets.iter().enumerate() {
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes()[..3]);
+            out.push(seq as u8);
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    /// Walks `wire` as the relay does, with `chunk` bytes arriving per
+    /// read: plain rows skipped in one pass, every other whole packet fed.
+    fn walk_in_chunks(w: &mut ResponseWalker, wire: &[u8], chunk: usize) -> Option<Step> {
+        let (mut buffered, mut at) = (0, 0);
+        while buffered < wire.len() {
+            buffered = (buffered + chunk).min(wire.len());
+            loop {
+                at += w.skip_rows(&wire[at..buffered]);
+                let Some(h) = wire
+                    .get(at..(at + 4).min(buffered))
+                    .filter(|h| h.len() == 4)
+                else {
+                    break;
+                };
+                let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+                if at + 4 + len > buffered {
+                    break;
+                }
+                let step = w.feed(len, &wire[at + 4..at + 4 + len]).expect("feed");
+                at += 4 + len;
+                if step == Step::Done {
+                    return Some(step);
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn skipped_rows_end_where_feeding_them_would() {
+        for deprecate_eof in [false, true] {
+            let end = if deprecate_eof { ok_eof(34) } else { eof(34) };
+            // A row starting with 0xfe but 9 bytes or longer is a row
+            // without deprecate_eof; with it, any 0xfe packet ends the rows.
+            let long_fe = [vec![0xfe], vec![b'r'; 8]].concat();
+            let mut packets = vec![vec![1], b"coldef".to_vec()];
+            if !deprecate_eof {
+                packets.push(eof(2));
+            }
+            for i in 0..50u8 {
+                packets.push(vec![2, b'a', i]);
+                if i % 7 == 0 && !deprecate_eof {
+                    packets.push(long_fe.clone());
+                }
+            }
+            packets.push(end);
+            let wire = framed(&packets);
+            let mut whole = ResponseWalker::new(Expect::Results, deprecate_eof);
+            assert_eq!(feed_all(&mut whole, &packets).last(), Some(&Step::Done));
+            for chunk in [1, 3, 4, 5, 7, 16, 100, wire.len()] {
+                let mut w = ResponseWalker::new(Expect::Results, deprecate_eof);
+                assert_eq!(
+                    walk_in_chunks(&mut w, &wire, chunk),
+                    Some(Step::Done),
+                    "chunk {chunk}"
+                );
+                assert_eq!(
+                    (w.rows, w.status),
+                    (whole.rows, whole.status),
+                    "chunk {chunk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn skipping_stops_at_errors_full_size_packets_and_outside_rows() {
+        let mut w = ResponseWalker::new(Expect::Results, true);
+        let row = framed(&[vec![1, b'x']]);
+        assert_eq!(
+            w.skip_rows(&row),
+            0,
+            "no rows before the column definitions"
+        );
+        feed_all(&mut w, &[vec![1], b"c".to_vec()]);
+        let err = ServerError::new(1317, b"70100", "interrupted").encode();
+        let wire = framed(&[vec![1, b'x'], vec![1, b'y'], err]);
+        assert_eq!(w.skip_rows(&wire), 12, "two rows, then the error for feed");
+        assert_eq!(w.rows, 2);
+        let mut full = vec![0xff, 0xff, 0xff, 3];
+        full.extend_from_slice(&[1; 16]);
+        assert_eq!(
+            w.skip_rows(&full),
+            0,
+            "a full-size packet is fed (it continues)"
+        );
     }
 
     #[test]

@@ -226,7 +226,10 @@ mod tests {
             wait(&mut client, &mut backend, None),
         )
         .await;
-        assert!(unwatched.is_err(), "a wait without the watch ended at shutdown");
+        assert!(
+            unwatched.is_err(),
+            "a wait without the watch ended at shutdown"
+        );
         app.write_all(&[1, 0, 0, 0, 0x0e]).await.unwrap();
         assert!(matches!(
             wait(&mut client, &mut backend, None).await,

@@ -29,7 +29,8 @@ pub async fn command(
     expect: Expect,
     deprecate_eof: bool,
 ) -> Result<ResponseWalker, RelayError> {
-    let walker = relay_response(backend, client, payload, expect, deprecate_eof, false, None).await?;
+    let walker =
+        relay_response(backend, client, payload, expect, deprecate_eof, false, None).await?;
     client.flush().await.map_err(RelayError::Client)?;
     Ok(walker)
 }
@@ -59,7 +60,16 @@ pub async fn command_tapped(
     hold_end: bool,
     tap: Option<&mut Capture>,
 ) -> Result<ResponseWalker, RelayError> {
-    relay_response(backend, client, payload, expect, deprecate_eof, hold_end, tap).await
+    relay_response(
+        backend,
+        client,
+        payload,
+        expect,
+        deprecate_eof,
+        hold_end,
+        tap,
+    )
+    .await
 }
 
 async fn relay_response(
@@ -81,18 +91,32 @@ async fn relay_response(
         }
         backend.fill_physical().await.map_err(RelayError::Backend)?;
         // Every whole packet already read goes on in one batch, up to the
-        // end of the response or a file request.
+        // end of the response or a file request. A run of plain rows needs
+        // no look beyond each row's first byte (`skip_rows`) unless a tap
+        // copies them: the walk stops where rows begin to skip them.
+        let skipping = tap.is_none();
         let mut done = false;
-        let bytes = backend
-            .visit_buffered_packets(|h, payload| {
-                let step = walker.feed(h.len, payload)?;
-                if let Some(tap) = tap.as_deref_mut() {
-                    tap.push(payload);
-                }
-                done = step == Step::Done;
-                Ok(!done && !walker.wants_file())
-            })
-            .map_err(RelayError::Backend)?;
+        let mut bytes = 0;
+        loop {
+            if skipping {
+                bytes += walker.skip_rows(backend.buffered_input().get(bytes..).unwrap_or(&[]));
+            }
+            let before = bytes;
+            bytes = backend
+                .visit_buffered_packets(bytes, |h, payload| {
+                    let step = walker.feed(h.len, payload)?;
+                    if let Some(tap) = tap.as_deref_mut() {
+                        tap.push(payload);
+                    }
+                    done = step == Step::Done;
+                    let pause = done || walker.wants_file() || (skipping && walker.in_rows());
+                    Ok(!pause)
+                })
+                .map_err(RelayError::Backend)?;
+            if bytes == before || done || walker.wants_file() {
+                break;
+            }
+        }
         backend
             .forward(client, bytes, hold_end && done)
             .await

@@ -109,14 +109,7 @@ async fn ddl_through_a_new_primary_proxy_reaches_mariadb_in_order() {
     p.my_sql(OTHER);
     servers::mariadb().root_sql(&format!("USE `{reference}`; {OTHER}"));
     p.pg_sql("CREATE TABLE other (id int NOT NULL PRIMARY KEY, v varchar(20))");
-    let proxy = common::start_proxy_with(&p.toml).await;
-    let tasks = tokio_util::task::TaskTracker::new();
-    assert!(
-        tandem::stream::source::spawn(&proxy.state, &tasks, proxy.shutdown.clone(), false)
-            .await
-            .unwrap()
-    );
-    tasks.close();
+    let (proxy, tasks) = start_streaming(&p.toml).await;
     wait_caught_up(&p, &proxy.state.reverse, Duration::from_secs(30)).await;
 
     const STATEMENTS: &[&str] = &[
@@ -179,9 +172,7 @@ async fn ddl_through_a_new_primary_proxy_reaches_mariadb_in_order() {
         "MariaDB through the reverse stream vs the same statements direct"
     );
     p.assert_identical().await;
-    proxy.shutdown.cancel();
-    tasks.wait().await;
-    let _ = proxy.task.await;
+    stop_streaming(proxy, tasks).await;
 }
 
 /// The state a crash leaves between a DDL and its checkpoint (MySQL commits
